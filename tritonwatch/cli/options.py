@@ -1,0 +1,43 @@
+"""Options shared by many commands, and opening the Store they name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from .. import settings
+from ..errors import NotAvailableYet
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def db_option(f: F) -> F:
+    return click.option(
+        "--db", "db", metavar="URL", default=None,
+        help="Results database: sqlite:///PATH or postgresql://USER@HOST/DB "
+             "[default: TRITONWATCH_DB, tritonwatch.toml, else a SQLite file in the user data folder].",
+    )(f)
+
+
+def format_option(*choices: str, default: str = "table") -> Callable[[F], F]:
+    def deco(f: F) -> F:
+        return click.option(
+            "--format", "fmt", type=click.Choice(list(choices)), default=default, show_default=True,
+            help="Output format.",
+        )(f)
+    return deco
+
+
+def open_store(db: str | None, *, create: bool = True) -> Any:
+    """The Store for ``--db`` (or the setting), created and migrated on first use."""
+    from ..store import Store
+
+    with settings.scope(db=db):
+        url = settings.get("db")
+    return Store.open(url, create=create)
+
+
+def not_available(command: str, issue: int) -> NotAvailableYet:
+    return NotAvailableYet(f"`tritonwatch {command}` is not available yet (tracked in issue #{issue})")

@@ -1,0 +1,406 @@
+"""The Store: the one API the rest of tritonwatch uses to read and write the results database.
+
+Runs go in whole (one transaction, idempotent by run UUID); series come out as points ordered by
+time. Other areas add their queries as mixins in this package (alerts, codegen, access), so this
+file keeps to runs, results and series.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from ..errors import NotFoundError, UsageError
+from ..runformat import FORMAT, Run, metric_better
+from . import engine as _engine
+from . import schema as s
+from .access import AccessMixin
+from .alerts import AlertsMixin
+from .codegen import CodegenMixin
+from .rows import (
+    AddedRun,
+    MachineRow,
+    Point,
+    ResultRow,
+    RunDetail,
+    RunSummary,
+    SeriesInfo,
+    StoreInfo,
+    decode_samples,
+    encode_samples,
+    utc,
+)
+
+
+def _sha(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def canonical_shape(shape: dict[str, Any]) -> str:
+    return json.dumps(shape, sort_keys=True, separators=(",", ":"))
+
+
+def series_key(operator: str, provider: str, variant: str, shape: str, dtype: str, mode: str,
+               metric: str, unit: str) -> str:
+    return _sha([operator, provider, variant, shape, dtype, mode, metric, unit])
+
+
+def median_ci(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Median and distribution-free 95% CI of the median for each row of a 2-D array.
+
+    The CI bounds are the order statistics at ranks n/2 -/+ 1.96 sqrt(n)/2 (the normal
+    approximation to the binomial), which needs no assumption about the timing distribution.
+    """
+    n = samples.shape[1]
+    srt = np.sort(samples, axis=1)
+    med = np.median(srt, axis=1)
+    half = 1.96 * np.sqrt(n) / 2
+    lo = int(max(0, np.floor(n / 2 - half)))
+    hi = int(min(n - 1, np.ceil(n / 2 + half) - 1))
+    return med, srt[:, lo], srt[:, hi]
+
+
+@dataclass
+class _Caches:
+    series: dict[str, int] = field(default_factory=dict)
+    machines: dict[str, int] = field(default_factory=dict)
+    builds: dict[str, int] = field(default_factory=dict)
+    orgs: dict[str, int] = field(default_factory=dict)
+
+
+class Store(AlertsMixin, CodegenMixin, AccessMixin):
+    """A tritonwatch results database (SQLite file or PostgreSQL)."""
+
+    def __init__(self, engine: Engine, url: str) -> None:
+        self.engine = engine
+        self.url = url
+        self._c = _Caches()
+
+    # -- opening -------------------------------------------------------------------------
+    @classmethod
+    def open(cls, url: str, *, create: bool = True) -> Store:
+        """Connect, create the schema in an empty database, and refuse a foreign or newer one."""
+        engine = _engine.connect(url, create=create)
+        try:
+            _engine.check_schema(engine, create=create)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine, _engine.display_url(engine.url))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def _insert_ignore(self, table: Any) -> Any:
+        ins = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        return ins(table)
+
+    def info(self) -> StoreInfo:
+        counts = {}
+        with self.engine.connect() as conn:
+            for t in (s.machines, s.builds, s.runs, s.series, s.results, s.alerts, s.codegen,
+                      s.comparisons, s.views, s.orgs, s.tokens):
+                counts[t.name] = conn.execute(select(func.count()).select_from(t)).scalar_one()
+        rev = _engine.current_revision(self.engine)
+        return StoreInfo(url=self.url, backend=self.dialect, schema_version=int(rev or 0),
+                         counts=counts)
+
+    # -- writing -------------------------------------------------------------------------
+    def _get_or_create(self, conn: Connection, table: Any, cache: dict[str, int], key_col: str,
+                       key: str, values: dict[str, Any]) -> int:
+        if key in cache:
+            return cache[key]
+        col = table.c[key_col]
+        found = conn.execute(select(table.c.id).where(col == key)).scalar()
+        if found is None:
+            conn.execute(self._insert_ignore(table).values(**{key_col: key}, **values)
+                         .on_conflict_do_nothing())
+            found = conn.execute(select(table.c.id).where(col == key)).scalar_one()
+        cache[key] = found
+        return int(found)
+
+    def org_id(self, conn: Connection, name: str | None) -> int | None:
+        if not name:
+            return None
+        return self._get_or_create(conn, s.orgs, self._c.orgs, "name", name,
+                                   {"created_at": datetime.now(UTC)})
+
+    def add_run(self, run: Run, *, org: str | None = None, uploaded_by: int | None = None) -> AddedRun:
+        """Write a run and all its results in one transaction.
+
+        A run whose UUID is already stored is left as it is (``created=False``): imports,
+        uploads and retries never duplicate. ``org`` (the uploader's organisation) overrides
+        the run's own ``run.org``.
+        """
+        with self.engine.begin() as conn:
+            return self._add_run(conn, run, org=org, uploaded_by=uploaded_by)
+
+    def add_runs(self, runs: Iterable[Run]) -> list[AddedRun]:
+        """Write several runs in one transaction: all of them or, on any error, none."""
+        with self.engine.begin() as conn:
+            return [self._add_run(conn, r, org=None, uploaded_by=None) for r in runs]
+
+    def _add_run(self, conn: Connection, run: Run, *, org: str | None,
+                 uploaded_by: int | None) -> AddedRun:
+        uid = str(run.run.id)
+        existing = conn.execute(select(s.runs.c.id).where(s.runs.c.uuid == uid)).scalar()
+        if existing is not None:
+            return AddedRun(uuid=uid, id=int(existing), created=False, n_results=len(run.results))
+        run_info = run.run.model_dump(mode="json", exclude_none=True)
+        if org:
+            run_info["org"] = org
+        org_id = self.org_id(conn, run_info.get("org"))
+        m = run.machine
+        device = run.run.device or ("cuda" if m.gpu_model else "cpu")
+        machine_key = _sha([m.name, device, m.gpu_model, m.gpu_count])
+        machine_info = m.model_dump(mode="json", exclude_none=True)
+        machine_id = self._get_or_create(
+            conn, s.machines, self._c.machines, "key", machine_key,
+            {"name": m.name, "device": device, "gpu_model": m.gpu_model, "gpu_count": m.gpu_count,
+             "org_id": org_id, "info": machine_info, "created_at": datetime.now(UTC)})
+        build_info = run.build.model_dump(mode="json", exclude_none=True)
+        torch_info = build_info.get("torch") or {}
+        build_id = self._get_or_create(
+            conn, s.builds, self._c.builds, "key", _sha(build_info),
+            {"triton_version": run.build.triton.version, "triton_commit": run.build.triton.commit,
+             "torch_version": torch_info.get("version"), "info": build_info,
+             "created_at": datetime.now(UTC)})
+        started = run.run.started_at
+        n_failed = sum(1 for r in run.results if r.status != "ok")
+        ins = self._insert_ignore(s.runs).values(
+            uuid=uid, org_id=org_id, machine_id=machine_id, build_id=build_id, started_at=started,
+            finished_at=run.run.finished_at, label=run.run.label, suite=run.run.suite,
+            device=device, n_results=len(run.results), n_failed=n_failed, info=run_info,
+            machine_info=machine_info, ingested_at=datetime.now(UTC), uploaded_by=uploaded_by,
+        ).on_conflict_do_nothing().returning(s.runs.c.id)
+        run_id = conn.execute(ins).scalar()
+        if run_id is None:  # a concurrent writer stored the same UUID first
+            got = conn.execute(select(s.runs.c.id).where(s.runs.c.uuid == uid)).scalar_one()
+            return AddedRun(uuid=uid, id=int(got), created=False, n_results=len(run.results))
+        series_ids = self._series_ids(conn, run)
+        conn.execute(s.results.insert(), self._result_rows(run, run_id, machine_id, series_ids))
+        return AddedRun(uuid=uid, id=int(run_id), created=True, n_results=len(run.results))
+
+    def _series_ids(self, conn: Connection, run: Run) -> list[int]:
+        keys: list[str] = []
+        rows: dict[str, dict[str, Any]] = {}
+        for r in run.results:
+            shape = canonical_shape(r.shape)
+            k = series_key(r.operator, r.provider, r.variant, shape, r.dtype, r.mode, r.metric, r.unit)
+            keys.append(k)
+            if k not in self._c.series and k not in rows:
+                rows[k] = {"key": k, "operator": r.operator, "provider": r.provider,
+                           "variant": r.variant, "shape": shape, "dtype": r.dtype, "mode": r.mode,
+                           "metric": r.metric, "unit": r.unit,
+                           "better": metric_better(r.metric, r.better)}
+        missing = list(rows)
+        for i in range(0, len(missing), 500):
+            chunk = missing[i:i + 500]
+            for k, sid in conn.execute(select(s.series.c.key, s.series.c.id)
+                                       .where(s.series.c.key.in_(chunk))):
+                self._c.series[k] = sid
+        new = [rows[k] for k in missing if k not in self._c.series]
+        if new:
+            conn.execute(self._insert_ignore(s.series).on_conflict_do_nothing(), new)
+            for i in range(0, len(new), 500):
+                chunk = [r["key"] for r in new[i:i + 500]]
+                for k, sid in conn.execute(select(s.series.c.key, s.series.c.id)
+                                           .where(s.series.c.key.in_(chunk))):
+                    self._c.series[k] = sid
+        return [self._c.series[k] for k in keys]
+
+    @staticmethod
+    def _result_rows(run: Run, run_id: int, machine_id: int,
+                     series_ids: Sequence[int]) -> list[dict[str, Any]]:
+        t = run.run.started_at
+        res = run.results
+        value: list[float | None] = [r.value for r in res]
+        lo: list[float | None] = [None] * len(res)
+        hi: list[float | None] = [None] * len(res)
+        by_n: dict[int, list[int]] = {}
+        for i, r in enumerate(res):
+            if r.samples:
+                by_n.setdefault(len(r.samples), []).append(i)
+        for idxs in by_n.values():
+            arr = np.array([res[i].samples for i in idxs], dtype=np.float64)
+            med, l_, h_ = median_ci(arr)
+            for j, i in enumerate(idxs):
+                if value[i] is None:
+                    value[i] = float(med[j])
+                lo[i], hi[i] = float(l_[j]), float(h_[j])
+        return [
+            {"run_id": run_id, "series_id": series_ids[i], "machine_id": machine_id, "t": t,
+             "status": r.status, "value": value[i], "n": len(r.samples) if r.samples else 0,
+             "ci_low": lo[i], "ci_high": hi[i],
+             "samples": encode_samples(r.samples) if r.samples else None,
+             "correct": r.correct, "error": r.error, "extra": r.extra or None}
+            for i, r in enumerate(res)
+        ]
+
+    # -- reading runs ----------------------------------------------------------------------
+    def _run_query(self) -> Any:
+        return (select(s.runs, s.machines.c.name.label("machine"), s.machines.c.gpu_model,
+                       s.builds.c.triton_version, s.builds.c.triton_commit,
+                       s.orgs.c.name.label("org"))
+                .join(s.machines, s.machines.c.id == s.runs.c.machine_id)
+                .join(s.builds, s.builds.c.id == s.runs.c.build_id)
+                .outerjoin(s.orgs, s.orgs.c.id == s.runs.c.org_id))
+
+    def runs(self, *, machine: str | None = None, org: str | None = None, label: str | None = None,
+             since: datetime | None = None, until: datetime | None = None, limit: int | None = 50,
+             offset: int = 0, newest_first: bool = True) -> list[RunSummary]:
+        """Stored runs, newest first, filtered by machine name, organisation, label and time."""
+        q = self._run_query()
+        if machine:
+            q = q.where(s.machines.c.name == machine)
+        if org:
+            q = q.where(s.orgs.c.name == org)
+        if label:
+            q = q.where(s.runs.c.label == label)
+        if since:
+            q = q.where(s.runs.c.started_at >= since)
+        if until:
+            q = q.where(s.runs.c.started_at < until)
+        order = s.runs.c.started_at.desc() if newest_first else s.runs.c.started_at.asc()
+        q = q.order_by(order, s.runs.c.id.desc() if newest_first else s.runs.c.id).offset(offset)
+        if limit is not None:
+            q = q.limit(limit)
+        with self.engine.connect() as conn:
+            return [RunSummary.from_row(r) for r in conn.execute(q).mappings()]
+
+    def resolve_run(self, ref: str, conn: Connection | None = None) -> int:
+        """The database id of a run named by its UUID or a unique UUID prefix (>= 4 chars)."""
+        ref = ref.strip().lower()
+        if len(ref) < 4:
+            raise UsageError(f"run id {ref!r} is too short; give at least 4 characters of the UUID")
+        def go(c: Connection) -> int:
+            rows = c.execute(select(s.runs.c.id, s.runs.c.uuid)
+                             .where(s.runs.c.uuid.like(ref.replace("%", "") + "%")).limit(2)).all()
+            if not rows:
+                raise NotFoundError(f"no run {ref!r}; `tritonwatch runs` lists them")
+            if len(rows) > 1:
+                raise UsageError(f"run id {ref!r} is ambiguous; give more characters")
+            return int(rows[0][0])
+        if conn is not None:
+            return go(conn)
+        with self.engine.connect() as c:
+            return go(c)
+
+    def get_run(self, ref: str) -> RunDetail:
+        """A run with its machine, build and every result (samples decoded)."""
+        with self.engine.connect() as conn:
+            rid = self.resolve_run(ref, conn)
+            row = conn.execute(self._run_query().where(s.runs.c.id == rid)).mappings().one()
+            build = conn.execute(select(s.builds.c.info).where(s.builds.c.id == row["build_id"])).scalar_one()
+            q = (select(s.results, s.series).join(s.series, s.series.c.id == s.results.c.series_id)
+                 .where(s.results.c.run_id == rid).order_by(s.results.c.id))
+            results = [ResultRow.from_row(r) for r in conn.execute(q).mappings()]
+        return RunDetail(summary=RunSummary.from_row(row), info=row["info"],
+                         machine_info=row["machine_info"], build_info=build, results=results)
+
+    def run_document(self, ref: str) -> dict[str, Any]:
+        """A stored run as a ``tritonwatch.run/1`` document (what export writes)."""
+        return self.detail_document(self.get_run(ref))
+
+    @staticmethod
+    def detail_document(d: RunDetail) -> dict[str, Any]:
+        results = []
+        for r in d.results:
+            item: dict[str, Any] = {
+                "operator": r.operator, "provider": r.provider, "variant": r.variant,
+                "shape": r.shape, "dtype": r.dtype, "mode": r.mode, "metric": r.metric,
+                "unit": r.unit, "better": r.better, "status": r.status}
+            if r.samples is not None:
+                item["samples"] = r.samples.tolist()
+            if r.value is not None:
+                item["value"] = r.value
+            for k in ("error", "correct"):
+                if getattr(r, k) is not None:
+                    item[k] = getattr(r, k)
+            if r.extra:
+                item["extra"] = r.extra
+            results.append(item)
+        return {"format": FORMAT, "run": d.info, "machine": d.machine_info, "build": d.build_info,
+                "results": results}
+
+    def iter_run_documents(self, **filters: Any) -> Iterator[dict[str, Any]]:
+        """Every run matching ``runs(**filters)``, oldest first, as run/1 documents."""
+        for summary in self.runs(limit=None, newest_first=False, **filters):
+            yield self.run_document(summary.uuid)
+
+    # -- reading series --------------------------------------------------------------------
+    def machines(self) -> list[MachineRow]:
+        with self.engine.connect() as conn:
+            return [MachineRow.from_row(r) for r in
+                    conn.execute(select(s.machines).order_by(s.machines.c.name)).mappings()]
+
+    def series_list(self, *, operator: str | None = None, provider: str | None = None,
+                    dtype: str | None = None, metric: str | None = None,
+                    machine: str | None = None, limit: int | None = None) -> list[SeriesInfo]:
+        """Series (with the machines they were measured on) that match the filters."""
+        q = (select(s.series, s.machines.c.id.label("machine_id"),
+                    s.machines.c.name.label("machine"), func.count().label("points"),
+                    func.max(s.results.c.t).label("last_t"))
+             .join(s.results, s.results.c.series_id == s.series.c.id)
+             .join(s.machines, s.machines.c.id == s.results.c.machine_id)
+             .group_by(s.series.c.id, s.machines.c.id, s.machines.c.name)
+             .order_by(s.series.c.operator, s.series.c.provider, s.series.c.id, s.machines.c.name))
+        for col, val in (("operator", operator), ("provider", provider), ("dtype", dtype),
+                         ("metric", metric)):
+            if val:
+                q = q.where(s.series.c[col] == val)
+        if machine:
+            q = q.where(s.machines.c.name == machine)
+        if limit:
+            q = q.limit(limit)
+        with self.engine.connect() as conn:
+            return [SeriesInfo.from_row(r) for r in conn.execute(q).mappings()]
+
+    def series(self, series_id: int, machine_id: int, *, since: datetime | None = None,
+               limit: int = 365, with_samples: bool = False, ok_only: bool = True) -> list[Point]:
+        """The newest ``limit`` points of one series on one machine, oldest first."""
+        cols = [s.results.c.t, s.results.c.value, s.results.c.ci_low, s.results.c.ci_high,
+                s.results.c.status, s.results.c.n, s.runs.c.uuid, s.runs.c.label,
+                s.builds.c.id.label("build_id"), s.builds.c.triton_version, s.builds.c.triton_commit]
+        if with_samples:
+            cols.append(s.results.c.samples)
+        q = (select(*cols).join(s.runs, s.runs.c.id == s.results.c.run_id)
+             .join(s.builds, s.builds.c.id == s.runs.c.build_id)
+             .where(s.results.c.series_id == series_id, s.results.c.machine_id == machine_id))
+        if ok_only:
+            q = q.where(s.results.c.status == "ok")
+        if since:
+            q = q.where(s.results.c.t >= since)
+        q = q.order_by(s.results.c.t.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            rows = list(conn.execute(q).mappings())
+        rows.reverse()
+        return [Point(t=utc(r["t"]), value=r["value"], ci_low=r["ci_low"], ci_high=r["ci_high"],
+                      status=r["status"], n=r["n"], run_uuid=r["uuid"], label=r["label"],
+                      build_id=r["build_id"], triton_version=r["triton_version"],
+                      triton_commit=r["triton_commit"],
+                      samples=decode_samples(r["samples"]) if with_samples else None)
+                for r in rows]
+
+
+__all__ = ["Store", "canonical_shape", "median_ci", "series_key"]
+_ = (utc,)  # re-exported for mixins
