@@ -353,6 +353,33 @@ class Store(AlertsMixin, CodegenMixin, AccessMixin):
             return [MachineRow.from_row(r) for r in
                     conn.execute(select(s.machines).order_by(s.machines.c.name)).mappings()]
 
+    def machine_id(self, name: str, device: str, gpu_model: str | None,
+                   gpu_count: int | None) -> int | None:
+        """The id of a machine by the fields that identify it, or None if it was never stored."""
+        key = _sha([name, device, gpu_model, gpu_count])
+        with self.engine.connect() as conn:
+            return conn.execute(select(s.machines.c.id).where(s.machines.c.key == key)).scalar()
+
+    def set_machine_peaks(self, name: str, device: str, gpu_model: str | None,
+                          gpu_count: int | None, peaks: dict[str, Any],
+                          info: dict[str, Any] | None = None) -> int:
+        """Store measured peaks (``calibrate``) for a machine, creating the machine if needed."""
+        key = _sha([name, device, gpu_model, gpu_count])
+        with self.engine.begin() as conn:
+            mid = self._get_or_create(
+                conn, s.machines, self._c.machines, "key", key,
+                {"name": name, "device": device, "gpu_model": gpu_model, "gpu_count": gpu_count,
+                 "info": info or {"name": name}, "created_at": datetime.now(UTC)})
+            conn.execute(s.machines.update().where(s.machines.c.id == mid).values(peaks=peaks))
+        return mid
+
+    def machine_peaks(self, name: str, device: str, gpu_model: str | None,
+                      gpu_count: int | None) -> dict[str, Any] | None:
+        """Peaks stored by ``calibrate`` for this machine, or None."""
+        key = _sha([name, device, gpu_model, gpu_count])
+        with self.engine.connect() as conn:
+            return conn.execute(select(s.machines.c.peaks).where(s.machines.c.key == key)).scalar()
+
     def series_list(self, *, operator: str | None = None, provider: str | None = None,
                     dtype: str | None = None, metric: str | None = None,
                     machine: str | None = None, limit: int | None = None) -> list[SeriesInfo]:
