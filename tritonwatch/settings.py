@@ -111,8 +111,8 @@ SETTINGS: dict[str, Setting] = {
     ]
 }
 
-_overrides: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar(
-    "tritonwatch_settings", default={}
+_overrides: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "tritonwatch_settings", default=None
 )
 
 
@@ -148,7 +148,7 @@ def _lookup(name: str) -> Setting:
 def get(name: str) -> Any:
     """The value of a setting, by the precedence order in this module's docstring."""
     s = _lookup(name)
-    over = _overrides.get()
+    over = _overrides.get() or {}
     if name in over and over[name] is not None:
         raw, source = over[name], "option"
     elif s.env in os.environ:
@@ -170,7 +170,7 @@ def scope(**values: Any) -> Iterator[None]:
     """Override settings inside a ``with`` block (the CLI's options and tests use this)."""
     for name in values:
         _lookup(name)
-    token = _overrides.set({**_overrides.get(), **values})
+    token = _overrides.set({**(_overrides.get() or {}), **values})
     try:
         yield
     finally:

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from ..errors import NotFoundError, UsageError
-from ..runformat import FORMAT, Run, metric_better
+from ..runformat import Run, metric_better
 from . import engine as _engine
 from . import schema as s
 from .access import AccessMixin
@@ -42,15 +42,25 @@ from .rows import (
 
 
 def _sha(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
 
 
 def canonical_shape(shape: dict[str, Any]) -> str:
     return json.dumps(shape, sort_keys=True, separators=(",", ":"))
 
 
-def series_key(operator: str, provider: str, variant: str, shape: str, dtype: str, mode: str,
-               metric: str, unit: str) -> str:
+def series_key(
+    operator: str,
+    provider: str,
+    variant: str,
+    shape: str,
+    dtype: str,
+    mode: str,
+    metric: str,
+    unit: str,
+) -> str:
     return _sha([operator, provider, variant, shape, dtype, mode, metric, unit])
 
 
@@ -97,6 +107,19 @@ class Store(AlertsMixin, CodegenMixin, AccessMixin):
             raise
         return cls(engine, _engine.display_url(engine.url))
 
+    @staticmethod
+    def upgrade(url: str) -> tuple[int | None, int]:
+        """Create or migrate the database at ``url`` to this version's schema.
+
+        Returns (schema version before, after); before is None for a new database.
+        """
+        engine = _engine.connect(url, create=True)
+        try:
+            before, after = _engine.upgrade(engine)
+        finally:
+            engine.dispose()
+        return (int(before) if before else None), int(after)
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -117,23 +140,45 @@ class Store(AlertsMixin, CodegenMixin, AccessMixin):
     def info(self) -> StoreInfo:
         counts = {}
         with self.engine.connect() as conn:
-            for t in (s.machines, s.builds, s.runs, s.series, s.results, s.alerts, s.codegen,
-                      s.comparisons, s.views, s.orgs, s.tokens):
+            for t in (
+                s.machines,
+                s.builds,
+                s.runs,
+                s.series,
+                s.results,
+                s.alerts,
+                s.codegen,
+                s.comparisons,
+                s.views,
+                s.orgs,
+                s.tokens,
+            ):
                 counts[t.name] = conn.execute(select(func.count()).select_from(t)).scalar_one()
         rev = _engine.current_revision(self.engine)
-        return StoreInfo(url=self.url, backend=self.dialect, schema_version=int(rev or 0),
-                         counts=counts)
+        return StoreInfo(
+            url=self.url, backend=self.dialect, schema_version=int(rev or 0), counts=counts
+        )
 
     # -- writing -------------------------------------------------------------------------
-    def _get_or_create(self, conn: Connection, table: Any, cache: dict[str, int], key_col: str,
-                       key: str, values: dict[str, Any]) -> int:
+    def _get_or_create(
+        self,
+        conn: Connection,
+        table: Any,
+        cache: dict[str, int],
+        key_col: str,
+        key: str,
+        values: dict[str, Any],
+    ) -> int:
         if key in cache:
             return cache[key]
         col = table.c[key_col]
         found = conn.execute(select(table.c.id).where(col == key)).scalar()
         if found is None:
-            conn.execute(self._insert_ignore(table).values(**{key_col: key}, **values)
-                         .on_conflict_do_nothing())
+            conn.execute(
+                self._insert_ignore(table)
+                .values(**{key_col: key}, **values)
+                .on_conflict_do_nothing()
+            )
             found = conn.execute(select(table.c.id).where(col == key)).scalar_one()
         cache[key] = found
         return int(found)
@@ -141,10 +186,13 @@ class Store(AlertsMixin, CodegenMixin, AccessMixin):
     def org_id(self, conn: Connection, name: str | None) -> int | None:
         if not name:
             return None
-        return self._get_or_create(conn, s.orgs, self._c.orgs, "name", name,
-                                   {"created_at": datetime.now(UTC)})
+        return self._get_or_create(
+            conn, s.orgs, self._c.orgs, "name", name, {"created_at": datetime.now(UTC)}
+        )
 
-    def add_run(self, run: Run, *, org: str | None = None, uploaded_by: int | None = None) -> AddedRun:
+    def add_run(
+        self, run: Run, *, org: str | None = None, uploaded_by: int | None = None
+    ) -> AddedRun:
         """Write a run and all its results in one transaction.
 
         A run whose UUID is already stored is left as it is (``created=False``): imports,
@@ -159,8 +207,9 @@ class Store(AlertsMixin, CodegenMixin, AccessMixin):
         with self.engine.begin() as conn:
             return [self._add_run(conn, r, org=None, uploaded_by=None) for r in runs]
 
-    def _add_run(self, conn: Connection, run: Run, *, org: str | None,
-                 uploaded_by: int | None) -> AddedRun:
+    def _add_run(
+        self, conn: Connection, run: Run, *, org: str | None, uploaded_by: int | None
+    ) -> AddedRun:
         uid = str(run.run.id)
         existing = conn.execute(select(s.runs.c.id).where(s.runs.c.uuid == uid)).scalar()
         if existing is not None:
@@ -174,24 +223,61 @@ class Store(AlertsMixin, CodegenMixin, AccessMixin):
         machine_key = _sha([m.name, device, m.gpu_model, m.gpu_count])
         machine_info = m.model_dump(mode="json", exclude_none=True)
         machine_id = self._get_or_create(
-            conn, s.machines, self._c.machines, "key", machine_key,
-            {"name": m.name, "device": device, "gpu_model": m.gpu_model, "gpu_count": m.gpu_count,
-             "org_id": org_id, "info": machine_info, "created_at": datetime.now(UTC)})
+            conn,
+            s.machines,
+            self._c.machines,
+            "key",
+            machine_key,
+            {
+                "name": m.name,
+                "device": device,
+                "gpu_model": m.gpu_model,
+                "gpu_count": m.gpu_count,
+                "org_id": org_id,
+                "info": machine_info,
+                "created_at": datetime.now(UTC),
+            },
+        )
         build_info = run.build.model_dump(mode="json", exclude_none=True)
         torch_info = build_info.get("torch") or {}
         build_id = self._get_or_create(
-            conn, s.builds, self._c.builds, "key", _sha(build_info),
-            {"triton_version": run.build.triton.version, "triton_commit": run.build.triton.commit,
-             "torch_version": torch_info.get("version"), "info": build_info,
-             "created_at": datetime.now(UTC)})
+            conn,
+            s.builds,
+            self._c.builds,
+            "key",
+            _sha(build_info),
+            {
+                "triton_version": run.build.triton.version,
+                "triton_commit": run.build.triton.commit,
+                "torch_version": torch_info.get("version"),
+                "info": build_info,
+                "created_at": datetime.now(UTC),
+            },
+        )
         started = run.run.started_at
         n_failed = sum(1 for r in run.results if r.status != "ok")
-        ins = self._insert_ignore(s.runs).values(
-            uuid=uid, org_id=org_id, machine_id=machine_id, build_id=build_id, started_at=started,
-            finished_at=run.run.finished_at, label=run.run.label, suite=run.run.suite,
-            device=device, n_results=len(run.results), n_failed=n_failed, info=run_info,
-            machine_info=machine_info, ingested_at=datetime.now(UTC), uploaded_by=uploaded_by,
-        ).on_conflict_do_nothing().returning(s.runs.c.id)
+        ins = (
+            self._insert_ignore(s.runs)
+            .values(
+                uuid=uid,
+                org_id=org_id,
+                machine_id=machine_id,
+                build_id=build_id,
+                started_at=started,
+                finished_at=run.run.finished_at,
+                label=run.run.label,
+                suite=run.run.suite,
+                device=device,
+                n_results=len(run.results),
+                n_failed=n_failed,
+                info=run_info,
+                machine_info=machine_info,
+                ingested_at=datetime.now(UTC),
+                uploaded_by=uploaded_by,
+            )
+            .on_conflict_do_nothing()
+            .returning(s.runs.c.id)
+        )
         run_id = conn.execute(ins).scalar()
         if run_id is None:  # a concurrent writer stored the same UUID first
             got = conn.execute(select(s.runs.c.id).where(s.runs.c.uuid == uid)).scalar_one()
@@ -205,32 +291,45 @@ class Store(AlertsMixin, CodegenMixin, AccessMixin):
         rows: dict[str, dict[str, Any]] = {}
         for r in run.results:
             shape = canonical_shape(r.shape)
-            k = series_key(r.operator, r.provider, r.variant, shape, r.dtype, r.mode, r.metric, r.unit)
+            k = series_key(
+                r.operator, r.provider, r.variant, shape, r.dtype, r.mode, r.metric, r.unit
+            )
             keys.append(k)
             if k not in self._c.series and k not in rows:
-                rows[k] = {"key": k, "operator": r.operator, "provider": r.provider,
-                           "variant": r.variant, "shape": shape, "dtype": r.dtype, "mode": r.mode,
-                           "metric": r.metric, "unit": r.unit,
-                           "better": metric_better(r.metric, r.better)}
+                rows[k] = {
+                    "key": k,
+                    "operator": r.operator,
+                    "provider": r.provider,
+                    "variant": r.variant,
+                    "shape": shape,
+                    "dtype": r.dtype,
+                    "mode": r.mode,
+                    "metric": r.metric,
+                    "unit": r.unit,
+                    "better": metric_better(r.metric, r.better),
+                }
         missing = list(rows)
         for i in range(0, len(missing), 500):
-            chunk = missing[i:i + 500]
-            for k, sid in conn.execute(select(s.series.c.key, s.series.c.id)
-                                       .where(s.series.c.key.in_(chunk))):
+            chunk = missing[i : i + 500]
+            for k, sid in conn.execute(
+                select(s.series.c.key, s.series.c.id).where(s.series.c.key.in_(chunk))
+            ):
                 self._c.series[k] = sid
         new = [rows[k] for k in missing if k not in self._c.series]
         if new:
             conn.execute(self._insert_ignore(s.series).on_conflict_do_nothing(), new)
             for i in range(0, len(new), 500):
-                chunk = [r["key"] for r in new[i:i + 500]]
-                for k, sid in conn.execute(select(s.series.c.key, s.series.c.id)
-                                           .where(s.series.c.key.in_(chunk))):
+                chunk = [r["key"] for r in new[i : i + 500]]
+                for k, sid in conn.execute(
+                    select(s.series.c.key, s.series.c.id).where(s.series.c.key.in_(chunk))
+                ):
                     self._c.series[k] = sid
         return [self._c.series[k] for k in keys]
 
     @staticmethod
-    def _result_rows(run: Run, run_id: int, machine_id: int,
-                     series_ids: Sequence[int]) -> list[dict[str, Any]]:
+    def _result_rows(
+        run: Run, run_id: int, machine_id: int, series_ids: Sequence[int]
+    ) -> list[dict[str, Any]]:
         t = run.run.started_at
         res = run.results
         value: list[float | None] = [r.value for r in res]
@@ -248,26 +347,52 @@ class Store(AlertsMixin, CodegenMixin, AccessMixin):
                     value[i] = float(med[j])
                 lo[i], hi[i] = float(l_[j]), float(h_[j])
         return [
-            {"run_id": run_id, "series_id": series_ids[i], "machine_id": machine_id, "t": t,
-             "status": r.status, "value": value[i], "n": len(r.samples) if r.samples else 0,
-             "ci_low": lo[i], "ci_high": hi[i],
-             "samples": encode_samples(r.samples) if r.samples else None,
-             "correct": r.correct, "error": r.error, "extra": r.extra or None}
+            {
+                "run_id": run_id,
+                "series_id": series_ids[i],
+                "machine_id": machine_id,
+                "t": t,
+                "status": r.status,
+                "value": value[i],
+                "n": len(r.samples) if r.samples else 0,
+                "ci_low": lo[i],
+                "ci_high": hi[i],
+                "samples": encode_samples(r.samples) if r.samples else None,
+                "correct": r.correct,
+                "error": r.error,
+                "extra": r.extra or None,
+            }
             for i, r in enumerate(res)
         ]
 
     # -- reading runs ----------------------------------------------------------------------
     def _run_query(self) -> Any:
-        return (select(s.runs, s.machines.c.name.label("machine"), s.machines.c.gpu_model,
-                       s.builds.c.triton_version, s.builds.c.triton_commit,
-                       s.orgs.c.name.label("org"))
-                .join(s.machines, s.machines.c.id == s.runs.c.machine_id)
-                .join(s.builds, s.builds.c.id == s.runs.c.build_id)
-                .outerjoin(s.orgs, s.orgs.c.id == s.runs.c.org_id))
+        return (
+            select(
+                s.runs,
+                s.machines.c.name.label("machine"),
+                s.machines.c.gpu_model,
+                s.builds.c.triton_version,
+                s.builds.c.triton_commit,
+                s.orgs.c.name.label("org"),
+            )
+            .join(s.machines, s.machines.c.id == s.runs.c.machine_id)
+            .join(s.builds, s.builds.c.id == s.runs.c.build_id)
+            .outerjoin(s.orgs, s.orgs.c.id == s.runs.c.org_id)
+        )
 
-    def runs(self, *, machine: str | None = None, org: str | None = None, label: str | None = None,
-             since: datetime | None = None, until: datetime | None = None, limit: int | None = 50,
-             offset: int = 0, newest_first: bool = True) -> list[RunSummary]:
+    def runs(
+        self,
+        *,
+        machine: str | None = None,
+        org: str | None = None,
+        label: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = 50,
+        offset: int = 0,
+        newest_first: bool = True,
+    ) -> list[RunSummary]:
         """Stored runs, newest first, filtered by machine name, organisation, label and time."""
         q = self._run_query()
         if machine:
@@ -292,14 +417,19 @@ class Store(AlertsMixin, CodegenMixin, AccessMixin):
         ref = ref.strip().lower()
         if len(ref) < 4:
             raise UsageError(f"run id {ref!r} is too short; give at least 4 characters of the UUID")
+
         def go(c: Connection) -> int:
-            rows = c.execute(select(s.runs.c.id, s.runs.c.uuid)
-                             .where(s.runs.c.uuid.like(ref.replace("%", "") + "%")).limit(2)).all()
+            rows = c.execute(
+                select(s.runs.c.id, s.runs.c.uuid)
+                .where(s.runs.c.uuid.like(ref.replace("%", "") + "%"))
+                .limit(2)
+            ).all()
             if not rows:
                 raise NotFoundError(f"no run {ref!r}; `tritonwatch runs` lists them")
             if len(rows) > 1:
                 raise UsageError(f"run id {ref!r} is ambiguous; give more characters")
             return int(rows[0][0])
+
         if conn is not None:
             return go(conn)
         with self.engine.connect() as c:
@@ -310,89 +440,119 @@ class Store(AlertsMixin, CodegenMixin, AccessMixin):
         with self.engine.connect() as conn:
             rid = self.resolve_run(ref, conn)
             row = conn.execute(self._run_query().where(s.runs.c.id == rid)).mappings().one()
-            build = conn.execute(select(s.builds.c.info).where(s.builds.c.id == row["build_id"])).scalar_one()
-            q = (select(s.results, s.series).join(s.series, s.series.c.id == s.results.c.series_id)
-                 .where(s.results.c.run_id == rid).order_by(s.results.c.id))
+            build = conn.execute(
+                select(s.builds.c.info).where(s.builds.c.id == row["build_id"])
+            ).scalar_one()
+            q = (
+                select(s.results, s.series)
+                .join(s.series, s.series.c.id == s.results.c.series_id)
+                .where(s.results.c.run_id == rid)
+                .order_by(s.results.c.id)
+            )
             results = [ResultRow.from_row(r) for r in conn.execute(q).mappings()]
-        return RunDetail(summary=RunSummary.from_row(row), info=row["info"],
-                         machine_info=row["machine_info"], build_info=build, results=results)
+        return RunDetail(
+            summary=RunSummary.from_row(row),
+            info=row["info"],
+            machine_info=row["machine_info"],
+            build_info=build,
+            results=results,
+        )
 
     def run_document(self, ref: str) -> dict[str, Any]:
         """A stored run as a ``tritonwatch.run/1`` document (what export writes)."""
-        return self.detail_document(self.get_run(ref))
+        from .interchange import run_document
 
-    @staticmethod
-    def detail_document(d: RunDetail) -> dict[str, Any]:
-        results = []
-        for r in d.results:
-            item: dict[str, Any] = {
-                "operator": r.operator, "provider": r.provider, "variant": r.variant,
-                "shape": r.shape, "dtype": r.dtype, "mode": r.mode, "metric": r.metric,
-                "unit": r.unit, "better": r.better, "status": r.status}
-            if r.samples is not None:
-                item["samples"] = r.samples.tolist()
-            if r.value is not None:
-                item["value"] = r.value
-            for k in ("error", "correct"):
-                if getattr(r, k) is not None:
-                    item[k] = getattr(r, k)
-            if r.extra:
-                item["extra"] = r.extra
-            results.append(item)
-        return {"format": FORMAT, "run": d.info, "machine": d.machine_info, "build": d.build_info,
-                "results": results}
+        return run_document(self.get_run(ref))
 
-    def iter_run_documents(self, **filters: Any) -> Iterator[dict[str, Any]]:
-        """Every run matching ``runs(**filters)``, oldest first, as run/1 documents."""
+    def iter_runs(self, **filters: Any) -> Iterator[RunDetail]:
+        """Every run matching ``runs(**filters)``, oldest first, with its results."""
         for summary in self.runs(limit=None, newest_first=False, **filters):
-            yield self.run_document(summary.uuid)
+            yield self.get_run(summary.uuid)
 
     # -- reading series --------------------------------------------------------------------
     def machines(self) -> list[MachineRow]:
         with self.engine.connect() as conn:
-            return [MachineRow.from_row(r) for r in
-                    conn.execute(select(s.machines).order_by(s.machines.c.name)).mappings()]
+            return [
+                MachineRow.from_row(r)
+                for r in conn.execute(select(s.machines).order_by(s.machines.c.name)).mappings()
+            ]
 
-    def machine_id(self, name: str, device: str, gpu_model: str | None,
-                   gpu_count: int | None) -> int | None:
+    def machine_id(
+        self, name: str, device: str, gpu_model: str | None, gpu_count: int | None
+    ) -> int | None:
         """The id of a machine by the fields that identify it, or None if it was never stored."""
         key = _sha([name, device, gpu_model, gpu_count])
         with self.engine.connect() as conn:
             return conn.execute(select(s.machines.c.id).where(s.machines.c.key == key)).scalar()
 
-    def set_machine_peaks(self, name: str, device: str, gpu_model: str | None,
-                          gpu_count: int | None, peaks: dict[str, Any],
-                          info: dict[str, Any] | None = None) -> int:
+    def set_machine_peaks(
+        self,
+        name: str,
+        device: str,
+        gpu_model: str | None,
+        gpu_count: int | None,
+        peaks: dict[str, Any],
+        info: dict[str, Any] | None = None,
+    ) -> int:
         """Store measured peaks (``calibrate``) for a machine, creating the machine if needed."""
         key = _sha([name, device, gpu_model, gpu_count])
         with self.engine.begin() as conn:
             mid = self._get_or_create(
-                conn, s.machines, self._c.machines, "key", key,
-                {"name": name, "device": device, "gpu_model": gpu_model, "gpu_count": gpu_count,
-                 "info": info or {"name": name}, "created_at": datetime.now(UTC)})
+                conn,
+                s.machines,
+                self._c.machines,
+                "key",
+                key,
+                {
+                    "name": name,
+                    "device": device,
+                    "gpu_model": gpu_model,
+                    "gpu_count": gpu_count,
+                    "info": info or {"name": name},
+                    "created_at": datetime.now(UTC),
+                },
+            )
             conn.execute(s.machines.update().where(s.machines.c.id == mid).values(peaks=peaks))
         return mid
 
-    def machine_peaks(self, name: str, device: str, gpu_model: str | None,
-                      gpu_count: int | None) -> dict[str, Any] | None:
+    def machine_peaks(
+        self, name: str, device: str, gpu_model: str | None, gpu_count: int | None
+    ) -> dict[str, Any] | None:
         """Peaks stored by ``calibrate`` for this machine, or None."""
         key = _sha([name, device, gpu_model, gpu_count])
         with self.engine.connect() as conn:
             return conn.execute(select(s.machines.c.peaks).where(s.machines.c.key == key)).scalar()
 
-    def series_list(self, *, operator: str | None = None, provider: str | None = None,
-                    dtype: str | None = None, metric: str | None = None,
-                    machine: str | None = None, limit: int | None = None) -> list[SeriesInfo]:
+    def series_list(
+        self,
+        *,
+        operator: str | None = None,
+        provider: str | None = None,
+        dtype: str | None = None,
+        metric: str | None = None,
+        machine: str | None = None,
+        limit: int | None = None,
+    ) -> list[SeriesInfo]:
         """Series (with the machines they were measured on) that match the filters."""
-        q = (select(s.series, s.machines.c.id.label("machine_id"),
-                    s.machines.c.name.label("machine"), func.count().label("points"),
-                    func.max(s.results.c.t).label("last_t"))
-             .join(s.results, s.results.c.series_id == s.series.c.id)
-             .join(s.machines, s.machines.c.id == s.results.c.machine_id)
-             .group_by(s.series.c.id, s.machines.c.id, s.machines.c.name)
-             .order_by(s.series.c.operator, s.series.c.provider, s.series.c.id, s.machines.c.name))
-        for col, val in (("operator", operator), ("provider", provider), ("dtype", dtype),
-                         ("metric", metric)):
+        q = (
+            select(
+                s.series,
+                s.machines.c.id.label("machine_id"),
+                s.machines.c.name.label("machine"),
+                func.count().label("points"),
+                func.max(s.results.c.t).label("last_t"),
+            )
+            .join(s.results, s.results.c.series_id == s.series.c.id)
+            .join(s.machines, s.machines.c.id == s.results.c.machine_id)
+            .group_by(s.series.c.id, s.machines.c.id, s.machines.c.name)
+            .order_by(s.series.c.operator, s.series.c.provider, s.series.c.id, s.machines.c.name)
+        )
+        for col, val in (
+            ("operator", operator),
+            ("provider", provider),
+            ("dtype", dtype),
+            ("metric", metric),
+        ):
             if val:
                 q = q.where(s.series.c[col] == val)
         if machine:
@@ -402,17 +562,38 @@ class Store(AlertsMixin, CodegenMixin, AccessMixin):
         with self.engine.connect() as conn:
             return [SeriesInfo.from_row(r) for r in conn.execute(q).mappings()]
 
-    def series(self, series_id: int, machine_id: int, *, since: datetime | None = None,
-               limit: int = 365, with_samples: bool = False, ok_only: bool = True) -> list[Point]:
+    def series(
+        self,
+        series_id: int,
+        machine_id: int,
+        *,
+        since: datetime | None = None,
+        limit: int = 365,
+        with_samples: bool = False,
+        ok_only: bool = True,
+    ) -> list[Point]:
         """The newest ``limit`` points of one series on one machine, oldest first."""
-        cols = [s.results.c.t, s.results.c.value, s.results.c.ci_low, s.results.c.ci_high,
-                s.results.c.status, s.results.c.n, s.runs.c.uuid, s.runs.c.label,
-                s.builds.c.id.label("build_id"), s.builds.c.triton_version, s.builds.c.triton_commit]
+        cols = [
+            s.results.c.t,
+            s.results.c.value,
+            s.results.c.ci_low,
+            s.results.c.ci_high,
+            s.results.c.status,
+            s.results.c.n,
+            s.runs.c.uuid,
+            s.runs.c.label,
+            s.builds.c.id.label("build_id"),
+            s.builds.c.triton_version,
+            s.builds.c.triton_commit,
+        ]
         if with_samples:
             cols.append(s.results.c.samples)
-        q = (select(*cols).join(s.runs, s.runs.c.id == s.results.c.run_id)
-             .join(s.builds, s.builds.c.id == s.runs.c.build_id)
-             .where(s.results.c.series_id == series_id, s.results.c.machine_id == machine_id))
+        q = (
+            select(*cols)
+            .join(s.runs, s.runs.c.id == s.results.c.run_id)
+            .join(s.builds, s.builds.c.id == s.runs.c.build_id)
+            .where(s.results.c.series_id == series_id, s.results.c.machine_id == machine_id)
+        )
         if ok_only:
             q = q.where(s.results.c.status == "ok")
         if since:
@@ -421,12 +602,23 @@ class Store(AlertsMixin, CodegenMixin, AccessMixin):
         with self.engine.connect() as conn:
             rows = list(conn.execute(q).mappings())
         rows.reverse()
-        return [Point(t=utc(r["t"]), value=r["value"], ci_low=r["ci_low"], ci_high=r["ci_high"],
-                      status=r["status"], n=r["n"], run_uuid=r["uuid"], label=r["label"],
-                      build_id=r["build_id"], triton_version=r["triton_version"],
-                      triton_commit=r["triton_commit"],
-                      samples=decode_samples(r["samples"]) if with_samples else None)
-                for r in rows]
+        return [
+            Point(
+                t=utc(r["t"]),
+                value=r["value"],
+                ci_low=r["ci_low"],
+                ci_high=r["ci_high"],
+                status=r["status"],
+                n=r["n"],
+                run_uuid=r["uuid"],
+                label=r["label"],
+                build_id=r["build_id"],
+                triton_version=r["triton_version"],
+                triton_commit=r["triton_commit"],
+                samples=decode_samples(r["samples"]) if with_samples else None,
+            )
+            for r in rows
+        ]
 
 
 __all__ = ["Store", "canonical_shape", "median_ci", "series_key"]

@@ -1,0 +1,247 @@
+"""Commands of the store area: db, import, export, runs, show."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from .. import settings
+from ..errors import UsageError
+from ..report import runs as render
+from ..store import Store, interchange
+from .options import db_option, format_option, open_store
+
+
+def _console(err: bool = False) -> Console:
+    return Console(
+        stderr=err, highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 200
+    )
+
+
+def _when(value: str | None, name: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"{name} {value!r} is not a date; use ISO 8601 like 2026-11-01 or 2026-11-01T12:00"
+        ) from None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def _filters(f: Callable[..., Any]) -> Callable[..., Any]:
+    for opt in reversed(
+        [
+            click.option("--machine", help="Only runs on this machine (its recorded name)."),
+            click.option("--org", help="Only runs of this organisation."),
+            click.option("--label", help="Only runs with this label."),
+            click.option(
+                "--since",
+                metavar="DATE",
+                help="Only runs started at or after DATE (ISO 8601, UTC).",
+            ),
+            click.option("--until", metavar="DATE", help="Only runs started before DATE."),
+        ]
+    ):
+        f = opt(f)
+    return f
+
+
+@click.group("db")
+def db_group() -> None:
+    """Create, migrate and inspect the results database."""
+
+
+@db_group.command("upgrade")
+@db_option
+def db_upgrade(db: str | None) -> None:
+    """Create the database, or migrate it to this version's schema (forward only).
+
+    A database is also created automatically the first time any command writes to an empty
+    one; an older non-empty database is only migrated by this command (back it up first).
+    """
+    with settings.scope(db=db):
+        url = settings.get("db")
+    before, after = Store.upgrade(url)
+    if before == after:
+        click.echo(f"schema version {after}: already up to date")
+    else:
+        click.echo(f"schema version {before if before is not None else '(new)'} -> {after}")
+
+
+@db_group.command("info")
+@db_option
+@format_option("table", "json")
+def db_info(db: str | None, fmt: str) -> None:
+    """Print the database URL, schema version and row counts."""
+    with open_store(db) as store:
+        info = store.info()
+    if fmt == "json":
+        click.echo(
+            json.dumps(
+                {
+                    "url": info.url,
+                    "backend": info.backend,
+                    "schema_version": info.schema_version,
+                    "counts": info.counts,
+                },
+                indent=2,
+            )
+        )
+        return
+    click.echo(f"url             {info.url}")
+    click.echo(f"backend         {info.backend}")
+    click.echo(f"schema version  {info.schema_version}")
+    for table, count in info.counts.items():
+        click.echo(f"{table:<15} {count:,}")
+
+
+@click.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=str))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(list(interchange.IMPORT_FORMATS)),
+    default="auto",
+    show_default=True,
+    help="Input format; auto detects run/1 JSONL, tritonbench JSON and HUD v3.",
+)
+@db_option
+def import_cmd(files: tuple[str, ...], fmt: str, db: str | None) -> None:
+    """Import runs from FILES: tritonwatch.run/1 JSONL, tritonbench --output-json, HUD v3 records.
+
+    Every file is read and validated before anything is written; runs already stored (same run
+    id) are skipped, so importing a file twice adds nothing.
+    """
+    with open_store(db) as store, _progress() as progress:
+        task = progress.add_task("reading", total=len(files))
+        report = interchange.import_files(
+            store,
+            list(files),
+            fmt,
+            progress=lambda p: progress.update(task, advance=1, description=p),
+        )
+    for path, kind, n in report.files:
+        click.echo(f"{path}: {kind}, {n} run(s)")
+    click.echo(
+        f"imported {report.added} run(s) with {report.results:,} result(s); "
+        f"{report.skipped} already stored"
+    )
+
+
+@click.command("export")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(list(interchange.EXPORT_FORMATS)),
+    default="jsonl",
+    show_default=True,
+    help="jsonl: run/1, one run per line; csv/parquet: one row per result; "
+    "hud: PyTorch HUD oss_ci_benchmark_v3 records.",
+)
+@click.option("-o", "--output", default="-", show_default=True, help="Output file; - is stdout.")
+@click.option(
+    "--run", "run_ids", multiple=True, metavar="RUN", help="Export only this run (repeatable)."
+)
+@_filters
+@db_option
+def export_cmd(
+    fmt: str,
+    output: str,
+    run_ids: tuple[str, ...],
+    machine: str | None,
+    org: str | None,
+    label: str | None,
+    since: str | None,
+    until: str | None,
+    db: str | None,
+) -> None:
+    """Export stored runs, oldest first. The file appears only when complete."""
+    with open_store(db) as store:
+        n = interchange.export_runs(
+            store,
+            output,
+            fmt,
+            runs=list(run_ids) or None,
+            machine=machine,
+            org=org,
+            label=label,
+            since=_when(since, "--since"),
+            until=_when(until, "--until"),
+        )
+    if output != "-":
+        click.echo(f"exported {n} run(s) to {output}", err=True)
+
+
+@click.command("runs")
+@_filters
+@click.option("--limit", default=30, show_default=True, help="Show at most this many runs.")
+@format_option("table", "json")
+@db_option
+def runs_cmd(
+    machine: str | None,
+    org: str | None,
+    label: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int,
+    fmt: str,
+    db: str | None,
+) -> None:
+    """List stored runs, newest first."""
+    with open_store(db) as store:
+        rows = store.runs(
+            machine=machine,
+            org=org,
+            label=label,
+            since=_when(since, "--since"),
+            until=_when(until, "--until"),
+            limit=limit,
+        )
+    if fmt == "json":
+        click.echo(json.dumps([render.summary_json(r) for r in rows], indent=2))
+    elif not rows:
+        click.echo(
+            "no runs stored yet; `tritonwatch run --suite smoke` makes one, `tritonwatch import` reads files"
+        )
+    else:
+        _console().print(render.runs_table(rows))
+
+
+@click.command("show")
+@click.argument("run")
+@format_option("table", "json")
+@db_option
+def show_cmd(run: str, fmt: str, db: str | None) -> None:
+    """Show one run's fingerprint and results. RUN is its id or a unique prefix (>= 4 chars)."""
+    with open_store(db) as store:
+        detail = store.get_run(run)
+    if fmt == "json":
+        click.echo(json.dumps(interchange.run_document(detail), indent=2))
+        return
+    console = _console()
+    for line in render.run_header(detail):
+        console.print(line, markup=False)
+    console.print(render.results_table(detail))
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=_console(err=True),
+        transient=True,
+    )
+
+
+COMMANDS = [db_group, import_cmd, export_cmd, runs_cmd, show_cmd]

@@ -1,0 +1,1 @@
+"""Renderers only: terminal tables, Markdown, HTML and chat payloads; they never compute."""
