@@ -5,4 +5,13 @@ from __future__ import annotations
 from .rows import AddedRun, Point, ResultRow, RunDetail, RunSummary, SeriesInfo, StoreInfo
 from .store import Store
 
-__all__ = ["AddedRun", "Point", "ResultRow", "RunDetail", "RunSummary", "SeriesInfo", "Store", "StoreInfo"]
+__all__ = [
+    "AddedRun",
+    "Point",
+    "ResultRow",
+    "RunDetail",
+    "RunSummary",
+    "SeriesInfo",
+    "Store",
+    "StoreInfo",
+]

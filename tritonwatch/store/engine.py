@@ -90,8 +90,9 @@ def connect(url: str, *, create: bool = True) -> Engine:
         _prepare_sqlite_path(u, create)
         kwargs["connect_args"] = {"timeout": 30}
     else:
-        kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20,
-                      connect_args={"connect_timeout": 10})
+        kwargs.update(
+            pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args={"connect_timeout": 10}
+        )
     try:
         engine = create_engine(u, **kwargs)
     except NoSuchModuleError:
@@ -110,7 +111,9 @@ def connect(url: str, *, create: bool = True) -> Engine:
         raise _operational(e, u) from None
     except DatabaseError as e:
         engine.dispose()
-        raise NotADatabase(f"{display_url(u)} is not a tritonwatch database ({_first_line(e)})") from None
+        raise NotADatabase(
+            f"{display_url(u)} is not a tritonwatch database ({_first_line(e)})"
+        ) from None
     return engine
 
 
@@ -123,7 +126,9 @@ def _operational(e: OperationalError, u: URL) -> StoreError:
     msg = _first_line(e)
     if isinstance(getattr(e, "orig", None), sqlite3.OperationalError):
         if "readonly" in msg or "unable to open" in msg:
-            return ReadOnlyLocation(f"cannot write {u.database} ({msg}); pass --db with a writable location")
+            return ReadOnlyLocation(
+                f"cannot write {u.database} ({msg}); pass --db with a writable location"
+            )
         if "not a database" in msg:
             return NotADatabase(f"{u.database} is not a tritonwatch database")
     return DatabaseUnavailable(f"cannot connect to {display_url(u)}: {msg}")

@@ -64,12 +64,24 @@ class RunSummary:
 
     @classmethod
     def from_row(cls, r: Mapping[str, Any]) -> RunSummary:
-        return cls(id=r["id"], uuid=r["uuid"], started_at=utc(r["started_at"]),  # type: ignore[arg-type]
-                   finished_at=utc(r["finished_at"]), label=r["label"], suite=r["suite"],
-                   device=r["device"], machine=r["machine"], gpu_model=r["gpu_model"],
-                   triton_version=r["triton_version"], triton_commit=r["triton_commit"],
-                   org=r["org"], n_results=r["n_results"], n_failed=r["n_failed"],
-                   build_id=r["build_id"], machine_id=r["machine_id"])
+        return cls(
+            id=r["id"],
+            uuid=r["uuid"],
+            started_at=utc(r["started_at"]),  # type: ignore[arg-type]
+            finished_at=utc(r["finished_at"]),
+            label=r["label"],
+            suite=r["suite"],
+            device=r["device"],
+            machine=r["machine"],
+            gpu_model=r["gpu_model"],
+            triton_version=r["triton_version"],
+            triton_commit=r["triton_commit"],
+            org=r["org"],
+            n_results=r["n_results"],
+            n_failed=r["n_failed"],
+            build_id=r["build_id"],
+            machine_id=r["machine_id"],
+        )
 
 
 @dataclass(frozen=True)
@@ -96,12 +108,27 @@ class ResultRow:
 
     @classmethod
     def from_row(cls, r: Mapping[str, Any]) -> ResultRow:
-        return cls(operator=r["operator"], provider=r["provider"], variant=r["variant"],
-                   shape=json.loads(r["shape"]), dtype=r["dtype"], mode=r["mode"],
-                   metric=r["metric"], unit=r["unit"], better=r["better"], status=r["status"],
-                   value=r["value"], ci_low=r["ci_low"], ci_high=r["ci_high"], n=r["n"],
-                   samples=decode_samples(r["samples"]), correct=r["correct"], error=r["error"],
-                   extra=r["extra"] or {}, series_id=r["series_id"])
+        return cls(
+            operator=r["operator"],
+            provider=r["provider"],
+            variant=r["variant"],
+            shape=json.loads(r["shape"]),
+            dtype=r["dtype"],
+            mode=r["mode"],
+            metric=r["metric"],
+            unit=r["unit"],
+            better=r["better"],
+            status=r["status"],
+            value=r["value"],
+            ci_low=r["ci_low"],
+            ci_high=r["ci_high"],
+            n=r["n"],
+            samples=decode_samples(r["samples"]),
+            correct=r["correct"],
+            error=r["error"],
+            extra=r["extra"] or {},
+            series_id=r["series_id"],
+        )
 
 
 @dataclass(frozen=True)
@@ -125,8 +152,15 @@ class MachineRow:
 
     @classmethod
     def from_row(cls, r: Mapping[str, Any]) -> MachineRow:
-        return cls(id=r["id"], name=r["name"], device=r["device"], gpu_model=r["gpu_model"],
-                   gpu_count=r["gpu_count"], info=r["info"], peaks=r["peaks"])
+        return cls(
+            id=r["id"],
+            name=r["name"],
+            device=r["device"],
+            gpu_model=r["gpu_model"],
+            gpu_count=r["gpu_count"],
+            info=r["info"],
+            peaks=r["peaks"],
+        )
 
 
 @dataclass(frozen=True)
@@ -148,11 +182,22 @@ class SeriesInfo:
 
     @classmethod
     def from_row(cls, r: Mapping[str, Any]) -> SeriesInfo:
-        return cls(id=r["id"], operator=r["operator"], provider=r["provider"],
-                   variant=r["variant"], shape=json.loads(r["shape"]), dtype=r["dtype"],
-                   mode=r["mode"], metric=r["metric"], unit=r["unit"], better=r["better"],
-                   machine_id=r["machine_id"], machine=r["machine"], points=r["points"],
-                   last_t=utc(r["last_t"]))
+        return cls(
+            id=r["id"],
+            operator=r["operator"],
+            provider=r["provider"],
+            variant=r["variant"],
+            shape=json.loads(r["shape"]),
+            dtype=r["dtype"],
+            mode=r["mode"],
+            metric=r["metric"],
+            unit=r["unit"],
+            better=r["better"],
+            machine_id=r["machine_id"],
+            machine=r["machine"],
+            points=r["points"],
+            last_t=utc(r["last_t"]),
+        )
 
 
 @dataclass(frozen=True)

@@ -43,14 +43,16 @@ Id = BigInteger().with_variant(Integer(), "sqlite")
 UTCDateTime = DateTime(timezone=True)
 
 orgs = Table(
-    "orgs", metadata,
+    "orgs",
+    metadata,
     Column("id", Id, primary_key=True),
     Column("name", String(100), nullable=False, unique=True),
     Column("created_at", UTCDateTime, nullable=False),
 )
 
 tokens = Table(
-    "tokens", metadata,
+    "tokens",
+    metadata,
     Column("id", Id, primary_key=True),
     Column("org_id", Id, ForeignKey("orgs.id"), nullable=False),
     Column("name", String(200), nullable=False),
@@ -64,7 +66,8 @@ tokens = Table(
 )
 
 machines = Table(
-    "machines", metadata,
+    "machines",
+    metadata,
     Column("id", Id, primary_key=True),
     # sha256 of (name, device, gpu_model, gpu_count): a CPU run never joins a GPU machine's series.
     Column("key", String(64), nullable=False, unique=True),
@@ -79,7 +82,8 @@ machines = Table(
 )
 
 builds = Table(
-    "builds", metadata,
+    "builds",
+    metadata,
     Column("id", Id, primary_key=True),
     Column("key", String(64), nullable=False, unique=True),  # sha256 of the build section
     Column("triton_version", String(200), nullable=False),
@@ -90,7 +94,8 @@ builds = Table(
 )
 
 runs = Table(
-    "runs", metadata,
+    "runs",
+    metadata,
     Column("id", Id, primary_key=True),
     Column("uuid", String(36), nullable=False, unique=True),
     Column("org_id", Id, ForeignKey("orgs.id")),
@@ -112,7 +117,8 @@ runs = Table(
 )
 
 series = Table(
-    "series", metadata,
+    "series",
+    metadata,
     Column("id", Id, primary_key=True),
     # sha256 of the identifying fields below, so lookups need one indexed column.
     Column("key", String(64), nullable=False, unique=True),
@@ -129,7 +135,8 @@ series = Table(
 )
 
 results = Table(
-    "results", metadata,
+    "results",
+    metadata,
     Column("id", Id, primary_key=True),
     Column("run_id", Id, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
     Column("series_id", Id, ForeignKey("series.id"), nullable=False),
@@ -150,7 +157,8 @@ results = Table(
 )
 
 alerts = Table(
-    "alerts", metadata,
+    "alerts",
+    metadata,
     Column("id", Id, primary_key=True),
     Column("series_id", Id, ForeignKey("series.id"), nullable=False),
     Column("machine_id", Id, ForeignKey("machines.id"), nullable=False),
@@ -172,7 +180,8 @@ alerts = Table(
 )
 
 alert_events = Table(
-    "alert_events", metadata,
+    "alert_events",
+    metadata,
     Column("id", Id, primary_key=True),
     Column("alert_id", Id, ForeignKey("alerts.id", ondelete="CASCADE"), nullable=False),
     Column("at", UTCDateTime, nullable=False),
@@ -184,7 +193,8 @@ alert_events = Table(
 )
 
 codegen = Table(
-    "codegen", metadata,
+    "codegen",
+    metadata,
     Column("id", Id, primary_key=True),
     Column("build_id", Id, ForeignKey("builds.id"), nullable=False),
     Column("kernel", String(200), nullable=False),
@@ -200,7 +210,8 @@ codegen = Table(
 )
 
 codegen_reports = Table(
-    "codegen_reports", metadata,
+    "codegen_reports",
+    metadata,
     Column("id", Id, primary_key=True),
     Column("uuid", String(36), nullable=False, unique=True),
     Column("build_a_id", Id, ForeignKey("builds.id")),
@@ -214,7 +225,8 @@ codegen_reports = Table(
 )
 
 comparisons = Table(
-    "comparisons", metadata,
+    "comparisons",
+    metadata,
     Column("id", Id, primary_key=True),
     Column("uuid", String(36), nullable=False, unique=True),
     Column("kind", String(10), nullable=False),  # ab (interleaved) | runs (two stored runs)
@@ -228,7 +240,8 @@ comparisons = Table(
 )
 
 views = Table(
-    "views", metadata,
+    "views",
+    metadata,
     Column("id", Id, primary_key=True),
     Column("name", String(200), nullable=False),
     Column("page", String(50), nullable=False),
@@ -239,7 +252,8 @@ views = Table(
 )
 
 pushes = Table(
-    "pushes", metadata,
+    "pushes",
+    metadata,
     Column("run_id", Id, ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
     Column("server", String(500), primary_key=True),
     Column("pushed_at", UTCDateTime, nullable=False),
