@@ -1,11 +1,650 @@
 """Store queries for alerts and their triage history (detection issue #4).
 
 Mixed into :class:`tritonwatch.store.Store`; methods use ``self.engine`` and the tables in
-``schema``.
+``schema``. An alert is keyed by (series, machine, first bad run), so filing the same change
+twice updates one row instead of creating a second.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, and_, case, func, select
+from sqlalchemy.orm import aliased
+
+from ..errors import NotFoundError, UsageError
+from . import schema as s
+from .rows import utc
+
+ALERT_STATUSES = ("new", "confirmed", "acknowledged", "false_positive", "fixed")
+DIRECTIONS = ("regression", "improvement")
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    """One alert: the series and machine, the change (last good -> first bad), its size and state."""
+
+    id: int
+    status: str
+    direction: str
+    operator: str
+    provider: str
+    variant: str
+    shape: dict[str, Any]
+    dtype: str
+    mode: str
+    metric: str
+    unit: str
+    machine: str
+    machine_id: int
+    series_id: int
+    last_good_run: str
+    first_bad_run: str
+    last_good_build: dict[str, Any]
+    first_bad_build: dict[str, Any]
+    ratio: float
+    ci: tuple[float, float] | None
+    p: float | None
+    q: float | None
+    details: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    better: str = "lower"
+    last_good_at: datetime | None = None
+    first_bad_at: datetime | None = None
+    gpu_model: str | None = None
+
+    @property
+    def severity(self) -> float:
+        """Size of the change as a factor >= 1 (1.10 for a 10% change either way)."""
+        r = self.ratio if self.ratio > 0 else 1.0
+        return max(r, 1.0 / r)
+
+    def to_json(self) -> dict[str, Any]:
+        """The fields `tritonwatch alerts --format json` prints, in the documented order."""
+        return {
+            "id": self.id,
+            "status": self.status,
+            "direction": self.direction,
+            "operator": self.operator,
+            "provider": self.provider,
+            "variant": self.variant,
+            "shape": self.shape,
+            "dtype": self.dtype,
+            "mode": self.mode,
+            "metric": self.metric,
+            "machine": self.machine,
+            "last_good_run": self.last_good_run,
+            "first_bad_run": self.first_bad_run,
+            "last_good_build": self.last_good_build,
+            "first_bad_build": self.first_bad_build,
+            "ratio": self.ratio,
+            "ci": list(self.ci) if self.ci else None,
+            "p": self.p,
+            "q": self.q,
+        }
+
+
+@dataclass(frozen=True)
+class AlertEvent:
+    """One triage step: who changed the status, when, from what to what, and why."""
+
+    at: datetime
+    actor: str
+    old_status: str | None
+    new_status: str
+    note: str | None
+
+
+@dataclass(frozen=True)
+class AlertDraft:
+    """What `detect` found for one series: an alert to create, or to update when ``alert_id``."""
+
+    series_id: int
+    machine_id: int
+    last_good_run_id: int
+    first_bad_run_id: int
+    direction: str
+    ratio: float
+    ci_low: float | None
+    ci_high: float | None
+    p: float | None
+    q: float | None
+    details: dict[str, Any] = field(default_factory=dict)
+    org_id: int | None = None
+    alert_id: int | None = None
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    """Alert ids that `upsert_alerts` created, changed, or found already as they were."""
+
+    created: list[int]
+    updated: list[int]
+    unchanged: list[int]
+
+
+@dataclass(frozen=True)
+class ExistingAlert:
+    """The keys detect needs to match a new finding against an alert already filed."""
+
+    id: int
+    series_id: int
+    machine_id: int
+    direction: str
+    status: str
+    first_bad_run_id: int
+    first_bad_at: datetime | None
+
+
+@dataclass(frozen=True)
+class SeriesPoints:
+    """Every ok point of many series in flat, time-ordered arrays (one bulk query).
+
+    Rows are sorted by (series_id, machine_id, t); ``starts`` indexes the first row of each
+    (series, machine) pair, in ``pairs`` order.
+    """
+
+    series_id: np.ndarray
+    machine_id: np.ndarray
+    run_id: np.ndarray
+    build_id: np.ndarray
+    t: np.ndarray  # float seconds since the epoch
+    value: np.ndarray
+    pairs: list[tuple[int, int]]
+    starts: np.ndarray
+
+
+def _num_equal(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+
 
 class AlertsMixin:
     """Store methods for alerts and their triage history (detection issue #4)."""
+
+    engine: Engine
+
+    # -- reading alerts ------------------------------------------------------------------
+    def _alert_query(self) -> Any:
+        lg_run, fb_run = aliased(s.runs), aliased(s.runs)
+        lg_b, fb_b = aliased(s.builds), aliased(s.builds)
+        a = s.alerts
+        return (
+            select(
+                a,
+                s.series.c.operator,
+                s.series.c.provider,
+                s.series.c.variant,
+                s.series.c.shape,
+                s.series.c.dtype,
+                s.series.c.mode,
+                s.series.c.metric,
+                s.series.c.unit,
+                s.series.c.better,
+                s.machines.c.name.label("machine"),
+                s.machines.c.gpu_model,
+                lg_run.c.uuid.label("lg_uuid"),
+                lg_run.c.started_at.label("lg_at"),
+                fb_run.c.uuid.label("fb_uuid"),
+                fb_run.c.started_at.label("fb_at"),
+                lg_b.c.triton_version.label("lg_tv"),
+                lg_b.c.triton_commit.label("lg_tc"),
+                lg_b.c.torch_version.label("lg_torch"),
+                fb_b.c.triton_version.label("fb_tv"),
+                fb_b.c.triton_commit.label("fb_tc"),
+                fb_b.c.torch_version.label("fb_torch"),
+            )
+            .join(s.series, s.series.c.id == a.c.series_id)
+            .join(s.machines, s.machines.c.id == a.c.machine_id)
+            .join(lg_run, lg_run.c.id == a.c.last_good_run_id)
+            .join(fb_run, fb_run.c.id == a.c.first_bad_run_id)
+            .join(lg_b, lg_b.c.id == lg_run.c.build_id)
+            .join(fb_b, fb_b.c.id == fb_run.c.build_id)
+        )
+
+    @staticmethod
+    def _alert_row(r: Mapping[str, Any]) -> AlertRow:
+        ci = None
+        if r["ci_low"] is not None and r["ci_high"] is not None:
+            ci = (float(r["ci_low"]), float(r["ci_high"]))
+        return AlertRow(
+            id=int(r["id"]),
+            status=r["status"],
+            direction=r["direction"],
+            operator=r["operator"],
+            provider=r["provider"],
+            variant=r["variant"],
+            shape=json.loads(r["shape"]),
+            dtype=r["dtype"],
+            mode=r["mode"],
+            metric=r["metric"],
+            unit=r["unit"],
+            machine=r["machine"],
+            machine_id=int(r["machine_id"]),
+            series_id=int(r["series_id"]),
+            last_good_run=r["lg_uuid"],
+            first_bad_run=r["fb_uuid"],
+            last_good_build={
+                "triton_version": r["lg_tv"],
+                "triton_commit": r["lg_tc"],
+                "torch_version": r["lg_torch"],
+            },
+            first_bad_build={
+                "triton_version": r["fb_tv"],
+                "triton_commit": r["fb_tc"],
+                "torch_version": r["fb_torch"],
+            },
+            ratio=float(r["ratio"]),
+            ci=ci,
+            p=r["p"],
+            q=r["q"],
+            details=r["details"] or {},
+            created_at=utc(r["created_at"]),
+            updated_at=utc(r["updated_at"]),  # type: ignore[arg-type]
+            better=r["better"],
+            last_good_at=utc(r["lg_at"]),
+            first_bad_at=utc(r["fb_at"]),
+            gpu_model=r["gpu_model"],
+        )
+
+    def alerts(
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        machine: str | None = None,
+        operator: str | None = None,
+        direction: str | None = None,
+        provider: str | None = None,
+        series_id: int | None = None,
+        machine_id: int | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[AlertRow]:
+        """Alerts matching the filters, most severe first (regressions before improvements).
+
+        ``status`` is one status or several; severity is the size of the change as a factor.
+        """
+        q = self._alert_query()
+        if status:
+            wanted = [status] if isinstance(status, str) else list(status)
+            for st in wanted:
+                _check_status(st)
+            q = q.where(s.alerts.c.status.in_(wanted))
+        if direction:
+            if direction not in DIRECTIONS:
+                raise UsageError(
+                    f"unknown direction {direction!r}; use one of: {', '.join(DIRECTIONS)}"
+                )
+            q = q.where(s.alerts.c.direction == direction)
+        if machine:
+            q = q.where(s.machines.c.name == machine)
+        if operator:
+            q = q.where(s.series.c.operator == operator)
+        if provider:
+            q = q.where(s.series.c.provider == provider)
+        if series_id is not None:
+            q = q.where(s.alerts.c.series_id == series_id)
+        if machine_id is not None:
+            q = q.where(s.alerts.c.machine_id == machine_id)
+        ratio = s.alerts.c.ratio
+        severity = case((ratio >= 1.0, ratio), else_=1.0 / ratio)
+        q = q.order_by(
+            case((s.alerts.c.direction == "regression", 0), else_=1),
+            severity.desc(),
+            s.alerts.c.id.desc(),
+        ).offset(offset)
+        if limit is not None:
+            q = q.limit(limit)
+        with self.engine.connect() as conn:
+            return [self._alert_row(r) for r in conn.execute(q).mappings()]
+
+    def alert_counts(self) -> dict[str, int]:
+        """Number of alerts per status (every status present, zero where none)."""
+        counts = dict.fromkeys(ALERT_STATUSES, 0)
+        with self.engine.connect() as conn:
+            for st, n in conn.execute(
+                select(s.alerts.c.status, func.count()).group_by(s.alerts.c.status)
+            ):
+                counts[st] = int(n)
+        return counts
+
+    def get_alert(self, alert_id: int) -> AlertRow:
+        """One alert by id; NotFoundError when there is none."""
+        with self.engine.connect() as conn:
+            r = (
+                conn.execute(self._alert_query().where(s.alerts.c.id == int(alert_id)))
+                .mappings()
+                .first()
+            )
+        if r is None:
+            raise NotFoundError(f"no alert {alert_id}; `tritonwatch alerts` lists them")
+        return self._alert_row(r)
+
+    def alert_history(self, alert_id: int) -> list[AlertEvent]:
+        """The triage history of an alert, oldest first."""
+        self.get_alert(alert_id)
+        q = (
+            select(s.alert_events)
+            .where(s.alert_events.c.alert_id == int(alert_id))
+            .order_by(s.alert_events.c.at, s.alert_events.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [
+                AlertEvent(
+                    at=utc(r["at"]),
+                    actor=r["actor"],
+                    old_status=r["old_status"],  # type: ignore[arg-type]
+                    new_status=r["new_status"],
+                    note=r["note"],
+                )
+                for r in conn.execute(q).mappings()
+            ]
+
+    # -- triage --------------------------------------------------------------------------
+    def set_alert_status(
+        self, alert_id: int, status: str, *, actor: str, note: str | None = None
+    ) -> AlertRow:
+        """Change an alert's status and record who did it, when and why."""
+        _check_status(status)
+        if not actor or not actor.strip():
+            raise UsageError("an actor is needed to change an alert's status; pass --actor NAME")
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            old = conn.execute(
+                select(s.alerts.c.status).where(s.alerts.c.id == int(alert_id))
+            ).scalar()
+            if old is None:
+                raise NotFoundError(f"no alert {alert_id}; `tritonwatch alerts` lists them")
+            conn.execute(
+                s.alerts.update()
+                .where(s.alerts.c.id == int(alert_id))
+                .values(status=status, updated_at=now)
+            )
+            conn.execute(
+                s.alert_events.insert().values(
+                    alert_id=int(alert_id),
+                    at=now,
+                    actor=actor.strip()[:200],
+                    old_status=old,
+                    new_status=status,
+                    note=note,
+                )
+            )
+        return self.get_alert(alert_id)
+
+    # -- writing (detect) ----------------------------------------------------------------
+    def existing_alerts(
+        self, pairs: Iterable[tuple[int, int]] | None = None
+    ) -> list[ExistingAlert]:
+        """Alerts already filed, for detect to match new findings against (all when no pairs)."""
+        q = select(
+            s.alerts.c.id,
+            s.alerts.c.series_id,
+            s.alerts.c.machine_id,
+            s.alerts.c.direction,
+            s.alerts.c.status,
+            s.alerts.c.first_bad_run_id,
+            s.runs.c.started_at,
+        ).join(s.runs, s.runs.c.id == s.alerts.c.first_bad_run_id)
+        wanted = set(pairs) if pairs is not None else None
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        out = [
+            ExistingAlert(
+                id=int(r[0]),
+                series_id=int(r[1]),
+                machine_id=int(r[2]),
+                direction=r[3],
+                status=r[4],
+                first_bad_run_id=int(r[5]),
+                first_bad_at=utc(r[6]),
+            )
+            for r in rows
+        ]
+        if wanted is not None:
+            out = [e for e in out if (e.series_id, e.machine_id) in wanted]
+        return out
+
+    def upsert_alerts(
+        self, drafts: Sequence[AlertDraft], *, actor: str = "tritonwatch detect"
+    ) -> UpsertResult:
+        """Create or update alerts in one transaction; idempotent.
+
+        A draft with ``alert_id`` updates that alert; otherwise the (series, machine, first bad
+        run) key decides. Updating changes the numbers and details but never the triage status.
+        A new alert gets a first history event from ``actor``.
+        """
+        created: list[int] = []
+        updated: list[int] = []
+        unchanged: list[int] = []
+        now = datetime.now(UTC)
+        a = s.alerts
+        with self.engine.begin() as conn:
+            for d in drafts:
+                if d.direction not in DIRECTIONS:
+                    raise UsageError(f"alert direction must be one of {', '.join(DIRECTIONS)}")
+                if d.alert_id is not None:
+                    cond = a.c.id == d.alert_id
+                else:
+                    cond = and_(
+                        a.c.series_id == d.series_id,
+                        a.c.machine_id == d.machine_id,
+                        a.c.first_bad_run_id == d.first_bad_run_id,
+                    )
+                old = conn.execute(select(a).where(cond)).mappings().first()
+                values = {
+                    "last_good_run_id": d.last_good_run_id,
+                    "first_bad_run_id": d.first_bad_run_id,
+                    "direction": d.direction,
+                    "ratio": float(d.ratio),
+                    "ci_low": d.ci_low,
+                    "ci_high": d.ci_high,
+                    "p": d.p,
+                    "q": d.q,
+                    "details": d.details,
+                }
+                if old is None:
+                    aid = conn.execute(
+                        a.insert()
+                        .values(
+                            series_id=d.series_id,
+                            machine_id=d.machine_id,
+                            org_id=d.org_id,
+                            status="new",
+                            created_at=now,
+                            updated_at=now,
+                            **values,
+                        )
+                        .returning(a.c.id)
+                    ).scalar_one()
+                    conn.execute(
+                        s.alert_events.insert().values(
+                            alert_id=aid,
+                            at=now,
+                            actor=actor,
+                            old_status=None,
+                            new_status="new",
+                            note="filed by detect",
+                        )
+                    )
+                    created.append(int(aid))
+                    continue
+                same = all(
+                    _num_equal(old[k], values[k])
+                    if k in ("ratio", "ci_low", "ci_high", "p", "q")
+                    else old[k] == values[k]
+                    for k in values
+                )
+                if same:
+                    unchanged.append(int(old["id"]))
+                    continue
+                if d.alert_id is not None and (
+                    old["first_bad_run_id"] != d.first_bad_run_id
+                    and conn.execute(
+                        select(a.c.id).where(
+                            a.c.series_id == d.series_id,
+                            a.c.machine_id == d.machine_id,
+                            a.c.first_bad_run_id == d.first_bad_run_id,
+                            a.c.id != d.alert_id,
+                        )
+                    ).first()
+                    is not None
+                ):
+                    unchanged.append(int(old["id"]))  # another alert already holds that key
+                    continue
+                conn.execute(a.update().where(a.c.id == old["id"]).values(updated_at=now, **values))
+                updated.append(int(old["id"]))
+        return UpsertResult(created=created, updated=updated, unchanged=unchanged)
+
+    # -- bulk reads for detect -------------------------------------------------------------
+    def series_points(
+        self,
+        *,
+        machine: str | None = None,
+        since: datetime | None = None,
+        series_ids: Sequence[int] | None = None,
+    ) -> SeriesPoints:
+        """Every ok point (value, run, build, time) of the chosen series in one query."""
+        r = s.results
+        q = (
+            select(r.c.series_id, r.c.machine_id, r.c.run_id, s.runs.c.build_id, r.c.t, r.c.value)
+            .join(s.runs, s.runs.c.id == r.c.run_id)
+            .where(r.c.status == "ok", r.c.value.is_not(None))
+        )
+        if machine:
+            q = q.join(s.machines, s.machines.c.id == r.c.machine_id).where(
+                s.machines.c.name == machine
+            )
+        if since:
+            q = q.where(r.c.t >= since)
+        if series_ids is not None:
+            q = q.where(r.c.series_id.in_(list(series_ids)))
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        n = len(rows)
+        sid = np.fromiter((x[0] for x in rows), np.int64, n)
+        mid = np.fromiter((x[1] for x in rows), np.int64, n)
+        rid = np.fromiter((x[2] for x in rows), np.int64, n)
+        bid = np.fromiter((x[3] for x in rows), np.int64, n)
+        t = np.fromiter((utc(x[4]).timestamp() for x in rows), np.float64, n)  # type: ignore[union-attr]
+        v = np.fromiter((x[5] for x in rows), np.float64, n)
+        order = np.lexsort((rid, t, mid, sid))
+        sid, mid, rid, bid, t, v = (
+            sid[order],
+            mid[order],
+            rid[order],
+            bid[order],
+            t[order],
+            v[order],
+        )
+        if n:
+            change = np.flatnonzero((np.diff(sid) != 0) | (np.diff(mid) != 0)) + 1
+            starts = np.concatenate([[0], change]).astype(np.int64)
+        else:
+            starts = np.zeros(0, np.int64)
+        pairs = [(int(sid[i]), int(mid[i])) for i in starts]
+        return SeriesPoints(
+            series_id=sid,
+            machine_id=mid,
+            run_id=rid,
+            build_id=bid,
+            t=t,
+            value=v,
+            pairs=pairs,
+            starts=starts,
+        )
+
+    def result_samples(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], np.ndarray]:
+        """Raw samples for (run id, series id) pairs that have them, in chunked queries."""
+        from .rows import decode_samples
+
+        out: dict[tuple[int, int], np.ndarray] = {}
+        by_run: dict[int, list[int]] = {}
+        for rid, sid in keys:
+            by_run.setdefault(int(rid), []).append(int(sid))
+        r = s.results
+        with self.engine.connect() as conn:
+            runs = sorted(by_run)
+            for i in range(0, len(runs), 200):
+                chunk = runs[i : i + 200]
+                sids = sorted({x for rid in chunk for x in by_run[rid]})
+                for j in range(0, len(sids), 500):
+                    q = select(r.c.run_id, r.c.series_id, r.c.samples).where(
+                        r.c.run_id.in_(chunk),
+                        r.c.series_id.in_(sids[j : j + 500]),
+                        r.c.samples.is_not(None),
+                    )
+                    for rid, sid, blob in conn.execute(q):
+                        if sid in by_run.get(rid, ()):
+                            arr = decode_samples(blob)
+                            if arr is not None:
+                                out[(int(rid), int(sid))] = arr
+        return out
+
+    def build_infos(self, build_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        """The stored build sections (every dependency version and commit) by build id."""
+        ids = sorted({int(b) for b in build_ids})
+        out: dict[int, dict[str, Any]] = {}
+        with self.engine.connect() as conn:
+            for i in range(0, len(ids), 500):
+                for bid, info in conn.execute(
+                    select(s.builds.c.id, s.builds.c.info).where(
+                        s.builds.c.id.in_(ids[i : i + 500])
+                    )
+                ):
+                    out[int(bid)] = info or {}
+        return out
+
+    def run_refs(self, run_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        """uuid, start time, build id, org id and machine section of runs by id."""
+        ids = sorted({int(r) for r in run_ids})
+        out: dict[int, dict[str, Any]] = {}
+        q = select(
+            s.runs.c.id,
+            s.runs.c.uuid,
+            s.runs.c.started_at,
+            s.runs.c.build_id,
+            s.runs.c.org_id,
+            s.runs.c.machine_info,
+        )
+        with self.engine.connect() as conn:
+            for i in range(0, len(ids), 500):
+                for r in conn.execute(q.where(s.runs.c.id.in_(ids[i : i + 500]))).mappings():
+                    out[int(r["id"])] = {
+                        "uuid": r["uuid"],
+                        "started_at": utc(r["started_at"]),
+                        "build_id": int(r["build_id"]),
+                        "org_id": r["org_id"],
+                        "machine_info": r["machine_info"] or {},
+                    }
+        return out
+
+    def codegen_hashes(
+        self, build_ids: Iterable[int]
+    ) -> dict[int, dict[tuple[str, str, str], str]]:
+        """Per build, (kernel, spec, target) -> a digest of its stage hashes (empty if none)."""
+        ids = sorted({int(b) for b in build_ids})
+        out: dict[int, dict[tuple[str, str, str], str]] = {b: {} for b in ids}
+        c = s.codegen
+        with self.engine.connect() as conn:
+            for i in range(0, len(ids), 500):
+                q = select(c.c.build_id, c.c.kernel, c.c.spec, c.c.target, c.c.stage_hashes).where(
+                    c.c.build_id.in_(ids[i : i + 500])
+                )
+                for bid, kernel, spec, target, hashes in conn.execute(q):
+                    out[int(bid)][(kernel, spec, target)] = json.dumps(hashes or {}, sort_keys=True)
+        return out
+
+
+def _check_status(status: str) -> None:
+    if status not in ALERT_STATUSES:
+        raise UsageError(
+            f"unknown alert status {status!r}; use one of: {', '.join(ALERT_STATUSES)}"
+        )
