@@ -1,0 +1,156 @@
+"""The Store contract: every test runs against SQLite and a real PostgreSQL (the `store` fixture)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tritonwatch.errors import NotFoundError, UsageError
+from tritonwatch.runformat import dump_run, parse_run
+from tritonwatch.store import Store
+from tritonwatch.store.interchange import read_file, run_document
+from tritonwatch.testing import make_run
+
+FIXTURE = Path(__file__).parent.parent / "fixtures" / "run-v1.jsonl"
+T0 = datetime(2026, 10, 1, 2, 0, tzinfo=UTC)
+
+
+def test_add_run_is_idempotent_by_uuid(store: Store) -> None:
+    run = make_run(n_results=4, started_at=T0)
+    first = store.add_run(run)
+    again = store.add_run(run)
+    assert first.created and not again.created
+    assert first.id == again.id
+    counts = store.info().counts
+    assert counts["runs"] == 1 and counts["results"] == 4 and counts["series"] == 4
+
+
+def test_run_round_trips_through_the_database(store: Store) -> None:
+    (run,) = read_file(FIXTURE).runs
+    store.add_run(run)
+    doc = store.run_document(str(run.run.id))
+    original = dump_run(run)
+    assert doc["run"] == original["run"]
+    assert doc["machine"] == original["machine"]
+    assert doc["build"] == original["build"]
+    for got, want in zip(doc["results"], original["results"], strict=True):
+        assert got.get("samples") == want.get("samples")
+        for key in ("operator", "provider", "variant", "shape", "dtype", "mode", "metric", "unit",
+                    "status", "error", "correct"):
+            assert got.get(key) == want.get(key), key
+        assert got.get("extra", {}) == want.get("extra", {})
+    # a result given as samples is summarised by their median
+    assert doc["results"][0]["value"] == pytest.approx(np.median(original["results"][0]["samples"]))
+
+
+def test_failed_results_keep_status_and_error(store: Store) -> None:
+    (run,) = read_file(FIXTURE).runs
+    store.add_run(run)
+    detail = store.get_run(str(run.run.id)[:8])
+    by_op = {r.operator: r for r in detail.results}
+    assert by_op["attention"].status == "error" and "out of memory" in by_op["attention"].error
+    assert by_op["rmsnorm"].status == "incorrect" and by_op["rmsnorm"].correct is False
+    assert detail.summary.n_failed == 2
+
+
+def test_add_runs_is_all_or_nothing(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    good, bad = make_run(seed=1), make_run(seed=2)
+    real = Store._result_rows
+
+    def explode(run, *args):  # type: ignore[no-untyped-def]
+        if run is bad:
+            raise RuntimeError("disk full")
+        return real(run, *args)
+
+    monkeypatch.setattr(Store, "_result_rows", staticmethod(explode))
+    with pytest.raises(RuntimeError):
+        store.add_runs([good, bad])
+    assert store.info().counts["runs"] == 0
+    assert store.info().counts["results"] == 0
+
+
+def test_runs_are_listed_newest_first_and_filtered(store: Store) -> None:
+    for i in range(5):
+        store.add_run(make_run(seed=i, started_at=T0 + timedelta(days=i),
+                               machine="a" if i % 2 else "b", label=f"night{i}", org="acme"))
+    runs = store.runs()
+    assert [r.label for r in runs] == ["night4", "night3", "night2", "night1", "night0"]
+    assert {r.label for r in store.runs(machine="a")} == {"night1", "night3"}
+    assert [r.label for r in store.runs(since=T0 + timedelta(days=3))] == ["night4", "night3"]
+    assert [r.label for r in store.runs(limit=2, offset=1)] == ["night3", "night2"]
+    assert store.runs(org="other") == []
+    assert all(r.org == "acme" for r in runs)
+
+
+def test_run_lookup_by_prefix(store: Store) -> None:
+    run = make_run()
+    store.add_run(run)
+    uid = str(run.run.id)
+    assert store.get_run(uid[:6]).summary.uuid == uid
+    with pytest.raises(NotFoundError, match="tritonwatch runs"):
+        store.get_run("ffffffff")
+    with pytest.raises(UsageError, match="too short"):
+        store.get_run("ab")
+
+
+def test_series_points_are_ordered_and_keep_raw_samples(store: Store) -> None:
+    runs = [make_run(n_results=2, seed=i, started_at=T0 + timedelta(days=i)) for i in range(6)]
+    for run in reversed(runs):  # stored out of order on purpose
+        store.add_run(run)
+    (info, _) = store.series_list(operator="matmul")
+    points = store.series(info.id, info.machine_id, with_samples=True)
+    assert [p.run_uuid for p in points] == [str(r.run.id) for r in runs]
+    want = runs[3].results[info.shape["M"] // 256 - 1].samples
+    assert points[3].samples is not None and points[3].samples.tolist() == want
+    assert points[3].value == pytest.approx(np.median(want))
+    assert points[3].ci_low <= points[3].value <= points[3].ci_high
+    newest_two = store.series(info.id, info.machine_id, limit=2)
+    assert [p.run_uuid for p in newest_two] == [str(r.run.id) for r in runs[-2:]]
+
+
+def test_cpu_results_never_join_gpu_series(store: Store) -> None:
+    gpu = make_run(n_results=1, machine="box", seed=1)
+    cpu = make_run(n_results=1, machine="box", gpu_model=None, seed=2)
+    store.add_run(gpu)
+    store.add_run(cpu)
+    rows = store.series_list(operator="matmul")
+    assert len(rows) == 2 and rows[0].id == rows[1].id
+    assert {m.device for m in store.machines()} == {"cuda", "cpu"}
+
+
+def test_concurrent_writers_of_one_run_store_it_once(store: Store) -> None:
+    run = make_run(n_results=50)
+    created: list[bool] = []
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            with Store.open(store.engine.url.render_as_string(hide_password=False)) as own:
+                created.append(own.add_run(run).created)
+        except BaseException as e:  # noqa: BLE001 - collected and asserted below
+            errors.append(e)
+
+    threads = [threading.Thread(target=write) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and created.count(True) == 1
+    assert store.info().counts["results"] == 50
+
+
+def test_machine_peaks(store: Store) -> None:
+    assert store.machine_peaks("m", "cuda", "H100", 1) is None
+    store.set_machine_peaks("m", "cuda", "H100", 1, {"gbps": 3000.0, "bf16_tflops": 700.0})
+    assert store.machine_peaks("m", "cuda", "H100", 1) == {"gbps": 3000.0, "bf16_tflops": 700.0}
+
+
+def test_run_document_is_valid_run_format(store: Store) -> None:
+    store.add_run(make_run(seed=3))
+    (summary,) = store.runs()
+    doc = run_document(store.get_run(summary.uuid))
+    assert parse_run(doc).run.id.hex == summary.uuid.replace("-", "")
