@@ -1,11 +1,639 @@
-"""Store queries for organisations, tokens, saved views and pushes (issues #6 and #8).
+"""Store queries for tokens, saved views and the dashboard's read paths (issue #6).
 
 Mixed into :class:`tritonwatch.store.Store`; methods use ``self.engine`` and the tables in
-``schema``.
+``schema``. Tokens are shown once and stored only as their sha256. The dashboard queries here
+(newest runs per machine, the newest-vs-previous heat map, the series catalog, paginated results,
+codegen reports and comparisons) are written so they stay index range scans at 10 M results.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sqlalchemy import and_, exists, select
+
+from ..errors import NotFoundError, UsageError
+from . import schema as s
+from .rows import RunSummary, utc
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.engine import Connection
+
+TOKEN_PREFIX = "tw_"
+SCOPES = ("upload", "triage", "views")
+OPEN_ALERT_STATUSES = ("new", "confirmed", "acknowledged")
+SERIES_FIELDS = ("operator", "provider", "variant", "shape", "dtype", "mode", "metric")
+
+
+def hash_token(plaintext: str) -> str:
+    """The sha256 hex digest stored in ``tokens.token_hash``."""
+    return hashlib.sha256(plaintext.strip().encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    id: int
+    org: str
+    name: str
+    scopes: tuple[str, ...]
+    created_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+    @property
+    def actor(self) -> str:
+        """How this token appears in triage history: ``org/name``."""
+        return f"{self.org}/{self.name}"
+
+
+@dataclass(frozen=True)
+class CreatedToken:
+    """A new token: its row, and the plaintext, which is never shown again."""
+
+    row: TokenRow
+    token: str
+
+
+@dataclass(frozen=True)
+class SavedView:
+    id: int
+    name: str
+    page: str
+    query: str
+    token_id: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class SeriesRef:
+    """One series on one machine, as the explorer lists it."""
+
+    series_id: int
+    machine_id: int
+    machine: str
+    operator: str
+    provider: str
+    variant: str
+    shape: str  # canonical JSON
+    dtype: str
+    mode: str
+    metric: str
+    unit: str
+    better: str
+
+
+@dataclass(frozen=True)
+class HeatCell:
+    """Newest run against the previous run of one machine, for one operator and dtype."""
+
+    operator: str
+    dtype: str
+    machine: str
+    machine_id: int
+    change: float  # geomean of new/old, oriented so > 1 is worse
+    worst: float
+    n: int
+
+
+@dataclass(frozen=True)
+class SeriesAlert:
+    id: int
+    series_id: int
+    machine_id: int
+    t: datetime | None
+    run_uuid: str
+    ratio: float
+    direction: str
+    status: str
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    """A codegen report or a comparison: list fields plus the JSON payload (detail only)."""
+
+    id: int
+    uuid: str
+    label_a: str
+    label_b: str
+    extra: str
+    summary: dict[str, Any]
+    rows: list[Any]
+    created_at: datetime | None
+
 
 class AccessMixin:
-    """Store methods for organisations, tokens, saved views and pushes (issues #6 and #8)."""
+    """Store methods for tokens, saved views and the dashboard's queries (issue #6)."""
+
+    engine: Engine
+
+    if TYPE_CHECKING:
+
+        def _run_query(self) -> Any: ...
+        def org_id(self, conn: Connection, name: str | None) -> int | None: ...
+
+    # -- tokens ------------------------------------------------------------------------------
+    def _token_query(self) -> Any:
+        return select(s.tokens, s.orgs.c.name.label("org")).join(
+            s.orgs, s.orgs.c.id == s.tokens.c.org_id
+        )
+
+    @staticmethod
+    def _token_row(r: Any) -> TokenRow:
+        return TokenRow(
+            id=r["id"],
+            org=r["org"],
+            name=r["name"],
+            scopes=tuple(x for x in r["scopes"].split(",") if x),
+            created_at=utc(r["created_at"]),
+            revoked_at=utc(r["revoked_at"]),  # type: ignore[arg-type]
+            last_used_at=utc(r["last_used_at"]),
+        )
+
+    def create_token(
+        self, org: str, name: str, *, scopes: tuple[str, ...] = SCOPES
+    ) -> CreatedToken:
+        """Create a token for ``org`` named ``name``; the plaintext is returned once only."""
+        org, name = org.strip(), name.strip()
+        if not org or not name:
+            raise UsageError("a token needs an organisation and a name")
+        bad = [x for x in scopes if x not in SCOPES]
+        if bad:
+            raise UsageError(f"unknown scope(s) {', '.join(bad)}; known: {', '.join(SCOPES)}")
+        plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        with self.engine.begin() as conn:
+            oid = self.org_id(conn, org)
+            taken = conn.execute(
+                select(s.tokens.c.id).where(s.tokens.c.org_id == oid, s.tokens.c.name == name)
+            ).scalar()
+            if taken is not None:
+                raise UsageError(
+                    f"organisation {org!r} already has a token named {name!r}; "
+                    "choose another name or revoke it first"
+                )
+            tid = conn.execute(
+                s.tokens.insert()
+                .values(
+                    org_id=oid,
+                    name=name,
+                    token_hash=hash_token(plaintext),
+                    scopes=",".join(scopes),
+                    created_at=datetime.now(UTC),
+                )
+                .returning(s.tokens.c.id)
+            ).scalar_one()
+            row = conn.execute(self._token_query().where(s.tokens.c.id == tid)).mappings().one()
+        return CreatedToken(row=self._token_row(row), token=plaintext)
+
+    def check_token(self, plaintext: str) -> TokenRow | None:
+        """The token row for a plaintext token, or None if unknown or revoked."""
+        if not plaintext:
+            return None
+        with self.engine.begin() as conn:
+            row = (
+                conn.execute(
+                    self._token_query().where(
+                        s.tokens.c.token_hash == hash_token(plaintext),
+                        s.tokens.c.revoked_at.is_(None),
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            if row is None:
+                return None
+            conn.execute(
+                s.tokens.update()
+                .where(s.tokens.c.id == row["id"])
+                .values(last_used_at=datetime.now(UTC))
+            )
+        return self._token_row(row)
+
+    def list_tokens(self, org: str | None = None) -> list[TokenRow]:
+        q = self._token_query().order_by(s.orgs.c.name, s.tokens.c.name)
+        if org:
+            q = q.where(s.orgs.c.name == org)
+        with self.engine.connect() as conn:
+            return [self._token_row(r) for r in conn.execute(q).mappings()]
+
+    def revoke_token(self, token_id: int) -> TokenRow:
+        """Revoke a token by id; it stops working at once. Revoking twice is harmless."""
+        with self.engine.begin() as conn:
+            found = conn.execute(select(s.tokens.c.id).where(s.tokens.c.id == token_id)).scalar()
+            if found is None:
+                raise NotFoundError(
+                    f"no token with id {token_id}; `tritonwatch token list` lists them"
+                )
+            conn.execute(
+                s.tokens.update()
+                .where(s.tokens.c.id == token_id, s.tokens.c.revoked_at.is_(None))
+                .values(revoked_at=datetime.now(UTC))
+            )
+            row = (
+                conn.execute(self._token_query().where(s.tokens.c.id == token_id)).mappings().one()
+            )
+        return self._token_row(row)
+
+    # -- saved views -------------------------------------------------------------------------
+    @staticmethod
+    def _view(r: Any) -> SavedView:
+        return SavedView(
+            id=r["id"],
+            name=r["name"],
+            page=r["page"],
+            query=r["query"],
+            token_id=r["token_id"],
+            created_at=utc(r["created_at"]),
+        )  # type: ignore[arg-type]
+
+    def save_view(self, name: str, page: str, query: str, token_id: int | None) -> SavedView:
+        """Store a named view (a page and its URL query); its owner may overwrite it."""
+        name, page = name.strip(), page.strip().strip("/")
+        if not name or len(name) > 200:
+            raise UsageError("a view needs a name of 1 to 200 characters")
+        if not page or len(page) > 50:
+            raise UsageError("a view needs a page name of 1 to 50 characters")
+        query = query.lstrip("?")
+        with self.engine.begin() as conn:
+            old = conn.execute(select(s.views).where(s.views.c.name == name)).mappings().first()
+            values = {
+                "page": page,
+                "query": query,
+                "token_id": token_id,
+                "created_at": datetime.now(UTC),
+            }
+            if old is None:
+                conn.execute(s.views.insert().values(name=name, **values))
+            elif old["token_id"] is not None and old["token_id"] != token_id:
+                raise UsageError(f"view {name!r} belongs to another token; choose another name")
+            else:
+                conn.execute(s.views.update().where(s.views.c.id == old["id"]).values(**values))
+            row = conn.execute(select(s.views).where(s.views.c.name == name)).mappings().one()
+        return self._view(row)
+
+    def views(self) -> list[SavedView]:
+        with self.engine.connect() as conn:
+            return [
+                self._view(r)
+                for r in conn.execute(select(s.views).order_by(s.views.c.name)).mappings()
+            ]
+
+    def get_view(self, name: str) -> SavedView:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(s.views).where(s.views.c.name == name)).mappings().first()
+        if row is None:
+            raise NotFoundError(f"no saved view named {name!r}")
+        return self._view(row)
+
+    # -- dashboard: runs and the heat map ----------------------------------------------------
+    def latest_runs(self, per_machine: int = 2) -> dict[int, list[RunSummary]]:
+        """The newest ``per_machine`` runs of every machine, newest first (one index probe each)."""
+        out: dict[int, list[RunSummary]] = {}
+        with self.engine.connect() as conn:
+            mids = conn.execute(select(s.machines.c.id).order_by(s.machines.c.name)).scalars().all()
+            for mid in mids:
+                q = (
+                    self._run_query()
+                    .where(s.runs.c.machine_id == mid)
+                    .order_by(s.runs.c.started_at.desc(), s.runs.c.id.desc())
+                    .limit(per_machine)
+                )
+                got = [RunSummary.from_row(r) for r in conn.execute(q).mappings()]
+                if got:
+                    out[mid] = got
+        return out
+
+    def heatmap(self) -> list[HeatCell]:
+        """Newest vs previous run per machine, as geomean change per operator x dtype x machine."""
+        cells: list[HeatCell] = []
+        latest = self.latest_runs(2)
+        new_r, old_r = s.results.alias("new_r"), s.results.alias("old_r")
+        with self.engine.connect() as conn:
+            for mid, pair in latest.items():
+                if len(pair) < 2:
+                    continue
+                q = (
+                    select(
+                        s.series.c.operator,
+                        s.series.c.dtype,
+                        s.series.c.better,
+                        new_r.c.value.label("new"),
+                        old_r.c.value.label("old"),
+                    )
+                    .select_from(new_r)
+                    .join(
+                        old_r,
+                        and_(old_r.c.series_id == new_r.c.series_id, old_r.c.run_id == pair[1].id),
+                    )
+                    .join(s.series, s.series.c.id == new_r.c.series_id)
+                    .where(
+                        new_r.c.run_id == pair[0].id, new_r.c.status == "ok", old_r.c.status == "ok"
+                    )
+                )
+                groups: dict[tuple[str, str], list[float]] = {}
+                for r in conn.execute(q).mappings():
+                    if not r["new"] or not r["old"] or r["new"] <= 0 or r["old"] <= 0:
+                        continue
+                    ratio = r["new"] / r["old"]
+                    groups.setdefault((r["operator"], r["dtype"]), []).append(
+                        ratio if r["better"] == "lower" else 1 / ratio
+                    )
+                for (op, dt), ratios in sorted(groups.items()):
+                    arr = np.asarray(ratios)
+                    cells.append(
+                        HeatCell(
+                            operator=op,
+                            dtype=dt,
+                            machine=pair[0].machine,
+                            machine_id=mid,
+                            change=float(np.exp(np.log(arr).mean())),
+                            worst=float(arr.max()),
+                            n=len(ratios),
+                        )
+                    )
+        return cells
+
+    # -- dashboard: series ---------------------------------------------------------------------
+    def series_facets(self, limit: int = 500) -> dict[str, list[str]]:
+        """Distinct values of each series field (for filter menus), at most ``limit`` each."""
+        out: dict[str, list[str]] = {}
+        with self.engine.connect() as conn:
+            for f in SERIES_FIELDS:
+                col = s.series.c[f]
+                out[f] = [
+                    v
+                    for v in conn.execute(
+                        select(col).distinct().order_by(col).limit(limit)
+                    ).scalars()
+                ]
+            out["machine"] = [
+                v
+                for v in conn.execute(
+                    select(s.machines.c.name).distinct().order_by(s.machines.c.name)
+                ).scalars()
+            ]
+        return out
+
+    def series_catalog(
+        self, *, limit: int = 200, machine: str | None = None, **filters: str | None
+    ) -> list[SeriesRef]:
+        """Series x machines that have at least one result and match the exact-value filters.
+
+        Uses an EXISTS probe on the results(series_id, machine_id, t) index per pair instead
+        of grouping the results table, so it stays fast with millions of results.
+        """
+        unknown = set(filters) - set(SERIES_FIELDS)
+        if unknown:
+            raise UsageError(f"unknown series filter(s): {', '.join(sorted(unknown))}")
+        probe = exists().where(
+            s.results.c.series_id == s.series.c.id, s.results.c.machine_id == s.machines.c.id
+        )
+        q = (
+            select(
+                s.series, s.machines.c.id.label("machine_id"), s.machines.c.name.label("machine")
+            )
+            .select_from(s.series.join(s.machines, s.machines.c.id.is_not(None)))
+            .where(probe)
+        )
+        for f, v in filters.items():
+            if v:
+                q = q.where(s.series.c[f] == v)
+        if machine:
+            q = q.where(s.machines.c.name == machine)
+        q = q.order_by(
+            s.series.c.operator,
+            s.series.c.provider,
+            s.series.c.variant,
+            s.series.c.shape,
+            s.series.c.dtype,
+            s.series.c.metric,
+            s.machines.c.name,
+        ).limit(limit)
+        with self.engine.connect() as conn:
+            return [
+                SeriesRef(
+                    series_id=r["id"],
+                    machine_id=r["machine_id"],
+                    machine=r["machine"],
+                    operator=r["operator"],
+                    provider=r["provider"],
+                    variant=r["variant"],
+                    shape=r["shape"],
+                    dtype=r["dtype"],
+                    mode=r["mode"],
+                    metric=r["metric"],
+                    unit=r["unit"],
+                    better=r["better"],
+                )
+                for r in conn.execute(q).mappings()
+            ]
+
+    def series_alerts(self, pairs: list[tuple[int, int]]) -> list[SeriesAlert]:
+        """Alerts (change points) on the given (series_id, machine_id) pairs, oldest first."""
+        if not pairs:
+            return []
+        series_ids = sorted({p[0] for p in pairs})
+        wanted = set(pairs)
+        q = (
+            select(
+                s.alerts.c.id,
+                s.alerts.c.series_id,
+                s.alerts.c.machine_id,
+                s.alerts.c.ratio,
+                s.alerts.c.direction,
+                s.alerts.c.status,
+                s.runs.c.started_at,
+                s.runs.c.uuid,
+            )
+            .join(s.runs, s.runs.c.id == s.alerts.c.first_bad_run_id)
+            .where(s.alerts.c.series_id.in_(series_ids))
+            .order_by(s.runs.c.started_at)
+        )
+        with self.engine.connect() as conn:
+            return [
+                SeriesAlert(
+                    id=r["id"],
+                    series_id=r["series_id"],
+                    machine_id=r["machine_id"],
+                    t=utc(r["started_at"]),
+                    run_uuid=r["uuid"],
+                    ratio=r["ratio"],
+                    direction=r["direction"],
+                    status=r["status"],
+                )
+                for r in conn.execute(q).mappings()
+                if (r["series_id"], r["machine_id"]) in wanted
+            ]
+
+    # -- dashboard: results ---------------------------------------------------------------------
+    def results_page(
+        self,
+        *,
+        run: str | None = None,
+        machine: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        **filters: str | None,
+    ) -> list[dict[str, Any]]:
+        """One page of results, newest first, with their series fields and run (no samples)."""
+        unknown = set(filters) - set(SERIES_FIELDS)
+        if unknown:
+            raise UsageError(f"unknown result filter(s): {', '.join(sorted(unknown))}")
+        r = s.results
+        q = (
+            select(
+                r.c.id,
+                s.runs.c.uuid.label("run"),
+                r.c.t,
+                s.machines.c.name.label("machine"),
+                s.series.c.operator,
+                s.series.c.provider,
+                s.series.c.variant,
+                s.series.c.shape,
+                s.series.c.dtype,
+                s.series.c.mode,
+                s.series.c.metric,
+                s.series.c.unit,
+                r.c.status,
+                r.c.value,
+                r.c.ci_low,
+                r.c.ci_high,
+                r.c.n,
+                r.c.correct,
+                r.c.error,
+                r.c.extra,
+                r.c.series_id,
+                r.c.machine_id,
+            )
+            .join(s.series, s.series.c.id == r.c.series_id)
+            .join(s.runs, s.runs.c.id == r.c.run_id)
+            .join(s.machines, s.machines.c.id == r.c.machine_id)
+        )
+        if run:
+            q = q.where(r.c.run_id == self.resolve_run(run))  # type: ignore[attr-defined]
+        if machine:
+            q = q.where(s.machines.c.name == machine)
+        if status:
+            q = q.where(r.c.status == status)
+        for f, v in filters.items():
+            if v:
+                q = q.where(s.series.c[f] == v)
+        q = q.order_by(r.c.id.desc()).limit(limit).offset(offset)
+        with self.engine.connect() as conn:
+            rows = [dict(x) for x in conn.execute(q).mappings()]
+        for row in rows:
+            row["t"] = utc(row["t"])
+            row["shape"] = json.loads(row["shape"])
+        return rows
+
+    def build_info(self, build_id: int) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            info = conn.execute(select(s.builds.c.info).where(s.builds.c.id == build_id)).scalar()
+        return dict(info or {})
+
+    def codegen_changes(
+        self, build_a: int, build_b: int, *, kernel: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """Kernels whose generated code or resource metrics differ between two builds."""
+        a, b = s.codegen.alias("a"), s.codegen.alias("b")
+        q = (
+            select(
+                a.c.kernel,
+                a.c.spec,
+                a.c.target,
+                a.c.stage_hashes.label("hashes_a"),
+                b.c.stage_hashes.label("hashes_b"),
+                a.c.metrics.label("metrics_a"),
+                b.c.metrics.label("metrics_b"),
+            )
+            .join(b, and_(b.c.kernel == a.c.kernel, b.c.spec == a.c.spec, b.c.target == a.c.target))
+            .where(a.c.build_id == build_a, b.c.build_id == build_b)
+            .order_by(a.c.kernel, a.c.spec, a.c.target)
+        )
+        if kernel:
+            q = q.where(a.c.kernel.like(f"%{kernel.replace('%', '')}%"))
+        out: list[dict[str, Any]] = []
+        with self.engine.connect() as conn:
+            for r in conn.execute(q).mappings():
+                ha, hb = r["hashes_a"] or {}, r["hashes_b"] or {}
+                changed = [
+                    st
+                    for st in list(ha) + [k for k in hb if k not in ha]
+                    if ha.get(st) != hb.get(st)
+                ]
+                ma, mb = r["metrics_a"] or {}, r["metrics_b"] or {}
+                deltas = {
+                    k: (ma.get(k), mb.get(k))
+                    for k in sorted(set(ma) | set(mb))
+                    if ma.get(k) != mb.get(k)
+                }
+                if changed or deltas:
+                    out.append(
+                        {
+                            "kernel": r["kernel"],
+                            "spec": r["spec"],
+                            "target": r["target"],
+                            "first_changed_stage": changed[0] if changed else None,
+                            "changed_stages": changed,
+                            "metric_deltas": deltas,
+                        }
+                    )
+                if len(out) >= limit:
+                    break
+        return out
+
+    # -- codegen reports and comparisons --------------------------------------------------------
+    def codegen_reports(self, *, limit: int = 50, offset: int = 0) -> list[ReportRow]:
+        return self._reports(s.codegen_reports, limit=limit, offset=offset)
+
+    def get_codegen_report(self, ref: str) -> ReportRow:
+        return self._report(s.codegen_reports, ref, "blast-radius report")
+
+    def comparisons(self, *, limit: int = 50, offset: int = 0) -> list[ReportRow]:
+        return self._reports(s.comparisons, limit=limit, offset=offset)
+
+    def get_comparison(self, ref: str) -> ReportRow:
+        return self._report(s.comparisons, ref, "comparison")
+
+    @staticmethod
+    def _report_row(t: Any, r: Any, detail: bool) -> ReportRow:
+        is_cg = t is s.codegen_reports
+        payload = r.get("report" if is_cg else "cases") if detail else None
+        if isinstance(payload, dict):
+            payload = (
+                payload.get("rows") or payload.get("kernels") or payload.get("cases") or [payload]
+            )
+        return ReportRow(
+            id=r["id"],
+            uuid=r["uuid"],
+            label_a=r["env_a"] if is_cg else r["label_a"],
+            label_b=r["env_b"] if is_cg else r["label_b"],
+            extra=r["targets"] if is_cg else r["kind"],
+            summary=r["summary"] if isinstance(r["summary"], dict) else {"summary": r["summary"]},
+            rows=list(payload or []),
+            created_at=utc(r["created_at"]),
+        )
+
+    def _reports(self, t: Any, *, limit: int, offset: int) -> list[ReportRow]:
+        cols = [c for c in t.c if c.name not in ("report", "cases")]
+        q = select(*cols).order_by(t.c.created_at.desc(), t.c.id.desc()).limit(limit).offset(offset)
+        with self.engine.connect() as conn:
+            return [self._report_row(t, r, False) for r in conn.execute(q).mappings()]
+
+    def _report(self, t: Any, ref: str, what: str) -> ReportRow:
+        ref = ref.strip()
+        cond = t.c.id == int(ref) if ref.isdigit() else t.c.uuid.like(ref.replace("%", "") + "%")
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t).where(cond).limit(2)).mappings().all()
+        if len(rows) != 1:
+            raise NotFoundError(
+                f"no {what} {ref!r}" if not rows else f"{what} id {ref!r} is ambiguous"
+            )
+        return self._report_row(t, rows[0], True)

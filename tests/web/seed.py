@@ -1,0 +1,222 @@
+"""A small, realistic dashboard database: nights of runs on three machines with planted steps.
+
+Used by the API tests and the browser tests (which seed a SQLite file for a real server).
+Strings named XSS are planted in every place a user can name something.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from tritonwatch.store import Store
+from tritonwatch.store import schema as s
+from tritonwatch.store.alerts import AlertDraft
+from tritonwatch.testing import make_run
+
+XSS = "<script>alert(1)</script>"
+XSS_SHAPE = {"M": 64, "name": "<img src=x onerror=alert(2)>"}
+XSS_MACHINE = "gpu-<script>alert(3)</script>"
+NIGHTS = 8
+STEP_NIGHT = 5  # first bad night of the planted regressions
+T0 = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
+
+
+@dataclass
+class Seeded:
+    runs: dict[str, list[str]] = field(default_factory=dict)  # machine -> run uuids, oldest first
+    alert_id: int = 0
+    xss_alert_id: int = 0
+    step_series_id: int = 0
+    machine_id: int = 0
+
+
+def _result(
+    op: str,
+    provider: str,
+    shape: dict[str, Any],
+    dtype: str,
+    base: float,
+    rng: np.random.Generator,
+    metric: str = "time",
+    unit: str = "ms",
+    variant: str = "",
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "operator": op,
+        "provider": provider,
+        "variant": variant,
+        "shape": shape,
+        "dtype": dtype,
+        "metric": metric,
+        "unit": unit,
+        "samples": (base * (1 + 0.005 * rng.standard_normal(15))).tolist(),
+        "correct": True,
+        "extra": extra or {},
+    }
+
+
+def night_results(night: int, rng: np.random.Generator, *, xss: bool) -> list[dict[str, Any]]:
+    slow = 1.2 if night >= STEP_NIGHT else 1.0
+    gpu = {"sm_clock_mhz": 1980, "temp_c": 61 + night % 3, "power_w": 540, "throttle": "none"}
+    out = []
+    for dtype in ("fp16", "bf16"):
+        for m in (1024, 4096):
+            f = slow if (dtype == "fp16" and m == 1024) else 1.0
+            out.append(
+                _result(
+                    "matmul",
+                    "triton",
+                    {"M": m, "N": m, "K": m},
+                    dtype,
+                    0.5 * m / 1024 * f,
+                    rng,
+                    extra=gpu,
+                )
+            )
+            out.append(
+                _result(
+                    "matmul",
+                    "aten",
+                    {"M": m, "N": m, "K": m},
+                    dtype,
+                    0.55 * m / 1024,
+                    rng,
+                    extra=gpu,
+                )
+            )
+            out.append(
+                _result(
+                    "matmul",
+                    "triton",
+                    {"M": m, "N": m, "K": m},
+                    dtype,
+                    70 / f,
+                    rng,
+                    metric="pct_peak",
+                    unit="%",
+                )
+            )
+        out.append(_result("softmax", "triton", {"M": 4096, "N": 2048}, dtype, 0.08, rng))
+    if xss:
+        out.append(
+            _result(XSS, XSS, XSS_SHAPE, "fp16", 0.3 * slow, rng, variant=XSS, extra={"note": XSS})
+        )
+    return out
+
+
+def seed(store: Store, *, nights: int = NIGHTS) -> Seeded:
+    """Fill ``store`` and file two alerts (one on the XSS series); returns what tests look up."""
+    rng = np.random.default_rng(7)
+    out = Seeded()
+    run_ids: dict[str, list[int]] = {}
+    for machine, gpu in (
+        ("h100-a", "NVIDIA H100 80GB HBM3"),
+        ("mi300-b", "AMD Instinct MI300X"),
+        (XSS_MACHINE, "NVIDIA A100"),
+    ):
+        n = nights if machine != XSS_MACHINE else 2
+        for night in range(n):
+            commit = ("a" if night < STEP_NIGHT else "b") * 40
+            run = make_run(
+                results=night_results(night, rng, xss=machine != "mi300-b"),
+                machine=machine,
+                gpu_model=gpu,
+                commit=commit,
+                seed=night,
+                started_at=T0 + timedelta(days=night),
+                label=XSS if night == 1 else None,
+            )
+            doc = run.model_dump(mode="json")
+            doc["run"]["command"] = f"tritonwatch run --suite nightly --label {XSS}"
+            doc["machine"]["driver"] = "550.54" if night < STEP_NIGHT else "555.42"
+            from tritonwatch.runformat import parse_run
+
+            added = store.add_run(parse_run(doc))
+            out.runs.setdefault(machine, []).append(added.uuid)
+            run_ids.setdefault(machine, []).append(added.id)
+    mid = store.machine_id("h100-a", "cuda", "NVIDIA H100 80GB HBM3", None)
+    assert mid is not None
+    out.machine_id = mid
+    step = store.series_catalog(
+        operator="matmul",
+        provider="triton",
+        dtype="fp16",
+        metric="time",
+        shape='{"K":1024,"M":1024,"N":1024}',
+        machine="h100-a",
+    )
+    xss = store.series_catalog(operator=XSS, machine="h100-a")
+    ids = run_ids["h100-a"]
+    drafts = [
+        AlertDraft(
+            series_id=ref.series_id,
+            machine_id=mid,
+            last_good_run_id=ids[STEP_NIGHT - 1],
+            first_bad_run_id=ids[STEP_NIGHT],
+            direction="regression",
+            ratio=1.2,
+            ci_low=1.18,
+            ci_high=1.22,
+            p=1e-6,
+            q=1e-5,
+            details={"segment_before": {"median": 0.5}, "why": XSS},
+        )
+        for ref in (step[0], xss[0])
+    ]
+    res = store.upsert_alerts(drafts)
+    out.alert_id, out.xss_alert_id = res.created
+    out.step_series_id = step[0].series_id
+    _reports(store)
+    return out
+
+
+def _reports(store: Store) -> None:
+    now = datetime.now(UTC)
+    with store.engine.begin() as conn:
+        b = conn.execute(select(s.builds.c.id).order_by(s.builds.c.id)).scalars().all()
+        conn.execute(
+            s.codegen_reports.insert().values(
+                uuid="c0de0000-0000-4000-8000-000000000001",
+                build_a_id=b[0],
+                build_b_id=b[-1],
+                env_a="/envs/triton-3.8",
+                env_b=f"/envs/{XSS}",
+                targets="sm90,gfx942",
+                summary={"kernels": 2, "changed": 1, "note": XSS},
+                report=[
+                    {
+                        "kernel": "matmul_kernel",
+                        "target": "sm90",
+                        "first_changed_stage": "ttgir",
+                        "registers": "128 -> 168",
+                        "spills": 0,
+                        "diff": f"--- a\n+++ b\n-  wgmma\n+  mma {XSS}",
+                    },
+                    {"kernel": XSS, "target": "gfx942", "first_changed_stage": None},
+                ],
+                created_at=now,
+            )
+        )
+        r = conn.execute(select(s.runs.c.id).order_by(s.runs.c.id)).scalars().all()
+        conn.execute(
+            s.comparisons.insert().values(
+                uuid="ab000000-0000-4000-8000-000000000001",
+                kind="ab",
+                run_a_id=r[0],
+                run_b_id=r[1],
+                label_a="triton 3.8",
+                label_b=XSS,
+                summary={"geomean": 1.03, "slower": 1},
+                cases=[
+                    {"operator": "matmul", "ratio": 1.05, "ci": [1.02, 1.08], "verdict": "slower"},
+                    {"operator": XSS, "ratio": 0.99, "verdict": "same"},
+                ],
+                created_at=now,
+            )
+        )

@@ -1,0 +1,364 @@
+"""The JSON API under /api/v1: runs, results, series, alerts, codegen, comparisons, views.
+
+Lists take ``limit`` (at most 1000) and ``offset`` and answer ``{"items": [...], "limit",
+"offset", "next_offset"}``; with ``format=csv`` or ``format=parquet`` they answer a file instead.
+Errors are ``{"error": message}``. Reading is public; triage and saving views need a token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from ..errors import NotFoundError, UsageError
+from ..store import Store
+from . import data
+from .auth import require_token
+from .export import jsonable, table_response
+
+MAX_LIMIT = 1000
+ALERT_STATUSES = ("new", "confirmed", "acknowledged", "false_positive", "fixed")
+
+router = APIRouter(prefix="/api/v1", tags=["api"])
+
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Page size (1 to {MAX_LIMIT}).")]
+Offset = Annotated[int, Query(ge=0, description="Rows to skip.")]
+Format = Annotated[Literal["json", "csv", "parquet"], Query(description="Response format.")]
+Opt = Annotated[str | None, Query()]
+
+
+def _store(request: Request) -> Store:
+    return request.app.state.store  # type: ignore[no-any-return]
+
+
+def _page(items: list[Any], fmt: str, name: str, limit: int, offset: int) -> Response:
+    meta = {
+        "limit": limit,
+        "offset": offset,
+        "next_offset": offset + limit if len(items) == limit else None,
+    }
+    return table_response([jsonable(i) for i in items], fmt, name, meta)
+
+
+# -- runs and results ---------------------------------------------------------------------------
+@router.get("/runs", summary="Runs, newest first")
+def list_runs(
+    request: Request,
+    machine: Opt = None,
+    org: Opt = None,
+    label: Opt = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+    format: Format = "json",
+) -> Response:
+    runs = _store(request).runs(
+        machine=machine, org=org, label=label, since=since, until=until, limit=limit, offset=offset
+    )
+    return _page([asdict(r) for r in runs], format, "runs", limit, offset)
+
+
+@router.get("/runs/{ref}", summary="One run: summary, fingerprint and every result")
+def get_run(request: Request, ref: str, samples: bool = False, format: Format = "json") -> Response:
+    d = _store(request).get_run(ref)
+    results = []
+    for r in d.results:
+        row = asdict(r)
+        if not samples:
+            row.pop("samples")
+        results.append(row)
+    if format != "json":
+        return table_response(results, format, f"run-{d.summary.uuid[:8]}")
+    return table_response(
+        results,
+        "json",
+        "run",
+        {
+            "run": asdict(d.summary),
+            "info": d.info,
+            "machine": d.machine_info,
+            "build": d.build_info,
+        },
+    )
+
+
+@router.get("/runs/{ref}/document", summary="One run as a tritonwatch.run/1 document")
+def run_document(request: Request, ref: str) -> dict[str, Any]:
+    return jsonable(_store(request).run_document(ref))  # type: ignore[no-any-return]
+
+
+@router.get("/results", summary="Results, newest first, filtered by run, series fields, status")
+def list_results(
+    request: Request,
+    run: Opt = None,
+    machine: Opt = None,
+    status: Opt = None,
+    operator: Opt = None,
+    provider: Opt = None,
+    variant: Opt = None,
+    shape: Opt = None,
+    dtype: Opt = None,
+    mode: Opt = None,
+    metric: Opt = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+    format: Format = "json",
+) -> Response:
+    rows = _store(request).results_page(
+        run=run,
+        machine=machine,
+        status=status,
+        limit=limit,
+        offset=offset,
+        operator=operator,
+        provider=provider,
+        variant=variant,
+        shape=shape,
+        dtype=dtype,
+        mode=mode,
+        metric=metric,
+    )
+    return _page(rows, format, "results", limit, offset)
+
+
+@router.get("/machines", summary="Machines that have stored runs")
+def list_machines(request: Request, format: Format = "json") -> Response:
+    return table_response([asdict(m) for m in _store(request).machines()], format, "machines")
+
+
+# -- series -------------------------------------------------------------------------------------
+@router.get("/series", summary="Series x machines matching exact-value filters")
+def list_series(
+    request: Request,
+    operator: Opt = None,
+    provider: Opt = None,
+    variant: Opt = None,
+    shape: Opt = None,
+    dtype: Opt = None,
+    mode: Opt = None,
+    metric: Opt = None,
+    machine: Opt = None,
+    limit: Limit = 200,
+    format: Format = "json",
+) -> Response:
+    refs = _store(request).series_catalog(
+        limit=limit,
+        machine=machine,
+        operator=operator,
+        provider=provider,
+        variant=variant,
+        shape=shape,
+        dtype=dtype,
+        mode=mode,
+        metric=metric,
+    )
+    return table_response([asdict(r) for r in refs], format, "series", {"limit": limit})
+
+
+@router.get("/series/{series_id}/{machine_id}", summary="Points of one series on one machine")
+def series_points(
+    request: Request,
+    series_id: int,
+    machine_id: int,
+    since: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 365,
+    samples: bool = False,
+    format: Format = "json",
+) -> Response:
+    pts = _store(request).series(
+        series_id, machine_id, since=since, limit=limit, with_samples=samples
+    )
+    rows = [asdict(p) for p in pts]
+    if not samples:
+        for r in rows:
+            r.pop("samples")
+    return table_response(rows, format, f"series-{series_id}-{machine_id}")
+
+
+@router.get("/explore", summary="The series explorer's traces (filters as on /series)")
+def explore(
+    request: Request,
+    operator: Opt = None,
+    provider: Opt = None,
+    variant: Opt = None,
+    shape: Opt = None,
+    dtype: Opt = None,
+    mode: Opt = None,
+    metric: Opt = None,
+    machine: Opt = None,
+    norm: str = "none",
+    base: Opt = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 365,
+    format: Format = "json",
+) -> Response:
+    f = data.SeriesFilters(
+        operator=operator,
+        provider=provider,
+        variant=variant,
+        shape=shape,
+        dtype=dtype,
+        mode=mode,
+        metric=metric,
+        machine=machine,
+        norm=norm,
+        base=base,
+        limit=limit,
+    )
+    view = data.series_view(_store(request), f, with_facets=False)
+    if view.too_many:
+        raise UsageError(f"more than {data.MAX_TRACES} series match; narrow the filters")
+    rows = [{**asdict(t.ref), "label": t.label, **p} for t in view.traces for p in t.points]
+    return table_response(
+        rows, format, "series-explorer", {"alerts": [asdict(a) for a in view.alerts]}
+    )
+
+
+@router.get("/overview", summary="Newest run per machine, open alerts, newest-vs-previous map")
+def overview(request: Request) -> dict[str, Any]:
+    ov = data.overview(_store(request))
+    return jsonable(
+        {  # type: ignore[no-any-return]
+            "latest": [{"newest": m.newest, "previous": m.previous} for m in ov.latest],
+            "alerts_available": ov.alerts_available,
+            "open_alerts": {k: [asdict(a) for a in v] for k, v in ov.open_alerts.items()},
+            "heatmap": ov.heatmap,
+        }
+    )
+
+
+@router.get("/heatmap", summary="Newest vs previous run: geomean change per cell")
+def heatmap(request: Request, format: Format = "json") -> Response:
+    return table_response([asdict(c) for c in _store(request).heatmap()], format, "heatmap")
+
+
+# -- alerts -------------------------------------------------------------------------------------
+class TriageBody(BaseModel):
+    status: Literal["new", "confirmed", "acknowledged", "false_positive", "fixed"]
+    note: str | None = Field(None, max_length=2000)
+
+
+def _need_alerts(store: Store) -> None:
+    if not data.has_alerts(store):
+        raise NotFoundError("alerts are not available: the detection area is not installed")
+
+
+@router.get("/alerts", summary="Alerts, filtered by status, machine, operator, direction")
+def list_alerts(
+    request: Request,
+    status: Opt = None,
+    machine: Opt = None,
+    operator: Opt = None,
+    direction: Opt = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+    format: Format = "json",
+) -> Response:
+    store = _store(request)
+    _need_alerts(store)
+    rows = store.alerts(
+        status=status,
+        machine=machine,
+        operator=operator,  # type: ignore[attr-defined]
+        direction=direction,
+        limit=limit,
+        offset=offset,
+    )
+    items = [{**asdict(a), "severity": data.severity(a.ratio)} for a in rows]
+    return _page(items, format, "alerts", limit, offset)
+
+
+@router.get("/alerts/{alert_id}", summary="One alert with its history and before/after samples")
+def get_alert(request: Request, alert_id: int) -> dict[str, Any]:
+    store = _store(request)
+    _need_alerts(store)
+    v = data.alert_view(store, alert_id)
+    return jsonable(asdict(v))  # type: ignore[no-any-return]
+
+
+@router.post("/alerts/{alert_id}/status", summary="Triage an alert (needs a token)")
+def triage(request: Request, alert_id: int, body: TriageBody) -> dict[str, Any]:
+    token = require_token(request, "triage")
+    store = _store(request)
+    _need_alerts(store)
+    store.set_alert_status(
+        alert_id,
+        body.status,
+        actor=token.actor,  # type: ignore[attr-defined]
+        note=body.note,
+    )
+    return jsonable(
+        {
+            "alert": asdict(store.get_alert(alert_id)),  # type: ignore[attr-defined]
+            "history": [asdict(e) for e in store.alert_history(alert_id)],
+        }
+    )  # type: ignore[attr-defined]
+
+
+# -- codegen and comparisons -------------------------------------------------------------------
+@router.get("/codegen", summary="Blast-radius reports, newest first")
+def list_codegen(
+    request: Request, limit: Limit = 50, offset: Offset = 0, format: Format = "json"
+) -> Response:
+    rows = _store(request).codegen_reports(limit=limit, offset=offset)
+    return _page([_report_item(r) for r in rows], format, "codegen", limit, offset)
+
+
+@router.get("/codegen/{ref}", summary="One blast-radius report with its per-kernel rows")
+def get_codegen(request: Request, ref: str, format: Format = "json") -> Response:
+    r = _store(request).get_codegen_report(ref)
+    return table_response(
+        r.rows if isinstance(r.rows, list) else [],
+        format,
+        f"codegen-{r.uuid[:8]}",
+        {"report": _report_item(r)},
+    )
+
+
+@router.get("/comparisons", summary="A/B comparisons, newest first")
+def list_comparisons(
+    request: Request, limit: Limit = 50, offset: Offset = 0, format: Format = "json"
+) -> Response:
+    rows = _store(request).comparisons(limit=limit, offset=offset)
+    return _page([_report_item(r) for r in rows], format, "comparisons", limit, offset)
+
+
+@router.get("/comparisons/{ref}", summary="One comparison with its per-case verdicts")
+def get_comparison(request: Request, ref: str, format: Format = "json") -> Response:
+    r = _store(request).get_comparison(ref)
+    return table_response(r.rows, format, f"compare-{r.uuid[:8]}", {"comparison": _report_item(r)})
+
+
+def _report_item(r: Any) -> dict[str, Any]:
+    d = asdict(r)
+    d.pop("rows")
+    return d
+
+
+# -- saved views --------------------------------------------------------------------------------
+class ViewBody(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    page: str = Field(min_length=1, max_length=50)
+    query: str = Field("", max_length=4000)
+
+
+@router.get("/views", summary="Saved views")
+def list_views(request: Request, format: Format = "json") -> Response:
+    return table_response([asdict(v) for v in _store(request).views()], format, "views")
+
+
+@router.get("/views/{name}", summary="One saved view")
+def get_view(request: Request, name: str) -> dict[str, Any]:
+    return jsonable(asdict(_store(request).get_view(name)))  # type: ignore[no-any-return]
+
+
+@router.post("/views", summary="Save a named view (needs a token)", status_code=201)
+def save_view(request: Request, body: ViewBody) -> dict[str, Any]:
+    token = require_token(request)
+    v = _store(request).save_view(body.name, body.page, body.query, token.id)
+    return jsonable(asdict(v))  # type: ignore[no-any-return]

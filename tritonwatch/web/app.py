@@ -1,0 +1,123 @@
+"""The FastAPI app factory: dashboard pages, the JSON API under /api/v1, static files.
+
+``create_app(store_or_url)`` builds one app on one Store. Everything is served locally: Plotly's
+JavaScript comes from the installed ``plotly`` package and ``/docs`` is a page of our own that
+reads ``/openapi.json`` (FastAPI's default Swagger UI loads from a CDN, which an offline GPU host
+cannot reach). Errors are JSON ``{"error": message}`` under /api and an error page elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import plotly
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__
+from ..errors import NotFoundError, TritonwatchError
+from ..store import Store
+from .auth import AuthError
+from .templating import templates
+
+HERE = Path(__file__).parent
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+def _status_of(exc: Exception) -> int:
+    if isinstance(exc, AuthError):
+        return exc.status
+    if isinstance(exc, NotFoundError):
+        return 404
+    if isinstance(exc, StarletteHTTPException):
+        return exc.status_code
+    return 400
+
+
+def _message(exc: Exception) -> str:
+    if isinstance(exc, StarletteHTTPException):
+        return str(exc.detail)
+    if isinstance(exc, RequestValidationError):
+        parts = []
+        for err in exc.errors()[:5]:
+            loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("query", "body", "path"))
+            parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
+        return "invalid request: " + "; ".join(parts)
+    return str(exc)
+
+
+def _error_response(request: Request, exc: Exception) -> Response:
+    status = 422 if isinstance(exc, RequestValidationError) else _status_of(exc)
+    message = _message(exc)
+    if (
+        request.url.path.startswith("/api/")
+        or "application/json" in request.headers.get("accept", "")
+        and "text/html" not in request.headers.get("accept", "")
+    ):
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse({"error": message}, status_code=status, headers=headers)
+    return templates.TemplateResponse(
+        request,
+        "error.html",
+        {"status": status, "message": message, "page": "error"},
+        status_code=status,
+    )
+
+
+def create_app(store: str | Store) -> FastAPI:
+    """The dashboard and API app for a Store or a database URL (opened now, closed on shutdown)."""
+    owned = isinstance(store, str)
+    st = Store.open(store) if isinstance(store, str) else store
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            st.close()
+
+    app = FastAPI(
+        title="tritonwatch",
+        version=__version__,
+        lifespan=lifespan,
+        description="Continuous performance engineering for Triton kernels: runs, results, "
+        "series, alerts, blast-radius reports, comparisons and saved views. "
+        "Reading is public; triage and saving views need `Authorization: Bearer`.",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.state.store = st
+
+    for exc_type in (TritonwatchError, AuthError, StarletteHTTPException, RequestValidationError):
+        app.add_exception_handler(exc_type, _error_response)  # type: ignore[arg-type]
+
+    from .api import router as api_router
+    from .views import router as views_router
+
+    app.include_router(api_router)
+    app.include_router(views_router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.get("/vendor/plotly.min.js", include_in_schema=False)
+    def plotly_js() -> FileResponse:
+        return FileResponse(
+            PLOTLY_JS,
+            media_type="application/javascript",
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
+
+    @app.get("/docs", include_in_schema=False, response_class=HTMLResponse)
+    def docs(request: Request) -> Any:
+        return templates.TemplateResponse(request, "docs.html", {"page": "docs"})
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    return app

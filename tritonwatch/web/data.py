@@ -1,0 +1,345 @@
+"""What each dashboard page shows, as plain objects: the HTML pages and the JSON API share them.
+
+Nothing here renders: ``views.py`` turns these objects into HTML, ``api.py`` into JSON.
+Alerts come from the detection area's Store methods (``alerts``, ``get_alert``,
+``alert_history``); when those are absent the pages show an empty state.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import NotFoundError, UsageError
+from ..store import Store
+from ..store.access import OPEN_ALERT_STATUSES, SERIES_FIELDS, HeatCell, SeriesAlert, SeriesRef
+from ..store.rows import RunSummary
+
+MAX_TRACES = 24
+NORMS = ("none", "first", "provider")
+
+
+def severity(ratio: float | None) -> str:
+    """critical (>= 25% change), major (>= 10%), minor otherwise."""
+    if not ratio or ratio <= 0 or not math.isfinite(ratio):
+        return "minor"
+    change = max(ratio, 1 / ratio)
+    return "critical" if change >= 1.25 else "major" if change >= 1.10 else "minor"
+
+
+def has_alerts(store: Store) -> bool:
+    return all(hasattr(store, m) for m in ("alerts", "get_alert", "alert_history"))
+
+
+def shape_text(shape: str | dict[str, Any]) -> str:
+    """A shape as people write it: ``M=4096 N=4096 K=512``."""
+    d = json.loads(shape) if isinstance(shape, str) else shape
+    return " ".join(f"{k}={v}" for k, v in d.items()) or "-"
+
+
+# -- overview ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MachineLatest:
+    newest: RunSummary
+    previous: RunSummary | None
+
+
+@dataclass(frozen=True)
+class Heatmap:
+    operators: list[str]
+    columns: list[str]  # "dtype @ machine"
+    z: list[list[float | None]]  # percent change, > 0 worse
+    n: list[list[int]]
+    links: list[list[dict[str, str] | None]]  # series explorer filters per cell
+
+
+@dataclass(frozen=True)
+class Overview:
+    latest: list[MachineLatest]
+    alerts_available: bool
+    open_alerts: dict[str, list[Any]]  # severity -> AlertRow, worst first
+    heatmap: Heatmap
+
+
+def build_heatmap(cells: list[HeatCell]) -> Heatmap:
+    ops = sorted({c.operator for c in cells})
+    cols = sorted({(c.dtype, c.machine) for c in cells}, key=lambda x: (x[1], x[0]))
+    z: list[list[float | None]] = [[None] * len(cols) for _ in ops]
+    n = [[0] * len(cols) for _ in ops]
+    links: list[list[dict[str, str] | None]] = [[None] * len(cols) for _ in ops]
+    for c in cells:
+        i, j = ops.index(c.operator), cols.index((c.dtype, c.machine))
+        z[i][j] = round((c.change - 1) * 100, 3)
+        n[i][j] = c.n
+        links[i][j] = {"operator": c.operator, "dtype": c.dtype, "machine": c.machine}
+    return Heatmap(operators=ops, columns=[f"{d} @ {m}" for d, m in cols], z=z, n=n, links=links)
+
+
+def overview(store: Store) -> Overview:
+    latest = [
+        MachineLatest(newest=r[0], previous=r[1] if len(r) > 1 else None)
+        for r in store.latest_runs(2).values()
+    ]
+    latest.sort(key=lambda m: m.newest.started_at, reverse=True)
+    groups: dict[str, list[Any]] = {"critical": [], "major": [], "minor": []}
+    if has_alerts(store):
+        for a in store.alerts(status=OPEN_ALERT_STATUSES, limit=1000):  # type: ignore[attr-defined]
+            groups[severity(a.ratio)].append(a)
+        for v in groups.values():
+            v.sort(key=lambda a: -abs(math.log(a.ratio)) if a.ratio and a.ratio > 0 else 0)
+    return Overview(
+        latest=latest,
+        alerts_available=has_alerts(store),
+        open_alerts=groups,
+        heatmap=build_heatmap(store.heatmap()),
+    )
+
+
+# -- series explorer ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SeriesFilters:
+    operator: str | None = None
+    provider: str | None = None
+    variant: str | None = None
+    shape: str | None = None
+    dtype: str | None = None
+    mode: str | None = None
+    metric: str | None = None
+    machine: str | None = None
+    norm: str = "none"
+    base: str | None = None  # the baseline provider when norm == "provider"
+    limit: int = 365
+
+    def fields(self) -> dict[str, str | None]:
+        return {f: getattr(self, f) for f in SERIES_FIELDS}
+
+    def query(self) -> dict[str, str]:
+        out = {f: v for f, v in {**self.fields(), "machine": self.machine}.items() if v}
+        if self.norm != "none":
+            out["norm"] = self.norm
+        if self.base:
+            out["base"] = self.base
+        return out
+
+
+@dataclass(frozen=True)
+class Trace:
+    ref: SeriesRef
+    label: str
+    points: list[dict[str, Any]]
+    normalised: bool = False
+
+
+@dataclass(frozen=True)
+class SeriesView:
+    filters: SeriesFilters
+    catalog: list[SeriesRef]
+    traces: list[Trace]
+    alerts: list[SeriesAlert]
+    too_many: bool
+    unit: str
+    pct_peak_available: bool
+    facets: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _label(ref: SeriesRef, varying: list[str]) -> str:
+    parts = []
+    for f in varying:
+        v = getattr(ref, f)
+        parts.append(shape_text(v) if f == "shape" else str(v))
+    return " | ".join(parts) or f"{ref.operator} {ref.provider}"
+
+
+def _points(store: Store, ref: SeriesRef, limit: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "t": p.t,
+            "value": p.value,
+            "ci_low": p.ci_low,
+            "ci_high": p.ci_high,
+            "n": p.n,
+            "run": p.run_uuid,
+            "label": p.label,
+            "build": p.triton_version,
+            "commit": p.triton_commit,
+        }
+        for p in store.series(ref.series_id, ref.machine_id, limit=limit)
+    ]
+
+
+def series_view(store: Store, f: SeriesFilters, *, with_facets: bool = True) -> SeriesView:
+    if f.norm not in NORMS:
+        raise UsageError(f"unknown normalisation {f.norm!r}; use one of {', '.join(NORMS)}")
+    if f.norm == "provider" and not f.base:
+        raise UsageError("norm=provider needs base=PROVIDER, the provider to divide by")
+    if not 1 <= f.limit <= 5000:
+        raise UsageError("limit must be between 1 and 5000 points")
+    catalog = store.series_catalog(limit=MAX_TRACES * 20 + 1, machine=f.machine, **f.fields())
+    pct = (
+        bool(
+            store.series_catalog(limit=1, machine=f.machine, **{**f.fields(), "metric": "pct_peak"})
+        )
+        if f.metric != "pct_peak"
+        else False
+    )
+    facets = store.series_facets() if with_facets else {}
+    selected = catalog if f.norm != "provider" else [c for c in catalog if c.provider != f.base]
+    too_many = len(selected) > MAX_TRACES
+    traces: list[Trace] = []
+    alerts: list[SeriesAlert] = []
+    unit = ""
+    if selected and not too_many:
+        varying = [
+            k for k in (*SERIES_FIELDS, "machine") if len({getattr(c, k) for c in selected}) > 1
+        ]
+        for ref in selected:
+            pts = _points(store, ref, f.limit)
+            normalised = False
+            if f.norm == "first":
+                first = next((p["value"] for p in pts if p["value"]), None)
+                if first:
+                    for p in pts:
+                        _scale(p, 1 / first)
+                    normalised = True
+            elif f.norm == "provider":
+                normalised = _divide_by_provider(store, ref, pts, f)
+            traces.append(
+                Trace(ref=ref, label=_label(ref, varying), points=pts, normalised=normalised)
+            )
+        units = {c.unit for c in selected}
+        unit = "ratio" if f.norm != "none" else ", ".join(sorted(units))
+        alerts = store.series_alerts([(c.series_id, c.machine_id) for c in selected])
+    return SeriesView(
+        filters=f,
+        catalog=catalog[: MAX_TRACES * 20],
+        traces=traces,
+        alerts=alerts,
+        too_many=too_many,
+        unit=unit,
+        pct_peak_available=pct,
+        facets=facets,
+    )
+
+
+def _scale(p: dict[str, Any], k: float) -> None:
+    for key in ("value", "ci_low", "ci_high"):
+        if p[key] is not None:
+            p[key] = p[key] * k
+
+
+def _divide_by_provider(
+    store: Store, ref: SeriesRef, pts: list[dict[str, Any]], f: SeriesFilters
+) -> bool:
+    fields = {k: getattr(ref, k) for k in SERIES_FIELDS}
+    fields["provider"] = f.base
+    base = store.series_catalog(limit=1, machine=ref.machine, **fields)
+    if not base:
+        for p in pts:
+            p["value"] = p["ci_low"] = p["ci_high"] = None
+        return True
+    by_run = {p["run"]: p["value"] for p in _points(store, base[0], f.limit)}
+    for p in pts:
+        b = by_run.get(p["run"])
+        if b:
+            _scale(p, 1 / b)
+        else:
+            p["value"] = p["ci_low"] = p["ci_high"] = None
+    return True
+
+
+# -- alert page ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AlertView:
+    alert: Any
+    history: list[Any]
+    before: list[float]
+    after: list[float]
+    before_runs: list[str]
+    after_runs: list[str]
+    build_changes: list[tuple[str, Any, Any]]
+    machine_changes: list[tuple[str, Any, Any]]
+    codegen_changes: list[dict[str, Any]]
+    severity: str
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if isinstance(d, dict):
+        for k, v in d.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+    else:
+        out[prefix.rstrip(".")] = d
+    return out
+
+
+def _diff(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    fa, fb = _flat(a), _flat(b)
+    return [(k, fa.get(k), fb.get(k)) for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)]
+
+
+def alert_view(store: Store, alert_id: int, *, window: int = 5) -> AlertView:
+    if not has_alerts(store):
+        raise NotFoundError("alerts are not available in this version (detection not installed)")
+    alert = store.get_alert(alert_id)  # type: ignore[attr-defined]
+    history = list(store.alert_history(alert_id))  # type: ignore[attr-defined]
+    pts = store.series(alert.series_id, alert.machine_id, limit=5000, with_samples=True)
+    bad_uuid = _uuid(alert.first_bad_run)
+    idx = next((i for i, p in enumerate(pts) if p.run_uuid == bad_uuid), None)
+    before: list[float] = []
+    after: list[float] = []
+    before_runs: list[str] = []
+    after_runs: list[str] = []
+    build_changes: list[tuple[str, Any, Any]] = []
+    machine_changes: list[tuple[str, Any, Any]] = []
+    codegen: list[dict[str, Any]] = []
+    if idx is not None:
+        for p in pts[max(0, idx - window) : idx]:
+            before.extend(_samples(p))
+            before_runs.append(p.run_uuid)
+        for p in pts[idx : idx + window]:
+            after.extend(_samples(p))
+            after_runs.append(p.run_uuid)
+    good_uuid = _uuid(alert.last_good_run)
+    try:
+        good = store.get_run(good_uuid) if good_uuid else None
+        bad = store.get_run(bad_uuid) if bad_uuid else None
+    except NotFoundError:
+        good = bad = None
+    if good is not None and bad is not None:
+        build_changes = _diff(good.build_info, bad.build_info)
+        machine_changes = _diff(good.machine_info, bad.machine_info)
+        if good.summary.build_id != bad.summary.build_id:
+            codegen = store.codegen_changes(
+                good.summary.build_id, bad.summary.build_id, kernel=alert.operator
+            )
+            if not codegen:
+                codegen = store.codegen_changes(good.summary.build_id, bad.summary.build_id)
+    return AlertView(
+        alert=alert,
+        history=history,
+        before=before,
+        after=after,
+        before_runs=before_runs,
+        after_runs=after_runs,
+        build_changes=build_changes,
+        machine_changes=machine_changes,
+        codegen_changes=codegen,
+        severity=severity(alert.ratio),
+    )
+
+
+def _uuid(ref: Any) -> str | None:
+    """Alerts name runs by UUID; accept a RunSummary-like object too."""
+    if ref is None:
+        return None
+    return str(getattr(ref, "uuid", ref))
+
+
+def _samples(p: Any) -> list[float]:
+    if p.samples is not None and len(p.samples):
+        return [float(x) for x in np.asarray(p.samples)]
+    return [p.value] if p.value is not None else []

@@ -1,0 +1,273 @@
+"""The dashboard's HTML pages: every filter lives in the URL, so every page is a permalink.
+
+Templates render objects built by :mod:`tritonwatch.web.data`; all text is autoescaped and the
+data charts draw is handed to the browser as JSON in ``<script type="application/json">`` tags.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+
+from ..errors import NotFoundError
+from ..store import Store
+from ..store.access import SERIES_FIELDS
+from . import data
+from .templating import templates
+
+router = APIRouter(include_in_schema=False)
+
+Opt = Annotated[str | None, Query()]
+PAGES = ("overview", "series", "runs", "run", "alerts", "alert", "codegen", "compare", "views")
+
+
+def _store(request: Request) -> Store:
+    return request.app.state.store  # type: ignore[no-any-return]
+
+
+def _render(request: Request, name: str, page: str, **ctx: Any) -> HTMLResponse:
+    params = {k: v for k, v in request.query_params.items() if v}
+    return templates.TemplateResponse(request, name, {"page": page, "params": params, **ctx})
+
+
+@router.get("/", response_class=HTMLResponse)
+def overview_page(request: Request) -> HTMLResponse:
+    return _render(request, "overview.html", "overview", ov=data.overview(_store(request)))
+
+
+@router.get("/series", response_class=HTMLResponse)
+def series_page(
+    request: Request,
+    operator: Opt = None,
+    provider: Opt = None,
+    variant: Opt = None,
+    shape: Opt = None,
+    dtype: Opt = None,
+    mode: Opt = None,
+    metric: Opt = None,
+    machine: Opt = None,
+    norm: str = "none",
+    base: Opt = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 365,
+) -> HTMLResponse:
+    f = data.SeriesFilters(
+        operator=operator,
+        provider=provider,
+        variant=variant,
+        shape=shape,
+        dtype=dtype,
+        mode=mode,
+        metric=metric,
+        machine=machine,
+        norm=norm,
+        base=base,
+        limit=limit,
+    )
+    view = data.series_view(_store(request), f)
+    return _render(
+        request,
+        "series.html",
+        "series",
+        view=view,
+        fields=SERIES_FIELDS,
+        shape_text=data.shape_text,
+    )
+
+
+@router.get("/runs", response_class=HTMLResponse)
+def runs_page(
+    request: Request,
+    machine: Opt = None,
+    org: Opt = None,
+    label: Opt = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> HTMLResponse:
+    store = _store(request)
+    runs = store.runs(machine=machine, org=org, label=label, limit=limit, offset=offset)
+    machines = [m.name for m in store.machines()]
+    return _render(
+        request, "runs.html", "runs", runs=runs, machines=machines, limit=limit, offset=offset
+    )
+
+
+@router.get("/runs/{ref}", response_class=HTMLResponse)
+def run_page(request: Request, ref: str) -> HTMLResponse:
+    return _render(request, "run.html", "run", run=_store(request).get_run(ref))
+
+
+@router.get("/alerts", response_class=HTMLResponse)
+def alerts_page(
+    request: Request,
+    status: Opt = None,
+    machine: Opt = None,
+    operator: Opt = None,
+    direction: Opt = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> HTMLResponse:
+    store = _store(request)
+    rows: list[Any] = []
+    if data.has_alerts(store):
+        rows = store.alerts(
+            status=status,
+            machine=machine,
+            operator=operator,  # type: ignore[attr-defined]
+            direction=direction,
+            limit=limit,
+            offset=offset,
+        )
+    return _render(
+        request,
+        "alerts.html",
+        "alerts",
+        alerts=rows,
+        available=data.has_alerts(store),
+        limit=limit,
+        offset=offset,
+        statuses=("new", "confirmed", "acknowledged", "false_positive", "fixed"),
+    )
+
+
+@router.get("/alerts/{alert_id}", response_class=HTMLResponse)
+def alert_page(request: Request, alert_id: int) -> HTMLResponse:
+    v = data.alert_view(_store(request), alert_id)
+    return _render(
+        request,
+        "alert.html",
+        "alert",
+        v=v,
+        statuses=("confirmed", "acknowledged", "false_positive", "fixed", "new"),
+    )
+
+
+@router.get("/codegen", response_class=HTMLResponse)
+def codegen_page(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> HTMLResponse:
+    rows = _store(request).codegen_reports(limit=limit, offset=offset)
+    return _render(
+        request,
+        "reports.html",
+        "codegen",
+        reports=rows,
+        kind="codegen",
+        title="Blast radius",
+        limit=limit,
+        offset=offset,
+        a_name="Environment A",
+        b_name="Environment B",
+        extra_name="Targets",
+    )
+
+
+@router.get("/codegen/{ref}", response_class=HTMLResponse)
+def codegen_detail(request: Request, ref: str) -> HTMLResponse:
+    r = _store(request).get_codegen_report(ref)
+    return _render(
+        request,
+        "report.html",
+        "codegen",
+        r=r,
+        kind="codegen",
+        title="Blast-radius report",
+        table=_table(r.rows),
+    )
+
+
+@router.get("/compare", response_class=HTMLResponse)
+def compare_page(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> HTMLResponse:
+    rows = _store(request).comparisons(limit=limit, offset=offset)
+    return _render(
+        request,
+        "reports.html",
+        "compare",
+        reports=rows,
+        kind="comparisons",
+        title="A/B comparisons",
+        limit=limit,
+        offset=offset,
+        a_name="A",
+        b_name="B",
+        extra_name="Kind",
+    )
+
+
+@router.get("/compare/{ref}", response_class=HTMLResponse)
+def compare_detail(request: Request, ref: str) -> HTMLResponse:
+    r = _store(request).get_comparison(ref)
+    return _render(
+        request,
+        "report.html",
+        "compare",
+        r=r,
+        kind="comparisons",
+        title="A/B comparison",
+        table=_table(r.rows),
+    )
+
+
+@router.get("/views", response_class=HTMLResponse)
+def views_page(request: Request) -> HTMLResponse:
+    return _render(request, "views.html", "views", views=_store(request).views(), pages=PAGES)
+
+
+@router.get("/view", response_class=HTMLResponse)
+def open_view(request: Request, name: str) -> Any:
+    from fastapi.responses import RedirectResponse
+
+    v = _store(request).get_view(name)
+    if v.page not in PAGES or v.page in ("run", "alert"):
+        raise NotFoundError(f"saved view {name!r} points at an unknown page {v.page!r}")
+    path = "/" if v.page == "overview" else f"/{v.page}"
+    return RedirectResponse(f"{path}?{v.query}" if v.query else path, status_code=303)
+
+
+# -- generic tables for reports whose rows come from other areas -------------------------------
+LONG_KEYS = ("diff", "text", "ttir", "ttgir", "llir", "ptx", "sass", "amdgcn", "asm")
+
+
+def _table(rows: list[Any]) -> dict[str, Any]:
+    """Columns (scalar keys, in first-seen order), rows, and long text kept for <details>."""
+    columns: list[str] = []
+    body: list[dict[str, Any]] = []
+    for row in rows:
+        if not isinstance(row, dict):
+            row = {"value": row}
+        cells: dict[str, Any] = {}
+        long: dict[str, str] = {}
+        for k, v in row.items():
+            if isinstance(v, str) and (len(v) > 160 or "\n" in v or k.lower() in LONG_KEYS):
+                long[k] = v
+            elif isinstance(v, (dict, list)):
+                if k.lower() in LONG_KEYS or len(str(v)) > 160:
+                    long[k] = _pretty(v)
+                else:
+                    cells[k] = _compact(v)
+            else:
+                cells[k] = v
+        columns.extend(k for k in cells if k not in columns)
+        body.append({"cells": cells, "long": long})
+    return {"columns": columns[:14], "rows": body}
+
+
+def _compact(v: Any) -> str:
+    if isinstance(v, dict):
+        return ", ".join(f"{k}: {_compact(x)}" for k, x in v.items())
+    if isinstance(v, list):
+        return ", ".join(_compact(x) for x in v)
+    return str(v)
+
+
+def _pretty(v: Any) -> str:
+    import json
+
+    return json.dumps(v, indent=2, sort_keys=True, default=str)
