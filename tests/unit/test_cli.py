@@ -1,0 +1,134 @@
+"""The command line: help for every command, and one clear line for every kind of bad input."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from tritonwatch.cli import main
+from tritonwatch.runformat import dump_run
+from tritonwatch.testing import make_run
+
+
+def _all_commands(cmd: click.Command, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out = [path]
+    if isinstance(cmd, click.Group):
+        for name, sub in cmd.commands.items():
+            out += _all_commands(sub, (*path, name))
+    return out
+
+
+DESIGN_COMMANDS = {"run", "list", "calibrate", "compare", "db", "import", "export", "runs", "show",
+                   "detect", "alerts", "alert", "notify", "gate", "env", "blast", "serve", "push",
+                   "nightly", "token"}
+
+
+def test_every_design_command_is_listed() -> None:
+    assert DESIGN_COMMANDS <= set(main.commands)
+
+
+@pytest.mark.parametrize("path", _all_commands(main), ids=lambda p: " ".join(p) or "tritonwatch")
+def test_help_of_every_command(path: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(main, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+    # a real sentence of help, not an empty docstring
+    assert len(result.output.split("\n\n")[1].strip()) > 20
+
+
+def _fails_cleanly(args: list[str], expect: str) -> str:
+    result = CliRunner().invoke(main, args)
+    out = result.output + (result.stderr if result.stderr_bytes is not None else "")
+    assert result.exit_code != 0, out
+    assert "Traceback" not in out
+    lines = [line for line in out.strip().splitlines() if line.strip()]
+    assert lines[-1].startswith("error: "), out
+    assert expect in out, out
+    return out
+
+
+def test_import_reports_the_bad_line(tmp_path: Path) -> None:
+    good = json.dumps(dump_run(make_run()))
+    path = tmp_path / "cut.jsonl"
+    path.write_text(good + "\n" + good[:40])
+    db = f"sqlite:///{tmp_path / 'tw.db'}"
+    _fails_cleanly(["import", "--db", db, str(path)], "cut.jsonl:2: not valid JSON")
+    assert CliRunner().invoke(main, ["runs", "--db", db, "--format", "json"]).output.strip() == "[]"
+
+
+def test_import_missing_file(tmp_path: Path) -> None:
+    _fails_cleanly(["import", str(tmp_path / "nope.jsonl")], "no such file")
+
+
+@pytest.mark.parametrize(
+    ("url", "expect"),
+    [
+        ("mysql://x@localhost/db", "unsupported database"),
+        ("postgresql://nobody@127.0.0.1:1/none", "cannot connect"),
+        ("nonsense", "cannot read database URL"),
+    ],
+)
+def test_bad_database_urls(url: str, expect: str) -> None:
+    _fails_cleanly(["runs", "--db", url], expect)
+
+
+def test_foreign_and_newer_databases(tmp_path: Path) -> None:
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE t (x)")
+    _fails_cleanly(["runs", "--db", f"sqlite:///{other}"], "not a tritonwatch database")
+    newer = tmp_path / "newer.db"
+    db = f"sqlite:///{newer}"
+    assert CliRunner().invoke(main, ["db", "upgrade", "--db", db]).exit_code == 0
+    with sqlite3.connect(newer) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '0042'")
+    _fails_cleanly(["runs", "--db", db], "newer than this tritonwatch")
+
+
+def test_read_only_location(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("")
+    _fails_cleanly(["db", "info", "--db", f"sqlite:///{tmp_path}/f/tw.db"], "cannot create")
+
+
+def test_unknown_export_format_is_a_usage_error() -> None:
+    result = CliRunner().invoke(main, ["export", "--format", "xml"])
+    assert result.exit_code == 2 and "xml" in result.output and "jsonl" in result.output
+
+
+def test_show_unknown_run(tmp_path: Path) -> None:
+    _fails_cleanly(["show", "abcdef12", "--db", f"sqlite:///{tmp_path / 'tw.db'}"], "no run 'abcdef12'")
+
+
+def test_import_runs_show_export_through_the_cli(tmp_path: Path) -> None:
+    runner = CliRunner()
+    db = f"sqlite:///{tmp_path / 'tw.db'}"
+    path = tmp_path / "runs.jsonl"
+    runs = [make_run(seed=i, label=f"night{i}") for i in range(2)]
+    path.write_text("".join(json.dumps(dump_run(r)) + "\n" for r in runs))
+    result = runner.invoke(main, ["import", "--db", db, str(path)])
+    assert result.exit_code == 0 and "imported 2 run(s) with 6 result(s)" in result.output
+    listed = json.loads(runner.invoke(main, ["runs", "--db", db, "--format", "json"]).output)
+    assert {r["label"] for r in listed} == {"night0", "night1"}
+    shown = runner.invoke(main, ["show", listed[0]["id"][:8], "--db", db])
+    assert shown.exit_code == 0 and "matmul" in shown.output and "±" in shown.output
+    out = tmp_path / "out.jsonl"
+    assert runner.invoke(main, ["export", "--db", db, "-o", str(out)]).exit_code == 0
+    assert len(out.read_text().splitlines()) == 2
+    info = json.loads(runner.invoke(main, ["db", "info", "--db", db, "--format", "json"]).output)
+    assert info["counts"]["runs"] == 2 and info["schema_version"] == 1
+
+
+def test_rich_markup_in_names_is_printed_literally(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'tw.db'}"
+    run = make_run(results=[{"operator": "[bold red]evil[/]", "provider": "p", "shape": {"n": 1},
+                             "dtype": "fp16", "metric": "time", "unit": "ms", "value": 1.0}])
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps(dump_run(run)) + "\n")
+    CliRunner().invoke(main, ["import", "--db", db, str(path)])
+    out = CliRunner().invoke(main, ["show", str(run.run.id)[:8], "--db", db]).output
+    assert "[bold red]evil[/]" in out
