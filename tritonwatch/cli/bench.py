@@ -1,28 +1,297 @@
-"""Commands of the bench area (issue #3)."""
+"""Commands of the bench area: ``run``, ``list``, ``calibrate`` (issue #3).
+
+Each command parses its options and calls one library function in :mod:`tritonwatch.bench`;
+the functions below the commands only render what came back.
+"""
 
 from __future__ import annotations
 
+import shlex
+import sys
+from typing import Any
+
 import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
-from .options import not_available
+from ..errors import UsageError
+from .options import db_option, open_store
 
 
-@click.command("run", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-def run_cmd() -> None:
+def _split(values: tuple[str, ...]) -> list[str] | None:
+    out = [v.strip() for item in values for v in item.split(",") if v.strip()]
+    return out or None
+
+
+def _gpus(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UsageError(f"--gpus {text!r}: give GPU indices like 0,1") from None
+
+
+@click.command("run")
+@click.option(
+    "--suite",
+    default="smoke",
+    show_default=True,
+    metavar="smoke|nightly|FILE.toml",
+    help="Built-in suite or a suite file.",
+)
+@click.option(
+    "-k",
+    "patterns",
+    multiple=True,
+    metavar="PATTERN",
+    help="Only cases whose id contains PATTERN (glob if it has * ? [); repeatable.",
+)
+@click.option(
+    "--provider",
+    "providers",
+    multiple=True,
+    metavar="NAME",
+    help="Only these providers (triton, triton/persistent, torch, inductor); comma list or repeat.",
+)
+@click.option(
+    "--dtype",
+    "dtypes",
+    multiple=True,
+    metavar="DTYPE",
+    help="Only these dtypes (fp32, fp16, bf16, fp8e4m3); comma list or repeat.",
+)
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cuda", "cpu"]),
+    default=None,
+    help="Where kernels run [default: setting `device`, auto].",
+)
+@click.option("--gpus", default=None, metavar="0,1", help="One worker per listed GPU.")
+@click.option(
+    "--budget-ms",
+    type=float,
+    default=None,
+    help="Measuring budget per case in ms [default: setting budget_ms; 200 for smoke].",
+)
+@click.option(
+    "--target-ci",
+    type=float,
+    default=None,
+    help="Stop when the median's 95%% CI is this narrow, relative (0.005 = 0.5%%).",
+)
+@click.option("--label", default=None, help="A label stored with the run.")
+@click.option("--seed", type=int, default=None, help="Seed for inputs and case order.")
+@click.option(
+    "--plugin",
+    "plugins",
+    multiple=True,
+    metavar="MODULE:FUNC",
+    help="Extra register function to load besides installed plugins.",
+)
+@db_option
+def run_cmd(
+    suite: str,
+    patterns: tuple[str, ...],
+    providers: tuple[str, ...],
+    dtypes: tuple[str, ...],
+    device: str | None,
+    gpus: str | None,
+    budget_ms: float | None,
+    target_ci: float | None,
+    label: str | None,
+    seed: int | None,
+    plugins: tuple[str, ...],
+    db: str | None,
+) -> None:
     """Run the benchmark suite on this machine and store the run."""
-    raise not_available("run", 3)
+    from ..bench.runner import RunOptions, run_suite
+
+    opts = RunOptions(
+        suite=suite,
+        patterns=patterns,
+        providers=_split(providers),
+        dtypes=_split(dtypes),
+        device=device,
+        budget_ms=budget_ms,
+        target_ci=target_ci,
+        label=label,
+        seed=seed,
+        gpus=_gpus(gpus),
+        plugins=plugins,
+        command=shlex.join(["tritonwatch", *sys.argv[1:]]),
+    )
+    console = Console(stderr=True)
+    store = open_store(db)
+    try:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("starting workers", total=None)
+
+            def on_plan(plan: Any, dev: Any) -> None:
+                bar.update(task, total=len(plan.cases), description=f"{dev.kind}: starting")
+
+            def progress(kind: str, case: Any, rec: Any) -> None:
+                if kind == "start" and case is not None:
+                    bar.update(task, description=case.id[:70])
+                elif kind == "result":
+                    bar.advance(task)
+
+            outcome = run_suite(opts, store, progress=progress, on_plan=on_plan)
+    finally:
+        store.close()
+    render_results(outcome, Console(width=None if sys.stdout.isatty() else 160))
+    if outcome.interrupted:
+        click.secho(
+            f"interrupted: stored the {sum(1 for o in outcome.outcomes if o.record.status != 'skipped' or o.record.correct)} "
+            "cases that finished",
+            err=True,
+            fg="yellow",
+        )
+        sys.exit(130)
 
 
-@click.command("list", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-def list_cmd() -> None:
+def _fmt(v: float | None, spec: str) -> str:
+    return "" if v is None or v != v else format(v, spec)
+
+
+def render_results(outcome: Any, console: Console) -> None:
+    """The per-case table and a one-line summary."""
+    t = Table(
+        title=f"run {outcome.run.run.id} ({outcome.run.run.device}, suite {outcome.run.run.suite})"
+    )
+    for col in (
+        "case",
+        "provider",
+        "dtype",
+        "median ms",
+        "95% CI",
+        "TFLOP/s",
+        "GB/s",
+        "% peak",
+        "status",
+    ):
+        t.add_column(
+            col, justify="right" if col not in ("case", "provider", "dtype", "status") else "left"
+        )
+    order = {"ok": 0, "incorrect": 1, "error": 2, "skipped": 3}
+    rows = sorted(
+        outcome.outcomes,
+        key=lambda o: (
+            o.record.case.operator,
+            str(o.record.case.shape),
+            o.record.case.dtype,
+            o.record.case.provider_key,
+        ),
+    )
+    counts: dict[str, int] = {}
+    for o in rows:
+        r = o.record
+        counts[r.status] = counts.get(r.status, 0) + 1
+        if r.status == "skipped" and not r.correct:
+            continue  # not runnable here: `tritonwatch list` says why; counted below
+        c = r.case
+        shape = ",".join(f"{k}={v}" for k, v in c.shape.items())
+        ci = ""
+        if o.median_ms:
+            ci = f"{(o.ci_low or 0):.4g}-{(o.ci_high or 0):.4g}"
+        d = o.derived
+        if r.status == "ok":
+            status = "[green]ok[/]" + (
+                " [yellow](throttled)[/]" if r.extra.get("throttled") else ""
+            )
+        elif r.status == "incorrect":
+            status = f"[red]INCORRECT[/] {r.error}"
+        elif r.status == "skipped":
+            status = "[cyan]correct[/] (interpreter)"
+        else:
+            status = f"[red]error[/] {(r.error or '')[:80]}"
+        t.add_row(
+            f"{c.operator}[{shape}]",
+            c.provider_key,
+            c.dtype,
+            _fmt(o.median_ms, ".4g"),
+            ci,
+            _fmt(d.tflops if d else None, ".3g"),
+            _fmt(d.gbps if d else None, ".4g"),
+            _fmt(d.pct_peak if d else None, ".1f"),
+            status,
+        )
+    console.print(t)
+    summary = ", ".join(f"{counts[k]} {k}" for k in sorted(counts, key=lambda k: order.get(k, 9)))
+    peak = (
+        f"% of peak from {outcome.peak_source} peaks"
+        if outcome.peak_source
+        else "no % of peak (no known peaks)"
+    )
+    stored = f"stored as run {outcome.stored.uuid}" if outcome.stored else "nothing stored"
+    console.print(f"{summary}; {peak}; {stored}; {outcome.elapsed_s:.1f} s")
+
+
+@click.command("list")
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cuda", "cpu"]),
+    default=None,
+    help="Check availability for this device [default: setting `device`].",
+)
+@click.option(
+    "--suite",
+    default="smoke",
+    show_default=True,
+    metavar="smoke|nightly|FILE.toml",
+    help="Suite whose cases are counted.",
+)
+@click.option(
+    "--plugin",
+    "plugins",
+    multiple=True,
+    metavar="MODULE:FUNC",
+    help="Extra register function to load besides installed plugins.",
+)
+def list_cmd(device: str | None, suite: str, plugins: tuple[str, ...]) -> None:
     """List operators, providers and cases, and which are available here and why not."""
-    raise not_available("list", 3)
+    from ..bench.runner import listing
+
+    info = listing(device=device, suite=suite, plugins=plugins)
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    t = Table(title=f"operators and providers on {info.device.kind} ({info.device.arch})")
+    for col in ("operator", "provider", "kind", "cases", "available here"):
+        t.add_column(col)
+    for row in info.rows:
+        ok = [dt for dt, why in row["dtypes"].items() if why is None]
+        notes = sorted({f"{dt}: {why}" for dt, why in row["dtypes"].items() if why})
+        avail = (", ".join(ok) or "[red]none[/]") + ("".join(f"\n[dim]{n}[/]" for n in notes))
+        t.add_row(row["operator"], row["provider"], row["kind"], str(row["cases"]), avail)
+    console.print(t)
+    console.print(f"{info.n_cases} cases in suite {suite!r} can run here; {info.n_skipped} cannot")
 
 
-@click.command("calibrate", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-def calibrate_cmd() -> None:
+@click.command("calibrate")
+@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default=None)
+@click.option("--gpu", type=int, default=0, show_default=True, help="GPU index to measure.")
+@db_option
+def calibrate_cmd(device: str | None, gpu: int, db: str | None) -> None:
     """Measure this GPU's achievable bandwidth and matmul TFLOP/s and store them."""
-    raise not_available("calibrate", 3)
+    from ..bench.runner import calibrate
+
+    store = open_store(db)
+    try:
+        cal = calibrate(store, device=device, gpu=gpu)
+    finally:
+        store.close()
+    tf = ", ".join(f"{k} {v:.0f}" for k, v in cal.peaks["tflops"].items())
+    click.echo(
+        f"{cal.machine} ({cal.gpu_model}): {cal.peaks['bandwidth_gbps']:.0f} GB/s; "
+        f"TFLOP/s {tf}; stored, % of peak now uses these"
+    )
 
 
 COMMANDS = [run_cmd, list_cmd, calibrate_cmd]

@@ -1,0 +1,307 @@
+"""The measuring child process: runs cases, prints one JSON record per line on its stdout.
+
+Started by the runner as ``python -m tritonwatch.bench.worker --cases FILE --device cpu ...``.
+Protocol (one JSON object per line): ``{"event": "ready", "fingerprint": ...}`` once, then per
+case ``{"event": "start", "index": i}`` and ``{"event": "result", "index": i, ...}``, then
+``{"event": "done"}``. Anything the measured code prints goes to stderr, never into the protocol.
+Imports only the stdlib, numpy, torch and triton: no database or web code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from typing import IO, Any
+
+from .spec import Case, DeviceInfo, load_cases
+
+_TRITON_KINDS = ("triton",)
+
+
+def _emit(out: IO[str], record: dict[str, Any]) -> None:
+    out.write(json.dumps(record, default=str) + "\n")
+    out.flush()
+
+
+def _error_size(out: Any, ref: Any) -> tuple[float, str | None]:
+    """Largest |out - ref| relative to max|ref| (inf if shapes differ or NaNs appear)."""
+    import torch
+
+    if isinstance(out, (tuple, list)):
+        out = out[0]
+    if not isinstance(out, torch.Tensor):
+        return math.inf, f"provider returned {type(out).__name__}, not a tensor"
+    if tuple(out.shape) != tuple(ref.shape):
+        return math.inf, f"output shape {tuple(out.shape)} != reference {tuple(ref.shape)}"
+    o = out.to(ref.dtype)
+    if not bool(torch.isfinite(o).all()):
+        return math.inf, "output has NaN or inf"
+    scale = float(ref.abs().max()) or 1.0
+    return float((o - ref).abs().max()) / scale, None
+
+
+class Worker:
+    """Runs cases one after another in this process."""
+
+    def __init__(
+        self,
+        device: DeviceInfo,
+        registry: Any,
+        budget_ms: float,
+        target_ci: float,
+        seed: int,
+        gpu: int = 0,
+    ) -> None:
+        self.device = device
+        self.registry = registry
+        self.budget_ms = budget_ms
+        self.target_ci = target_ci
+        self.seed = seed
+        self.gpu = gpu
+        self._event_timer: Any = None
+        self.dev = "cpu" if not device.is_gpu else "cuda"
+
+    def _sync(self) -> None:
+        if self.device.is_gpu:
+            import torch
+
+            torch.cuda.synchronize()
+
+    def _gpu_state(self) -> dict[str, Any]:
+        if not self.device.is_gpu:
+            return {}
+        from .environment import gpu_state
+
+        return gpu_state(self.gpu)
+
+    def _timer(self, fn: Any, est_ms: float) -> tuple[Any, str | None]:
+        from .timing import GRAPH_THRESHOLD_MS, EventTimer, GraphTimer, WallTimer
+
+        if not self.device.is_gpu:
+            return WallTimer(), None
+        import torch
+
+        l2 = int(getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 0) or 50 << 20)
+        if est_ms < GRAPH_THRESHOLD_MS:
+            try:
+                return GraphTimer(fn, l2, est_ms), None
+            except Exception as e:  # noqa: BLE001 - capture can fail (host syncs); events still work
+                note = f"graph capture failed ({type(e).__name__}: {str(e)[:120]}); used events"
+        else:
+            note = None
+        if self._event_timer is None:
+            self._event_timer = EventTimer(l2)
+        return self._event_timer, note
+
+    def run_case(self, case: Case) -> dict[str, Any]:
+        op = self.registry.operator(case.operator)
+        prov = self.registry.provider(case.operator, case.provider_key)
+        rec: dict[str, Any] = {
+            "case": case.to_json(),
+            "flops": op.flops(case.shape),
+            "bytes": op.bytes(case.shape, case.dtype),
+        }
+        reason = self.registry.why_not(case, self.device)
+        if reason:
+            return {**rec, "status": "skipped", "error": reason}
+        extra: dict[str, Any] = {"gpu": self.gpu} if self.device.is_gpu else {}
+        state_before = self._gpu_state()
+        inputs = op.make_inputs(case.shape, case.dtype, self.dev, self.seed)
+        prepared = prov.prepare(inputs, case, self.device)
+        if prepared.note:
+            extra["note"] = prepared.note
+        t0 = time.perf_counter()
+        out = prepared.fn()
+        self._sync()
+        extra["compile_ms"] = round((time.perf_counter() - t0) * 1e3, 3)
+        ref = op.reference(inputs, case.shape, case.dtype)
+        err, why = _error_size(out, ref)
+        tol = op.tolerance.get(case.dtype, 1e-2)
+        extra["max_error"] = err if math.isfinite(err) else None
+        extra["tolerance"] = tol
+        extra["config"] = prepared.config()
+        del out, ref
+        if why or err > tol:
+            msg = (
+                why or f"max error {err:.3g} (relative to max|reference|) exceeds tolerance {tol:g}"
+            )
+            return {**rec, "status": "incorrect", "correct": False, "error": msg, "extra": extra}
+        if prov.kind in _TRITON_KINDS and self.device.interpreter:
+            extra["timer"] = None
+            return {
+                **rec,
+                "status": "skipped",
+                "correct": True,
+                "extra": extra,
+                "error": f"not timed: Triton interpreter on CPU checks correctness only "
+                f"(max error {err:.2g})",
+            }
+        # Warm up until steady: a few calls, or ~5% of the budget, whichever is longer.
+        t0 = time.perf_counter()
+        calls = 0
+        while (
+            calls < 3 or (time.perf_counter() - t0) * 1e3 < 0.05 * self.budget_ms and calls < 1000
+        ):
+            prepared.fn()
+            calls += 1
+            self._sync()
+        est_ms = (time.perf_counter() - t0) * 1e3 / calls
+        timer, note = self._timer(prepared.fn, est_ms)
+        if note:
+            extra["timer_note"] = note
+        from .timing import measure
+
+        m = measure(prepared.fn, timer, budget_ms=self.budget_ms, target_ci=self.target_ci)
+        state_after = self._gpu_state()
+        from .environment import throttled
+
+        extra.update(
+            {
+                "timer": m.timer,
+                "stop": m.stop,
+                "ci_width": m.ci_width,
+                "measure_ms": round(m.elapsed_ms, 3),
+            }
+        )
+        if self.device.is_gpu:
+            extra["gpu_state"] = {"before": state_before, "after": state_after}
+            extra["throttled"] = throttled(state_before, state_after)
+        return {**rec, "status": "ok", "correct": True, "samples": m.samples, "extra": extra}
+
+    def run(self, cases: Sequence[Case], out: IO[str]) -> None:
+        for i, case in enumerate(cases):
+            _emit(out, {"event": "start", "index": i, "id": case.id})
+            try:
+                rec = self.run_case(case)
+            except Exception as e:  # noqa: BLE001 - any failure is this case's error result
+                rec = {"case": case.to_json(), "status": "error", "error": _describe(e)}
+                self._recover()
+            _emit(out, {"event": "result", "index": i, **rec})
+            gc.collect()
+            if self.device.is_gpu:
+                import torch
+
+                torch.cuda.empty_cache()
+        _emit(out, {"event": "done"})
+
+    def _recover(self) -> None:
+        if self.device.is_gpu:
+            import torch
+
+            try:
+                torch.cuda.synchronize()
+                torch.cuda.empty_cache()
+            except Exception:  # noqa: BLE001 - a sticky CUDA error: the next case will say so
+                pass
+
+
+def _describe(e: BaseException) -> str:
+    kind = type(e).__name__
+    if "OutOfMemory" in kind or "out of memory" in str(e).lower():
+        return f"out of memory: {str(e).splitlines()[0][:300]}"
+    tb = traceback.extract_tb(e.__traceback__)[-3:]
+    where = " <- ".join(f"{os.path.basename(f.filename)}:{f.lineno}" for f in reversed(tb))
+    first = str(e).strip().splitlines()[0][:500] if str(e).strip() else ""
+    return f"{kind}: {first} (at {where})"
+
+
+def calibrate(budget_ms: float) -> dict[str, Any]:
+    """Achievable copy bandwidth (GB/s) and matmul TFLOP/s per dtype on this GPU.
+
+    Bandwidth: a 1 GiB device-to-device copy (read + write counted). Compute: 8192^3 matmuls
+    through torch (cuBLAS/hipBLASLt), fp8 through ``torch._scaled_mm`` where the GPU has fp8.
+    """
+    import torch
+
+    from .environment import probe_device
+    from .timing import EventTimer, measure
+
+    dev = probe_device("cuda")
+    l2 = int(getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 0) or 50 << 20)
+    timer = EventTimer(l2)
+    src = torch.empty(1 << 28, dtype=torch.float32, device="cuda").normal_()
+    dst = torch.empty_like(src)
+    m = measure(lambda s=src, d=dst: d.copy_(s), timer, budget_ms=budget_ms, target_ci=0.005)
+    from .timing import median_ci
+
+    med = median_ci(m.samples)[0]
+    peaks: dict[str, Any] = {
+        "bandwidth_gbps": 2 * src.numel() * 4 / (med / 1e3) / 1e9,
+        "tflops": {},
+    }
+    del src, dst
+    n = 8192
+    for name, dt in (("fp16", torch.float16), ("bf16", torch.bfloat16), ("fp32", torch.float32)):
+        a = torch.randn(n, n, device="cuda").to(dt)
+        b = torch.randn(n, n, device="cuda").to(dt)
+        mm = measure(lambda a=a, b=b: a @ b, timer, budget_ms=budget_ms, target_ci=0.005)
+        peaks["tflops"][name] = 2 * n**3 / (median_ci(mm.samples)[0] / 1e3) / 1e12
+    if dev.has_fp8:
+        f8 = torch.float8_e4m3fnuz if dev.arch == "gfx942" else torch.float8_e4m3fn
+        a = torch.randn(n, n, device="cuda").to(f8)
+        b = torch.randn(n, n, device="cuda").to(f8).t()
+        one = torch.ones((), device="cuda")
+        mm = measure(
+            lambda: torch._scaled_mm(a, b, scale_a=one, scale_b=one, out_dtype=torch.float16),
+            timer,
+            budget_ms=budget_ms,
+            target_ci=0.005,
+        )
+        peaks["tflops"]["fp8e4m3"] = 2 * n**3 / (median_ci(mm.samples)[0] / 1e3) / 1e12
+    peaks["method"] = "1 GiB copy; 8192^3 torch matmul (medians of event-timed samples)"
+    return peaks
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tritonwatch.bench.worker")
+    p.add_argument("--cases", required=True, help="JSON file with the cases to run, in order")
+    p.add_argument("--device", choices=("cpu", "cuda"), required=True)
+    p.add_argument("--gpu", type=int, default=0, help="physical GPU index (for NVML)")
+    p.add_argument("--budget-ms", type=float, required=True)
+    p.add_argument("--target-ci", type=float, required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--plugin", action="append", default=[])
+    p.add_argument("--calibrate", action="store_true", help="measure device peaks instead")
+    args = p.parse_args(argv)
+    if args.device == "cpu":
+        # Must be set before triton is imported anywhere in this process.
+        os.environ["TRITON_INTERPRET"] = "1"
+    proto = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)  # stray prints from kernels or libraries go to stderr
+    sys.stdout = sys.stderr
+    from .. import plugins
+    from .environment import fingerprint, probe_device
+
+    device = probe_device(args.device)
+    if args.calibrate:
+        _emit(proto, {"event": "ready", "fingerprint": fingerprint(device)})
+        _emit(proto, {"event": "calibration", "peaks": calibrate(args.budget_ms)})
+        return 0
+    with open(args.cases, encoding="utf-8") as f:
+        cases = load_cases(f.read())
+    registry = plugins.load(args.plugin)
+    _emit(
+        proto,
+        {
+            "event": "ready",
+            "fingerprint": fingerprint(device),
+            "device": {"kind": device.kind, "arch": device.arch, "name": device.name},
+        },
+    )
+    worker = Worker(device, registry, args.budget_ms, args.target_ci, args.seed, args.gpu)
+    try:
+        worker.run(cases, proto)
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
