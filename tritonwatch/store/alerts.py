@@ -122,11 +122,16 @@ class AlertDraft:
 
 @dataclass(frozen=True)
 class UpsertResult:
-    """Alert ids that `upsert_alerts` created, changed, or found already as they were."""
+    """Alert ids that `upsert_alerts` created, changed, or found already as they were.
+
+    ``ids`` and ``actions`` follow the order of the drafts.
+    """
 
     created: list[int]
     updated: list[int]
     unchanged: list[int]
+    ids: list[int] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -424,6 +429,8 @@ class AlertsMixin:
         created: list[int] = []
         updated: list[int] = []
         unchanged: list[int] = []
+        ids: list[int] = []
+        actions: list[str] = []
         now = datetime.now(UTC)
         a = s.alerts
         with self.engine.begin() as conn:
@@ -475,6 +482,8 @@ class AlertsMixin:
                         )
                     )
                     created.append(int(aid))
+                    ids.append(int(aid))
+                    actions.append("created")
                     continue
                 same = all(
                     _num_equal(old[k], values[k])
@@ -482,8 +491,10 @@ class AlertsMixin:
                     else old[k] == values[k]
                     for k in values
                 )
+                ids.append(int(old["id"]))
                 if same:
                     unchanged.append(int(old["id"]))
+                    actions.append("unchanged")
                     continue
                 if d.alert_id is not None and (
                     old["first_bad_run_id"] != d.first_bad_run_id
@@ -498,10 +509,14 @@ class AlertsMixin:
                     is not None
                 ):
                     unchanged.append(int(old["id"]))  # another alert already holds that key
+                    actions.append("unchanged")
                     continue
                 conn.execute(a.update().where(a.c.id == old["id"]).values(updated_at=now, **values))
                 updated.append(int(old["id"]))
-        return UpsertResult(created=created, updated=updated, unchanged=unchanged)
+                actions.append("updated")
+        return UpsertResult(
+            created=created, updated=updated, unchanged=unchanged, ids=ids, actions=actions
+        )
 
     # -- bulk reads for detect -------------------------------------------------------------
     def series_points(

@@ -1,0 +1,1 @@
+"""Pure analysis: statistics, change points, detection, the release gate."""

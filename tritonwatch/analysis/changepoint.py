@@ -1,0 +1,423 @@
+"""Change points in nightly series: E-Divisive means with a permutation test, plus guards.
+
+Pure functions on arrays (no I/O). A batch is a matrix of nightly values, one series per row, NaN
+where a night is missing. The pipeline, explained with every default in ``docs/detection.md``:
+
+1. work on log values, so a change is a ratio and noise is relative;
+2. drop single-night spikes that revert the next night (outlier rule);
+3. screen every series at once with a cheap vectorised statistic (max two-segment t over all
+   splits, noise from the median absolute first difference);
+4. on the screened series only, E-Divisive means (Matteson & James 2014; as used by MongoDB and
+   Apache Otava) with a permutation test, recursively, with a minimum segment length; a last
+   "tail" split covers changes too new for E-Divisive's edge-weighted statistic;
+5. test each change on windows around it (pooled t on nightly values, Bonferroni over the splits
+   tried), require the relative change to clear a per-series floor and the newest points to
+   persist; :mod:`.detect` adds the raw-sample test and CIs, then FDR control over the pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .stats import benjamini_hochberg, pooled_t, ratio_of_medians_ci, robust_sigma
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    """Thresholds of the detector; docs/detection.md says why each default is what it is."""
+
+    min_size: int = 3  # nights in a segment between two changes
+    persist: int = 2  # newest nights a change must have lasted before it is reported
+    window: int = 14  # nights each side of a change used to size and test it
+    min_change: float = 0.01  # relative change below which nothing is reported
+    noise_floor: float = 1.5  # ... nor below this many noise standard deviations of the series
+    screen_t: float = 4.0  # screening |t| a series needs to reach E-Divisive
+    permutations: int = 39  # permutation test of each E-Divisive split
+    perm_alpha: float = 0.05  # split kept when the permutation p-value is at most this
+    outlier_k: float = 4.0  # a spike is this many noise sds from both neighbours
+    fdr: float = 0.05  # false discovery rate over all series tested in one pass
+    max_changes: int = 6  # per series and pass
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Change:
+    """A change found in row ``row`` of a batch; indices are columns of the input matrix."""
+
+    row: int
+    first_bad: int
+    last_good: int
+    method: str  # "e-divisive" or "tail"
+    log_change: float  # median(after) - median(before), log space
+    ratio: float  # exp(log_change), the value ratio after / before
+    sigma: float  # pooled noise sd of the two windows (log space)
+    floor: float  # relative change the series had to clear
+    p_night: float  # pooled t on nightly values, Bonferroni over the splits tried
+    p_perm: float | None  # permutation p of the E-Divisive split (None for tail splits)
+    before: tuple[int, int]  # [start, stop) columns of the window before
+    after: tuple[int, int]  # [start, stop) columns of the window after
+    p_samples: float | None = None
+    p: float = 1.0
+    q: float = 1.0
+    ci_low: float | None = None
+    ci_high: float | None = None
+
+
+@dataclass(frozen=True)
+class ChangeSet:
+    """Everything one pass found, with how many series it tested and screened."""
+
+    changes: list[Change]
+    n_series: int
+    n_screened: int
+
+
+# -- batch helpers ---------------------------------------------------------------------------
+def _compact(v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Move each row's finite values to the left; returns (values, lengths, original columns)."""
+    finite = np.isfinite(v)
+    order = np.argsort(~finite, axis=1, kind="stable")
+    y = np.take_along_axis(v, order, axis=1)
+    lengths = finite.sum(axis=1)
+    y[np.arange(v.shape[1])[None, :] >= lengths[:, None]] = np.nan
+    return y, lengths, order
+
+
+def outlier_mask(y: np.ndarray, sigma: np.ndarray, cfg: DetectConfig) -> np.ndarray:
+    """True where a night is a one-night spike that reverts the next night.
+
+    A point is a spike when it sits on the same side of both neighbours by more than
+    ``max(outlier_k * sigma, min_change)`` and the neighbours agree with each other to within
+    half that distance. The newest point is never called a spike: whether it reverts is not yet
+    known, which is what the persistence rule is for.
+    """
+    thr = np.maximum(cfg.outlier_k * sigma, np.log1p(cfg.min_change))[:, None]
+    mid = y[:, 1:-1]
+    d1 = mid - y[:, :-2]
+    d2 = mid - y[:, 2:]
+    small = np.minimum(np.abs(d1), np.abs(d2))
+    with np.errstate(invalid="ignore"):
+        spike = (
+            (np.sign(d1) == np.sign(d2))
+            & (small > thr)
+            & (np.abs(y[:, 2:] - y[:, :-2]) < 0.5 * small)
+        )
+    out = np.zeros_like(y, dtype=bool)
+    out[:, 1:-1] = spike
+    return out
+
+
+def screen_t(
+    y: np.ndarray, lengths: np.ndarray, sigma: np.ndarray, cfg: DetectConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Max over splits of the two-segment t statistic, for every row at once.
+
+    Splits leave ``min_size`` nights before and ``persist`` after. Returns (max |t|, split).
+    """
+    s, n = y.shape
+    valid = np.isfinite(y)
+    z = np.where(valid, y, 0.0)
+    cs = np.cumsum(z, axis=1)
+    total = cs[np.arange(s), np.maximum(lengths - 1, 0)]
+    tau = np.arange(1, n)[None, :]  # split before column tau
+    nl = tau.astype(np.float64)
+    nr = lengths[:, None] - tau
+    left = cs[:, :-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        diff = (total[:, None] - left) / nr - left / nl
+        t = diff / (np.maximum(sigma, 1e-9)[:, None] * np.sqrt(1 / nl + 1 / nr))
+    ok = (
+        (tau >= cfg.min_size)
+        & (nr >= cfg.persist)
+        & (np.abs(diff) >= 0.5 * np.log1p(cfg.min_change))
+    )
+    t = np.where(ok, np.abs(t), 0.0)
+    best = np.argmax(t, axis=1)
+    return t[np.arange(s), best], best + 1
+
+
+def energy_q(x: np.ndarray, min_size: int) -> np.ndarray:
+    """E-Divisive means statistic Q(tau) for every split of every row (alpha = 1).
+
+    ``Q(tau) = nl*nr/n * (2/(nl*nr) sum|a-b| - sum_{a<a'}|a-a'|/C(nl,2) - sum_{b<b'}|b-b'|/C(nr,2))``
+    for left part ``a = x[:tau]`` and right part ``b = x[tau:]``; splits leaving fewer than
+    ``min_size`` values on a side get -inf. ``x`` is (rows, n) with no NaN. Distances are
+    computed in float32: the statistic only ranks splits and permutations.
+    """
+    rows, n = x.shape
+    xf = x.astype(np.float32)
+    d = np.empty((rows, n, n), np.float32)
+    np.subtract(xf[:, :, None], xf[:, None, :], out=d)
+    np.abs(d, out=d)
+    # r[j] = sum_{i<j} |x_j - x_i|; full row sums give c[i] = sum_{j>i} |x_i - x_j| = F - r
+    r = np.einsum("kij,ij->ki", d, np.tril(np.ones((n, n), np.float32), -1)).astype(np.float64)
+    full = np.matmul(d, np.ones(n, np.float32)).astype(np.float64)
+    c = full - r
+    lc = np.cumsum(r, axis=1)  # pairs inside x[:j+1]
+    rc = np.cumsum(c[:, ::-1], axis=1)[:, ::-1]  # pairs inside x[i:]
+    tau = np.arange(1, n)
+    total = lc[:, -1:]
+    within_l = lc[:, :-1]
+    within_r = rc[:, 1:]
+    cross = total - within_l - within_r
+    nl = tau.astype(np.float64)
+    nr = n - nl
+    with np.errstate(divide="ignore", invalid="ignore"):
+        e = 2 * cross / (nl * nr) - within_l / (nl * (nl - 1) / 2) - within_r / (nr * (nr - 1) / 2)
+        q = nl * nr / n * e
+    q[:, (tau < max(min_size, 2)) | (nr < max(min_size, 2))] = -np.inf
+    return q
+
+
+def edivisive_split(
+    x: np.ndarray, cfg: DetectConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Best E-Divisive split of each row and its permutation p-value.
+
+    Returns (split index tau in 1..n-1 per row, p-value per row); rows too short to split get
+    tau 0 and p 1.
+    """
+    rows, n = x.shape
+    if n < 2 * cfg.min_size:
+        return np.zeros(rows, np.int64), np.ones(rows)
+    b = cfg.permutations
+    taus = np.empty(rows, np.int64)
+    pvals = np.empty(rows)
+    chunk = max(1, int(1.5e7 // ((b + 1) * n * n)))
+    for lo in range(0, rows, chunk):
+        xs = x[lo : lo + chunk]
+        k = xs.shape[0]
+        perm = np.argsort(rng.random((k, b, n)), axis=2)
+        xp = np.concatenate(
+            [
+                xs[:, None, :],
+                np.take_along_axis(np.broadcast_to(xs[:, None, :], (k, b, n)), perm, axis=2),
+            ],
+            axis=1,
+        )
+        q = energy_q(xp.reshape(k * (b + 1), n), cfg.min_size).reshape(k, b + 1, -1)
+        qmax = q.max(axis=2)
+        taus[lo : lo + k] = np.argmax(q[:, 0, :], axis=1) + 1
+        pvals[lo : lo + k] = (1 + (qmax[:, 1:] >= qmax[:, :1]).sum(axis=1)) / (b + 1)
+    return taus, pvals
+
+
+def _segment_screen(
+    seg: np.ndarray, sigma: float, cfg: DetectConfig, tail: bool
+) -> tuple[float, int]:
+    stat, tau = screen_t(
+        seg[None, :],
+        np.array([seg.size]),
+        np.array([sigma]),
+        replace(cfg, persist=cfg.persist if tail else cfg.min_size),
+    )
+    return float(stat[0]), int(tau[0])
+
+
+def _recurse(
+    y: np.ndarray,
+    start: int,
+    stop: int,
+    sigma: float,
+    cfg: DetectConfig,
+    rng: np.random.Generator,
+    found: dict[int, float],
+) -> None:
+    """E-Divisive on y[start:stop] when it passes the screen; adds splits to ``found``."""
+    if len(found) >= cfg.max_changes or stop - start < 2 * cfg.min_size:
+        return
+    seg = y[start:stop]
+    stat, _ = _segment_screen(seg, sigma, cfg, tail=False)
+    if stat < cfg.screen_t:
+        return
+    tau, p = edivisive_split(seg[None, :], cfg, rng)
+    if p[0] > cfg.perm_alpha or tau[0] <= 0:
+        return
+    cut = start + int(tau[0])
+    found[cut] = float(p[0])
+    _recurse(y, start, cut, sigma, cfg, rng, found)
+    _recurse(y, cut, stop, sigma, cfg, rng, found)
+
+
+def _assess(
+    y: np.ndarray, cuts: list[int], i: int, sigma_mad: float, cfg: DetectConfig
+) -> tuple[float, float, float, float, tuple[int, int], tuple[int, int]] | None:
+    """Window test of split ``cuts[i]``: (log change, sd, floor, p_night, before, after) or None."""
+    tau = cuts[i]
+    prev = cuts[i - 1] if i > 0 else 0
+    nxt = cuts[i + 1] if i + 1 < len(cuts) else y.size
+    b0, a1 = max(prev, tau - cfg.window), min(nxt, tau + cfg.window)
+    left, right = y[b0:tau], y[tau:a1]
+    if left.size < cfg.min_size or right.size < cfg.persist:
+        return None
+    change = float(np.median(right) - np.median(left))
+    t = pooled_t(left, right)
+    df = left.size + right.size - 2
+    sd = float(
+        np.sqrt((np.sum((left - left.mean()) ** 2) + np.sum((right - right.mean()) ** 2)) / df)
+    )
+    sd = max(sd, sigma_mad)
+    floor = max(cfg.min_change, float(np.expm1(cfg.noise_floor * sd)))
+    if abs(change) < np.log1p(floor):
+        return None
+    head = right[: cfg.persist] - np.median(left)
+    if np.any(np.sign(head) != np.sign(change)) or np.any(np.abs(head) < 0.5 * np.log1p(floor)):
+        return None
+    tried = max(1, y.size - cfg.min_size - cfg.persist + 1)
+    return change, sd, floor, min(1.0, t.p * tried), (b0, tau), (tau, a1)
+
+
+def _refine(y: np.ndarray, found: dict[int, float], cfg: DetectConfig) -> dict[int, float]:
+    """Move each split up to two nights to where the mean shift between its neighbours peaks.
+
+    E-Divisive's statistic is flat near a segment's edge, so a change in the newest nights is
+    often placed a night early; the two-segment t statistic sharpens it. The last split may
+    move as close to the end as the persistence rule allows.
+    """
+    cuts = sorted(found)
+    out: dict[int, float] = {}
+    for i, tau in enumerate(cuts):
+        prev = cuts[i - 1] if i > 0 else 0
+        nxt = cuts[i + 1] if i + 1 < len(cuts) else y.size
+        lo = max(prev + cfg.min_size, tau - 2)
+        hi = min(nxt - (cfg.persist if nxt == y.size else cfg.min_size), tau + 2)
+        best, best_s = tau, -1.0
+        for t in range(lo, hi + 1):
+            left = y[max(prev, t - cfg.window) : t]
+            right = y[t : min(nxt, t + cfg.window)]
+            if left.size == 0 or right.size == 0:
+                continue
+            sc = abs(right.mean() - left.mean()) * np.sqrt(
+                left.size * right.size / (left.size + right.size)
+            )
+            if sc > best_s:
+                best, best_s = t, sc
+        if best not in out:
+            out[best] = found[tau]
+    return out
+
+
+def _accept(
+    y: np.ndarray, found: dict[int, float], sigma: float, cfg: DetectConfig
+) -> dict[int, tuple[float, tuple]]:  # type: ignore[type-arg]
+    """The splits that pass the window test, floor and persistence, with their numbers."""
+    cuts = sorted(found)
+    kept: dict[int, tuple[float, tuple]] = {}  # type: ignore[type-arg]
+    for i, tau in enumerate(cuts):
+        got = _assess(y, cuts, i, sigma, cfg)
+        if got is not None:
+            kept[tau] = (found[tau], got)
+    return kept
+
+
+def locate(values: np.ndarray, cfg: DetectConfig | None = None) -> ChangeSet:
+    """Find changes in every row of ``values`` (rows = series, columns = nights, NaN = missing).
+
+    Returns changes with their nightly-value test; raw-sample tests, FDR and CIs are added by
+    :func:`finish` (or :func:`detect_changes`, which does both).
+    """
+    cfg = cfg or DetectConfig()
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 2:
+        raise ValueError("values must be a 2-D array: one series per row")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logv = np.where(v > 0, np.log(np.where(v > 0, v, 1.0)), np.nan)
+    y, lengths, cols = _compact(logv)
+    sigma = np.nan_to_num(robust_sigma(y, axis=1), nan=0.0)
+    spikes = outlier_mask(y, sigma, cfg)
+    # a spike's neighbours are real nights; the newest night is never a spike
+    spikes &= np.arange(y.shape[1])[None, :] < (lengths - 1)[:, None]
+    if spikes.any():
+        y2 = np.where(spikes, np.nan, y)
+        y, lengths, cols2 = _compact(y2)
+        cols = np.take_along_axis(cols, cols2, axis=1)
+        sigma = np.nan_to_num(robust_sigma(y, axis=1), nan=0.0)
+    sigma = np.maximum(sigma, 1e-6)
+    stat, _ = screen_t(y, lengths, sigma, cfg)
+    cand = np.flatnonzero((stat >= cfg.screen_t) & (lengths >= cfg.min_size + cfg.persist))
+    rng = np.random.default_rng(cfg.seed)
+    first: dict[int, tuple[int, float]] = {}
+    for n in np.unique(lengths[cand]):
+        rows = cand[lengths[cand] == n]
+        taus, pv = edivisive_split(y[rows, :n], cfg, rng)
+        for r, t_, p_ in zip(rows, taus, pv, strict=True):
+            first[int(r)] = (int(t_), float(p_))
+    changes: list[Change] = []
+    for r in cand:
+        r = int(r)
+        n = int(lengths[r])
+        yr = y[r, :n]
+        found: dict[int, float] = {}
+        tau, p = first.get(r, (0, 1.0))
+        if tau > 0 and p <= cfg.perm_alpha:
+            found[tau] = p
+            _recurse(yr, 0, tau, float(sigma[r]), cfg, rng, found)
+            _recurse(yr, tau, n, float(sigma[r]), cfg, rng, found)
+        cuts = _refine(yr, found, cfg)
+        kept = _accept(yr, cuts, float(sigma[r]), cfg)
+        # the tail: a change too new for E-Divisive's edge-weighted statistic
+        last = max(kept) if kept else 0
+        tail = yr[last:]
+        if tail.size >= cfg.min_size + cfg.persist:
+            st, tt = _segment_screen(tail, float(sigma[r]), cfg, tail=True)
+            if st >= cfg.screen_t and all(abs(last + tt - k) > 1 for k in kept):
+                cuts = sorted([*kept, last + tt])
+                got = _assess(yr, cuts, cuts.index(last + tt), float(sigma[r]), cfg)
+                if got is not None:
+                    kept[last + tt] = (float("nan"), got)
+        for tau in sorted(kept):
+            pp, (change, sd, floor, p_night, before, after) = kept[tau]
+            changes.append(
+                Change(
+                    row=r,
+                    first_bad=int(cols[r, tau]),
+                    last_good=int(cols[r, tau - 1]),
+                    method="tail" if np.isnan(pp) else "e-divisive",
+                    log_change=change,
+                    ratio=float(np.exp(change)),
+                    sigma=sd,
+                    floor=floor,
+                    p_night=p_night,
+                    p_perm=None if np.isnan(pp) else pp,
+                    before=(int(cols[r, before[0]]), int(cols[r, before[1] - 1]) + 1),
+                    after=(int(cols[r, after[0]]), int(cols[r, after[1] - 1]) + 1),
+                    p=p_night,
+                )
+            )
+    return ChangeSet(changes=changes, n_series=int(v.shape[0]), n_screened=int(cand.size))
+
+
+def apply_fdr(found: ChangeSet, cfg: DetectConfig | None = None) -> list[Change]:
+    """Benjamini-Hochberg over the pass; returns the changes whose q-value is within ``fdr``.
+
+    Every series tested counts as one hypothesis (p = 1 where nothing was found) and each extra
+    change in a series adds one, so screening never makes the correction easier.
+    """
+    cfg = cfg or DetectConfig()
+    ch = found.changes
+    rows_with = len({c.row for c in ch})
+    m_extra = max(0, found.n_series - rows_with)
+    p = np.concatenate([np.array([c.p for c in ch]), np.ones(m_extra)])
+    q = benjamini_hochberg(p)[: len(ch)]
+    return [replace(c, q=float(qi)) for c, qi in zip(ch, q, strict=True) if qi <= cfg.fdr]
+
+
+def detect_changes(
+    values: np.ndarray, cfg: DetectConfig | None = None, with_ci: bool = True
+) -> list[Change]:
+    """The whole pipeline on nightly values alone (no raw samples): locate, FDR, CIs."""
+    cfg = cfg or DetectConfig()
+    v = np.asarray(values, dtype=np.float64)
+    kept = apply_fdr(locate(v, cfg), cfg)
+    if not with_ci:
+        return kept
+    out = []
+    for c in kept:
+        row = v[c.row]
+        ci = ratio_of_medians_ci(
+            row[c.before[0] : c.before[1]], row[c.after[0] : c.after[1]], n_boot=500, seed=cfg.seed
+        )
+        out.append(replace(c, ci_low=ci.low, ci_high=ci.high))
+    return out
