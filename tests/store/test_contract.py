@@ -154,3 +154,36 @@ def test_run_document_is_valid_run_format(store: Store) -> None:
     (summary,) = store.runs()
     doc = run_document(store.get_run(summary.uuid))
     assert parse_run(doc).run.id.hex == summary.uuid.replace("-", "")
+
+
+def test_a_rolled_back_write_leaves_no_stale_ids(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Series/machine/build ids created in a failed transaction must not be reused later."""
+    fresh = make_run(machine="new-box", triton="9.9.9", n_results=3, seed=7)
+    real = Store._write_results
+
+    def fail(self, conn, rows):  # type: ignore[no-untyped-def]
+        raise RuntimeError("connection lost")
+
+    monkeypatch.setattr(Store, "_write_results", fail)
+    with pytest.raises(RuntimeError):
+        store.add_run(fresh)
+    monkeypatch.setattr(Store, "_write_results", real)
+    assert store.add_run(fresh).created
+    assert len(store.get_run(str(fresh.run.id)).results) == 3
+
+
+def test_time_filters_see_results_written_in_bulk(store: Store) -> None:
+    """results.t is written by the raw bulk path; it must compare like SQLAlchemy's own values."""
+    for i in range(4):
+        store.add_run(make_run(n_results=1, seed=i, started_at=T0 + timedelta(days=i)))
+    (info,) = store.series_list()
+    since = store.series(info.id, info.machine_id, since=T0 + timedelta(days=2))
+    assert [p.t for p in since] == [T0 + timedelta(days=2), T0 + timedelta(days=3)]
+    with store.engine.connect() as conn:
+        from sqlalchemy import select
+
+        from tritonwatch.store import schema as sch
+
+        run_t = {row[0] for row in conn.execute(select(sch.runs.c.started_at))}
+        res_t = {row[0] for row in conn.execute(select(sch.results.c.t))}
+    assert run_t == res_t

@@ -151,7 +151,7 @@ results = Table(
     Column("samples", LargeBinary),  # float64 little-endian, every sample kept
     Column("correct", Boolean),
     Column("error", Text),
-    Column("extra", JSON),
+    Column("extra", JSON(none_as_null=True)),
     Index(None, "series_id", "machine_id", "t"),
     Index(None, "run_id"),
 )
