@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import and_, exists, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 
 from ..errors import NotFoundError, UsageError
 from . import schema as s
@@ -24,7 +26,6 @@ from .rows import RunSummary, utc
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
-    from sqlalchemy.engine import Connection
 
 TOKEN_PREFIX = "tw_"
 SCOPES = ("upload", "triage", "views")
@@ -128,6 +129,13 @@ class ReportRow:
     created_at: datetime | None
 
 
+def _org_id(conn: Connection, name: str) -> int:
+    """The id of organisation ``name``, created if new (safe against a concurrent creator)."""
+    ins = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(s.orgs)
+    conn.execute(ins.values(name=name, created_at=datetime.now(UTC)).on_conflict_do_nothing())
+    return int(conn.execute(select(s.orgs.c.id).where(s.orgs.c.name == name)).scalar_one())
+
+
 class AccessMixin:
     """Store methods for tokens, saved views and the dashboard's queries (issue #6)."""
 
@@ -136,7 +144,6 @@ class AccessMixin:
     if TYPE_CHECKING:
 
         def _run_query(self) -> Any: ...
-        def org_id(self, conn: Connection, name: str | None) -> int | None: ...
 
     # -- tokens ------------------------------------------------------------------------------
     def _token_query(self) -> Any:
@@ -168,7 +175,7 @@ class AccessMixin:
             raise UsageError(f"unknown scope(s) {', '.join(bad)}; known: {', '.join(SCOPES)}")
         plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
         with self.engine.begin() as conn:
-            oid = self.org_id(conn, org)
+            oid = _org_id(conn, org)
             taken = conn.execute(
                 select(s.tokens.c.id).where(s.tokens.c.org_id == oid, s.tokens.c.name == name)
             ).scalar()
@@ -538,7 +545,7 @@ class AccessMixin:
             info = conn.execute(select(s.builds.c.info).where(s.builds.c.id == build_id)).scalar()
         return dict(info or {})
 
-    def codegen_changes(
+    def codegen_deltas(
         self, build_a: int, build_b: int, *, kernel: str | None = None, limit: int = 50
     ) -> list[dict[str, Any]]:
         """Kernels whose generated code or resource metrics differ between two builds."""
@@ -590,16 +597,16 @@ class AccessMixin:
         return out
 
     # -- codegen reports and comparisons --------------------------------------------------------
-    def codegen_reports(self, *, limit: int = 50, offset: int = 0) -> list[ReportRow]:
+    def codegen_report_page(self, *, limit: int = 50, offset: int = 0) -> list[ReportRow]:
         return self._reports(s.codegen_reports, limit=limit, offset=offset)
 
-    def get_codegen_report(self, ref: str) -> ReportRow:
+    def codegen_report_detail(self, ref: str) -> ReportRow:
         return self._report(s.codegen_reports, ref, "blast-radius report")
 
-    def comparisons(self, *, limit: int = 50, offset: int = 0) -> list[ReportRow]:
+    def comparison_page(self, *, limit: int = 50, offset: int = 0) -> list[ReportRow]:
         return self._reports(s.comparisons, limit=limit, offset=offset)
 
-    def get_comparison(self, ref: str) -> ReportRow:
+    def comparison_detail(self, ref: str) -> ReportRow:
         return self._report(s.comparisons, ref, "comparison")
 
     @staticmethod
@@ -608,7 +615,11 @@ class AccessMixin:
         payload = r.get("report" if is_cg else "cases") if detail else None
         if isinstance(payload, dict):
             payload = (
-                payload.get("rows") or payload.get("kernels") or payload.get("cases") or [payload]
+                next(
+                (payload[k] for k in ("results", "rows", "kernels", "cases")
+                 if isinstance(payload.get(k), list)),
+                [payload],
+            )
             )
         return ReportRow(
             id=r["id"],

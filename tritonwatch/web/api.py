@@ -305,13 +305,13 @@ def triage(request: Request, alert_id: int, body: TriageBody) -> dict[str, Any]:
 def list_codegen(
     request: Request, limit: Limit = 50, offset: Offset = 0, format: Format = "json"
 ) -> Response:
-    rows = _store(request).codegen_reports(limit=limit, offset=offset)
+    rows = _store(request).codegen_report_page(limit=limit, offset=offset)
     return _page([_report_item(r) for r in rows], format, "codegen", limit, offset)
 
 
 @router.get("/codegen/{ref}", summary="One blast-radius report with its per-kernel rows")
 def get_codegen(request: Request, ref: str, format: Format = "json") -> Response:
-    r = _store(request).get_codegen_report(ref)
+    r = _store(request).codegen_report_detail(ref)
     return table_response(
         r.rows if isinstance(r.rows, list) else [],
         format,
@@ -324,13 +324,13 @@ def get_codegen(request: Request, ref: str, format: Format = "json") -> Response
 def list_comparisons(
     request: Request, limit: Limit = 50, offset: Offset = 0, format: Format = "json"
 ) -> Response:
-    rows = _store(request).comparisons(limit=limit, offset=offset)
+    rows = _store(request).comparison_page(limit=limit, offset=offset)
     return _page([_report_item(r) for r in rows], format, "comparisons", limit, offset)
 
 
 @router.get("/comparisons/{ref}", summary="One comparison with its per-case verdicts")
 def get_comparison(request: Request, ref: str, format: Format = "json") -> Response:
-    r = _store(request).get_comparison(ref)
+    r = _store(request).comparison_detail(ref)
     return table_response(r.rows, format, f"compare-{r.uuid[:8]}", {"comparison": _report_item(r)})
 
 

@@ -313,11 +313,11 @@ def alert_view(store: Store, alert_id: int, *, window: int = 5) -> AlertView:
         build_changes = _diff(good.build_info, bad.build_info)
         machine_changes = _diff(good.machine_info, bad.machine_info)
         if good.summary.build_id != bad.summary.build_id:
-            codegen = store.codegen_changes(
+            codegen = store.codegen_deltas(
                 good.summary.build_id, bad.summary.build_id, kernel=alert.operator
             )
             if not codegen:
-                codegen = store.codegen_changes(good.summary.build_id, bad.summary.build_id)
+                codegen = store.codegen_deltas(good.summary.build_id, bad.summary.build_id)
     return AlertView(
         alert=alert,
         history=history,

@@ -149,7 +149,7 @@ def codegen_page(
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> HTMLResponse:
-    rows = _store(request).codegen_reports(limit=limit, offset=offset)
+    rows = _store(request).codegen_report_page(limit=limit, offset=offset)
     return _render(
         request,
         "reports.html",
@@ -167,7 +167,7 @@ def codegen_page(
 
 @router.get("/codegen/{ref}", response_class=HTMLResponse)
 def codegen_detail(request: Request, ref: str) -> HTMLResponse:
-    r = _store(request).get_codegen_report(ref)
+    r = _store(request).codegen_report_detail(ref)
     return _render(
         request,
         "report.html",
@@ -185,7 +185,7 @@ def compare_page(
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> HTMLResponse:
-    rows = _store(request).comparisons(limit=limit, offset=offset)
+    rows = _store(request).comparison_page(limit=limit, offset=offset)
     return _render(
         request,
         "reports.html",
@@ -203,7 +203,7 @@ def compare_page(
 
 @router.get("/compare/{ref}", response_class=HTMLResponse)
 def compare_detail(request: Request, ref: str) -> HTMLResponse:
-    r = _store(request).get_comparison(ref)
+    r = _store(request).comparison_detail(ref)
     return _render(
         request,
         "report.html",
@@ -235,6 +235,28 @@ def open_view(request: Request, name: str) -> Any:
 LONG_KEYS = ("diff", "text", "ttir", "ttgir", "llir", "ptx", "sass", "amdgcn", "asm")
 
 
+def _blast_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A blast-radius row (``kernel``, sides ``a``/``b``, ``diffs``) with the signals up front."""
+    a, b = row.get("a") or {}, row.get("b") or {}
+    ma, mb = a.get("metrics") or {}, b.get("metrics") or {}
+    out: dict[str, Any] = {k: row.get(k) for k in ("kernel", "spec", "target", "status",
+                                                    "first_changed_stage")}
+    out["changed_stages"] = row.get("changed_stages") or []
+    out["metric_changes"] = "; ".join(
+        f"{k} {ma.get(k)} → {mb.get(k)}" for k in sorted(set(ma) | set(mb)) if ma.get(k) != mb.get(k))
+    out["gained"] = row.get("key_instructions_gained") or []
+    out["lost"] = row.get("key_instructions_lost") or []
+    out["opcode_deltas"] = "; ".join(
+        f"{k} {d.get('a')} → {d.get('b')}" if isinstance(d, dict) else f"{k} {d}"
+        for k, d in (row.get("opcode_deltas") or {}).items())
+    for side, s in (("a", a), ("b", b)):
+        if s.get("error"):
+            out[f"error_{side}"] = s["error"]
+    for stage, text in (row.get("diffs") or {}).items():
+        out[f"diff {stage}"] = text
+    return out
+
+
 def _table(rows: list[Any]) -> dict[str, Any]:
     """Columns (scalar keys, in first-seen order), rows, and long text kept for <details>."""
     columns: list[str] = []
@@ -242,10 +264,14 @@ def _table(rows: list[Any]) -> dict[str, Any]:
     for row in rows:
         if not isinstance(row, dict):
             row = {"value": row}
+        if "kernel" in row and isinstance(row.get("a"), dict) and isinstance(row.get("b"), dict):
+            row = _blast_row(row)
         cells: dict[str, Any] = {}
         long: dict[str, str] = {}
         for k, v in row.items():
-            if isinstance(v, str) and (len(v) > 160 or "\n" in v or k.lower() in LONG_KEYS):
+            if isinstance(v, str) and (
+                len(v) > 160 or "\n" in v or k.lower().split(" ")[0] in LONG_KEYS
+            ):
                 long[k] = v
             elif isinstance(v, (dict, list)):
                 if k.lower() in LONG_KEYS or len(str(v)) > 160:
