@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -79,6 +79,9 @@ def median_ci(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return med, srt[:, lo], srt[:, hi]
 
 
+_RUN_BY_UUID = select(s.runs.c.id).where(s.runs.c.uuid == bindparam("uuid"))
+
+
 @dataclass
 class _Caches:
     series_by_tuple: dict[tuple[Any, ...], int] = field(default_factory=dict)
@@ -98,6 +101,7 @@ class Store(AlertsMixin, CodegenMixin, AccessMixin):
         self.engine = engine
         self.url = url
         self._c = _Caches()
+        self._run_insert: Any = None
 
     # -- opening -------------------------------------------------------------------------
     @classmethod
@@ -231,7 +235,7 @@ class Store(AlertsMixin, CodegenMixin, AccessMixin):
         uploaded_by: int | None,
     ) -> AddedRun:
         uid = str(run.run.id)
-        existing = conn.execute(select(s.runs.c.id).where(s.runs.c.uuid == uid)).scalar()
+        existing = conn.execute(_RUN_BY_UUID, {"uuid": uid}).scalar()
         if existing is not None:
             return AddedRun(uuid=uid, id=int(existing), created=False, n_results=len(run.results))
         run_info = run.run.model_dump(mode="json", exclude_none=True)
@@ -276,31 +280,32 @@ class Store(AlertsMixin, CodegenMixin, AccessMixin):
         )
         started = run.run.started_at
         n_failed = sum(1 for r in run.results if r.status != "ok")
-        ins = (
-            self._insert_ignore(s.runs)
-            .values(
-                uuid=uid,
-                org_id=org_id,
-                machine_id=machine_id,
-                build_id=build_id,
-                started_at=started,
-                finished_at=run.run.finished_at,
-                label=run.run.label,
-                suite=run.run.suite,
-                device=device,
-                n_results=len(run.results),
-                n_failed=n_failed,
-                info=run_info,
-                machine_info=machine_info,
-                ingested_at=datetime.now(UTC),
-                uploaded_by=uploaded_by,
+        row = {
+            "uuid": uid,
+            "org_id": org_id,
+            "machine_id": machine_id,
+            "build_id": build_id,
+            "started_at": started,
+            "finished_at": run.run.finished_at,
+            "label": run.run.label,
+            "suite": run.run.suite,
+            "device": device,
+            "n_results": len(run.results),
+            "n_failed": n_failed,
+            "info": run_info,
+            "machine_info": machine_info,
+            "ingested_at": datetime.now(UTC),
+            "uploaded_by": uploaded_by,
+        }
+        if (
+            self._run_insert is None
+        ):  # built once: statement construction was a third of a run's cost
+            self._run_insert = (
+                self._insert_ignore(s.runs).on_conflict_do_nothing().returning(s.runs.c.id)
             )
-            .on_conflict_do_nothing()
-            .returning(s.runs.c.id)
-        )
-        run_id = conn.execute(ins).scalar()
+        run_id = conn.execute(self._run_insert, row).scalar()
         if run_id is None:  # a concurrent writer stored the same UUID first
-            got = conn.execute(select(s.runs.c.id).where(s.runs.c.uuid == uid)).scalar_one()
+            got = conn.execute(_RUN_BY_UUID, {"uuid": uid}).scalar_one()
             return AddedRun(uuid=uid, id=int(got), created=False, n_results=len(run.results))
         series_ids = self._series_ids(conn, run, staged)
         # The dialect's own processor: SQLite must store the text form SQLAlchemy compares with.
