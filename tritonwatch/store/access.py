@@ -316,40 +316,39 @@ class AccessMixin:
                     out[mid] = got
         return out
 
+    @staticmethod
+    def _run_values(conn: Connection, run_id: int) -> dict[int, tuple[str, str, str, float]]:
+        q = (
+            select(
+                s.results.c.series_id,
+                s.series.c.operator,
+                s.series.c.dtype,
+                s.series.c.better,
+                s.results.c.value,
+            )
+            .join(s.series, s.series.c.id == s.results.c.series_id)
+            .where(s.results.c.run_id == run_id, s.results.c.status == "ok")
+        )
+        return {r[0]: (r[1], r[2], r[3], r[4]) for r in conn.execute(q)}
+
     def heatmap(self) -> list[HeatCell]:
         """Newest vs previous run per machine, as geomean change per operator x dtype x machine."""
         cells: list[HeatCell] = []
         latest = self.latest_runs(2)
-        new_r, old_r = s.results.alias("new_r"), s.results.alias("old_r")
         with self.engine.connect() as conn:
             for mid, pair in latest.items():
                 if len(pair) < 2:
                     continue
-                q = (
-                    select(
-                        s.series.c.operator,
-                        s.series.c.dtype,
-                        s.series.c.better,
-                        new_r.c.value.label("new"),
-                        old_r.c.value.label("old"),
-                    )
-                    .select_from(new_r)
-                    .join(
-                        old_r,
-                        and_(old_r.c.series_id == new_r.c.series_id, old_r.c.run_id == pair[1].id),
-                    )
-                    .join(s.series, s.series.c.id == new_r.c.series_id)
-                    .where(
-                        new_r.c.run_id == pair[0].id, new_r.c.status == "ok", old_r.c.status == "ok"
-                    )
-                )
+                # Two range scans on results(run_id), joined here: cheaper than a self-join.
+                new, old = (self._run_values(conn, r.id) for r in pair)
                 groups: dict[tuple[str, str], list[float]] = {}
-                for r in conn.execute(q).mappings():
-                    if not r["new"] or not r["old"] or r["new"] <= 0 or r["old"] <= 0:
+                for sid, (op, dtype, better, v_new) in new.items():
+                    v_old = old.get(sid, (None,) * 4)[3]
+                    if not v_new or not v_old or v_new <= 0 or v_old <= 0:
                         continue
-                    ratio = r["new"] / r["old"]
-                    groups.setdefault((r["operator"], r["dtype"]), []).append(
-                        ratio if r["better"] == "lower" else 1 / ratio
+                    ratio = v_new / v_old
+                    groups.setdefault((op, dtype), []).append(
+                        ratio if better == "lower" else 1 / ratio
                     )
                 for (op, dt), ratios in sorted(groups.items()):
                     arr = np.asarray(ratios)
@@ -614,12 +613,13 @@ class AccessMixin:
         is_cg = t is s.codegen_reports
         payload = r.get("report" if is_cg else "cases") if detail else None
         if isinstance(payload, dict):
-            payload = (
-                next(
-                (payload[k] for k in ("results", "rows", "kernels", "cases")
-                 if isinstance(payload.get(k), list)),
+            payload = next(
+                (
+                    payload[k]
+                    for k in ("results", "rows", "kernels", "cases")
+                    if isinstance(payload.get(k), list)
+                ),
                 [payload],
-            )
             )
         return ReportRow(
             id=r["id"],

@@ -7,7 +7,6 @@ Errors are ``{"error": message}``. Reading is public; triage and saving views ne
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -19,7 +18,7 @@ from ..errors import NotFoundError, UsageError
 from ..store import Store
 from . import data
 from .auth import require_token
-from .export import jsonable, table_response
+from .export import jsonable, record, table_response
 
 MAX_LIMIT = 1000
 ALERT_STATUSES = ("new", "confirmed", "acknowledged", "false_positive", "fixed")
@@ -42,7 +41,7 @@ def _page(items: list[Any], fmt: str, name: str, limit: int, offset: int) -> Res
         "offset": offset,
         "next_offset": offset + limit if len(items) == limit else None,
     }
-    return table_response([jsonable(i) for i in items], fmt, name, meta)
+    return table_response(items, fmt, name, meta)
 
 
 # -- runs and results ---------------------------------------------------------------------------
@@ -61,7 +60,7 @@ def list_runs(
     runs = _store(request).runs(
         machine=machine, org=org, label=label, since=since, until=until, limit=limit, offset=offset
     )
-    return _page([asdict(r) for r in runs], format, "runs", limit, offset)
+    return _page([record(r) for r in runs], format, "runs", limit, offset)
 
 
 @router.get("/runs/{ref}", summary="One run: summary, fingerprint and every result")
@@ -69,7 +68,7 @@ def get_run(request: Request, ref: str, samples: bool = False, format: Format = 
     d = _store(request).get_run(ref)
     results = []
     for r in d.results:
-        row = asdict(r)
+        row = record(r)
         if not samples:
             row.pop("samples")
         results.append(row)
@@ -80,7 +79,7 @@ def get_run(request: Request, ref: str, samples: bool = False, format: Format = 
         "json",
         "run",
         {
-            "run": asdict(d.summary),
+            "run": record(d.summary),
             "info": d.info,
             "machine": d.machine_info,
             "build": d.build_info,
@@ -129,7 +128,7 @@ def list_results(
 
 @router.get("/machines", summary="Machines that have stored runs")
 def list_machines(request: Request, format: Format = "json") -> Response:
-    return table_response([asdict(m) for m in _store(request).machines()], format, "machines")
+    return table_response([record(m) for m in _store(request).machines()], format, "machines")
 
 
 # -- series -------------------------------------------------------------------------------------
@@ -158,7 +157,7 @@ def list_series(
         mode=mode,
         metric=metric,
     )
-    return table_response([asdict(r) for r in refs], format, "series", {"limit": limit})
+    return table_response([record(r) for r in refs], format, "series", {"limit": limit})
 
 
 @router.get("/series/{series_id}/{machine_id}", summary="Points of one series on one machine")
@@ -174,7 +173,7 @@ def series_points(
     pts = _store(request).series(
         series_id, machine_id, since=since, limit=limit, with_samples=samples
     )
-    rows = [asdict(p) for p in pts]
+    rows = [record(p) for p in pts]
     if not samples:
         for r in rows:
             r.pop("samples")
@@ -213,9 +212,9 @@ def explore(
     view = data.series_view(_store(request), f, with_facets=False)
     if view.too_many:
         raise UsageError(f"more than {data.MAX_TRACES} series match; narrow the filters")
-    rows = [{**asdict(t.ref), "label": t.label, **p} for t in view.traces for p in t.points]
+    rows = [{**record(t.ref), "label": t.label, **p} for t in view.traces for p in t.points]
     return table_response(
-        rows, format, "series-explorer", {"alerts": [asdict(a) for a in view.alerts]}
+        rows, format, "series-explorer", {"alerts": [record(a) for a in view.alerts]}
     )
 
 
@@ -226,7 +225,7 @@ def overview(request: Request) -> dict[str, Any]:
         {  # type: ignore[no-any-return]
             "latest": [{"newest": m.newest, "previous": m.previous} for m in ov.latest],
             "alerts_available": ov.alerts_available,
-            "open_alerts": {k: [asdict(a) for a in v] for k, v in ov.open_alerts.items()},
+            "open_alerts": {k: [record(a) for a in v] for k, v in ov.open_alerts.items()},
             "heatmap": ov.heatmap,
         }
     )
@@ -234,7 +233,7 @@ def overview(request: Request) -> dict[str, Any]:
 
 @router.get("/heatmap", summary="Newest vs previous run: geomean change per cell")
 def heatmap(request: Request, format: Format = "json") -> Response:
-    return table_response([asdict(c) for c in _store(request).heatmap()], format, "heatmap")
+    return table_response([record(c) for c in _store(request).heatmap()], format, "heatmap")
 
 
 # -- alerts -------------------------------------------------------------------------------------
@@ -269,7 +268,7 @@ def list_alerts(
         limit=limit,
         offset=offset,
     )
-    items = [{**asdict(a), "severity": data.severity(a.ratio)} for a in rows]
+    items = [{**record(a), "severity": data.severity(a.ratio)} for a in rows]
     return _page(items, format, "alerts", limit, offset)
 
 
@@ -278,7 +277,7 @@ def get_alert(request: Request, alert_id: int) -> dict[str, Any]:
     store = _store(request)
     _need_alerts(store)
     v = data.alert_view(store, alert_id)
-    return jsonable(asdict(v))  # type: ignore[no-any-return]
+    return jsonable(record(v))  # type: ignore[no-any-return]
 
 
 @router.post("/alerts/{alert_id}/status", summary="Triage an alert (needs a token)")
@@ -294,8 +293,8 @@ def triage(request: Request, alert_id: int, body: TriageBody) -> dict[str, Any]:
     )
     return jsonable(
         {
-            "alert": asdict(store.get_alert(alert_id)),  # type: ignore[attr-defined]
-            "history": [asdict(e) for e in store.alert_history(alert_id)],
+            "alert": record(store.get_alert(alert_id)),  # type: ignore[attr-defined]
+            "history": [record(e) for e in store.alert_history(alert_id)],
         }
     )  # type: ignore[attr-defined]
 
@@ -335,7 +334,7 @@ def get_comparison(request: Request, ref: str, format: Format = "json") -> Respo
 
 
 def _report_item(r: Any) -> dict[str, Any]:
-    d = asdict(r)
+    d = record(r)
     d.pop("rows")
     return d
 
@@ -349,16 +348,16 @@ class ViewBody(BaseModel):
 
 @router.get("/views", summary="Saved views")
 def list_views(request: Request, format: Format = "json") -> Response:
-    return table_response([asdict(v) for v in _store(request).views()], format, "views")
+    return table_response([record(v) for v in _store(request).views()], format, "views")
 
 
 @router.get("/views/{name}", summary="One saved view")
 def get_view(request: Request, name: str) -> dict[str, Any]:
-    return jsonable(asdict(_store(request).get_view(name)))  # type: ignore[no-any-return]
+    return jsonable(record(_store(request).get_view(name)))  # type: ignore[no-any-return]
 
 
 @router.post("/views", summary="Save a named view (needs a token)", status_code=201)
 def save_view(request: Request, body: ViewBody) -> dict[str, Any]:
     token = require_token(request)
     v = _store(request).save_view(body.name, body.page, body.query, token.id)
-    return jsonable(asdict(v))  # type: ignore[no-any-return]
+    return jsonable(record(v))  # type: ignore[no-any-return]

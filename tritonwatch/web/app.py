@@ -8,6 +8,7 @@ cannot reach). Errors are JSON ``{"error": message}`` under /api and an error pa
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -70,6 +71,35 @@ def _error_response(request: Request, exc: Exception) -> Response:
     )
 
 
+class ServerTiming:
+    """ASGI middleware adding ``Server-Timing: app;dur=MS`` to every response.
+
+    The time from request to response headers, so browsers' dev tools and the web benchmark can
+    tell server time from network time.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+
+        async def send_timed(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                ms = (time.perf_counter() - start) * 1000
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *message["headers"],
+                    (b"server-timing", f"app;dur={ms:.2f}".encode()),
+                ]
+            await send(message)
+
+        await self.app(scope, receive, send_timed)
+
+
 def create_app(store: str | Store) -> FastAPI:
     """The dashboard and API app for a Store or a database URL (opened now, closed on shutdown)."""
     owned = isinstance(store, str)
@@ -93,6 +123,7 @@ def create_app(store: str | Store) -> FastAPI:
         openapi_url="/openapi.json",
     )
     app.state.store = st
+    app.add_middleware(ServerTiming)
 
     for exc_type in (TritonwatchError, AuthError, StarletteHTTPException, RequestValidationError):
         app.add_exception_handler(exc_type, _error_response)  # type: ignore[arg-type]

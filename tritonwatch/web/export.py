@@ -12,7 +12,7 @@ import io
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, is_dataclass
+from dataclasses import fields, is_dataclass
 from datetime import datetime
 from typing import Any
 
@@ -28,10 +28,19 @@ def parquet_available() -> bool:
     return importlib.util.find_spec("pyarrow") is not None
 
 
+def record(obj: Any) -> dict[str, Any]:
+    """A dataclass as a shallow dict (``dataclasses.asdict`` deep-copies, which is slow)."""
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}
+
+
 def jsonable(value: Any) -> Any:
     """A value JSON can carry: datetimes as ISO 8601, arrays as lists, NaN as null."""
-    if is_dataclass(value) and not isinstance(value, type):
-        return jsonable(asdict(value))
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, datetime):
+        return value.isoformat()
     if isinstance(value, Mapping):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set)):
@@ -40,10 +49,8 @@ def jsonable(value: Any) -> Any:
         return [jsonable(v) for v in value.tolist()]
     if isinstance(value, np.generic):
         return jsonable(value.item())
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+    if is_dataclass(value) and not isinstance(value, type):
+        return jsonable(record(value))
     if isinstance(value, bytes):
         return None
     return value
