@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -215,12 +215,11 @@ class AccessMixin:
             )
             if row is None:
                 return None
+            now = datetime.now(UTC)
             conn.execute(
-                s.tokens.update()
-                .where(s.tokens.c.id == row["id"])
-                .values(last_used_at=datetime.now(UTC))
+                s.tokens.update().where(s.tokens.c.id == row["id"]).values(last_used_at=now)
             )
-        return self._token_row(row)
+        return replace(self._token_row(row), last_used_at=now)
 
     def list_tokens(self, org: str | None = None) -> list[TokenRow]:
         q = self._token_query().order_by(s.orgs.c.name, s.tokens.c.name)

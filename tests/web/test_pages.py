@@ -1,0 +1,106 @@
+"""The HTML pages through the app: they render, keep filters in links, and never emit raw markup."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import pytest
+from conftest import Site
+from seed import XSS, XSS_MACHINE, XSS_SHAPE
+
+
+def pages(site: Site) -> list[str]:
+    s = site.seeded
+    return [
+        "/",
+        "/series",
+        "/series?" + urlencode({"operator": XSS}),
+        "/series?" + urlencode({"machine": XSS_MACHINE, "operator": "matmul"}),
+        "/series?operator=matmul&metric=time&norm=provider&base=aten",
+        "/runs",
+        f"/runs/{s.runs['h100-a'][1]}",
+        f"/runs/{s.runs[XSS_MACHINE][0]}",
+        "/alerts",
+        f"/alerts/{s.alert_id}",
+        f"/alerts/{s.xss_alert_id}",
+        "/codegen",
+        "/codegen/c0de",
+        "/compare",
+        "/compare/ab00",
+        "/views",
+        "/docs",
+    ]
+
+
+def test_no_page_emits_user_markup(site: Site) -> None:
+    site.client.post(
+        "/api/v1/views",
+        json={"name": XSS, "page": "series", "query": f"x={XSS}"},
+        headers={"Authorization": f"Bearer {site.token}"},
+    )
+    for path in pages(site):
+        r = site.client.get(path)
+        assert r.status_code == 200, (path, r.text[:500])
+        html = r.text
+        for raw in (XSS, XSS_SHAPE["name"], "<script>alert(3)"):
+            assert raw not in html, (path, raw)
+    # ... while the names are there, escaped, for the reader.
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in site.client.get("/alerts").text
+
+
+def test_series_page_plots_the_step_with_its_alert(site: Site) -> None:
+    html = site.client.get(
+        "/series",
+        params={
+            "operator": "matmul",
+            "provider": "triton",
+            "dtype": "fp16",
+            "metric": "time",
+            "machine": "h100-a",
+            "shape": '{"K":1024,"M":1024,"N":1024}',
+        },
+    ).text
+    assert 'id="series-data"' in html and 'id="series-chart"' in html
+    assert f'href="/alerts/{site.seeded.alert_id}"' in html
+    assert "% of peak" in html  # pct_peak exists for this series
+
+
+def test_too_many_series_lists_instead_of_plotting(site: Site) -> None:
+    html = site.client.get("/series").text
+    assert "series-chart" not in html and "narrow the filters" in html
+
+
+def test_overview_links_cells_and_runs(site: Site) -> None:
+    html = site.client.get("/").text
+    assert 'id="heatmap-data"' in html
+    assert f'href="/runs/{site.seeded.runs["h100-a"][-1]}"' in html
+
+
+def test_run_page_shows_reproduce_command_and_gpu_state(site: Site) -> None:
+    html = site.client.get(f"/runs/{site.seeded.runs['h100-a'][0]}").text
+    assert 'id="reproduce"' in html and "tritonwatch run --suite nightly" in html
+    assert "sm_clock_mhz=1980" in html and "throttle=none" in html
+    assert "NVIDIA H100 80GB HBM3" in html
+
+
+@pytest.mark.parametrize(
+    "path,status",
+    [
+        ("/runs/ffffffff", 404),
+        ("/alerts/999", 404),
+        ("/codegen/zzzz", 404),
+        ("/series?norm=bogus", 400),
+        ("/runs?limit=0", 422),
+    ],
+)
+def test_errors_render_a_page(site: Site, path: str, status: int) -> None:
+    r = site.client.get(path, headers={"accept": "text/html"})
+    assert r.status_code == status
+    assert r.headers["content-type"].startswith("text/html") and "<h1>" in r.text
+
+
+def test_saved_view_redirects_to_its_page(site: Site) -> None:
+    site.store.save_view("mine", "alerts", "status=new", None)
+    r = site.client.get("/view", params={"name": "mine"}, follow_redirects=False)
+    assert r.headers["location"] == "/alerts?status=new"
+    assert site.client.get("/view", params={"name": "nope"}).status_code == 404
