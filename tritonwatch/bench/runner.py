@@ -126,6 +126,7 @@ class _Slot:
         self.cases, self.gpu, self.argv_base = cases, gpu, argv_base
         self.timeout_s, self.stop, self.emit = timeout_s, stop, emit
         self.proc: subprocess.Popen[str] | None = None
+        self.reader = threading.Thread()
 
     def _spawn(
         self, cases: list[Case], tmp: str
@@ -163,9 +164,19 @@ class _Slot:
                 lines.put(line)
             lines.put(None)
 
-        threading.Thread(target=read, daemon=True).start()
+        self.reader = threading.Thread(target=read, daemon=True)
+        self.reader.start()
         self.proc = proc
         return proc, errf, lines
+
+    def _close(self, errf: Any) -> None:
+        """Reap the worker and close its pipes (after a kill the reader sees EOF and ends)."""
+        self.kill()
+        if self.reader.ident is not None:
+            self.reader.join(timeout=5)
+        if self.proc is not None and self.proc.stdout is not None:
+            self.proc.stdout.close()
+        errf.close()
 
     def kill(self) -> None:
         proc = self.proc
@@ -238,11 +249,9 @@ class _Slot:
                 elif kind == "done":
                     proc.wait()
                     break
+            self._close(errf)
             if self.stop.is_set():
-                self.kill()
-                errf.close()
                 return
-            errf.close()
             pending = [i for i in range(len(remaining)) if i not in done_idx]
             if not pending:
                 return

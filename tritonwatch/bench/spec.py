@@ -150,12 +150,12 @@ class Case:
         )
 
     def matches(self, pattern: str) -> bool:
-        """``-k`` matching: a glob if the pattern has ``*?[``, else a case-insensitive substring."""
+        """``-k`` matching: a case-insensitive substring of the id, or a glob (``*?[``)."""
         text = self.id.lower()
         pat = pattern.lower()
-        if any(c in pat for c in "*?["):
-            return fnmatch.fnmatchcase(text, pat if pat.startswith("*") else f"*{pat}*")
-        return pat in text
+        if pat in text:
+            return True
+        return any(c in pat for c in "*?[") and fnmatch.fnmatchcase(text, f"*{pat}*")
 
 
 def dump_cases(cases: list[Case]) -> str:

@@ -1,0 +1,71 @@
+"""The runner's fault handling, with fake providers that raise, abort, segfault and hang."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tritonwatch import settings
+from tritonwatch.bench.runner import RunOptions, run_suite, shuffled
+from tritonwatch.bench.spec import Case
+from tritonwatch.store import Store
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture
+def fake_plugin(monkeypatch: pytest.MonkeyPatch) -> str:
+    # The worker is a subprocess: it finds the fake module through PYTHONPATH.
+    monkeypatch.setenv("PYTHONPATH", str(HERE))
+    monkeypatch.syspath_prepend(str(HERE))
+    return "fakeops:register"
+
+
+def _suite(tmp_path: Path, providers: list[str]) -> str:
+    p = tmp_path / "fake.toml"
+    names = ", ".join(f'"{x}"' for x in providers)
+    p.write_text(f'[[cases]]\noperator = "fake"\nproviders = [{names}]\n')
+    return str(p)
+
+
+@pytest.mark.slow
+def test_crash_hang_and_raise_become_error_results_and_the_suite_goes_on(
+    tmp_path: Path, fake_plugin: str, sqlite_url: str
+) -> None:
+    providers = ["good", "wrong", "raise", "abort", "segv", "hang"]
+    opts = RunOptions(
+        suite=_suite(tmp_path, providers),
+        device="cpu",
+        budget_ms=20,
+        seed=3,
+        plugins=[fake_plugin],
+        label="faults",
+    )
+    store = Store.open(sqlite_url)
+    with settings.scope(case_timeout_s=4.0):
+        outcome = run_suite(opts, store)
+    by = {o.record.case.provider: o.record for o in outcome.outcomes}
+    assert set(by) == set(providers)
+    assert by["good"].status == "ok" and len(by["good"].samples or []) >= 10
+    assert by["wrong"].status == "incorrect" and not by["wrong"].samples
+    assert "exceeds tolerance" in (by["wrong"].error or "")
+    assert by["raise"].status == "error" and "blew up on purpose" in (by["raise"].error or "")
+    assert by["abort"].status == "error" and "SIGABRT" in (by["abort"].error or "")
+    assert by["segv"].status == "error" and "crashed" in (by["segv"].error or "")
+    assert by["hang"].status == "error" and "timeout" in (by["hang"].error or "")
+    # Stored as one run: the time result per case, plus derived metrics for the good one.
+    run = store.get_run(outcome.stored.uuid)
+    assert run.summary.device == "cpu" and run.summary.label == "faults"
+    times = {r.provider: r for r in run.results if r.metric == "time"}
+    assert times["good"].status == "ok" and times["good"].samples is not None
+    assert times["wrong"].status == "incorrect" and times["wrong"].samples is None
+    assert {r.metric for r in run.results if r.provider == "good"} >= {"time", "tflops", "gbps"}
+    assert run.info["seed"] == 3 and len(run.info["case_order"]) == len(providers)
+    store.close()
+
+
+def test_case_order_is_shuffled_reproducibly() -> None:
+    cases = [Case("op", "p", "", {"N": i}, "fp32") for i in range(20)]
+    a, b, c = shuffled(cases, 1), shuffled(cases, 1), shuffled(cases, 2)
+    assert a == b and a != c and sorted(x.shape["N"] for x in a) == list(range(20))
