@@ -18,6 +18,7 @@ from ..errors import NotFoundError, UsageError
 from ..store import Store
 from . import data
 from .auth import require_token
+from .upload import require_alert_org
 from .export import jsonable, record, table_response
 
 MAX_LIMIT = 1000
@@ -285,6 +286,7 @@ def triage(request: Request, alert_id: int, body: TriageBody) -> dict[str, Any]:
     token = require_token(request, "triage")
     store = _store(request)
     _need_alerts(store)
+    require_alert_org(store, alert_id, token)
     store.set_alert_status(
         alert_id,
         body.status,

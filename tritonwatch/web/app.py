@@ -129,9 +129,11 @@ def create_app(store: str | Store) -> FastAPI:
         app.add_exception_handler(exc_type, _error_response)  # type: ignore[arg-type]
 
     from .api import router as api_router
+    from .upload import router as upload_router
     from .views import router as views_router
 
     app.include_router(api_router)
+    app.include_router(upload_router)
     app.include_router(views_router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 

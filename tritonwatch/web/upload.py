@@ -1,0 +1,305 @@
+"""The upload API: ``POST /api/v1/runs`` takes one ``tritonwatch.run/1`` run from a runner.
+
+Order of checks, cheapest first: the declared size (``Content-Length``), the bearer token (scope
+``upload``; unknown and revoked tokens get 401), then the body is read with the size limit
+enforced while reading (a chunked body cannot sneak past), parsed and validated with
+:func:`tritonwatch.runformat.parse_run` (a message per field), checked against what the database
+can hold, and stored in one transaction. Every refusal is a 4xx ``{"error": message}``.
+
+Organisations: the stored run belongs to the token's organisation. A run that names another
+organisation is refused (403), and so is a run UUID already stored for another organisation
+(409). The machine name is stored as ``ORG/NAME`` so two organisations' machines never share a
+series (the machine key in the store is name-based). A retry of a stored run answers 200 with
+the stored run, a new run 201: uploads are idempotent by run UUID and race-safe (the store's
+insert is ``ON CONFLICT DO NOTHING``), so a runner may resend whenever it is unsure.
+
+The server never sends anything a runner executes: answers are data, and runners only read the
+status and the run id from them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+
+from .. import settings
+from ..runformat import Run, json_schema, parse_run
+from ..store import Store
+from ..store import schema as s
+from ..store.access import TokenRow
+from .auth import AuthError, require_token
+
+router = APIRouter(prefix="/api/v1", tags=["upload"])
+
+# Column limits the run format does not state (the database would refuse them with a 5xx).
+_MAX_DEVICE = 20
+_MAX_GPU_MODEL = 200
+_MAX_SHAPE = 1000
+_MAX_MACHINE = 200
+_INT32 = 2**31 - 1
+
+
+def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
+    """The run schema with its ``$defs`` inlined, so it can sit inside the OpenAPI document."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inline_refs(defs[ref.rsplit("/", 1)[1]], defs)
+        return {k: _inline_refs(v, defs) for k, v in node.items() if k != "$defs"}
+    if isinstance(node, list):
+        return [_inline_refs(v, defs) for v in node]
+    return node
+
+
+def _run_body_schema() -> dict[str, Any]:
+    schema = json_schema()
+    body = _inline_refs(schema, schema.get("$defs", {}))
+    body.pop("$id", None)
+    return body  # type: ignore[no-any-return]
+
+
+def _error(status: int, message: str) -> HTTPException:
+    return HTTPException(status_code=status, detail=message)
+
+
+def _limit_bytes() -> int:
+    return int(float(settings.get("max_upload_mb")) * 1024 * 1024)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing (413) as soon as it grows past ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _error(
+                413,
+                f"the run is larger than the server's limit of {limit} bytes "
+                "(setting max_upload_mb); split it or raise the limit",
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _walk_strings(node: Any, path: str) -> str | None:
+    """The path of the first string holding a NUL, or of the first non-finite float."""
+    if isinstance(node, str):
+        return path if "\x00" in node else None
+    if isinstance(node, float):
+        return path if not math.isfinite(node) else None
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if isinstance(k, str) and "\x00" in k:
+                return f"{path}.{k!r}"
+            found = _walk_strings(v, f"{path}.{k}")
+            if found:
+                return found
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            found = _walk_strings(v, f"{path}.{i}")
+            if found:
+                return found
+    return None
+
+
+def storable_problem(run: Run) -> str | None:
+    """What in a valid run the database cannot hold, as ``field: message``, or None."""
+    m = run.machine
+    if run.run.device is not None and len(run.run.device) > _MAX_DEVICE:
+        return f"run.device: at most {_MAX_DEVICE} characters"
+    if m.gpu_model is not None and len(m.gpu_model) > _MAX_GPU_MODEL:
+        return f"machine.gpu_model: at most {_MAX_GPU_MODEL} characters"
+    if m.gpu_count is not None and not 0 <= m.gpu_count <= _INT32:
+        return "machine.gpu_count: must be between 0 and 2**31-1"
+    for i, r in enumerate(run.results):
+        if len(json.dumps(r.shape, sort_keys=True, separators=(",", ":"))) > _MAX_SHAPE:
+            return f"results.{i}.shape: its JSON form is longer than {_MAX_SHAPE} characters"
+    bad = _walk_strings(run.model_dump(mode="python", exclude={"results"}), "")
+    if bad is None:
+        for i, r in enumerate(run.results):
+            bad = _walk_strings(
+                {
+                    "shape": r.shape,
+                    "extra": r.extra,
+                    "error": r.error,
+                    "unit": r.unit,
+                    "operator": r.operator,
+                    "provider": r.provider,
+                    "variant": r.variant,
+                    "dtype": r.dtype,
+                    "mode": r.mode,
+                    "metric": r.metric,
+                },
+                f".results.{i}",
+            )
+            if bad:
+                break
+    if bad:
+        return f"{bad.lstrip('.')}: NUL characters and NaN/Infinity cannot be stored"
+    return None
+
+
+def _owned(run: Run, org: str) -> Run:
+    """The run as the server stores it: the token's organisation, the machine as ``ORG/NAME``."""
+    name = run.machine.name
+    if not name.startswith(org + "/"):
+        name = f"{org}/{name}"
+    if len(name) > _MAX_MACHINE:
+        raise _error(
+            422,
+            f"machine.name: with the organisation prefix {org + '/'!r} it is "
+            f"longer than {_MAX_MACHINE} characters",
+        )
+    machine = run.machine.model_copy(update={"name": name})
+    info = run.run.model_copy(update={"org": org})
+    return run.model_copy(update={"machine": machine, "run": info})
+
+
+def _stored_org(store: Store, run_id: int) -> str | None:
+    q = (
+        select(s.orgs.c.name)
+        .select_from(s.runs.outerjoin(s.orgs, s.orgs.c.id == s.runs.c.org_id))
+        .where(s.runs.c.id == run_id)
+    )
+    with store.engine.connect() as conn:
+        return conn.execute(q).scalar()  # type: ignore[no-any-return]
+
+
+def _parse(body: bytes) -> Run:
+    if not body.strip():
+        raise _error(400, "the request has no body; send one tritonwatch.run/1 run as JSON")
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise _error(
+            400, f"the body is not valid JSON ({e}); send one tritonwatch.run/1 run"
+        ) from None
+    if not isinstance(doc, dict):
+        raise _error(
+            400,
+            "the body must be one JSON object (a tritonwatch.run/1 run), "
+            f"not a {type(doc).__name__}",
+        )
+    try:
+        run = parse_run(doc)
+    except ValueError as e:
+        raise _error(422, f"invalid run: {e}") from None
+    problem = storable_problem(run)
+    if problem:
+        raise _error(422, f"invalid run: {problem}")
+    return run
+
+
+def _store_run(store: Store, run: Run, token: TokenRow) -> tuple[int, dict[str, Any]]:
+    claimed = run.run.org
+    if claimed and claimed != token.org:
+        raise AuthError(
+            f"the run says organisation {claimed!r} but the token {token.actor} belongs to "
+            f"{token.org!r}; a token writes only its own organisation's runs",
+            status=403,
+        )
+    owned = _owned(run, token.org)
+    added = store.add_run(owned, org=token.org, uploaded_by=token.id)
+    if not added.created:
+        holder = _stored_org(store, added.id)
+        if holder != token.org:
+            raise _error(
+                409,
+                f"run {added.uuid} is already stored for another organisation; "
+                "a run id cannot be reused",
+            )
+    answer = {
+        "run": added.uuid,
+        "id": added.id,
+        "created": added.created,
+        "n_results": added.n_results,
+        "org": token.org,
+        "machine": owned.machine.name,
+        "url": f"/runs/{added.uuid}",
+    }
+    return (201 if added.created else 200), answer
+
+
+_ERROR = {
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {"error": {"type": "string"}},
+                "required": ["error"],
+            }
+        }
+    }
+}
+
+
+@router.post(
+    "/runs",
+    summary="Upload one run (needs a token with the upload scope)",
+    status_code=201,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _run_body_schema()}},
+        },
+        "security": [{"bearer": []}],
+    },
+    responses={
+        200: {"description": "The run was already stored (a retry); it is returned as stored."},
+        201: {"description": "The run was stored."},
+        400: {"description": "The body is not one JSON object.", **_ERROR},
+        401: {"description": "No token, or an unknown or revoked one.", **_ERROR},
+        403: {"description": "The token may not write this organisation's runs.", **_ERROR},
+        409: {"description": "The run id is stored for another organisation.", **_ERROR},
+        413: {"description": "Larger than the server's max_upload_mb.", **_ERROR},
+        422: {"description": "Not a valid tritonwatch.run/1 run (a message per field).", **_ERROR},
+    },
+)
+async def upload_run(request: Request) -> JSONResponse:
+    """Store one ``tritonwatch.run/1`` run; idempotent by run id (200 if already stored)."""
+    limit = _limit_bytes()
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.strip().isdigit():
+            raise _error(400, f"Content-Length {declared!r} is not a number")
+        if int(declared) > limit:
+            raise _error(
+                413,
+                f"the run is {int(declared)} bytes, larger than the server's "
+                f"limit of {limit} bytes (setting max_upload_mb)",
+            )
+    token: TokenRow = await run_in_threadpool(require_token, request, "upload")
+    body = await _read_body(request, limit)
+    run = await run_in_threadpool(_parse, body)
+    status, answer = await run_in_threadpool(_store_run, request.app.state.store, run, token)
+    return JSONResponse(answer, status_code=status)
+
+
+def require_alert_org(store: Store, alert_id: int, token: TokenRow) -> None:
+    """Refuse (403) triage of an alert that belongs to another organisation than the token's.
+
+    Alerts on runs without an organisation (imported locally by the server's operator) belong
+    to nobody and may be triaged by any token with the triage scope. A missing alert is left to
+    the caller's 404.
+    """
+    q = (
+        select(s.orgs.c.name)
+        .select_from(s.alerts.outerjoin(s.orgs, s.orgs.c.id == s.alerts.c.org_id))
+        .where(s.alerts.c.id == int(alert_id))
+    )
+    with store.engine.connect() as conn:
+        owner = conn.execute(q).scalar()
+    if owner is not None and owner != token.org:
+        raise AuthError(
+            f"alert {alert_id} belongs to organisation {owner!r}; the token {token.actor} "
+            f"may triage only {token.org!r}'s alerts",
+            status=403,
+        )
