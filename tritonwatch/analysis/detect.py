@@ -323,3 +323,111 @@ def detect(
         n_changes=len(found.changes),
         findings=findings,
     )
+
+
+# -- notifications ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AlertGroup:
+    """Alerts caused by one build change (last good build -> first bad build), worst first."""
+
+    title: str
+    changes: dict[str, dict[str, Any]]
+    alerts: list[Any]
+
+
+@dataclass(frozen=True)
+class Notification:
+    """Alerts to announce, grouped by build change, the group with the worst alert first."""
+
+    groups: list[AlertGroup]
+
+    @property
+    def alert_ids(self) -> list[int]:
+        return [a.id for g in self.groups for a in g.alerts]
+
+
+@dataclass(frozen=True)
+class NotifyResult:
+    """What `notify` rendered and, with a webhook, what the receiver answered."""
+
+    notification: Notification
+    text: str
+    posted: bool
+    status_code: int | None
+
+
+def _severity_key(a: Any) -> tuple[bool, float]:
+    return (a.direction != "regression", -a.severity)
+
+
+def notification(store: Any, *, status: str = "new", machine: str | None = None) -> Notification:
+    """The alerts with ``status``, grouped by the build change that caused them."""
+    from ..report.notify import build_title
+
+    rows = store.alerts(status=status, machine=machine)
+    groups: dict[str, list[Any]] = {}
+    for a in rows:
+        groups.setdefault(build_title(a.last_good_build, a.first_bad_build), []).append(a)
+    out = []
+    for title, alerts in groups.items():
+        alerts.sort(key=_severity_key)
+        changes = {
+            k: v
+            for k, v in (alerts[0].details.get("changes") or {}).items()
+            if k not in ("triton", "triton commit")
+        }
+        out.append(AlertGroup(title=title, changes=changes, alerts=alerts))
+    out.sort(key=lambda g: _severity_key(g.alerts[0]))
+    return Notification(groups=out)
+
+
+def notify(
+    store: Any,
+    *,
+    fmt: str,
+    webhook: str | None = None,
+    base_url: str | None = None,
+    status: str = "new",
+    machine: str | None = None,
+    timeout: float = 10.0,
+) -> NotifyResult:
+    """Render the alerts with ``status`` as ``fmt``; with ``webhook``, POST the payload there.
+
+    Slack and Discord webhooks take the JSON of their format; for markdown and github-issue a
+    webhook receives ``{"text": markdown}`` (what Slack-compatible receivers such as Mattermost
+    and Rocket.Chat accept).
+    """
+    import httpx
+
+    from ..errors import RemoteError, UsageError
+    from ..report import notify as render
+
+    if fmt not in ("markdown", "slack", "discord", "github-issue"):
+        raise UsageError(f"unknown format {fmt!r}; use markdown, slack, discord or github-issue")
+    n = notification(store, status=status, machine=machine)
+    payload: dict[str, Any]
+    if fmt == "markdown":
+        text = render.markdown(n, base_url)
+        payload = {"text": text}
+    else:
+        payload = {
+            "slack": render.slack,
+            "discord": render.discord,
+            "github-issue": render.github_issue,
+        }[fmt](n, base_url)
+        text = json.dumps(payload, indent=2)
+        if fmt == "github-issue":
+            payload = {"text": payload["body"]}
+    if not webhook:
+        return NotifyResult(notification=n, text=text, posted=False, status_code=None)
+    if not webhook.startswith(("http://", "https://")):
+        raise UsageError(f"webhook {webhook!r} is not an http(s) URL")
+    if not n.groups:
+        return NotifyResult(notification=n, text=text, posted=False, status_code=None)
+    try:
+        resp = httpx.post(webhook, json=payload, timeout=timeout)
+    except httpx.HTTPError as e:
+        raise RemoteError(f"cannot post to the webhook: {e}") from None
+    if resp.status_code >= 400:
+        raise RemoteError(f"the webhook answered {resp.status_code}: {resp.text[:200]}")
+    return NotifyResult(notification=n, text=text, posted=True, status_code=resp.status_code)

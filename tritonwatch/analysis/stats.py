@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import special as _special
 from scipy import stats as _st
 
 # 1.4826 * MAD estimates the standard deviation of a normal distribution.
@@ -123,7 +124,7 @@ def mann_whitney(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarra
     return TestResult(statistic=float(r.statistic), p=float(r.pvalue))
 
 
-def pooled_t(left: np.ndarray, right: np.ndarray) -> TestResult:
+def pooled_t(left: np.ndarray, right: np.ndarray, *, min_sd: float = 0.0) -> TestResult:
     """Two-sample t-test with a pooled variance (both segments share one noise level).
 
     Used on log nightly values: the long segment before a change pins the noise, so a change
@@ -133,6 +134,9 @@ def pooled_t(left: np.ndarray, right: np.ndarray) -> TestResult:
     ----------
     left, right : ndarray
         The two segments; together at least three values.
+    min_sd : float
+        A lower bound on the pooled standard deviation (a noise level known from elsewhere, so
+        a window that happens to be very quiet does not make a tiny change significant).
 
     Returns
     -------
@@ -146,12 +150,12 @@ def pooled_t(left: np.ndarray, right: np.ndarray) -> TestResult:
         raise ValueError("pooled_t needs one value per segment and three in all")
     ss = np.sum((x - x.mean()) ** 2) + np.sum((y - y.mean()) ** 2)
     df = n1 + n2 - 2
-    sd = np.sqrt(ss / df)
+    sd = max(float(np.sqrt(ss / df)), min_sd)
     diff = y.mean() - x.mean()
     if sd == 0:
         return TestResult(float("inf") if diff else 0.0, 0.0 if diff else 1.0)
     t = diff / (sd * np.sqrt(1.0 / n1 + 1.0 / n2))
-    return TestResult(statistic=float(t), p=float(2 * _st.t.sf(abs(t), df)))
+    return TestResult(statistic=float(t), p=float(2 * _special.stdtr(df, -abs(t))))
 
 
 def benjamini_hochberg(p: Sequence[float] | np.ndarray) -> np.ndarray:
