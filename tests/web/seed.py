@@ -180,6 +180,24 @@ def _reports(store: Store) -> None:
     now = datetime.now(UTC)
     with store.engine.begin() as conn:
         b = conn.execute(select(s.builds.c.id).order_by(s.builds.c.id)).scalars().all()
+        # Generated code recorded for the last good (commit a...) and first bad (b...) builds.
+        by_commit = dict(conn.execute(select(s.builds.c.triton_commit, s.builds.c.id)).all())
+        for commit, regs, ttgir in (("a" * 40, 128, "h1"), ("b" * 40, 168, "h2")):
+            for kernel, hashes in (
+                ("matmul_kernel", {"ttir": "t", "ttgir": ttgir}),
+                ("softmax_kernel", {"ttir": "t", "ttgir": "same"}),
+            ):
+                conn.execute(
+                    s.codegen.insert().values(
+                        build_id=by_commit[commit],
+                        kernel=kernel,
+                        spec="BLOCK_M=128",
+                        target="sm90",
+                        stage_hashes=hashes,
+                        metrics={"registers": regs if kernel == "matmul_kernel" else 64},
+                        created_at=now,
+                    )
+                )
         conn.execute(
             s.codegen_reports.insert().values(
                 uuid="c0de0000-0000-4000-8000-000000000001",

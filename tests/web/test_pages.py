@@ -99,6 +99,13 @@ def test_errors_render_a_page(site: Site, path: str, status: int) -> None:
     assert r.headers["content-type"].startswith("text/html") and "<h1>" in r.text
 
 
+def test_alert_page_shows_generated_code_changes(site: Site) -> None:
+    html = site.client.get(f"/alerts/{site.seeded.alert_id}").text
+    table = html[html.index('id="codegen-changes"') :]
+    assert "matmul_kernel" in table and "ttgir" in table and "registers: 128 &rarr; 168" in table
+    assert "softmax_kernel" not in table  # unchanged code is not listed
+
+
 def test_saved_view_redirects_to_its_page(site: Site) -> None:
     site.store.save_view("mine", "alerts", "status=new", None)
     r = site.client.get("/view", params={"name": "mine"}, follow_redirects=False)

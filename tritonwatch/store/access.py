@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import and_, exists, select
+from sqlalchemy import exists, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -542,57 +542,6 @@ class AccessMixin:
         with self.engine.connect() as conn:
             info = conn.execute(select(s.builds.c.info).where(s.builds.c.id == build_id)).scalar()
         return dict(info or {})
-
-    def codegen_deltas(
-        self, build_a: int, build_b: int, *, kernel: str | None = None, limit: int = 50
-    ) -> list[dict[str, Any]]:
-        """Kernels whose generated code or resource metrics differ between two builds."""
-        a, b = s.codegen.alias("a"), s.codegen.alias("b")
-        q = (
-            select(
-                a.c.kernel,
-                a.c.spec,
-                a.c.target,
-                a.c.stage_hashes.label("hashes_a"),
-                b.c.stage_hashes.label("hashes_b"),
-                a.c.metrics.label("metrics_a"),
-                b.c.metrics.label("metrics_b"),
-            )
-            .join(b, and_(b.c.kernel == a.c.kernel, b.c.spec == a.c.spec, b.c.target == a.c.target))
-            .where(a.c.build_id == build_a, b.c.build_id == build_b)
-            .order_by(a.c.kernel, a.c.spec, a.c.target)
-        )
-        if kernel:
-            q = q.where(a.c.kernel.like(f"%{kernel.replace('%', '')}%"))
-        out: list[dict[str, Any]] = []
-        with self.engine.connect() as conn:
-            for r in conn.execute(q).mappings():
-                ha, hb = r["hashes_a"] or {}, r["hashes_b"] or {}
-                changed = [
-                    st
-                    for st in list(ha) + [k for k in hb if k not in ha]
-                    if ha.get(st) != hb.get(st)
-                ]
-                ma, mb = r["metrics_a"] or {}, r["metrics_b"] or {}
-                deltas = {
-                    k: (ma.get(k), mb.get(k))
-                    for k in sorted(set(ma) | set(mb))
-                    if ma.get(k) != mb.get(k)
-                }
-                if changed or deltas:
-                    out.append(
-                        {
-                            "kernel": r["kernel"],
-                            "spec": r["spec"],
-                            "target": r["target"],
-                            "first_changed_stage": changed[0] if changed else None,
-                            "changed_stages": changed,
-                            "metric_deltas": deltas,
-                        }
-                    )
-                if len(out) >= limit:
-                    break
-        return out
 
     # -- codegen reports and comparisons --------------------------------------------------------
     def codegen_report_page(self, *, limit: int = 50, offset: int = 0) -> list[ReportRow]:

@@ -313,11 +313,9 @@ def alert_view(store: Store, alert_id: int, *, window: int = 5) -> AlertView:
         build_changes = _diff(good.build_info, bad.build_info)
         machine_changes = _diff(good.machine_info, bad.machine_info)
         if good.summary.build_id != bad.summary.build_id:
-            codegen = store.codegen_deltas(
-                good.summary.build_id, bad.summary.build_id, kernel=alert.operator
+            codegen = codegen_between(
+                store, good.summary.build_id, bad.summary.build_id, alert.operator
             )
-            if not codegen:
-                codegen = store.codegen_deltas(good.summary.build_id, bad.summary.build_id)
     return AlertView(
         alert=alert,
         history=history,
@@ -330,6 +328,37 @@ def alert_view(store: Store, alert_id: int, *, window: int = 5) -> AlertView:
         codegen_changes=codegen,
         severity=severity(alert.ratio),
     )
+
+
+def codegen_between(
+    store: Store, build_a: int, build_b: int, operator: str, limit: int = 50
+) -> list[dict[str, Any]]:
+    """Kernels whose generated code changed between two builds, the operator's own first."""
+    if not hasattr(store, "codegen_changes"):
+        return []
+    changes = store.codegen_changes(build_a, build_b)
+    op = operator.lower()
+    changes.sort(key=lambda c: (op not in c.kernel.lower(), c.kernel, c.spec, c.target))
+    out = []
+    for c in changes[:limit]:
+        keys = sorted(set(c.metrics_a) | set(c.metrics_b))
+        deltas = {
+            k: (c.metrics_a.get(k), c.metrics_b.get(k))
+            for k in keys
+            if c.metrics_a.get(k) != c.metrics_b.get(k)
+        }
+        out.append(
+            {
+                "kernel": c.kernel,
+                "spec": c.spec,
+                "target": c.target,
+                "first_changed_stage": c.first_changed_stage,
+                "metric_deltas": deltas,
+                "error_a": c.error_a,
+                "error_b": c.error_b,
+            }
+        )
+    return out
 
 
 def _uuid(ref: Any) -> str | None:
