@@ -69,3 +69,64 @@ def test_case_order_is_shuffled_reproducibly() -> None:
     cases = [Case("op", "p", "", {"N": i}, "fp32") for i in range(20)]
     a, b, c = shuffled(cases, 1), shuffled(cases, 1), shuffled(cases, 2)
     assert a == b and a != c and sorted(x.shape["N"] for x in a) == list(range(20))
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_and_keeps_what_finished(
+    tmp_path: Path, fake_plugin: str, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    # Pick a seed whose shuffled order runs "good" before "hang".
+    cases = [Case("fake", p, "", {"N": 64}, "fp32") for p in ("good", "hang")]
+    seed = next(s for s in range(50) if shuffled(cases, s)[0].provider == "good")
+    marker = tmp_path / "hanging"
+    monkeypatch.setenv("TW_FAKE_HANG_MARKER", str(marker))
+    argv = [
+        sys.executable,
+        "-m",
+        "tritonwatch",
+        "run",
+        "--suite",
+        _suite(tmp_path, ["good", "hang"]),
+        "--device",
+        "cpu",
+        "--budget-ms",
+        "20",
+        "--seed",
+        str(seed),
+        "--plugin",
+        fake_plugin,
+        "--db",
+        sqlite_url,
+    ]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 50
+    while not marker.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert marker.exists(), proc.communicate()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    with Store.open(sqlite_url) as st:
+        (summary,) = st.runs()
+        run = st.get_run(summary.uuid)
+    assert run.info["interrupted"] is True
+    assert [(r.provider, r.status) for r in run.results if r.metric == "time"] == [("good", "ok")]
+
+
+def test_gpus_index_the_visible_devices(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tritonwatch.bench.runner import gpu_slot
+    from tritonwatch.errors import BenchError
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.delenv("HIP_VISIBLE_DEVICES", raising=False)
+    assert gpu_slot(1) == ("1", 1)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    assert gpu_slot(1) == ("3", 3)
+    with pytest.raises(BenchError, match="only 2 GPU"):
+        gpu_slot(2)

@@ -82,6 +82,7 @@ class RunOutcome:
     peak_source: str | None
     elapsed_s: float
     stored: Any = None
+    n_finished: int = 0
 
 
 Progress = Callable[[str, Case | None, Record | None], None]
@@ -117,7 +118,7 @@ class _Slot:
     def __init__(
         self,
         cases: list[Case],
-        gpu: int | None,
+        gpu: tuple[str | None, int] | None,
         argv_base: list[str],
         timeout_s: float,
         stop: threading.Event,
@@ -131,18 +132,20 @@ class _Slot:
     def _spawn(
         self, cases: list[Case], tmp: str
     ) -> tuple[subprocess.Popen[str], Any, queue.Queue[str | None]]:
-        path = os.path.join(tmp, f"cases-{self.gpu}-{time.monotonic_ns()}.json")
+        path = os.path.join(tmp, f"cases-{id(self)}-{time.monotonic_ns()}.json")
         with open(path, "w", encoding="utf-8") as f:
             f.write(dump_cases(cases))
         env = dict(os.environ)
         argv = [*self.argv_base, "--cases", path]
         if self.gpu is not None:
-            env.update(
-                CUDA_VISIBLE_DEVICES=str(self.gpu),
-                HIP_VISIBLE_DEVICES=str(self.gpu),
-                CUDA_DEVICE_ORDER="PCI_BUS_ID",
-            )
-            argv += ["--gpu", str(self.gpu)]
+            pin, nvml_index = self.gpu
+            if pin is not None:
+                env.update(
+                    CUDA_VISIBLE_DEVICES=pin,
+                    HIP_VISIBLE_DEVICES=pin,
+                    CUDA_DEVICE_ORDER="PCI_BUS_ID",
+                )
+            argv += ["--gpu", str(nvml_index)]
         else:
             env["TRITON_INTERPRET"] = "1"
         env.setdefault("PYTHONUNBUFFERED", "1")
@@ -288,6 +291,24 @@ def _record(case: Case, ev: dict[str, Any]) -> Record:
     )
 
 
+def gpu_slot(index: int) -> tuple[str, int]:
+    """(CUDA_VISIBLE_DEVICES value, NVML index) for ``--gpus`` index ``index``.
+
+    Indices count the GPUs this process can see: with ``CUDA_VISIBLE_DEVICES=2,3``, ``--gpus 1``
+    is physical GPU 3. NVML numbers GPUs in PCI order, so workers get ``CUDA_DEVICE_ORDER=PCI_BUS_ID``.
+    """
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", os.environ.get("HIP_VISIBLE_DEVICES"))
+    if visible:
+        items = [x.strip() for x in visible.split(",") if x.strip()]
+        if not 0 <= index < len(items):
+            raise BenchError(f"--gpus {index}: only {len(items)} GPU(s) visible ({visible})")
+        item = items[index]
+        return item, int(item) if item.isdigit() else index
+    if index < 0:
+        raise BenchError(f"--gpus {index}: GPU indices start at 0")
+    return str(index), index
+
+
 def worker_argv(
     device: DeviceInfo, budget_ms: float, target_ci: float, seed: int, plugins: Sequence[str]
 ) -> list[str]:
@@ -323,9 +344,13 @@ def execute(
     """Run ``cases`` (already in order) on workers; returns (records, fingerprint, interrupted)."""
     timeout = float(settings.get("case_timeout_s"))
     argv = worker_argv(device, budget_ms, target_ci, seed, plugins)
-    slots_gpus: list[int | None] = (
-        list(gpus) if (device.is_gpu and gpus) else [0 if device.is_gpu else None]
-    )
+    slots_gpus: list[tuple[str | None, int] | None]
+    if not device.is_gpu:
+        slots_gpus = [None]
+    elif gpus:
+        slots_gpus = [gpu_slot(g) for g in gpus]
+    else:
+        slots_gpus = [(None, gpu_slot(0)[1])]  # leave the user's CUDA_VISIBLE_DEVICES alone
     records: list[Record] = []
     fp: dict[str, Any] = {}
     lock = threading.Lock()
@@ -543,6 +568,7 @@ def run_suite(
         peak_source=peaks.source if peaks else None,
         elapsed_s=time.monotonic() - t0,
         stored=stored,
+        n_finished=len(records),
     )
 
 
@@ -572,7 +598,7 @@ def calibrate(store: Any, *, device: str | None = None, gpu: int = 0) -> Calibra
         "--device",
         "cuda",
         "--gpu",
-        str(gpu),
+        str(gpu_slot(gpu)[1]),
         "--budget-ms",
         "1000",
         "--target-ci",
@@ -582,10 +608,11 @@ def calibrate(store: Any, *, device: str | None = None, gpu: int = 0) -> Calibra
         "--cases",
         os.devnull,
     ]
+    pin = gpu_slot(gpu)[0]
     env = {
         **os.environ,
-        "CUDA_VISIBLE_DEVICES": str(gpu),
-        "HIP_VISIBLE_DEVICES": str(gpu),
+        "CUDA_VISIBLE_DEVICES": pin,
+        "HIP_VISIBLE_DEVICES": pin,
         "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
     }
     try:

@@ -150,8 +150,7 @@ def run_cmd(
     render_results(outcome, Console(width=None if sys.stdout.isatty() else 160))
     if outcome.interrupted:
         click.secho(
-            f"interrupted: stored the {sum(1 for o in outcome.outcomes if o.record.status != 'skipped' or o.record.correct)} "
-            "cases that finished",
+            f"interrupted: stored the {outcome.n_finished} cases that finished",
             err=True,
             fg="yellow",
         )
