@@ -83,8 +83,9 @@ def detect_cmd(since: str | None, machine: str | None, pattern: str | None, db: 
 @click.command("alerts")
 @click.option(
     "--status",
-    type=click.Choice(["new", "confirmed", "acknowledged", "false_positive", "fixed"]),
-    help="Only alerts with this triage status.",
+    metavar="STATUS",
+    help="Only alerts with this triage status: new, confirmed, acknowledged, false_positive "
+    "or fixed.",
 )
 @click.option("--machine", help="Only alerts on this machine.")
 @click.option("--operator", help="Only alerts of this operator.")
@@ -169,10 +170,10 @@ def _user() -> str:
 )
 @click.option(
     "--status",
-    type=click.Choice(["new", "confirmed", "acknowledged", "false_positive", "fixed"]),
+    metavar="STATUS",
     default="new",
     show_default=True,
-    help="Which alerts to announce.",
+    help="Which alerts to announce (a triage status).",
 )
 @click.option("--machine", help="Only alerts on this machine.")
 @db_option
