@@ -69,6 +69,11 @@ def push_cmd(
         url, tok = settings.get("server"), settings.get("token")
     if not url:
         raise UsageError("no server: pass --server URL or set TRITONWATCH_SERVER")
+    if not tok:
+        raise UsageError(
+            "pushing needs a token: pass --token or set TRITONWATCH_TOKEN "
+            "(create one on the server with `tritonwatch token create`)"
+        )
     if url.startswith("http://") and not is_loopback(url):
         click.secho(
             "warning: sending the token over plain http; use https for a remote server",
