@@ -85,6 +85,8 @@ SETTINGS: dict[str, Setting] = {
            "Measuring budget per case in milliseconds, compile and warm-up excluded."),
         _s("case_timeout_s", _float, 300.0,
            "A worker that produces nothing for this many seconds is killed; its case errors."),
+        _s("cpu_threads", _int, 1,
+           "Threads torch uses in CPU timings (0 = torch's default); 1 keeps them reproducible."),
         _s("seed", _int, 0,
            "Seed for input data and the shuffled case order (recorded with each run)."),
         _s("threshold", _float, 0.02,

@@ -324,6 +324,8 @@ def worker_argv(
         repr(target_ci),
         "--seed",
         str(seed),
+        "--cpu-threads",
+        str(int(settings.get("cpu_threads"))),
     ]
     for p in plugins:
         argv += ["--plugin", p]

@@ -66,6 +66,7 @@ class Worker:
         self.seed = seed
         self.gpu = gpu
         self._event_timer: Any = None
+        self.cpu_threads: int | None = None
         self.dev = "cpu" if not device.is_gpu else "cuda"
 
     def _sync(self) -> None:
@@ -111,7 +112,9 @@ class Worker:
         reason = self.registry.why_not(case, self.device)
         if reason:
             return {**rec, "status": "skipped", "error": reason}
-        extra: dict[str, Any] = {"gpu": self.gpu} if self.device.is_gpu else {}
+        extra: dict[str, Any] = (
+            {"gpu": self.gpu} if self.device.is_gpu else {"cpu_threads": self.cpu_threads}
+        )
         state_before = self._gpu_state()
         inputs = op.make_inputs(case.shape, case.dtype, self.dev, self.seed)
         prepared = prov.prepare(inputs, case, self.device)
@@ -269,6 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--plugin", action="append", default=[])
     p.add_argument("--calibrate", action="store_true", help="measure device peaks instead")
+    p.add_argument("--cpu-threads", type=int, default=0, help="torch threads on CPU (0: default)")
     args = p.parse_args(argv)
     if args.device == "cpu":
         # Must be set before triton is imported anywhere in this process.
@@ -296,6 +300,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
     )
     worker = Worker(device, registry, args.budget_ms, args.target_ci, args.seed, args.gpu)
+    if not device.is_gpu and args.cpu_threads > 0:
+        import torch
+
+        # Intra-op threads that wait on each other turn a busy machine's noise into 1000x outliers.
+        torch.set_num_threads(args.cpu_threads)
+        worker.cpu_threads = args.cpu_threads
     try:
         worker.run(cases, proto)
     except KeyboardInterrupt:

@@ -11,7 +11,7 @@ from ..bench.registry import Registry
 
 def register(registry: Registry) -> None:
     """Add every built-in operator family and its providers to ``registry``."""
-    from . import attention, bandwidth, matmul, moe
+    from . import attention, bandwidth, cross_entropy, matmul, moe
 
-    for family in (bandwidth, matmul, attention, moe):
+    for family in (bandwidth, matmul, attention, moe, cross_entropy):
         family.register(registry)
