@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import socket
 import statistics
 import subprocess
@@ -231,6 +232,7 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--duration", type=float, default=30.0)
     ap.add_argument("--pg-admin", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    ap.add_argument("--keep", action="store_true", help="Keep the filled databases afterwards.")
     args = ap.parse_args()
     if not 1 <= args.clients <= 200 or not 1 <= args.duration <= 300:
         ap.error("--clients must be 1..200 and --duration 1..300 seconds")
@@ -247,12 +249,30 @@ def main() -> None:
             print(f"filling {backend} with {args.results:,} results ...", file=sys.stderr)
             n, spent = fill(url, args.results, quiet=True)
             print(f"  {n:,} results in {spent:.0f} s", file=sys.stderr)
+            if backend == "postgres":  # what autovacuum does on a server; this one may run without
+                with Store.open(url) as st, st.engine.begin() as conn:
+                    conn.exec_driver_sql("ANALYZE")
             targets.append((backend, url))
-    for backend, url in targets:
-        res = bench(url, args, folder)
-        print(f"\n== {backend} ==")
-        for k, v in res.items():
-            print(f"  {k:<24} {v:,.1f}" if isinstance(v, float) else f"  {k:<24} {v}")
+    try:
+        for backend, url in targets:
+            res = bench(url, args, folder)
+            print(f"\n== {backend} ==")
+            for k, v in res.items():
+                print(f"  {k:<24} {v:,.1f}" if isinstance(v, float) else f"  {k:<24} {v}")
+    finally:
+        if not args.keep and not args.db:
+            shutil.rmtree(folder, ignore_errors=True)
+            if any(b == "postgres" for b, _ in targets):
+                _drop_pg(args.pg_admin, f"tw_web_bench_{args.results}")
+        elif not args.db:
+            print(f"kept: {', '.join(u for _, u in targets)}", file=sys.stderr)
+
+
+def _drop_pg(admin: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

@@ -16,8 +16,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import exists, select
+from sqlalchemy import BigInteger, any_, cast, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
 from ..errors import NotFoundError, UsageError
@@ -316,33 +317,48 @@ class AccessMixin:
         return out
 
     @staticmethod
-    def _run_values(conn: Connection, run_id: int) -> dict[int, tuple[str, str, str, float]]:
-        q = (
-            select(
-                s.results.c.series_id,
-                s.series.c.operator,
-                s.series.c.dtype,
-                s.series.c.better,
-                s.results.c.value,
-            )
-            .join(s.series, s.series.c.id == s.results.c.series_id)
-            .where(s.results.c.run_id == run_id, s.results.c.status == "ok")
+    def _run_values(conn: Connection, run_id: int) -> dict[int, float]:
+        q = select(s.results.c.series_id, s.results.c.value).where(
+            s.results.c.run_id == run_id, s.results.c.status == "ok"
         )
-        return {r[0]: (r[1], r[2], r[3], r[4]) for r in conn.execute(q)}
+        return {r[0]: r[1] for r in conn.execute(q)}
+
+    @staticmethod
+    def _series_meta(
+        conn: Connection, ids: set[int], known: dict[int, tuple[str, str, str]]
+    ) -> dict[int, tuple[str, str, str]]:
+        """operator, dtype, better of series ``ids`` (primary-key lookups, cached in ``known``)."""
+        missing = sorted(ids - set(known))
+        cols = (s.series.c.id, s.series.c.operator, s.series.c.dtype, s.series.c.better)
+        if conn.dialect.name == "postgresql":  # one array parameter, not thousands of binds
+            chunks = [select(*cols).where(s.series.c.id == any_(cast(missing, ARRAY(BigInteger))))]
+        else:
+            chunks = [
+                select(*cols).where(s.series.c.id.in_(missing[i : i + 900]))
+                for i in range(0, len(missing), 900)
+            ]
+        for q in chunks if missing else []:
+            known.update({r[0]: (r[1], r[2], r[3]) for r in conn.execute(q)})
+        return known
 
     def heatmap(self) -> list[HeatCell]:
         """Newest vs previous run per machine, as geomean change per operator x dtype x machine."""
         cells: list[HeatCell] = []
         latest = self.latest_runs(2)
+        meta: dict[int, tuple[str, str, str]] = {}
         with self.engine.connect() as conn:
             for mid, pair in latest.items():
                 if len(pair) < 2:
                     continue
-                # Two range scans on results(run_id), joined here: cheaper than a self-join.
+                # Two range scans on results(run_id) and primary-key lookups of their series,
+                # joined here: the plan cannot go wrong even with stale statistics.
                 new, old = (self._run_values(conn, r.id) for r in pair)
+                both = set(new) & set(old)
+                meta = self._series_meta(conn, both, meta)
                 groups: dict[tuple[str, str], list[float]] = {}
-                for sid, (op, dtype, better, v_new) in new.items():
-                    v_old = old.get(sid, (None,) * 4)[3]
+                for sid in both:
+                    op, dtype, better = meta[sid]
+                    v_new, v_old = new[sid], old[sid]
                     if not v_new or not v_old or v_new <= 0 or v_old <= 0:
                         continue
                     ratio = v_new / v_old
@@ -390,14 +406,22 @@ class AccessMixin:
     ) -> list[SeriesRef]:
         """Series x machines that have at least one result and match the exact-value filters.
 
-        Uses an EXISTS probe on the results(series_id, machine_id, t) index per pair instead
+        Uses one LIMIT 1 probe on the results(series_id, machine_id, t) index per pair instead
         of grouping the results table, so it stays fast with millions of results.
         """
         unknown = set(filters) - set(SERIES_FIELDS)
         if unknown:
             raise UsageError(f"unknown series filter(s): {', '.join(sorted(unknown))}")
-        probe = exists().where(
-            s.results.c.series_id == s.series.c.id, s.results.c.machine_id == s.machines.c.id
+        # A correlated LIMIT 1 subquery, not EXISTS: PostgreSQL turns EXISTS into a semi-join
+        # that aggregates the whole results table; LIMIT keeps it one index probe per pair.
+        probe = (
+            select(s.results.c.id)
+            .where(
+                s.results.c.series_id == s.series.c.id, s.results.c.machine_id == s.machines.c.id
+            )
+            .limit(1)
+            .scalar_subquery()
+            .is_not(None)
         )
         q = (
             select(
