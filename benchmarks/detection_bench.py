@@ -188,6 +188,15 @@ def time_to_detect(
     }
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (the worker processes)."""
+    import resource
+
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--series", type=int, default=100_000)
@@ -209,9 +218,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"{args.series:,} series x {args.nights} nights, {len(hist.truth):,} planted steps, "
         f"generated in {gen:.1f} s; {args.jobs} worker process(es) on {os.cpu_count()} CPU(s)"
     )
+    load_before = os.getloadavg()[0]
+    cpu0 = _cpu_seconds()
     t0 = time.perf_counter()
     changes = detect_changes(hist.values, cfg, with_ci=True, jobs=args.jobs)
     runtime = time.perf_counter() - t0
+    cpu = _cpu_seconds() - cpu0
     ours: Found = [(c.row, c.first_bad, c.ratio - 1) for c in changes]
     t0 = time.perf_counter()
     base = threshold_baseline(hist.values)
@@ -232,7 +244,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"5% threshold {r_base['fa_all']:.3f}"
     )
     print(
-        f"runtime of one detection pass: {runtime:.1f} s (CIs included); "
+        f"runtime of one detection pass: {runtime:.1f} s wall, {cpu:.1f} s CPU (CIs included; "
+        f"load average {load_before:.1f} on {os.cpu_count()} CPUs when it started); "
         f"5% threshold {base_rt:.1f} s"
     )
     if args.ttd_series:

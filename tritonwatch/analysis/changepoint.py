@@ -207,13 +207,20 @@ def edivisive_split(
 def _segment_screen(
     seg: np.ndarray, sigma: float, cfg: DetectConfig, tail: bool
 ) -> tuple[float, int]:
-    stat, tau = screen_t(
-        seg[None, :],
-        np.array([seg.size]),
-        np.array([sigma]),
-        replace(cfg, persist=cfg.persist if tail else cfg.min_size),
-    )
-    return float(stat[0]), int(tau[0])
+    """:func:`screen_t` for one segment without NaN (the per-candidate fast path)."""
+    n = seg.size
+    after = cfg.persist if tail else cfg.min_size
+    if n < cfg.min_size + after:
+        return 0.0, 0
+    cs = np.cumsum(seg)
+    nl = np.arange(cfg.min_size, n - after + 1, dtype=np.float64)
+    left = cs[cfg.min_size - 1 : n - after]
+    nr = n - nl
+    diff = (cs[-1] - left) / nr - left / nl
+    t = np.abs(diff) / (max(sigma, 1e-9) * np.sqrt(1 / nl + 1 / nr))
+    t[np.abs(diff) < 0.5 * np.log1p(cfg.min_change)] = 0.0
+    i = int(np.argmax(t))
+    return float(t[i]), int(nl[i])
 
 
 def _recurse(

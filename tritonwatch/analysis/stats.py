@@ -196,13 +196,18 @@ def _boot_medians(
     """
     k = len(groups)
     night_meds = np.empty((n_boot, k))
+    by_size: dict[int, list[int]] = {}
     for j, g in enumerate(groups):
-        g = np.asarray(g, dtype=np.float64)
-        if g.size <= 1:
-            night_meds[:, j] = g[0] if g.size else np.nan
-        else:
-            idx = rng.integers(0, g.size, size=(n_boot, g.size))
-            night_meds[:, j] = np.median(g[idx], axis=1)
+        by_size.setdefault(int(np.size(g)), []).append(j)
+    for size, idxs in by_size.items():
+        block = np.array([np.asarray(groups[j], dtype=np.float64) for j in idxs])  # (k_s, size)
+        if size <= 1:
+            night_meds[:, idxs] = block[:, 0] if size else np.nan
+            continue
+        pick = rng.integers(0, size, size=(n_boot, len(idxs), size))
+        night_meds[:, idxs] = np.median(
+            np.take_along_axis(block[None, :, :].repeat(n_boot, 0), pick, axis=2), axis=2
+        )
     pick = rng.integers(0, k, size=(n_boot, k))
     return np.median(np.take_along_axis(night_meds, pick, axis=1), axis=1)
 
@@ -234,15 +239,26 @@ def ratio_of_medians_ci(
     RatioCI
         The point estimate (ratio of the medians of nightly medians) and the interval.
     """
-    bg = _as_groups(before)
-    ag = _as_groups(after)
-    if not bg or not ag:
-        raise ValueError("ratio_of_medians_ci needs values on both sides")
     rng = np.random.default_rng(seed)
-    mb = float(np.median([np.median(g) for g in bg]))
-    ma = float(np.median([np.median(g) for g in ag]))
-    rb = _boot_medians(bg, n_boot, rng)
-    ra = _boot_medians(ag, n_boot, rng)
+    if _is_values(before) and _is_values(after):
+        # one value per night: the ordinary bootstrap, fully vectorised
+        b = np.asarray(before, dtype=np.float64)
+        a = np.asarray(after, dtype=np.float64)
+        b, a = b[np.isfinite(b)], a[np.isfinite(a)]
+        if not b.size or not a.size:
+            raise ValueError("ratio_of_medians_ci needs values on both sides")
+        mb, ma = float(np.median(b)), float(np.median(a))
+        rb = np.median(b[rng.integers(0, b.size, size=(n_boot, b.size))], axis=1)
+        ra = np.median(a[rng.integers(0, a.size, size=(n_boot, a.size))], axis=1)
+    else:
+        bg = _as_groups(before)
+        ag = _as_groups(after)
+        if not bg or not ag:
+            raise ValueError("ratio_of_medians_ci needs values on both sides")
+        mb = float(np.median(_night_medians(bg)))
+        ma = float(np.median(_night_medians(ag)))
+        rb = _boot_medians(bg, n_boot, rng)
+        ra = _boot_medians(ag, n_boot, rng)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = ra / rb
     alpha = (1 - level) / 2
@@ -250,6 +266,20 @@ def ratio_of_medians_ci(
     return RatioCI(
         ratio=ma / mb if mb else float("nan"), low=float(lo), high=float(hi), level=level
     )
+
+
+def _is_values(x: Sequence[np.ndarray] | np.ndarray) -> bool:
+    return isinstance(x, np.ndarray) and x.ndim == 1
+
+
+def _night_medians(groups: Sequence[np.ndarray]) -> np.ndarray:
+    out = np.empty(len(groups))
+    by_size: dict[int, list[int]] = {}
+    for j, g in enumerate(groups):
+        by_size.setdefault(g.size, []).append(j)
+    for idxs in by_size.values():
+        out[idxs] = np.median(np.array([groups[j] for j in idxs]), axis=1)
+    return out
 
 
 def _as_groups(x: Sequence[np.ndarray] | np.ndarray) -> list[np.ndarray]:
