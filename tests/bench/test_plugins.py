@@ -87,3 +87,30 @@ def test_importing_tritonwatch_loads_no_plugin() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_worker_side_imports_no_database_or_web_code() -> None:
+    """The worker's own modules pull in only stdlib, numpy, torch and triton.
+
+    The package ``__init__`` is bypassed with a stub so this checks the worker side itself.
+    """
+    import subprocess
+    import sys
+
+    pkg = Path(__file__).parents[2] / "tritonwatch"
+    code = (
+        "import sys, types\n"
+        f"m = types.ModuleType('tritonwatch'); m.__path__ = [{str(pkg)!r}]\n"
+        "sys.modules['tritonwatch'] = m\n"
+        "import tritonwatch.bench.worker, tritonwatch.bench.timing, tritonwatch.bench.environment\n"
+        "from tritonwatch import plugins\n"
+        "from tritonwatch.ops import register\n"
+        "from tritonwatch.bench.registry import Registry\n"
+        "register(Registry())\n"
+        "bad = sorted(n for n in sys.modules if n.split('.')[0] in "
+        "('sqlalchemy', 'pydantic', 'fastapi', 'starlette', 'alembic', 'platformdirs', 'httpx')"
+        " or n.startswith(('tritonwatch.store', 'tritonwatch.web', 'tritonwatch.settings')))\n"
+        "print(bad)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -266,8 +266,14 @@ def list_cmd(device: str | None, suite: str, plugins: tuple[str, ...]) -> None:
         t.add_column(col)
     for row in info.rows:
         ok = [dt for dt, why in row["dtypes"].items() if why is None]
-        notes = sorted({f"{dt}: {why}" for dt, why in row["dtypes"].items() if why})
-        avail = (", ".join(ok) or "[red]none[/]") + ("".join(f"\n[dim]{n}[/]" for n in notes))
+        by_reason: dict[str, list[str]] = {}
+        for dt, why in row["dtypes"].items():
+            if why:
+                by_reason.setdefault(why, []).append(dt)
+        notes = [f"{', '.join(dts)}: {why}" for why, dts in by_reason.items()]
+        if ok and row["kind"] == "inductor" and info.device.kind == "cpu":
+            notes.append("runs on CPU only with --provider inductor (slow C++ compiles)")
+        avail = (", ".join(ok) or "[red]none[/]") + "".join(f"\n[dim]{n}[/]" for n in notes)
         t.add_row(row["operator"], row["provider"], row["kind"], str(row["cases"]), avail)
     console.print(t)
     console.print(f"{info.n_cases} cases in suite {suite!r} can run here; {info.n_skipped} cannot")
