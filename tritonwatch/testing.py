@@ -154,6 +154,7 @@ def make_histories(
             within * rng.standard_normal((s, n, samples_per_night))
         )
         values = np.median(samples, axis=2)
+    full = values.copy()
     values[rng.random((s, n)) < missing_rate] = np.nan
     new = rng.random(s) < new_case_fraction
     for r in np.flatnonzero(new):
@@ -162,11 +163,8 @@ def make_histories(
             continue  # keep the planted step detectable
         values[r, :first] = np.nan
     for t in truth:  # keep the nights that define a planted step
-        values[t.row, t.night - 1 : t.night + min_after] = (
-            values[t.row, t.night - 1 : t.night + min_after]
-            if np.all(np.isfinite(values[t.row, t.night - 1 : t.night + min_after]))
-            else base[t.row] * np.exp(log_night[t.row, t.night - 1 : t.night + min_after])
-        )
+        span = slice(t.night - 1, t.night + min_after)
+        values[t.row, span] = full[t.row, span]
     if samples is not None:
         samples[~np.isfinite(values)] = np.nan
     return Histories(values=values, noise=noise, step=step, truth=truth, samples=samples)

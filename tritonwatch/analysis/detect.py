@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..store.alerts import AlertDraft, ExistingAlert, SeriesPoints
-from .changepoint import Change, ChangeSet, DetectConfig, apply_fdr, locate
+from .changepoint import Change, ChangeSet, DetectConfig, apply_fdr, locate_parallel
 from .stats import mann_whitney, ratio_of_medians_ci
 
 # Detection looks at the newest points of a series; older history adds cost, not evidence.
@@ -208,7 +209,9 @@ def detect(
     values, spans = _matrix(points, chosen)
     step("locating changes", 1, 4)
     found: ChangeSet = (
-        locate(values, cfg) if len(chosen) else ChangeSet(changes=[], n_series=0, n_screened=0)
+        locate_parallel(values, cfg, jobs=os.cpu_count() or 1)
+        if len(chosen)
+        else ChangeSet(changes=[], n_series=0, n_screened=0)
     )
     step("testing raw samples", 2, 4)
     keys = []
