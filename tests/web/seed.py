@@ -33,6 +33,7 @@ class Seeded:
     xss_alert_id: int = 0
     step_series_id: int = 0
     machine_id: int = 0
+    n_alerts: int = 0
 
 
 def _result(
@@ -110,8 +111,13 @@ def night_results(night: int, rng: np.random.Generator, *, xss: bool) -> list[di
     return out
 
 
-def seed(store: Store, *, nights: int = NIGHTS) -> Seeded:
-    """Fill ``store`` and file two alerts (one on the XSS series); returns what tests look up."""
+def seed(store: Store, *, nights: int = NIGHTS, detector: bool = False) -> Seeded:
+    """Fill ``store`` and file alerts; returns what tests look up.
+
+    With ``detector`` the real detection pass (``tritonwatch.analysis.detect``) files them (it
+    finds the 20% steps on both machines, on time and pct_peak); otherwise two alerts (the step
+    on h100-a and the XSS series) are filed directly through ``Store.upsert_alerts``.
+    """
     rng = np.random.default_rng(7)
     out = Seeded()
     run_ids: dict[str, list[int]] = {}
@@ -169,8 +175,16 @@ def seed(store: Store, *, nights: int = NIGHTS) -> Seeded:
         )
         for ref in (step[0], xss[0])
     ]
-    res = store.upsert_alerts(drafts)
-    out.alert_id, out.xss_alert_id = res.created
+    if detector:
+        from tritonwatch.analysis.detect import detect
+
+        detect(store)
+        found = {(a.series_id, a.machine_id): a.id for a in store.alerts()}
+        out.alert_id = found[(step[0].series_id, mid)]
+        out.xss_alert_id = found[(xss[0].series_id, mid)]
+    else:
+        out.alert_id, out.xss_alert_id = store.upsert_alerts(drafts).created
+    out.n_alerts = len(store.alerts())
     out.step_series_id = step[0].series_id
     _reports(store)
     return out
