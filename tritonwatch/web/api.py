@@ -18,8 +18,8 @@ from ..errors import NotFoundError, UsageError
 from ..store import Store
 from . import data
 from .auth import require_token
-from .upload import require_alert_org
 from .export import jsonable, record, table_response
+from .upload import require_alert_org
 
 MAX_LIMIT = 1000
 ALERT_STATUSES = ("new", "confirmed", "acknowledged", "false_positive", "fixed")
