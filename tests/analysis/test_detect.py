@@ -1,0 +1,47 @@
+"""The detect pass and notifications on both backends (the `store` fixture)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from tritonwatch.analysis.detect import detect, notification
+from tritonwatch.runformat import parse_run
+from tritonwatch.store import Store
+from tritonwatch.testing import history_runs, make_histories
+
+
+def test_detect_files_alerts_once_with_what_changed(store: Store) -> None:
+    h = make_histories(
+        8,
+        30,
+        step_fraction=0.5,
+        noise_levels=(0.005,),
+        step_sizes=(0.2,),
+        samples_per_night=5,
+        outlier_rate=0.0,
+        missing_rate=0.0,
+        new_case_fraction=0.0,
+        min_after=5,
+        seed=4,
+    )
+    assert h.truth
+    store.add_runs(parse_run(d) for d in history_runs(h))
+    first = detect(store)
+    assert first.n_series == 8
+    assert len(first.created) == len(h.truth)
+    rows = store.alerts()
+    for a in rows:
+        t = next(t for t in h.truth if a.shape["M"] == 128 * (t.row + 1))
+        assert a.direction == ("regression" if t.size > 0 else "improvement")
+        assert a.ci is not None and a.ci[0] < a.ratio < a.ci[1]
+        assert a.details["p_samples"] is not None
+        # the first bad run is the night the step was planted
+        assert a.first_bad_at == datetime(2026, 9, 1, 2, tzinfo=UTC) + timedelta(days=t.night)
+        changes = a.details["changes"]
+        assert changes["triton commit"]["to"] == a.first_bad_build["triton_commit"]
+    second = detect(store)
+    assert second.created == [] and len(second.unchanged) == len(h.truth)
+    n = notification(store)
+    assert sum(len(g.alerts) for g in n.groups) == len(rows)
+    assert all(g.title.count("->") == 1 for g in n.groups)
+    assert detect(store, pattern="no-such-thing").n_series == 0
