@@ -45,13 +45,22 @@ def _templates(per_run: int, samples: int, seed: int) -> list[list[Result]]:
         results = []
         for j in range(per_run):
             base = 0.05 + (j % 97) / 100
-            results.append(Result.model_validate({
-                "operator": ops[j % len(ops)], "provider": ("triton", "torch")[j % 2],
-                "variant": ("pointers", "descriptor", "persistent")[j % 3],
-                "shape": {"M": 128 * (1 + j // 42), "N": 4096, "K": 1024 * (1 + j % 4)},
-                "dtype": ("fp16", "bf16")[(j // 2) % 2], "metric": "time", "unit": "ms",
-                "samples": (base * (1 + 0.005 * rng.standard_normal(samples)) * (1 + 0.001 * k)).tolist(),
-            }))
+            results.append(
+                Result.model_validate(
+                    {
+                        "operator": ops[j % len(ops)],
+                        "provider": ("triton", "torch")[j % 2],
+                        "variant": ("pointers", "descriptor", "persistent")[j % 3],
+                        "shape": {"M": 128 * (1 + j // 42), "N": 4096, "K": 1024 * (1 + j % 4)},
+                        "dtype": ("fp16", "bf16")[(j // 2) % 2],
+                        "metric": "time",
+                        "unit": "ms",
+                        "samples": (
+                            base * (1 + 0.005 * rng.standard_normal(samples)) * (1 + 0.001 * k)
+                        ).tolist(),
+                    }
+                )
+            )
         out.append(results)
     return out
 
@@ -62,19 +71,38 @@ def synthetic_runs(n_results: int, samples: int = 20, seed: int = 0) -> Iterator
     templates = _templates(per_run, samples, seed)
     build_cache: dict[int, BuildInfo] = {}
     for night in range(NIGHTS):
-        build = build_cache.setdefault(night // 7, BuildInfo.model_validate(
-            {"triton": {"version": f"3.9.0+git{night // 7:04d}", "commit": f"{night // 7:012x}"},
-             "torch": {"version": "2.13.0"}}))
+        build = build_cache.setdefault(
+            night // 7,
+            BuildInfo.model_validate(
+                {
+                    "triton": {
+                        "version": f"3.9.0+git{night // 7:04d}",
+                        "commit": f"{night // 7:012x}",
+                    },
+                    "torch": {"version": "2.13.0"},
+                }
+            ),
+        )
         for m in range(MACHINES):
             yield Run.model_construct(
                 format="tritonwatch.run/1",
-                run=RunInfo(id=uuid.UUID(int=night * MACHINES + m + 1), started_at=T0 + timedelta(days=night),
-                            device="cuda", label="nightly"),
-                machine=MachineInfo(name=f"gpu-{m}", gpu_model=("NVIDIA H100", "AMD MI300X")[m % 2]),
-                build=build, results=templates[(night + m) % TEMPLATES])
+                run=RunInfo(
+                    id=uuid.UUID(int=night * MACHINES + m + 1),
+                    started_at=T0 + timedelta(days=night),
+                    device="cuda",
+                    label="nightly",
+                ),
+                machine=MachineInfo(
+                    name=f"gpu-{m}", gpu_model=("NVIDIA H100", "AMD MI300X")[m % 2]
+                ),
+                build=build,
+                results=templates[(night + m) % TEMPLATES],
+            )
 
 
-def fill(url: str, n_results: int, samples: int = 20, seed: int = 0, quiet: bool = False) -> tuple[int, float]:
+def fill(
+    url: str, n_results: int, samples: int = 20, seed: int = 0, quiet: bool = False
+) -> tuple[int, float]:
     """Write the synthetic fleet into ``url``; returns (results written, seconds spent in add_run)."""
     written, spent = 0, 0.0
     with Store.open(url) as store:
@@ -84,7 +112,10 @@ def fill(url: str, n_results: int, samples: int = 20, seed: int = 0, quiet: bool
             spent += time.perf_counter() - t
             written += len(run.results)
             if not quiet and i % 200 == 0:
-                print(f"  {written:>11,} results  {written / max(spent, 1e-9):>9,.0f}/s", file=sys.stderr)
+                print(
+                    f"  {written:>11,} results  {written / max(spent, 1e-9):>9,.0f}/s",
+                    file=sys.stderr,
+                )
     return written, spent
 
 
@@ -93,7 +124,9 @@ def query_latency(url: str, queries: int = 200, seed: int = 1) -> dict[str, floa
     rnd = random.Random(seed)
     with Store.open(url) as store:
         pairs = [(s.id, s.machine_id) for s in store.series_list()]
-        for sid, mid in rnd.sample(pairs, min(20, len(pairs))):  # warm the connection pool and cache
+        for sid, mid in rnd.sample(
+            pairs, min(20, len(pairs))
+        ):  # warm the connection pool and cache
             store.series(sid, mid)
         times = []
         for _ in range(queries):
@@ -103,8 +136,12 @@ def query_latency(url: str, queries: int = 200, seed: int = 1) -> dict[str, floa
             times.append((time.perf_counter() - t) * 1000)
             assert 0 < len(points) <= 365
     times.sort()
-    return {"p50": statistics.median(times), "p95": times[int(0.95 * len(times)) - 1],
-            "p99": times[int(0.99 * len(times)) - 1], "series": len(pairs)}
+    return {
+        "p50": statistics.median(times),
+        "p95": times[int(0.95 * len(times)) - 1],
+        "p99": times[int(0.99 * len(times)) - 1],
+        "series": len(pairs),
+    }
 
 
 def _fresh_pg(admin: str, name: str) -> str:
@@ -117,13 +154,17 @@ def _fresh_pg(admin: str, name: str) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--results", type=int, default=1_000_000)
     ap.add_argument("--samples", type=int, default=20)
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     ap.add_argument("--pg-admin", default="postgresql://postgres@127.0.0.1:5432/postgres")
-    ap.add_argument("--dir", default=None, help="Folder for the SQLite file (default: a temp folder).")
+    ap.add_argument(
+        "--dir", default=None, help="Folder for the SQLite file (default: a temp folder)."
+    )
     ap.add_argument("--keep", action="store_true", help="Keep the databases for other benchmarks.")
     args = ap.parse_args()
     folder = Path(args.dir or tempfile.mkdtemp(prefix="tw-store-bench-"))
@@ -145,12 +186,18 @@ def main() -> None:
         if not args.keep and backend == "sqlite":
             for f in folder.glob("bench-*"):
                 f.unlink()
-    print(f"\nstore_bench: {args.results:,} results requested, {args.samples} samples each, "
-          f"{NIGHTS} nights x {MACHINES} machines")
-    print(f"{'backend':<10}{'results':>12}{'ingest/s':>12}{'series':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}")
+    print(
+        f"\nstore_bench: {args.results:,} results requested, {args.samples} samples each, "
+        f"{NIGHTS} nights x {MACHINES} machines"
+    )
+    print(
+        f"{'backend':<10}{'results':>12}{'ingest/s':>12}{'series':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
+    )
     for backend, n, rate, lat in rows:
-        print(f"{backend:<10}{n:>12,}{rate:>12,.0f}{lat['series']:>9,}{lat['p50']:>9.2f}"
-              f"{lat['p95']:>9.2f}{lat['p99']:>9.2f}")
+        print(
+            f"{backend:<10}{n:>12,}{rate:>12,.0f}{lat['series']:>9,}{lat['p50']:>9.2f}"
+            f"{lat['p95']:>9.2f}{lat['p99']:>9.2f}"
+        )
 
 
 if __name__ == "__main__":
