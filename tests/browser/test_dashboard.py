@@ -70,6 +70,12 @@ def test_filter_to_a_series_and_see_its_change_point(page: Any, server: Server) 
     link = page.locator(f"#series-alerts a[href='/alerts/{server.seeded.alert_id}']")
     assert link.count() == 1
     shot(page, "series")
+    # The chart downloads as a PNG through Plotly's modebar (offline, under our CSP).
+    page.hover("#series-chart")
+    with page.expect_download() as dl:
+        page.locator('#series-chart .modebar-btn[data-title="Download plot as a PNG"]').click()
+    png = Path(dl.value.path())
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
     link.click()
     page.wait_for_url(re.compile(rf"/alerts/{server.seeded.alert_id}$"))
     assert page.errors == []
