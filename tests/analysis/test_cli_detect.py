@@ -215,3 +215,11 @@ def test_notify_posts_to_a_webhook(detected: str, receiver: tuple[str, Any]) -> 
     assert "500" in _error_line(_run("notify", "--db", detected, "--webhook", url))
     _error_line(_run("notify", "--db", detected, "--webhook", "ftp://example"))
     _error_line(_run("notify", "--db", detected, "--webhook", "http://127.0.0.1:9/none"))
+
+
+def test_notify_since(detected: str) -> None:
+    res = _run("notify", "--db", detected, "--since", "2100-01-01")
+    assert res.exit_code == 0 and "no new alerts" in res.output
+    res = _run("notify", "--db", detected, "--since", "2000-01-01")
+    assert res.exit_code == 0 and "### " in res.output
+    _error_line(_run("notify", "--db", detected, "--since", "last week"))

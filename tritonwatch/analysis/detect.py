@@ -363,11 +363,13 @@ def _severity_key(a: Any) -> tuple[bool, float]:
     return (a.direction != "regression", -a.severity)
 
 
-def notification(store: Any, *, status: str = "new", machine: str | None = None) -> Notification:
-    """The alerts with ``status``, grouped by the build change that caused them."""
+def notification(
+    store: Any, *, status: str = "new", machine: str | None = None, since: datetime | None = None
+) -> Notification:
+    """The alerts with ``status`` (filed at or after ``since``), grouped by build change."""
     from ..report.notify import build_title
 
-    rows = store.alerts(status=status, machine=machine)
+    rows = store.alerts(status=status, machine=machine, created_since=since)
     groups: dict[str, list[Any]] = {}
     for a in rows:
         groups.setdefault(build_title(a.last_good_build, a.first_bad_build), []).append(a)
@@ -392,6 +394,7 @@ def notify(
     base_url: str | None = None,
     status: str = "new",
     machine: str | None = None,
+    since: datetime | None = None,
     timeout: float = 10.0,
 ) -> NotifyResult:
     """Render the alerts with ``status`` as ``fmt``; with ``webhook``, POST the payload there.
@@ -407,7 +410,7 @@ def notify(
 
     if fmt not in ("markdown", "slack", "discord", "github-issue"):
         raise UsageError(f"unknown format {fmt!r}; use markdown, slack, discord or github-issue")
-    n = notification(store, status=status, machine=machine)
+    n = notification(store, status=status, machine=machine, since=since)
     payload: dict[str, Any]
     if fmt == "markdown":
         text = render.markdown(n, base_url)

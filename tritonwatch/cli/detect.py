@@ -176,6 +176,7 @@ def _user() -> str:
     help="Which alerts to announce (a triage status).",
 )
 @click.option("--machine", help="Only alerts on this machine.")
+@click.option("--since", metavar="DATE", help="Only alerts filed at or after DATE (ISO 8601, UTC).")
 @db_option
 def notify_cmd(
     fmt: str,
@@ -183,6 +184,7 @@ def notify_cmd(
     base_url: str | None,
     status: str,
     machine: str | None,
+    since: str | None,
     db: str | None,
 ) -> None:
     """Render new alerts for Markdown, Slack, Discord or a GitHub issue, or post them.
@@ -194,7 +196,15 @@ def notify_cmd(
     with settings.scope(webhook=webhook, base_url=base_url):
         hook, base = settings.get("webhook"), settings.get("base_url")
     with open_store(db) as store:
-        result = notify(store, fmt=fmt, webhook=hook, base_url=base, status=status, machine=machine)
+        result = notify(
+            store,
+            fmt=fmt,
+            webhook=hook,
+            base_url=base,
+            status=status,
+            machine=machine,
+            since=_when(since),
+        )
     if result.posted:
         click.echo(
             f"posted {len(result.notification.alert_ids)} alert(s) to the webhook "

@@ -269,6 +269,7 @@ class AlertsMixin:
         provider: str | None = None,
         series_id: int | None = None,
         machine_id: int | None = None,
+        created_since: datetime | None = None,
         limit: int | None = None,
         offset: int = 0,
     ) -> list[AlertRow]:
@@ -298,6 +299,8 @@ class AlertsMixin:
             q = q.where(s.alerts.c.series_id == series_id)
         if machine_id is not None:
             q = q.where(s.alerts.c.machine_id == machine_id)
+        if created_since is not None:
+            q = q.where(s.alerts.c.created_at >= created_since)
         ratio = s.alerts.c.ratio
         severity = case((ratio >= 1.0, ratio), else_=1.0 / ratio)
         q = q.order_by(
