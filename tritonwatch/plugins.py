@@ -30,7 +30,7 @@ def _resolve(spec: str) -> Callable[[Registry], Any]:
             obj = getattr(obj, part)
     except (ImportError, AttributeError) as e:
         raise BenchError(f"cannot load plugin {spec!r}: {e}") from None
-    return obj  # type: ignore[no-any-return]
+    return obj  # type: ignore[no-any-return,unused-ignore]
 
 
 def load(extra: Sequence[str] = ()) -> Registry:

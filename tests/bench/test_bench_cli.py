@@ -60,6 +60,7 @@ def test_run_stores_one_cpu_run(sqlite_url: str) -> None:
         (["--suite", "weekly"], "unknown suite 'weekly'"),
         (["-k", "no-such-case"], "no case of suite 'smoke' matches"),
         (["--gpus", "a,b"], "--gpus 'a,b'"),
+        (["--device", "cuda"], "--device cuda but torch sees no GPU"),
     ],
 )
 def test_bad_input_is_one_line(args: list[str], message: str, sqlite_url: str) -> None:

@@ -130,3 +130,33 @@ def test_gpus_index_the_visible_devices(monkeypatch: pytest.MonkeyPatch) -> None
     assert gpu_slot(1) == ("3", 3)
     with pytest.raises(BenchError, match="only 2 GPU"):
         gpu_slot(2)
+
+
+def test_gpu_probe_runs_in_a_child_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parent never creates a CUDA context: properties come from a child's JSON."""
+    import json
+    import subprocess
+
+    import torch
+
+    from tritonwatch.bench import runner
+
+    seen: list[list[str]] = []
+
+    def fake_run(argv: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+        seen.append(argv)
+        d = {
+            "kind": "cuda",
+            "arch": "sm90",
+            "name": "NVIDIA H100 80GB HBM3",
+            "capability": [9, 0],
+            "sm_count": 132,
+            "interpreter": False,
+        }
+        return subprocess.CompletedProcess(argv, 0, json.dumps(d) + "\n", "")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(runner.subprocess, "run", fake_run)
+    dev = runner.probe("auto")
+    assert dev.kind == "cuda" and dev.capability == (9, 0) and dev.has_tma and dev.has_fp8
+    assert seen and "probe_device('cuda')" in seen[0][-1]

@@ -88,12 +88,44 @@ class RunOutcome:
 Progress = Callable[[str, Case | None, Record | None], None]
 
 
-def plan(opts: RunOptions, registry: Any) -> tuple[Suite, DeviceInfo, Plan]:
+def probe(requested: str) -> DeviceInfo:
+    """The device ``--device`` names, probed without touching the GPU from this process.
+
+    A CUDA context in the parent would hold memory on GPU 0 for the whole run, so GPU
+    properties are read in a short-lived child process.
+    """
+    import torch
+
     from .environment import probe_device
 
+    if requested not in ("auto", "cpu", "cuda"):
+        raise BenchError(f"unknown device {requested!r}; use auto, cuda or cpu")
+    want = requested if requested != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    if want == "cpu" or not torch.cuda.is_available():
+        return probe_device(want)  # cpu, or the one-line error for --device cuda without a GPU
+    code = (
+        "import dataclasses, json\nfrom tritonwatch.bench.environment import probe_device\n"
+        "print(json.dumps(dataclasses.asdict(probe_device('cuda'))))"
+    )
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=STARTUP_GRACE_S,
+            check=True,
+        )
+        d = json.loads(out.stdout.strip().splitlines()[-1])
+    except (subprocess.SubprocessError, json.JSONDecodeError, IndexError) as e:
+        raise BenchError(f"cannot query the GPU: {str(e)[:300]}") from None
+    cap = d.get("capability")
+    return DeviceInfo(**{**d, "capability": tuple(cap) if cap else None})
+
+
+def plan(opts: RunOptions, registry: Any) -> tuple[Suite, DeviceInfo, Plan]:
     suite = load_suite(opts.suite)
     with settings.scope(device=opts.device):
-        device = probe_device(settings.get("device"))
+        device = probe(settings.get("device"))
     p = expand(
         registry,
         suite,
@@ -583,10 +615,8 @@ class Calibration:
 
 def calibrate(store: Any, *, device: str | None = None, gpu: int = 0) -> Calibration:
     """Measure this GPU's copy bandwidth and matmul TFLOP/s in a worker and store them."""
-    from .environment import probe_device
-
     with settings.scope(device=device):
-        dev = probe_device(settings.get("device"), 0)
+        dev = probe(settings.get("device"))
     if not dev.is_gpu:
         raise BenchError(
             "calibrate measures a GPU and there is none here (or --device cpu); "

@@ -200,13 +200,18 @@ class GraphTimer:
     name = "graph"
 
     def __init__(
-        self, fn: Callable[[], Any], l2_bytes: int, est_ms: float, target_replay_ms: float = 1.0
+        self,
+        fn: Callable[[], Any],
+        l2_bytes: int,
+        est_ms: float,
+        target_replay_ms: float = 1.0,
+        events: EventTimer | None = None,
     ) -> None:
         import torch
 
         self.torch = torch
         self.calls = int(min(1000, max(10, target_replay_ms / max(est_ms, 1e-4))))
-        self.events = EventTimer(l2_bytes)
+        self.events = events or EventTimer(l2_bytes)
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):

@@ -90,15 +90,15 @@ class Worker:
         import torch
 
         l2 = int(getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 0) or 50 << 20)
+        if self._event_timer is None:
+            self._event_timer = EventTimer(l2)  # one flush buffer and event pool per worker
         if est_ms < GRAPH_THRESHOLD_MS:
             try:
-                return GraphTimer(fn, l2, est_ms), None
+                return GraphTimer(fn, l2, est_ms, events=self._event_timer), None
             except Exception as e:  # noqa: BLE001 - capture can fail (host syncs); events still work
                 note = f"graph capture failed ({type(e).__name__}: {str(e)[:120]}); used events"
         else:
             note = None
-        if self._event_timer is None:
-            self._event_timer = EventTimer(l2)
         return self._event_timer, note
 
     def run_case(self, case: Case) -> dict[str, Any]:
@@ -231,7 +231,11 @@ def calibrate(budget_ms: float) -> dict[str, Any]:
     timer = EventTimer(l2)
     src = torch.empty(1 << 28, dtype=torch.float32, device="cuda").normal_()
     dst = torch.empty_like(src)
-    m = measure(lambda s=src, d=dst: d.copy_(s), timer, budget_ms=budget_ms, target_ci=0.005)
+
+    def copy(s: Any = src, d: Any = dst) -> Any:
+        return d.copy_(s)
+
+    m = measure(copy, timer, budget_ms=budget_ms, target_ci=0.005)
     from .timing import median_ci
 
     med = median_ci(m.samples)[0]
@@ -244,7 +248,11 @@ def calibrate(budget_ms: float) -> dict[str, Any]:
     for name, dt in (("fp16", torch.float16), ("bf16", torch.bfloat16), ("fp32", torch.float32)):
         a = torch.randn(n, n, device="cuda").to(dt)
         b = torch.randn(n, n, device="cuda").to(dt)
-        mm = measure(lambda a=a, b=b: a @ b, timer, budget_ms=budget_ms, target_ci=0.005)
+
+        def mm_fn(a: Any = a, b: Any = b) -> Any:
+            return a @ b
+
+        mm = measure(mm_fn, timer, budget_ms=budget_ms, target_ci=0.005)
         peaks["tflops"][name] = 2 * n**3 / (median_ci(mm.samples)[0] / 1e3) / 1e12
     if dev.has_fp8:
         f8 = torch.float8_e4m3fnuz if dev.arch == "gfx942" else torch.float8_e4m3fn

@@ -8,6 +8,7 @@ only the (query, key) pairs the mask keeps: 4 * B * H * D * pairs.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -48,7 +49,7 @@ def _doc_ids(s: Shape, device: str) -> torch.Tensor:
     return ids.clamp_(max=s["docs"] - 1).expand(s["B"], -1).contiguous()
 
 
-def _inputs(salt: str):  # type: ignore[no-untyped-def]
+def _inputs(salt: str) -> Callable[[Shape, str, str, int], dict[str, Any]]:
     def make(shape: Shape, dtype: str, device: str, seed: int) -> dict[str, Any]:
         g = c.generator(shape, dtype, device, seed, salt)
         size = (shape["B"], shape["H"], shape["N"], shape["D"])

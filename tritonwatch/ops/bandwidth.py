@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -46,7 +47,9 @@ def _add_triton(inputs: dict[str, Any], case: Case, device: DeviceInfo) -> Prepa
 
 
 # -- softmax ---------------------------------------------------------------------------------
-def _rows_inputs(salt: str, with_bias: bool, with_weight: bool):  # type: ignore[no-untyped-def]
+def _rows_inputs(
+    salt: str, with_bias: bool, with_weight: bool
+) -> Callable[[Shape, str, str, int], dict[str, Any]]:
     def make(shape: Shape, dtype: str, device: str, seed: int) -> dict[str, Any]:
         g = c.generator(shape, dtype, device, seed, salt)
         m, n = shape["M"], shape["N"]

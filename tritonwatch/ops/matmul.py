@@ -10,6 +10,7 @@ small config runs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -110,7 +111,7 @@ def _upcast(
     return a, b, None
 
 
-def _triton(variant: str):  # type: ignore[no-untyped-def]
+def _triton(variant: str) -> Callable[[dict[str, Any], Case, DeviceInfo], Prepared]:
     def prepare(inputs: dict[str, Any], case: Case, device: DeviceInfo) -> Prepared:
         a, b, note = _upcast(inputs, case, device)
         fp8 = case.dtype == "fp8e4m3"
@@ -156,13 +157,15 @@ def _triton(variant: str):  # type: ignore[no-untyped-def]
             if fp8:
                 blocks["BLOCK_K"] = 128
 
-            def fn() -> torch.Tensor:
+            def run_desc() -> torch.Tensor:
                 run()
                 if note:
                     out.copy_(cout)
                 return out
 
-            return Prepared(fn, config=lambda: {**blocks, **launch, "autotuned": False}, note=note)
+            return Prepared(
+                run_desc, config=lambda: {**blocks, **launch, "autotuned": False}, note=note
+            )
 
         if variant == "device_desc":
 
@@ -204,7 +207,7 @@ def _triton(variant: str):  # type: ignore[no-untyped-def]
     return prepare
 
 
-def _triton_available(variant: str):  # type: ignore[no-untyped-def]
+def _triton_available(variant: str) -> Callable[[DeviceInfo, str], str | None]:
     def check(device: DeviceInfo, dtype: str) -> str | None:
         if variant == "block_ptr" and c.block_pointers_removed():
             return (
