@@ -248,6 +248,10 @@ def _recurse(
     _recurse(y, cut, stop, sigma, cfg, rng, found)
 
 
+# (log change, sd, floor, p_night, before window, after window)
+Assessed = tuple[float, float, float, float, tuple[int, int], tuple[int, int]]
+
+
 def _assess(
     y: np.ndarray, cuts: list[int], i: int, sigma_mad: float, cfg: DetectConfig
 ) -> tuple[float, float, float, float, tuple[int, int], tuple[int, int]] | None:
@@ -288,10 +292,10 @@ def _assess(
 
 def _accept(
     y: np.ndarray, found: dict[int, float], sigma: float, cfg: DetectConfig
-) -> dict[int, tuple[float, tuple]]:  # type: ignore[type-arg]
+) -> dict[int, tuple[float, Assessed]]:
     """The splits that pass the window test, floor and persistence, with their numbers."""
     cuts = sorted(found)
-    kept: dict[int, tuple[float, tuple]] = {}  # type: ignore[type-arg]
+    kept: dict[int, tuple[float, Assessed]] = {}
     for i, tau in enumerate(cuts):
         got = _assess(y, cuts, i, sigma, cfg)
         if got is not None:

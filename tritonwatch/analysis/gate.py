@@ -50,7 +50,7 @@ class BlockEntry(_Strict):
 
 
 class Policy(_Strict):
-    gate: GateDefaults = Field(default_factory=GateDefaults)
+    gate: GateDefaults = Field(default_factory=lambda: GateDefaults.model_validate({}))
     block: list[BlockEntry] = Field(min_length=1)
 
 
@@ -203,6 +203,8 @@ def evaluate(
             for k in sorted(set(base) | set(cand)):
                 br, cr = base.get(k), cand.get(k)
                 ref = cr or br
+                if ref is None:
+                    continue
                 common = dict(
                     entry=i,
                     operator=ref.operator,

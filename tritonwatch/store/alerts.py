@@ -8,7 +8,7 @@ twice updates one row instead of creating a second.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -215,7 +215,7 @@ class AlertsMixin:
         )
 
     @staticmethod
-    def _alert_row(r: Mapping[str, Any]) -> AlertRow:
+    def _alert_row(r: Any) -> AlertRow:
         ci = None
         if r["ci_low"] is not None and r["ci_high"] is not None:
             ci = (float(r["ci_low"]), float(r["ci_high"]))
@@ -251,8 +251,8 @@ class AlertsMixin:
             p=r["p"],
             q=r["q"],
             details=r["details"] or {},
-            created_at=utc(r["created_at"]),
-            updated_at=utc(r["updated_at"]),  # type: ignore[arg-type]
+            created_at=_utc(r["created_at"]),
+            updated_at=_utc(r["updated_at"]),
             better=r["better"],
             last_good_at=utc(r["lg_at"]),
             first_bad_at=utc(r["fb_at"]),
@@ -346,9 +346,9 @@ class AlertsMixin:
         with self.engine.connect() as conn:
             return [
                 AlertEvent(
-                    at=utc(r["at"]),
+                    at=_utc(r["at"]),
                     actor=r["actor"],
-                    old_status=r["old_status"],  # type: ignore[arg-type]
+                    old_status=r["old_status"],
                     new_status=r["new_status"],
                     note=r["note"],
                 )
@@ -449,7 +449,7 @@ class AlertsMixin:
                         a.c.first_bad_run_id == d.first_bad_run_id,
                     )
                 old = conn.execute(select(a).where(cond)).mappings().first()
-                values = {
+                values: dict[str, Any] = {
                     "last_good_run_id": d.last_good_run_id,
                     "first_bad_run_id": d.first_bad_run_id,
                     "direction": d.direction,
@@ -659,6 +659,13 @@ class AlertsMixin:
                 for bid, kernel, spec, target, hashes in conn.execute(q):
                     out[int(bid)][(kernel, spec, target)] = json.dumps(hashes or {}, sort_keys=True)
         return out
+
+
+def _utc(t: datetime) -> datetime:
+    out = utc(t)
+    if out is None:
+        raise ValueError("a required time is missing")
+    return out
 
 
 def _check_status(status: str) -> None:
