@@ -14,6 +14,7 @@ import secrets
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from typing import cast as cast_
 
 import numpy as np
 from sqlalchemy import BigInteger, any_, cast, select
@@ -32,6 +33,11 @@ TOKEN_PREFIX = "tw_"
 SCOPES = ("upload", "triage", "views")
 OPEN_ALERT_STATUSES = ("new", "confirmed", "acknowledged")
 SERIES_FIELDS = ("operator", "provider", "variant", "shape", "dtype", "mode", "metric")
+
+
+def _utc(t: datetime) -> datetime:
+    """A NOT NULL time column, as UTC."""
+    return cast_(datetime, utc(t))
 
 
 def hash_token(plaintext: str) -> str:
@@ -159,8 +165,8 @@ class AccessMixin:
             org=r["org"],
             name=r["name"],
             scopes=tuple(x for x in r["scopes"].split(",") if x),
-            created_at=utc(r["created_at"]),
-            revoked_at=utc(r["revoked_at"]),  # type: ignore[arg-type]
+            created_at=_utc(r["created_at"]),
+            revoked_at=utc(r["revoked_at"]),
             last_used_at=utc(r["last_used_at"]),
         )
 
@@ -256,8 +262,8 @@ class AccessMixin:
             page=r["page"],
             query=r["query"],
             token_id=r["token_id"],
-            created_at=utc(r["created_at"]),
-        )  # type: ignore[arg-type]
+            created_at=_utc(r["created_at"]),
+        )
 
     def save_view(self, name: str, page: str, query: str, token_id: int | None) -> SavedView:
         """Store a named view (a page and its URL query); its owner may overwrite it."""
@@ -311,7 +317,7 @@ class AccessMixin:
                     .order_by(s.runs.c.started_at.desc(), s.runs.c.id.desc())
                     .limit(per_machine)
                 )
-                got = [RunSummary.from_row(r) for r in conn.execute(q).mappings()]
+                got = [RunSummary.from_row(r) for r in conn.execute(q).mappings()]  # type: ignore[arg-type]
                 if got:
                     out[mid] = got
         return out

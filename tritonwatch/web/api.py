@@ -33,7 +33,7 @@ Opt = Annotated[str | None, Query()]
 
 
 def _store(request: Request) -> Store:
-    return request.app.state.store  # type: ignore[no-any-return]
+    return request.app.state.store
 
 
 def _page(items: list[Any], fmt: str, name: str, limit: int, offset: int) -> Response:
@@ -90,7 +90,7 @@ def get_run(request: Request, ref: str, samples: bool = False, format: Format = 
 
 @router.get("/runs/{ref}/document", summary="One run as a tritonwatch.run/1 document")
 def run_document(request: Request, ref: str) -> dict[str, Any]:
-    return jsonable(_store(request).run_document(ref))  # type: ignore[no-any-return]
+    return jsonable(_store(request).run_document(ref))
 
 
 @router.get("/results", summary="Results, newest first, filtered by run, series fields, status")
@@ -223,7 +223,7 @@ def explore(
 def overview(request: Request) -> dict[str, Any]:
     ov = data.overview(_store(request))
     return jsonable(
-        {  # type: ignore[no-any-return]
+        {
             "latest": [{"newest": m.newest, "previous": m.previous} for m in ov.latest],
             "alerts_available": ov.alerts_available,
             "open_alerts": {k: [record(a) for a in v] for k, v in ov.open_alerts.items()},
@@ -264,7 +264,7 @@ def list_alerts(
     rows = store.alerts(
         status=status,
         machine=machine,
-        operator=operator,  # type: ignore[attr-defined]
+        operator=operator,
         direction=direction,
         limit=limit,
         offset=offset,
@@ -278,7 +278,7 @@ def get_alert(request: Request, alert_id: int) -> dict[str, Any]:
     store = _store(request)
     _need_alerts(store)
     v = data.alert_view(store, alert_id)
-    return jsonable(record(v))  # type: ignore[no-any-return]
+    return jsonable(record(v))
 
 
 @router.post("/alerts/{alert_id}/status", summary="Triage an alert (needs a token)")
@@ -290,15 +290,15 @@ def triage(request: Request, alert_id: int, body: TriageBody) -> dict[str, Any]:
     store.set_alert_status(
         alert_id,
         body.status,
-        actor=token.actor,  # type: ignore[attr-defined]
+        actor=token.actor,
         note=body.note,
     )
     return jsonable(
         {
-            "alert": record(store.get_alert(alert_id)),  # type: ignore[attr-defined]
+            "alert": record(store.get_alert(alert_id)),
             "history": [record(e) for e in store.alert_history(alert_id)],
         }
-    )  # type: ignore[attr-defined]
+    )
 
 
 # -- codegen and comparisons -------------------------------------------------------------------
@@ -355,11 +355,11 @@ def list_views(request: Request, format: Format = "json") -> Response:
 
 @router.get("/views/{name}", summary="One saved view")
 def get_view(request: Request, name: str) -> dict[str, Any]:
-    return jsonable(record(_store(request).get_view(name)))  # type: ignore[no-any-return]
+    return jsonable(record(_store(request).get_view(name)))
 
 
 @router.post("/views", summary="Save a named view (needs a token)", status_code=201)
 def save_view(request: Request, body: ViewBody) -> dict[str, Any]:
     token = require_token(request)
     v = _store(request).save_view(body.name, body.page, body.query, token.id)
-    return jsonable(record(v))  # type: ignore[no-any-return]
+    return jsonable(record(v))

@@ -141,7 +141,7 @@ def create_app(store: str | Store) -> FastAPI:
     app.add_middleware(ServerTiming)
 
     for exc_type in (TritonwatchError, AuthError, StarletteHTTPException, RequestValidationError):
-        app.add_exception_handler(exc_type, _error_response)  # type: ignore[arg-type]
+        app.add_exception_handler(exc_type, _error_response)
 
     from .api import router as api_router
     from .upload import router as upload_router

@@ -87,7 +87,7 @@ def overview(store: Store) -> Overview:
     latest.sort(key=lambda m: m.newest.started_at, reverse=True)
     groups: dict[str, list[Any]] = {"critical": [], "major": [], "minor": []}
     if has_alerts(store):
-        for a in store.alerts(status=OPEN_ALERT_STATUSES, limit=1000):  # type: ignore[attr-defined]
+        for a in store.alerts(status=OPEN_ALERT_STATUSES, limit=1000):
             groups[severity(a.ratio)].append(a)
         for v in groups.values():
             v.sort(key=lambda a: -abs(math.log(a.ratio)) if a.ratio and a.ratio > 0 else 0)
@@ -284,8 +284,8 @@ def _diff(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, Any, Any]]:
 def alert_view(store: Store, alert_id: int, *, window: int = 5) -> AlertView:
     if not has_alerts(store):
         raise NotFoundError("alerts are not available in this version (detection not installed)")
-    alert = store.get_alert(alert_id)  # type: ignore[attr-defined]
-    history = list(store.alert_history(alert_id))  # type: ignore[attr-defined]
+    alert = store.get_alert(alert_id)
+    history = list(store.alert_history(alert_id))
     pts = store.series(alert.series_id, alert.machine_id, limit=5000, with_samples=True)
     bad_uuid = _uuid(alert.first_bad_run)
     idx = next((i for i, p in enumerate(pts) if p.run_uuid == bad_uuid), None)

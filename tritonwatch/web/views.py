@@ -24,7 +24,7 @@ PAGES = ("overview", "series", "runs", "run", "alerts", "alert", "codegen", "com
 
 
 def _store(request: Request) -> Store:
-    return request.app.state.store  # type: ignore[no-any-return]
+    return request.app.state.store
 
 
 def _render(request: Request, name: str, page: str, **ctx: Any) -> HTMLResponse:
@@ -114,7 +114,7 @@ def alerts_page(
         rows = store.alerts(
             status=status,
             machine=machine,
-            operator=operator,  # type: ignore[attr-defined]
+            operator=operator,
             direction=direction,
             limit=limit,
             offset=offset,
@@ -239,16 +239,21 @@ def _blast_row(row: dict[str, Any]) -> dict[str, Any]:
     """A blast-radius row (``kernel``, sides ``a``/``b``, ``diffs``) with the signals up front."""
     a, b = row.get("a") or {}, row.get("b") or {}
     ma, mb = a.get("metrics") or {}, b.get("metrics") or {}
-    out: dict[str, Any] = {k: row.get(k) for k in ("kernel", "spec", "target", "status",
-                                                    "first_changed_stage")}
+    out: dict[str, Any] = {
+        k: row.get(k) for k in ("kernel", "spec", "target", "status", "first_changed_stage")
+    }
     out["changed_stages"] = row.get("changed_stages") or []
     out["metric_changes"] = "; ".join(
-        f"{k} {ma.get(k)} → {mb.get(k)}" for k in sorted(set(ma) | set(mb)) if ma.get(k) != mb.get(k))
+        f"{k} {ma.get(k)} → {mb.get(k)}"
+        for k in sorted(set(ma) | set(mb))
+        if ma.get(k) != mb.get(k)
+    )
     out["gained"] = row.get("key_instructions_gained") or []
     out["lost"] = row.get("key_instructions_lost") or []
     out["opcode_deltas"] = "; ".join(
         f"{k} {d.get('a')} → {d.get('b')}" if isinstance(d, dict) else f"{k} {d}"
-        for k, d in (row.get("opcode_deltas") or {}).items())
+        for k, d in (row.get("opcode_deltas") or {}).items()
+    )
     for side, s in (("a", a), ("b", b)):
         if s.get("error"):
             out[f"error_{side}"] = s["error"]
