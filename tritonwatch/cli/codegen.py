@@ -1,22 +1,191 @@
-"""Commands of the codegen area (issue #5)."""
+"""Commands of the codegen area (issue #5): ``env create``, ``env list`` and ``blast``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+from rich.console import Console
+from rich.table import Table
 
-from .options import not_available
+from .. import settings
+from ..errors import InputError, UsageError
+from .options import db_option, open_store
 
 
-@click.command("env", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.group("env")
 def env_cmd() -> None:
-    """Manage build environments (virtual environments with a given Triton)."""
-    raise not_available("env", 5)
+    """Manage build environments (virtual environments with a given Triton).
+
+    \b
+    tritonwatch env create tri38 --triton 3.8.0
+    tritonwatch env create mybuild --triton ./dist/triton-3.9.0+git123-cp311-linux_x86_64.whl
+    tritonwatch env list
+    """
 
 
-@click.command("blast", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-def blast_cmd() -> None:
-    """Blast radius: compile every kernel with two Triton builds and report what changed."""
-    raise not_available("blast", 5)
+@env_cmd.command("create")
+@click.argument("name")
+@click.option(
+    "--triton",
+    "triton",
+    required=True,
+    metavar="VERSION|WHEEL",
+    help="Triton version from the package index (3.8.0) or a path to a .whl file.",
+)
+@click.option(
+    "--system-site-packages",
+    is_flag=True,
+    help="Also see the host's packages (e.g. torch); the environment's own Triton "
+    "still shadows the host's.",
+)
+@click.option(
+    "--python",
+    "base_python",
+    metavar="PATH",
+    default=None,
+    help="Python to make the virtual environment with [default: this one].",
+)
+def env_create_cmd(
+    name: str, triton: str, system_site_packages: bool, base_python: str | None
+) -> None:
+    """Make a build environment NAME with the given Triton (under the envs_dir setting)."""
+    from ..codegen.envs import create_env
+
+    console = Console(stderr=True)
+    with console.status(f"creating environment {name} with triton {triton} ..."):
+        info = create_env(
+            name, triton, system_site_packages=system_site_packages, base_python=base_python
+        )
+    click.echo(f"created {info.name}: triton {info.triton_version} at {info.python}")
+
+
+@env_cmd.command("list")
+def env_list_cmd() -> None:
+    """List build environments and the Triton each one has."""
+    from ..codegen.envs import EnvInfo, envs_dir, list_envs
+
+    envs = list_envs()
+    if not envs:
+        click.echo(
+            f"no environments in {envs_dir()}; make one with "
+            "`tritonwatch env create NAME --triton VERSION`"
+        )
+        return
+    t = Table(title=f"environments in {envs_dir()}", title_justify="left")
+    for col in ("name", "triton", "python", "ptxas", "path"):
+        t.add_column(col)
+    for e in envs:
+        if isinstance(e, EnvInfo):
+            ptxas = ", ".join(f"{v}" for v in e.ptxas_versions.values()) or "-"
+            t.add_row(e.name, e.triton_version, e.python_version, ptxas, e.python)
+        else:
+            t.add_row(e[0], "[red]broken[/red]", "-", "-", e[1])
+    Console().print(t)
+
+
+@click.command("blast")
+@click.option(
+    "--a",
+    "env_a",
+    required=True,
+    metavar="ENV",
+    help="Baseline: an environment name, a venv folder, a python path, or 'current'.",
+)
+@click.option("--b", "env_b", required=True, metavar="ENV", help="Candidate, the same way.")
+@click.option(
+    "--targets",
+    default=None,
+    metavar="LIST",
+    help="Comma-separated targets, e.g. sm80,sm90,sm100,gfx942,gfx950 "
+    "[default: the targets setting].",
+)
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Parallel compile workers [default: the jobs setting].",
+)
+@click.option(
+    "-k",
+    "pattern",
+    default=None,
+    metavar="PATTERN",
+    help="Only specs whose kernel or spec name matches (substring or glob).",
+)
+@click.option(
+    "--kernels",
+    "kernel_files",
+    multiple=True,
+    metavar="FILE",
+    help="Kernel file declaring COMPILE_SPECS (repeatable) [default: the suite's].",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "markdown", "html", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the report to this file instead of standard output.",
+)
+@click.option("--no-store", is_flag=True, help="Do not record the report in the database.")
+@db_option
+def blast_cmd(
+    env_a: str,
+    env_b: str,
+    targets: str | None,
+    jobs: int | None,
+    pattern: str | None,
+    kernel_files: tuple[str, ...],
+    fmt: str,
+    output: Path | None,
+    no_store: bool,
+    db: str | None,
+) -> None:
+    """Blast radius: compile every kernel with two Triton builds and report what changed.
+
+    No GPU needed. Each kernel specialisation is compiled for each target in both environments
+    (cached, in parallel), normalised, and compared: first changed stage, registers, spills,
+    shared memory, instructions, key instructions (wgmma, tcgen05, TMA, mfma ...), compile time.
+    """
+    from ..codegen.blast import blast
+    from ..report.blast import render, table
+
+    if output is not None and output.parent and not output.parent.exists():
+        raise InputError("the folder for the report does not exist", path=str(output))
+    with settings.scope(jobs=jobs):
+        report = blast(
+            env_a,
+            env_b,
+            targets=targets,
+            jobs=jobs,
+            pattern=pattern,
+            kernel_files=list(kernel_files) or None,
+            progress=True,
+        )
+    if not no_store:
+        with open_store(db) as store:
+            store.add_blast_report(report)
+    if output is not None:
+        try:
+            output.write_text(render(report, fmt), encoding="utf-8")
+        except OSError as e:
+            raise UsageError(f"cannot write {output}: {e.strerror}") from None
+        click.echo(report.summary.headline)
+        click.echo(f"report written to {output}", err=True)
+    elif fmt == "table":
+        Console().print(table(report))
+    else:
+        click.echo(render(report, fmt), nl=False)
 
 
 COMMANDS = [env_cmd, blast_cmd]

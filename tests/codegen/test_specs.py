@@ -1,0 +1,150 @@
+"""The declaration API: COMPILE_SPECS dicts in kernel files, validated into CompileSpec."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from tritonwatch.codegen import specs as specs_mod
+from tritonwatch.codegen.specs import CompileSpec, load_file, load_specs, parse_targets
+from tritonwatch.errors import InputError, UsageError
+
+KERNELS = Path(__file__).resolve().parent / "kernels_sample.py"
+
+KERNEL_SRC = """
+import triton
+import triton.language as tl
+
+@triton.jit
+def k(x_ptr, BLOCK: tl.constexpr):
+    tl.store(x_ptr + tl.arange(0, BLOCK), 1.0)
+"""
+
+
+def _write(tmp_path: Path, specs: str, name: str = "mine.py") -> Path:
+    p = tmp_path / name
+    p.write_text(KERNEL_SRC + "\nCOMPILE_SPECS = " + specs + "\n")
+    return p
+
+
+def test_load_file_reads_the_sample_kernels() -> None:
+    got = load_file(KERNELS)
+    assert [s.name for s in got] == ["scale_fp32", "pipelined_fp16", "breakable_fp32"]
+    s = got[1]
+    assert s.kernel == "pipelined_kernel" and s.num_stages == 3 and s.num_warps == 4
+    assert s.constexprs == {"BLOCK": 64} and "K" in s.divisibility
+    assert Path(s.file) == KERNELS
+    assert s.compile_options() == {"num_warps": 4, "num_stages": 3}
+
+
+def test_user_file_with_defaults_and_target_restriction(tmp_path: Path) -> None:
+    p = _write(
+        tmp_path,
+        '[{"kernel": "k", "signature": {"x_ptr": "*fp32", "BLOCK": "constexpr"},'
+        ' "constexprs": {"BLOCK": 64}, "targets": ["sm90"]}]',
+    )
+    (s,) = load_file(p)
+    assert s.name.startswith("k-") and s.num_warps == 4 and s.num_stages == 3
+    assert s.applies_to("sm90") and not s.applies_to("gfx942")
+
+
+@pytest.mark.parametrize(
+    "specs, message",
+    [
+        ('[{"signature": {}}]', "needs 'kernel'"),
+        (
+            '[{"kernel": "k", "signature": {"x_ptr": "*fp32", "BLOCK": "constexpr"}}]',
+            "need a value",
+        ),
+        ('[{"kernel": "k", "signature": {}, "warps": 4}]', "unknown key(s) warps"),
+        ('[{"kernel": "nope", "signature": {}}]', "does not define"),
+        ('["k"]', "expected a dict"),
+        ('{"kernel": "k"}', "must be a list"),
+        ('[{"kernel": "k", "signature": {}, "targets": ["h100"]}]', "unknown target"),
+    ],
+)
+def test_bad_specs_name_the_file_and_the_problem(tmp_path: Path, specs: str, message: str) -> None:
+    p = _write(tmp_path, specs)
+    with pytest.raises(
+        (InputError, UsageError), match=".*" + message.replace("(", r"\(").replace(")", r"\)")
+    ):
+        load_file(p)
+
+
+def test_file_without_specs_or_with_foreign_imports(tmp_path: Path) -> None:
+    p = tmp_path / "none.py"
+    p.write_text("X = 1\n")
+    with pytest.raises(InputError, match="defines no COMPILE_SPECS"):
+        load_file(p)
+    q = tmp_path / "torchy.py"
+    q.write_text("import not_a_module_xyz\nCOMPILE_SPECS = []\n")
+    with pytest.raises(InputError, match="may import only triton"):
+        load_file(q)
+    with pytest.raises(InputError, match="no such kernel file"):
+        load_file(tmp_path / "missing.py")
+
+
+def test_pattern_filters_by_kernel_or_spec_name() -> None:
+    assert [s.name for s in load_specs([KERNELS], pattern="scale")] == ["scale_fp32"]
+    assert [s.name for s in load_specs([KERNELS], pattern="*_fp16")] == ["pipelined_fp16"]
+    assert [s.name for s in load_specs([KERNELS], pattern="kernels_sample.breakable*")] == [
+        "breakable_fp32"
+    ]
+    assert load_specs([KERNELS], pattern="nothing-matches") == []
+
+
+def test_duplicate_spec_names_are_refused(tmp_path: Path) -> None:
+    one = '{"name": "a", "kernel": "k", "signature": {"x_ptr": "*fp32", "BLOCK": "constexpr"}, "constexprs": {"BLOCK": 64}}'
+    p = _write(tmp_path, f"[{one}, {one}]")
+    with pytest.raises(InputError, match="two specs named 'a'"):
+        load_specs([p])
+
+
+def test_parse_targets() -> None:
+    assert parse_targets("sm80, sm_90,gfx942,sm80") == ["sm80", "sm90", "gfx942"]
+    with pytest.raises(UsageError, match="unknown target 'h100'"):
+        parse_targets("sm90,h100")
+    with pytest.raises(UsageError, match="no targets"):
+        parse_targets(" , ")
+
+
+def test_default_files_are_the_suite_kernel_files() -> None:
+    files = specs_mod.default_files()
+    suite = specs_mod.suite_files()
+    if suite:
+        assert all(f.parent.name == "kernels" for f in suite)
+        assert set(suite) <= set(files)
+    else:
+        assert files == [specs_mod.sample_file()]
+
+
+def test_entry_points_name_modules_with_specs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pkg = tmp_path / "mykernels_pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "kern.py").write_text(
+        KERNEL_SRC + '\nCOMPILE_SPECS = [{"kernel": "k", "signature": '
+        '{"x_ptr": "*fp32", "BLOCK": "constexpr"}, "constexprs": {"BLOCK": 32}}]\n'
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    eps = [SimpleNamespace(name="mine", value="mykernels_pkg.kern")]
+    monkeypatch.setattr(
+        specs_mod.metadata,
+        "entry_points",
+        lambda group: eps if group == specs_mod.ENTRY_POINT_GROUP else [],
+    )
+    assert specs_mod.entry_point_files() == [pkg / "kern.py"]
+    assert pkg / "kern.py" in specs_mod.default_files()
+    eps[0] = SimpleNamespace(name="bad", value="no_such_module_xyz")
+    with pytest.raises(InputError, match="no such Python module"):
+        specs_mod.entry_point_files()
+
+
+def test_spec_key_changes_with_what_decides_the_code() -> None:
+    (a,) = load_specs([KERNELS], pattern="scale")
+    b = CompileSpec(**{**a.__dict__, "num_warps": 8})
+    assert a.key() != b.key()

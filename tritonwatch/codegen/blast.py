@@ -1,0 +1,291 @@
+"""Blast radius and static metrics: the library functions behind ``tritonwatch blast`` and
+``tritonwatch run --codegen``.
+
+:func:`blast` compiles every spec for every target in two environments (cached, in parallel),
+analyses and compares the results, and returns a :class:`BlastReport`; renderers in
+``tritonwatch.report.blast`` format it and the Store keeps it. :func:`static_metrics` compiles the
+current environment's specs and returns per kernel x spec x target metrics as rows a run can
+record as series.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .. import settings
+from ..errors import UsageError
+from .cache import CompileCache
+from .diff import BlastSummary, KernelDiff, compare_all
+from .envs import EnvInfo, probe, resolve_env
+from .metrics import Compiled, analyze
+from .runner import CompileOutcome, compile_all
+from .specs import CompileSpec, dtype_of, load_specs, parse_targets
+
+
+@dataclass(frozen=True)
+class BlastReport:
+    """Everything ``blast`` found: environments, targets, one row per kernel x target, summary."""
+
+    uuid: str
+    created_at: datetime
+    env_a: EnvInfo
+    env_b: EnvInfo
+    targets: tuple[str, ...]
+    rows: tuple[KernelDiff, ...]
+    summary: BlastSummary
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def changed_rows(self) -> list[KernelDiff]:
+        return [r for r in self.rows if r.changed]
+
+    def to_json(self, *, with_diffs: bool = False) -> dict[str, Any]:
+        def env(e: EnvInfo) -> dict[str, Any]:
+            return {
+                "name": e.name,
+                "python": e.python,
+                "triton_version": e.triton_version,
+                "triton_commit": e.triton_commit,
+                "ptxas": e.ptxas_versions,
+            }
+
+        return {
+            "format": "tritonwatch.blast/1",
+            "uuid": self.uuid,
+            "created_at": self.created_at.isoformat(),
+            "a": env(self.env_a),
+            "b": env(self.env_b),
+            "targets": list(self.targets),
+            "summary": self.summary.to_json(),
+            "stats": self.stats,
+            "results": [r.to_json(with_diffs=with_diffs) for r in self.rows],
+        }
+
+
+def _targets(targets: Sequence[str] | str | None) -> list[str]:
+    if targets is None:
+        return parse_targets(settings.get("targets"))
+    if isinstance(targets, str):
+        return parse_targets(targets)
+    return parse_targets(",".join(targets))
+
+
+def _specs(kernel_files: Sequence[str | Path] | None, pattern: str | None) -> list[CompileSpec]:
+    specs = load_specs(kernel_files or None, pattern=pattern)
+    if not specs:
+        where = ", ".join(str(f) for f in kernel_files) if kernel_files else "the suite"
+        raise UsageError(
+            f"no kernel specs match {pattern!r} in {where}"
+            if pattern
+            else f"no kernel specs in {where}"
+        )
+    return specs
+
+
+def _analyze(
+    outcome: CompileOutcome, index: tuple[int, int, str], spec: CompileSpec, cache: CompileCache
+) -> Compiled:
+    target = index[2]
+    if index not in outcome:  # the spec does not apply to this target
+        return Compiled(
+            kernel=spec.kernel,
+            spec=spec.name,
+            target=target,
+            status="unavailable",
+            error=f"spec {spec.name} is declared only for {', '.join(spec.targets or ())}",
+        )
+    akey = cache.analysis_key(outcome.keys[index])
+    fresh = outcome.results.get(index)
+    if fresh is None or not fresh.get("transient"):
+        hit = cache.get(akey)
+        if hit is not None and hit.get("kernel") == spec.kernel and hit.get("spec") == spec.name:
+            return Compiled(**hit)
+    raw = outcome.raw(index) or {"status": "error", "error": "no result"}
+    c = analyze(raw, kernel=spec.kernel, spec=spec.name, target=target)
+    if not raw.get("transient"):
+        cache.put(akey, dataclasses.asdict(c))
+    return c
+
+
+def blast(
+    a: str | EnvInfo,
+    b: str | EnvInfo,
+    *,
+    targets: Sequence[str] | str | None = None,
+    jobs: int | None = None,
+    pattern: str | None = None,
+    kernel_files: Sequence[str | Path] | None = None,
+    progress: bool = False,
+    cache: CompileCache | None = None,
+) -> BlastReport:
+    """Compile every spec for every target with environments ``a`` and ``b`` and compare.
+
+    ``a``/``b`` are environment names, venv folders, python paths or ``current``;
+    ``kernel_files`` default to the suite's kernel files (plus entry-point ones); ``pattern`` is
+    ``-k``. Specs that fail to compile are rows with their error; the rest go on.
+    """
+    env_a = a if isinstance(a, EnvInfo) else resolve_env(a)
+    env_b = b if isinstance(b, EnvInfo) else resolve_env(b)
+    tlist = _targets(targets)
+    specs = _specs(kernel_files, pattern)
+    label = f"blast {env_a.triton_version} vs {env_b.triton_version}"
+    cache = cache if cache is not None else CompileCache()
+    outcome = compile_all(
+        [env_a, env_b], specs, tlist, jobs=jobs, cache=cache, progress=progress, label=label
+    )
+    pairs = []
+    for si, spec in enumerate(specs):
+        for t in tlist:
+            pairs.append(
+                (
+                    _analyze(outcome, (0, si, t), spec, cache),
+                    _analyze(outcome, (1, si, t), spec, cache),
+                )
+            )
+    rows, summary = compare_all(pairs)
+    stats = {
+        "tasks": outcome.n_tasks,
+        "cached": outcome.n_cached,
+        "compiled": outcome.n_compiled,
+        "wall_s": round(outcome.wall_s, 3),
+        "specs": len(specs),
+        "jobs": jobs if jobs is not None else settings.get("jobs"),
+    }
+    return BlastReport(
+        uuid=str(uuid.uuid4()),
+        created_at=datetime.now(UTC),
+        env_a=env_a,
+        env_b=env_b,
+        targets=tuple(tlist),
+        rows=tuple(rows),
+        summary=summary,
+        stats=stats,
+    )
+
+
+# -- static metrics for `tritonwatch run --codegen` ----------------------------------------------
+#: Metrics recorded as series, with their units.
+SERIES_METRICS = {
+    "registers": "count",
+    "spills": "bytes",
+    "shared": "bytes",
+    "instructions": "count",
+}
+
+
+@dataclass(frozen=True)
+class StaticRow:
+    """Static metrics of one kernel x spec x target in one environment."""
+
+    kernel: str
+    spec: str
+    target: str
+    dtype: str
+    status: str  # ok | error | unavailable
+    error: str | None
+    metrics: dict[str, float]
+    compiled: Compiled
+
+
+@dataclass(frozen=True)
+class StaticMetrics:
+    env: EnvInfo
+    targets: tuple[str, ...]
+    rows: tuple[StaticRow, ...]
+
+    def results(self) -> list[dict[str, Any]]:
+        """``tritonwatch.run/1`` result dicts: one series per kernel x spec x target x metric.
+
+        operator = kernel, provider = ``triton``, variant = spec name, shape =
+        ``{"target": "sm90"}``, dtype of the first pointer argument, mode ``codegen``, metric
+        ``registers``/``spills``/``shared_memory``/``instructions``. Failed compiles become one
+        ``error`` result (metric ``registers``) carrying the compiler's error.
+        """
+        out: list[dict[str, Any]] = []
+        for r in self.rows:
+            base = {
+                "operator": r.kernel,
+                "provider": "triton",
+                "variant": r.spec,
+                "shape": {"target": r.target},
+                "dtype": r.dtype,
+                "mode": "codegen",
+            }
+            if r.status != "ok":
+                if r.status == "error":
+                    out.append(
+                        {
+                            **base,
+                            "metric": "registers",
+                            "unit": "count",
+                            "status": "error",
+                            "error": (r.error or "")[:20000],
+                        }
+                    )
+                continue
+            for name, unit in SERIES_METRICS.items():
+                if name in r.metrics:
+                    metric = "shared_memory" if name == "shared" else name
+                    out.append(
+                        {
+                            **base,
+                            "metric": metric,
+                            "unit": unit,
+                            "better": "lower",
+                            "value": float(r.metrics[name]),
+                        }
+                    )
+        return out
+
+
+def static_metrics(
+    *,
+    python: str | None = None,
+    targets: Sequence[str] | str | None = None,
+    kernel_files: Sequence[str | Path] | None = None,
+    pattern: str | None = None,
+    jobs: int | None = None,
+    progress: bool = False,
+    cache: CompileCache | None = None,
+) -> StaticMetrics:
+    """Compile the suite's specs with one environment (default: this Python) for ``targets``
+    (default: the ``targets`` setting) and return their static metrics."""
+    env = probe(python or sys.executable, name="current" if python is None else python)
+    tlist = _targets(targets)
+    specs = _specs(kernel_files, pattern)
+    cache = cache if cache is not None else CompileCache()
+    outcome = compile_all(
+        [env],
+        specs,
+        tlist,
+        jobs=jobs,
+        cache=cache,
+        progress=progress,
+        label=f"codegen metrics (triton {env.triton_version})",
+    )
+    rows = []
+    for si, spec in enumerate(specs):
+        for t in tlist:
+            if (0, si, t) not in outcome:
+                continue
+            c = _analyze(outcome, (0, si, t), spec, cache)
+            rows.append(
+                StaticRow(
+                    kernel=spec.kernel,
+                    spec=spec.name,
+                    target=t,
+                    dtype=dtype_of(spec),
+                    status=c.status,
+                    error=c.error,
+                    metrics=dict(c.metrics),
+                    compiled=c,
+                )
+            )
+    return StaticMetrics(env=env, targets=tuple(tlist), rows=tuple(rows))

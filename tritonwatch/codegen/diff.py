@@ -1,0 +1,303 @@
+"""Two analysed artifact sets -> what changed: per kernel x target, and a summary that leads.
+
+For each specialisation compiled in A and in B: the first stage whose normalised text differs
+(TTIR, TTGIR, LLIR, PTX/AMDGCN, SASS, then the binary), metric deltas (registers, spills, shared
+memory, instructions, AMD VGPR/AGPR/SGPR, scratch, occupancy), the opcode histogram delta, key
+instructions gained or lost, compile times, and normalised unified diffs of the changed stages.
+Pure functions (text diffs run GNU ``diff -u`` when it is installed, for speed; difflib else).
+"""
+
+from __future__ import annotations
+
+import difflib
+import shutil
+import subprocess
+import tempfile
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .metrics import Compiled
+from .normalize import STAGE_LABELS, STAGE_ORDER
+
+MAX_DIFF_LINES = 400
+
+
+@dataclass(frozen=True)
+class KernelDiff:
+    """One specialisation on one target, A against B."""
+
+    kernel: str
+    spec: str
+    target: str
+    status: str  # identical | changed | failed_a | failed_b | failed_both | unavailable
+    first_changed_stage: str | None
+    changed_stages: tuple[str, ...]
+    a: Compiled
+    b: Compiled
+    metric_deltas: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    opcode_deltas: dict[str, tuple[int, int]] = field(default_factory=dict)
+    keys_gained: tuple[str, ...] = ()
+    keys_lost: tuple[str, ...] = ()
+    diffs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        return self.status != "identical"
+
+    def metric(self, name: str) -> tuple[float | None, float | None]:
+        return self.a.metrics.get(name), self.b.metrics.get(name)
+
+    def to_json(self, *, with_diffs: bool = False) -> dict[str, Any]:
+        def side(c: Compiled) -> dict[str, Any]:
+            return {
+                "status": c.status,
+                "error": c.error,
+                "compile_ms": c.compile_ms,
+                "metrics": c.metrics,
+                "key_instructions": c.key_instructions,
+                "stage_hashes": c.stage_hashes,
+                "tools": c.tools,
+            }
+
+        d: dict[str, Any] = {
+            "kernel": self.kernel,
+            "spec": self.spec,
+            "target": self.target,
+            "status": self.status,
+            "first_changed_stage": STAGE_LABELS.get(self.first_changed_stage or "", None),
+            "changed_stages": [STAGE_LABELS[s] for s in self.changed_stages],
+            "a": side(self.a),
+            "b": side(self.b),
+            "opcode_deltas": {k: {"a": a, "b": b} for k, (a, b) in self.opcode_deltas.items()},
+            "key_instructions_gained": list(self.keys_gained),
+            "key_instructions_lost": list(self.keys_lost),
+        }
+        if with_diffs:
+            d["diffs"] = {STAGE_LABELS[k]: v for k, v in self.diffs.items()}
+        return d
+
+
+@dataclass(frozen=True)
+class BlastSummary:
+    """Counts over all rows; ``headline`` is the sentence that leads every report."""
+
+    total: int
+    changed: int
+    identical: int
+    by_stage: dict[str, int]
+    failed_a_only: int
+    failed_b_only: int
+    failed_both: int
+    unavailable: dict[str, str]  # target -> reason
+    keys_lost: dict[str, int]  # "wgmma on sm90" -> count
+    keys_gained: dict[str, int]
+    registers_up: int
+    registers_down: int
+    spills_appeared: int
+    spills_gone: int
+    shared_up: int
+    instructions_up: int
+    instructions_down: int
+    headline: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+_DIFF = shutil.which("diff")
+
+
+def _gnu_diff(a: str, b: str, stage: str) -> list[str] | None:
+    """``diff -u`` (Myers, in C): much faster than difflib on large, very different texts."""
+    if _DIFF is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="tw-diff-") as d:
+        pa, pb = Path(d, "a"), Path(d, "b")
+        pa.write_text(a, encoding="utf-8")
+        pb.write_text(b, encoding="utf-8")
+        r = subprocess.run(
+            [_DIFF, "-U2", "--label", f"A/{stage}", "--label", f"B/{stage}", str(pa), str(pb)],
+            capture_output=True,
+            text=True,
+        )
+    if r.returncode not in (0, 1):
+        return None
+    return r.stdout.splitlines()
+
+
+def unified_diff(a: str, b: str, stage: str, *, limit: int = MAX_DIFF_LINES) -> str:
+    """Unified diff of two normalised texts (2 lines of context), cut at ``limit`` lines."""
+    lines = _gnu_diff(a, b, stage)
+    if lines is None:
+        lines = list(
+            difflib.unified_diff(
+                a.splitlines(), b.splitlines(), f"A/{stage}", f"B/{stage}", n=2, lineterm=""
+            )
+        )
+    if len(lines) > limit:
+        more = len(lines) - limit
+        lines = lines[:limit] + [f"... {more} more diff lines not shown"]
+    return "\n".join(lines)
+
+
+def _changed_stages(a: Compiled, b: Compiled) -> list[str]:
+    order = [s for s in STAGE_ORDER if s in a.stage_hashes or s in b.stage_hashes]
+    return [s for s in order if a.stage_hashes.get(s) != b.stage_hashes.get(s)]
+
+
+def compare(a: Compiled, b: Compiled, *, diff_stages: int = 2) -> KernelDiff:
+    """Compare one specialisation; ``diff_stages`` text diffs are kept (first changed onwards,
+    plus the final ISA)."""
+    base: dict[str, Any] = {"kernel": a.kernel, "spec": a.spec, "target": a.target, "a": a, "b": b}
+    if "unavailable" in (a.status, b.status):
+        return KernelDiff(status="unavailable", first_changed_stage=None, changed_stages=(), **base)
+    if a.status != "ok" or b.status != "ok":
+        status = (
+            "failed_both"
+            if a.status != "ok" and b.status != "ok"
+            else "failed_a"
+            if a.status != "ok"
+            else "failed_b"
+        )
+        if status == "failed_both" and a.error_line == b.error_line:
+            status = "identical"  # fails the same way in both: nothing changed
+        return KernelDiff(status=status, first_changed_stage=None, changed_stages=(), **base)
+    changed = _changed_stages(a, b)
+    metrics = {}
+    for name in sorted(set(a.metrics) | set(b.metrics)):
+        va, vb = a.metrics.get(name), b.metrics.get(name)
+        if va != vb:
+            metrics[name] = (va, vb)
+    opcodes = {
+        op: (a.opcodes.get(op, 0), b.opcodes.get(op, 0))
+        for op in sorted(set(a.opcodes) | set(b.opcodes))
+        if a.opcodes.get(op, 0) != b.opcodes.get(op, 0)
+    }
+    keys = set(a.key_instructions) | set(b.key_instructions)
+    gained = tuple(
+        sorted(k for k in keys if not a.key_instructions.get(k) and b.key_instructions.get(k))
+    )
+    lost = tuple(
+        sorted(k for k in keys if a.key_instructions.get(k) and not b.key_instructions.get(k))
+    )
+    diffs: dict[str, str] = {}
+    text_changed = [s for s in changed if s in a.stages and s in b.stages]
+    picks = text_changed[:diff_stages]
+    final = [s for s in ("sass", "amdgcn", "ptx") if s in text_changed][:1]
+    for s in picks + [f for f in final if f not in picks]:
+        diffs[s] = unified_diff(a.stages[s], b.stages[s], STAGE_LABELS[s])
+    return KernelDiff(
+        status="changed" if changed else "identical",
+        first_changed_stage=changed[0] if changed else None,
+        changed_stages=tuple(changed),
+        metric_deltas=metrics,
+        opcode_deltas=opcodes,
+        keys_gained=gained,
+        keys_lost=lost,
+        diffs=diffs,
+        **base,
+    )
+
+
+def _up(d: KernelDiff, name: str) -> bool:
+    va, vb = d.metric(name)
+    return va is not None and vb is not None and vb > va
+
+
+def _down(d: KernelDiff, name: str) -> bool:
+    va, vb = d.metric(name)
+    return va is not None and vb is not None and vb < va
+
+
+def summarize(rows: Sequence[KernelDiff]) -> BlastSummary:
+    ok = [r for r in rows if r.status in ("identical", "changed")]
+    changed = [r for r in rows if r.status == "changed"]
+    by_stage = Counter(
+        STAGE_LABELS[r.first_changed_stage] for r in changed if r.first_changed_stage
+    )
+    lost: Counter[str] = Counter()
+    gained: Counter[str] = Counter()
+    for r in changed:
+        for k in r.keys_lost:
+            lost[f"{k} on {r.target}"] += 1
+        for k in r.keys_gained:
+            gained[f"{k} on {r.target}"] += 1
+    unavailable: dict[str, str] = {}
+    for r in rows:
+        if r.status == "unavailable" and r.target not in unavailable:
+            side, c = ("A", r.a) if r.a.status == "unavailable" else ("B", r.b)
+            unavailable[r.target] = f"{side}: {c.error_line}"
+    spills_appeared = sum(
+        1 for r in changed if not r.a.metrics.get("spills") and r.b.metrics.get("spills")
+    )
+    spills_gone = sum(
+        1 for r in changed if r.a.metrics.get("spills") and not r.b.metrics.get("spills")
+    )
+    s = BlastSummary(
+        total=len(rows),
+        changed=len(changed),
+        identical=len(ok) - len(changed),
+        by_stage={lbl: by_stage[lbl] for lbl in STAGE_LABELS.values() if by_stage[lbl]},
+        failed_a_only=sum(r.status == "failed_a" for r in rows),
+        failed_b_only=sum(r.status == "failed_b" for r in rows),
+        failed_both=sum(r.status == "failed_both" for r in rows),
+        unavailable=unavailable,
+        keys_lost=dict(lost.most_common()),
+        keys_gained=dict(gained.most_common()),
+        registers_up=sum(_up(r, "registers") for r in changed),
+        registers_down=sum(_down(r, "registers") for r in changed),
+        spills_appeared=spills_appeared,
+        spills_gone=spills_gone,
+        shared_up=sum(_up(r, "shared") for r in changed),
+        instructions_up=sum(_up(r, "instructions") for r in changed),
+        instructions_down=sum(_down(r, "instructions") for r in changed),
+        headline="",
+    )
+    return _with_headline(s)
+
+
+def _with_headline(s: BlastSummary) -> BlastSummary:
+    compared = s.total  # every row counts, failures included
+    parts: list[str] = []
+    if s.changed:
+        where = ", ".join(f"{n} at {stage}" for stage, n in s.by_stage.items())
+        parts.append(
+            f"{s.changed} of {compared} specialisations changed (first difference: {where})"
+        )
+    else:
+        parts.append(f"0 of {compared} specialisations changed")
+    parts += [f"{n} lost {k}" for k, n in s.keys_lost.items()]
+    parts += [f"{n} gained {k}" for k, n in s.keys_gained.items()]
+    regs = []
+    if s.registers_up:
+        regs.append(f"registers up in {s.registers_up}")
+    if s.registers_down:
+        regs.append(f"down in {s.registers_down}")
+    if regs:
+        parts.append(", ".join(regs))
+    if s.spills_appeared:
+        parts.append(f"spills appeared in {s.spills_appeared}")
+    if s.spills_gone:
+        parts.append(f"spills gone in {s.spills_gone}")
+    if s.shared_up:
+        parts.append(f"shared memory up in {s.shared_up}")
+    if s.failed_b_only:
+        parts.append(f"{s.failed_b_only} fail to compile only in B")
+    if s.failed_a_only:
+        parts.append(f"{s.failed_a_only} fail to compile only in A")
+    if s.failed_both:
+        parts.append(f"{s.failed_both} fail in both, differently")
+    for target, reason in s.unavailable.items():
+        parts.append(f"{target} unavailable ({reason})")
+    headline = "; ".join(parts)
+    return BlastSummary(**{**s.to_json(), "headline": headline})
+
+
+def compare_all(
+    pairs: Sequence[tuple[Compiled, Compiled]],
+) -> tuple[list[KernelDiff], BlastSummary]:
+    rows = [compare(a, b) for a, b in pairs]
+    return rows, summarize(rows)
