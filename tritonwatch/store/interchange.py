@@ -628,7 +628,7 @@ def export_runs(
     tmp = target.with_name(target.name + ".partial")
     try:
         with tmp.open("w", encoding="utf-8", newline="") as f:
-            n = write_export(details, f, fmt)  # type: ignore[arg-type]
+            n = write_export(details, f, fmt)
         tmp.replace(target)  # never leave a half-written export under the real name
     except OSError as e:
         raise InputError(f"cannot write ({e.strerror})", path=output) from None

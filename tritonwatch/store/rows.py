@@ -63,7 +63,7 @@ class RunSummary:
     machine_id: int
 
     @classmethod
-    def from_row(cls, r: Mapping[str, Any]) -> RunSummary:
+    def from_row(cls, r: Mapping[Any, Any]) -> RunSummary:
         return cls(
             id=r["id"],
             uuid=r["uuid"],
@@ -107,7 +107,7 @@ class ResultRow:
     series_id: int
 
     @classmethod
-    def from_row(cls, r: Mapping[str, Any]) -> ResultRow:
+    def from_row(cls, r: Mapping[Any, Any]) -> ResultRow:
         return cls(
             operator=r["operator"],
             provider=r["provider"],
@@ -151,7 +151,7 @@ class MachineRow:
     peaks: dict[str, Any] | None
 
     @classmethod
-    def from_row(cls, r: Mapping[str, Any]) -> MachineRow:
+    def from_row(cls, r: Mapping[Any, Any]) -> MachineRow:
         return cls(
             id=r["id"],
             name=r["name"],
@@ -181,7 +181,7 @@ class SeriesInfo:
     last_t: datetime | None
 
     @classmethod
-    def from_row(cls, r: Mapping[str, Any]) -> SeriesInfo:
+    def from_row(cls, r: Mapping[Any, Any]) -> SeriesInfo:
         return cls(
             id=r["id"],
             operator=r["operator"],

@@ -440,7 +440,7 @@ class Store(AlertsMixin, CodegenMixin, AccessMixin):
         """
         cols = ", ".join(self._RESULT_COLUMNS)
         if self.dialect == "postgresql":
-            raw = conn.connection.driver_connection
+            raw: Any = conn.connection.driver_connection  # a psycopg.Connection
             with raw.cursor() as cur, cur.copy(f"COPY results ({cols}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
