@@ -201,6 +201,8 @@ def bench(url: str, args: argparse.Namespace, folder: Path) -> dict[str, object]
     finally:
         srv.stop()
     return {
+        "host load average": " ".join(f"{x:.1f}" for x in os.getloadavg()),
+        "cpus": os.cpu_count(),
         "results": counts["results"],
         "runs": counts["runs"],
         "series": len(pairs),
