@@ -30,6 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from .. import settings
+from ..errors import NotFoundError
 from ..runformat import Run, json_schema, parse_run
 from ..store import Store
 from ..store import schema as s
@@ -290,6 +291,8 @@ def require_alert_org(store: Store, alert_id: int, token: TokenRow) -> None:
     to nobody and may be triaged by any token with the triage scope. A missing alert is left to
     the caller's 404.
     """
+    if not 0 < alert_id < 2**63:  # no such id can exist; PostgreSQL would refuse the query
+        raise NotFoundError(f"no alert {alert_id}; `tritonwatch alerts` lists them")
     q = (
         select(s.orgs.c.name)
         .select_from(s.alerts.outerjoin(s.orgs, s.orgs.c.id == s.alerts.c.org_id))
