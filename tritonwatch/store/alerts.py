@@ -151,7 +151,7 @@ class ExistingAlert:
 class SeriesPoints:
     """Every ok point of many series in flat, time-ordered arrays (one bulk query).
 
-    Rows are sorted by (series_id, machine_id, t); ``starts`` indexes the first row of each
+    Rows are sorted by (series_id, machine_id, time); ``starts`` indexes the first row of each
     (series, machine) pair, in ``pairs`` order.
     """
 
@@ -159,7 +159,6 @@ class SeriesPoints:
     machine_id: np.ndarray
     run_id: np.ndarray
     build_id: np.ndarray
-    t: np.ndarray  # float seconds since the epoch
     value: np.ndarray
     pairs: list[tuple[int, int]]
     starts: np.ndarray
@@ -529,12 +528,13 @@ class AlertsMixin:
         since: datetime | None = None,
         series_ids: Sequence[int] | None = None,
     ) -> SeriesPoints:
-        """Every ok point (value, run, build, time) of the chosen series in one query."""
+        """Every ok point (value, run, build) of the chosen series in one query, time-ordered."""
         r = s.results
         q = (
-            select(r.c.series_id, r.c.machine_id, r.c.run_id, s.runs.c.build_id, r.c.t, r.c.value)
+            select(r.c.series_id, r.c.machine_id, r.c.run_id, s.runs.c.build_id, r.c.value)
             .join(s.runs, s.runs.c.id == r.c.run_id)
             .where(r.c.status == "ok", r.c.value.is_not(None))
+            .order_by(r.c.series_id, r.c.machine_id, r.c.t, r.c.run_id)
         )
         if machine:
             q = q.join(s.machines, s.machines.c.id == r.c.machine_id).where(
@@ -547,21 +547,12 @@ class AlertsMixin:
         with self.engine.connect() as conn:
             rows = conn.execute(q).all()
         n = len(rows)
-        sid = np.fromiter((x[0] for x in rows), np.int64, n)
-        mid = np.fromiter((x[1] for x in rows), np.int64, n)
-        rid = np.fromiter((x[2] for x in rows), np.int64, n)
-        bid = np.fromiter((x[3] for x in rows), np.int64, n)
-        t = np.fromiter((utc(x[4]).timestamp() for x in rows), np.float64, n)  # type: ignore[union-attr]
-        v = np.fromiter((x[5] for x in rows), np.float64, n)
-        order = np.lexsort((rid, t, mid, sid))
-        sid, mid, rid, bid, t, v = (
-            sid[order],
-            mid[order],
-            rid[order],
-            bid[order],
-            t[order],
-            v[order],
-        )
+        cols = list(zip(*rows, strict=True)) if n else [(), (), (), (), ()]
+        sid = np.fromiter(cols[0], np.int64, n)
+        mid = np.fromiter(cols[1], np.int64, n)
+        rid = np.fromiter(cols[2], np.int64, n)
+        bid = np.fromiter(cols[3], np.int64, n)
+        v = np.fromiter(cols[4], np.float64, n)
         if n:
             change = np.flatnonzero((np.diff(sid) != 0) | (np.diff(mid) != 0)) + 1
             starts = np.concatenate([[0], change]).astype(np.int64)
@@ -573,7 +564,6 @@ class AlertsMixin:
             machine_id=mid,
             run_id=rid,
             build_id=bid,
-            t=t,
             value=v,
             pairs=pairs,
             starts=starts,
