@@ -342,10 +342,16 @@ def gpu_slot(index: int) -> tuple[str, int]:
 
 
 def worker_argv(
-    device: DeviceInfo, budget_ms: float, target_ci: float, seed: int, plugins: Sequence[str]
+    device: DeviceInfo,
+    budget_ms: float,
+    target_ci: float,
+    seed: int,
+    plugins: Sequence[str],
+    python: str | None = None,
 ) -> list[str]:
+    """The worker's command line; ``python`` runs it in another environment (A/B compare)."""
     argv = [
-        sys.executable,
+        python or sys.executable,
         "-m",
         "tritonwatch.bench.worker",
         "--device",
@@ -374,10 +380,15 @@ def execute(
     gpus: Sequence[int] | None,
     plugins: Sequence[str] = (),
     progress: Progress | None = None,
+    python: str | None = None,
 ) -> tuple[list[Record], dict[str, Any] | None, bool]:
-    """Run ``cases`` (already in order) on workers; returns (records, fingerprint, interrupted)."""
+    """Run ``cases`` (already in order) on workers; returns (records, fingerprint, interrupted).
+
+    ``python`` is the interpreter the workers run (default: this one); ``compare`` passes each
+    build environment's own, so two Triton builds never share a process.
+    """
     timeout = float(settings.get("case_timeout_s"))
-    argv = worker_argv(device, budget_ms, target_ci, seed, plugins)
+    argv = worker_argv(device, budget_ms, target_ci, seed, plugins, python)
     slots_gpus: list[tuple[str | None, int] | None]
     if not device.is_gpu:
         slots_gpus = [None]

@@ -1,16 +1,277 @@
-"""Commands of the compare area (issue #7)."""
+"""Commands of the compare area (issue #7): ``tritonwatch compare``."""
 
 from __future__ import annotations
 
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
 import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from .options import not_available
+from ..errors import InputError, UsageError
+from .bench import _split
+from .options import db_option, format_option, open_store
 
 
-@click.command("compare", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-def compare_cmd() -> None:
-    """A/B: compare two Triton builds on one GPU, interleaved, with statistics."""
-    raise not_available("compare", 7)
+def parse_threshold(text: str | None) -> float | None:
+    """``2%`` or ``0.02`` -> 0.02; None keeps the setting."""
+    if text is None:
+        return None
+    t = text.strip()
+    try:
+        value = float(t[:-1]) / 100 if t.endswith("%") else float(t)
+    except ValueError:
+        raise UsageError(
+            f"--threshold {text!r}: write a percentage like 2% or a fraction like 0.02"
+        ) from None
+    if not t.endswith("%") and value >= 1:
+        raise UsageError(f"--threshold {text!r} reads as {value:.0%}; write 2% or 0.02 for 2%")
+    if not 0 <= value < 1:
+        raise UsageError(f"--threshold {text!r}: give a value between 0% and 100%")
+    return value
+
+
+@click.command("compare")
+@click.option(
+    "--a", "env_a", metavar="ENV", help="Build A: an env name, venv folder, python path or current."
+)
+@click.option(
+    "--b", "env_b", metavar="ENV", help="Build B (the candidate); ratios are B's time over A's."
+)
+@click.option(
+    "--runs",
+    "runs",
+    nargs=2,
+    metavar="RUN_A RUN_B",
+    default=None,
+    help="Compare two stored runs instead of measuring.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="With --runs: compare even when GPU, driver, clocks or suite differ.",
+)
+@click.option(
+    "--suite",
+    default="smoke",
+    show_default=True,
+    metavar="smoke|nightly|FILE.toml",
+    help="Built-in suite or a suite file.",
+)
+@click.option(
+    "-k",
+    "patterns",
+    multiple=True,
+    metavar="PATTERN",
+    help="Only cases whose id contains PATTERN (glob if it has * ? [); repeatable.",
+)
+@click.option(
+    "--provider",
+    "providers",
+    multiple=True,
+    metavar="NAME",
+    help="Only these providers; comma list or repeat.",
+)
+@click.option(
+    "--dtype",
+    "dtypes",
+    multiple=True,
+    metavar="DTYPE",
+    help="Only these dtypes; comma list or repeat.",
+)
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cuda", "cpu"]),
+    default=None,
+    help="Where kernels run [default: setting `device`, auto].",
+)
+@click.option(
+    "--gpu", type=int, default=None, metavar="INDEX", help="The one GPU both builds run on."
+)
+@click.option(
+    "--rounds",
+    type=int,
+    default=2,
+    show_default=True,
+    help="Rounds per build, interleaved A B B A ...; each gets budget/rounds per case.",
+)
+@click.option(
+    "--budget-ms",
+    type=float,
+    default=None,
+    help="Measuring budget per case and build in ms [default: setting budget_ms; 200 for smoke].",
+)
+@click.option(
+    "--target-ci",
+    type=float,
+    default=None,
+    help="Per round, stop when the median's 95%% CI is this narrow (0.005 = 0.5%%).",
+)
+@click.option(
+    "--threshold",
+    default=None,
+    metavar="PCT",
+    help="Practical threshold: a change smaller than this is 'same' [default: setting threshold, 2%].",
+)
+@click.option("--seed", type=int, default=None, help="Seed for inputs and case order.")
+@click.option("--label", default=None, help="A label stored with both runs.")
+@click.option(
+    "--plugin",
+    "plugins",
+    multiple=True,
+    metavar="MODULE:FUNC",
+    help="Extra register function to load besides installed plugins.",
+)
+@format_option("table", "markdown", "json")
+@click.option("-o", "--output", default=None, metavar="FILE", help="Write the report to FILE.")
+@click.option(
+    "--fail-on-regression", is_flag=True, help="Exit with status 1 when any case is slower."
+)
+@db_option
+def compare_cmd(
+    env_a: str | None,
+    env_b: str | None,
+    runs: tuple[str, str] | None,
+    force: bool,
+    suite: str,
+    patterns: tuple[str, ...],
+    providers: tuple[str, ...],
+    dtypes: tuple[str, ...],
+    device: str | None,
+    gpu: int | None,
+    rounds: int,
+    budget_ms: float | None,
+    target_ci: float | None,
+    threshold: str | None,
+    seed: int | None,
+    label: str | None,
+    plugins: tuple[str, ...],
+    fmt: str,
+    output: str | None,
+    fail_on_regression: bool,
+    db: str | None,
+) -> None:
+    """A/B: compare two Triton builds on one GPU, interleaved, with statistics.
+
+    \b
+    tritonwatch compare --a current --b triton-3.8 --suite nightly -k matmul
+    tritonwatch compare --a base --b mybranch --format markdown -o comment.md --fail-on-regression
+    tritonwatch compare --runs 1a2b3c4d 5e6f7a8b
+
+    Per case: both medians, B/A time ratio with a 95% bootstrap CI, the Mann-Whitney p-value of
+    the raw samples, and a verdict; `slower`/`faster` needs both significance (FDR 5%) and a
+    change beyond --threshold. Both runs and the verdicts are stored as a comparison.
+    """
+    thr = parse_threshold(threshold)
+    if runs and (env_a or env_b):
+        raise UsageError("give either --a/--b (measure two builds) or --runs (two stored runs)")
+    if not runs and not (env_a and env_b):
+        raise UsageError(
+            "give --a ENV and --b ENV (or --runs RUN_A RUN_B); `tritonwatch env list` "
+            "shows environments, `current` is this Python"
+        )
+    store = open_store(db)
+    try:
+        if runs:
+            comparison, saved = _runs(store, runs, thr, force)
+        else:
+            comparison, saved = _measure(
+                store,
+                env_a or "",
+                env_b or "",
+                suite=suite,
+                patterns=patterns,
+                providers=_split(providers),
+                dtypes=_split(dtypes),
+                device=device,
+                gpu=gpu,
+                rounds=rounds,
+                budget_ms=budget_ms,
+                target_ci=target_ci,
+                threshold=thr,
+                seed=seed,
+                label=label,
+                plugins=plugins,
+            )
+    finally:
+        store.close()
+    _emit(comparison, saved, fmt, output)
+    if fail_on_regression and comparison.has_regression:
+        sys.exit(1)
+
+
+def _runs(store: Any, runs: tuple[str, str], thr: float | None, force: bool) -> Any:
+    from .. import settings
+    from ..store.comparisons import compare_stored_runs
+
+    with settings.scope(threshold=thr):
+        threshold = float(settings.get("threshold"))
+    return compare_stored_runs(store, runs[0], runs[1], threshold=threshold, force=force)
+
+
+def _measure(store: Any, a: str, b: str, **kw: Any) -> Any:
+    from ..bench.ab import ABOptions, run_ab
+
+    opts = ABOptions(a=a, b=b, command=shlex.join(["tritonwatch", *sys.argv[1:]]), **kw)
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("starting", total=None)
+
+        def on_plan(n: int, dev: Any, order: str) -> None:
+            bar.update(task, total=n * len(order), description=f"{dev.kind}: rounds {order}")
+
+        def progress(kind: str, case: Any, rec: Any, side: str, i: int) -> None:
+            if kind == "round":
+                bar.update(task, description=f"round {i + 1} ({side}): starting worker")
+            elif kind == "start" and case is not None:
+                bar.update(task, description=f"round {i + 1} ({side}) {case.id[:60]}")
+            elif kind == "result":
+                bar.advance(task)
+
+        out = run_ab(opts, store, progress=progress, on_plan=on_plan)
+    if out.interrupted:
+        click.secho("interrupted: compared the rounds that finished", err=True, fg="yellow")
+    return out.comparison, out.stored
+
+
+def _emit(comparison: Any, saved: Any, fmt: str, output: str | None) -> None:
+    from ..report.compare import render_json, render_markdown, render_terminal
+
+    ids = {"comparison": saved.uuid, "run_a": saved.run_a, "run_b": saved.run_b}
+    if fmt == "json":
+        text = render_json(comparison, **ids) + "\n"
+    elif fmt == "markdown":
+        text = render_markdown(comparison)
+    else:
+        text = ""
+    if output:
+        if fmt == "table":
+            with open(output, "w", encoding="utf-8") as f:
+                render_terminal(comparison, Console(file=f, width=160, color_system=None))
+        else:
+            try:
+                Path(output).write_text(text, encoding="utf-8")
+            except OSError as e:
+                raise InputError(f"cannot write the report: {e.strerror}", path=output) from None
+    elif fmt == "table":
+        render_terminal(comparison, Console(width=None if sys.stdout.isatty() else 160))
+    else:
+        click.echo(text, nl=False)
+    click.echo(
+        f"stored comparison {saved.uuid[:8]} (runs {saved.run_a[:8]} and {saved.run_b[:8]}); "
+        f"`tritonwatch serve` shows it under /compare",
+        err=True,
+    )
 
 
 COMMANDS = [compare_cmd]

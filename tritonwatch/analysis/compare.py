@@ -1,0 +1,322 @@
+"""A/B comparison results: per case both medians, the time ratio with a bootstrap CI, a
+Mann-Whitney p-value on the raw samples, and a verdict; geometric-mean speedups on top.
+
+Pure: takes samples, returns objects whose statistics are computed on first use. The method and
+its thresholds are explained in ``docs/compare.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from .stats import benjamini_hochberg, geomean, mann_whitney, ratio_of_medians_ci
+
+ALPHA = 0.05  # false-discovery rate across a comparison's cases
+N_BOOT = 1000
+VERDICTS = ("slower", "faster", "same", "incorrect", "failed")
+
+
+@dataclass(frozen=True)
+class Side:
+    """What one build produced for one case: a status and its samples, one array per round.
+
+    ``status`` is the worker's (ok, incorrect, error, skipped); ``rounds`` hold the timings in
+    milliseconds, one array per interleaved round (a stored run gives one).
+    """
+
+    status: str
+    rounds: tuple[np.ndarray, ...] = ()
+    error: str | None = None
+
+    @cached_property
+    def samples(self) -> np.ndarray:
+        if not self.rounds:
+            return np.empty(0)
+        a = np.concatenate([np.asarray(r, dtype=np.float64) for r in self.rounds])
+        return a[np.isfinite(a)]
+
+    @property
+    def usable(self) -> bool:
+        return self.status == "ok" and self.samples.size > 0
+
+    @cached_property
+    def median(self) -> float | None:
+        return float(np.median(self.samples)) if self.usable else None
+
+
+@dataclass(frozen=True)
+class CaseKey:
+    """Identifies a case on both sides: what a series is made of, less the metric."""
+
+    operator: str
+    provider: str
+    variant: str
+    shape: tuple[tuple[str, Any], ...]
+    dtype: str
+    mode: str = "fwd"
+
+    @classmethod
+    def of(
+        cls,
+        operator: str,
+        provider: str,
+        variant: str,
+        shape: dict[str, Any],
+        dtype: str,
+        mode: str = "fwd",
+    ) -> CaseKey:
+        return cls(operator, provider, variant, tuple(shape.items()), dtype, mode)
+
+    @property
+    def shape_dict(self) -> dict[str, Any]:
+        return dict(self.shape)
+
+    @property
+    def provider_key(self) -> str:
+        return f"{self.provider}/{self.variant}" if self.variant else self.provider
+
+    @property
+    def id(self) -> str:
+        dims = ",".join(f"{k}={v}" for k, v in self.shape)
+        return f"{self.operator}[{dims}]/{self.dtype}/{self.provider_key}"
+
+    def seed(self) -> int:
+        """A bootstrap seed from the case, so an interval never depends on case order."""
+        h = hashlib.sha256(json.dumps([self.id, self.mode]).encode()).digest()
+        return int.from_bytes(h[:4], "little")
+
+
+@dataclass
+class CaseComparison:
+    """One case measured by both builds. ``ratio`` is B's time over A's (> 1: B is slower).
+
+    ``q`` is filled by :class:`Comparison` (Benjamini-Hochberg over all its cases); alone, a case
+    uses its own p-value.
+    """
+
+    key: CaseKey
+    a: Side
+    b: Side
+    threshold: float
+    alpha: float = ALPHA
+    q: float | None = None
+
+    @property
+    def measured(self) -> bool:
+        return self.a.usable and self.b.usable
+
+    @cached_property
+    def ratio(self) -> float | None:
+        if not self.measured or not self.a.median:
+            return None
+        return float(self.b.median) / float(self.a.median)  # type: ignore[arg-type]
+
+    @property
+    def speedup(self) -> float | None:
+        """A's time over B's (> 1: B is faster)."""
+        return 1.0 / self.ratio if self.ratio else None
+
+    @cached_property
+    def ci(self) -> tuple[float, float] | None:
+        """95% percentile-bootstrap CI of the ratio, resampling rounds, then samples in a round.
+
+        Two stages so that a difference between worker processes (rounds) widens the interval
+        instead of hiding in thousands of samples; with one round it is the ordinary bootstrap.
+        """
+        if not self.measured:
+            return None
+        ra = [r[np.isfinite(r)] for r in (np.asarray(x, dtype=np.float64) for x in self.a.rounds)]
+        rb = [r[np.isfinite(r)] for r in (np.asarray(x, dtype=np.float64) for x in self.b.rounds)]
+        ra, rb = [r for r in ra if r.size], [r for r in rb if r.size]
+        if len(ra) == 1 and len(rb) == 1:
+            got = ratio_of_medians_ci(ra[0], rb[0], n_boot=N_BOOT, seed=self.key.seed())
+        else:
+            got = ratio_of_medians_ci(ra, rb, n_boot=N_BOOT, seed=self.key.seed())
+        return (got.low, got.high)
+
+    @cached_property
+    def p(self) -> float | None:
+        """Two-sided Mann-Whitney U p-value of A's and B's raw samples."""
+        if not self.measured:
+            return None
+        return mann_whitney(self.a.samples, self.b.samples).p
+
+    @property
+    def significant(self) -> bool:
+        p = self.q if self.q is not None else self.p
+        ci = self.ci
+        if p is None or ci is None or p >= self.alpha:
+            return False
+        return ci[0] > 1.0 or ci[1] < 1.0  # the interval agrees with the test
+
+    @cached_property
+    def verdict(self) -> str:
+        """slower / faster (significant AND beyond the threshold), same, incorrect, failed."""
+        if "incorrect" in (self.a.status, self.b.status):
+            return "incorrect"
+        if not self.measured or self.ratio is None:
+            return "failed"
+        if self.significant and self.ratio >= 1.0 + self.threshold:
+            return "slower"
+        if self.significant and self.ratio <= 1.0 - self.threshold:
+            return "faster"
+        return "same"
+
+    @property
+    def reason(self) -> str | None:
+        """Why a case is incorrect or failed, naming the side."""
+        for name, side in (("A", self.a), ("B", self.b)):
+            if side.status != "ok" or not side.usable:
+                return f"{name}: {side.error or side.status}"
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored and exported row (the dashboard and ``--format json`` show it as is)."""
+        ci = self.ci
+        return {
+            "operator": self.key.operator,
+            "provider": self.key.provider,
+            "variant": self.key.variant,
+            "shape": self.key.shape_dict,
+            "dtype": self.key.dtype,
+            "a_median": self.a.median,
+            "b_median": self.b.median,
+            "ratio": self.ratio,
+            "ci": list(ci) if ci else None,
+            "p": self.p,
+            "q": self.q,
+            "verdict": self.verdict,
+            "n_a": int(self.a.samples.size),
+            "n_b": int(self.b.samples.size),
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class GeoSpeedup:
+    """Geometric mean of A/B speedups (> 1: B is faster) over the measured cases of a group."""
+
+    group: str
+    speedup: float
+    n: int
+
+
+@dataclass
+class Comparison:
+    """All cases of an A/B comparison; verdict counts and geomeans are computed on first use."""
+
+    cases: list[CaseComparison]
+    threshold: float
+    alpha: float = ALPHA
+    label_a: str = "A"
+    label_b: str = "B"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._q_done = False
+
+    def _fill_q(self) -> None:
+        if self._q_done:
+            return
+        measured = [c for c in self.cases if c.measured]
+        if measured:
+            q = benjamini_hochberg([c.p if c.p is not None else 1.0 for c in measured])
+            for c, v in zip(measured, q, strict=True):
+                c.q = float(v)
+                c.__dict__.pop("verdict", None)
+        self._q_done = True
+
+    @property
+    def results(self) -> list[CaseComparison]:
+        self._fill_q()
+        return self.cases
+
+    @cached_property
+    def counts(self) -> dict[str, int]:
+        out = dict.fromkeys(VERDICTS, 0)
+        for c in self.results:
+            out[c.verdict] += 1
+        return out
+
+    def by_verdict(self, verdict: str) -> list[CaseComparison]:
+        """Cases with ``verdict``, the largest change first."""
+        rows = [c for c in self.results if c.verdict == verdict]
+        return sorted(rows, key=lambda c: -abs(np.log(c.ratio)) if c.ratio else 0.0)
+
+    @cached_property
+    def geomean(self) -> GeoSpeedup | None:
+        sp = [c.speedup for c in self.results if c.speedup]
+        return GeoSpeedup("overall", geomean(sp), len(sp)) if sp else None
+
+    @cached_property
+    def per_operator(self) -> list[GeoSpeedup]:
+        groups: dict[str, list[float]] = {}
+        for c in self.results:
+            if c.speedup:
+                groups.setdefault(c.key.operator, []).append(c.speedup)
+        return [GeoSpeedup(op, geomean(v), len(v)) for op, v in sorted(groups.items())]
+
+    @property
+    def has_regression(self) -> bool:
+        return self.counts["slower"] > 0
+
+    def summary(self) -> dict[str, Any]:
+        """The stored summary: flat keys the dashboard shows as a table."""
+        g = self.geomean
+        return {
+            "cases": len(self.cases),
+            **self.counts,
+            "geomean_speedup": g.speedup if g else None,
+            "per_operator": {x.group: round(x.speedup, 4) for x in self.per_operator},
+            "threshold": self.threshold,
+            "alpha": self.alpha,
+            **self.meta,
+        }
+
+
+def json_safe(v: Any) -> Any:
+    """NaN and inf as None (JSON has neither; PostgreSQL's json type refuses them)."""
+    if isinstance(v, float):
+        return v if np.isfinite(v) else None
+    if isinstance(v, dict):
+        return {k: json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [json_safe(x) for x in v]
+    return v
+
+
+def compare_sides(
+    pairs: Sequence[tuple[CaseKey, Side, Side]],
+    *,
+    threshold: float,
+    alpha: float = ALPHA,
+    label_a: str = "A",
+    label_b: str = "B",
+    meta: dict[str, Any] | None = None,
+) -> Comparison:
+    """A :class:`Comparison` of the cases in ``pairs`` (nothing is computed until asked).
+
+    Parameters
+    ----------
+    pairs : sequence of (CaseKey, Side, Side)
+        Each case with what build A and build B produced.
+    threshold : float
+        Practical threshold: a ratio within ``1 +/- threshold`` is "same" however significant.
+    alpha : float
+        False-discovery rate for the Benjamini-Hochberg adjusted Mann-Whitney p-values.
+
+    Returns
+    -------
+    Comparison
+    """
+    if not 0 <= threshold < 1:
+        raise ValueError("threshold must be in [0, 1)")
+    cases = [CaseComparison(k, a, b, threshold, alpha) for k, a, b in pairs]
+    return Comparison(cases, threshold, alpha, label_a, label_b, dict(meta or {}))

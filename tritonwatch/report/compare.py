@@ -1,0 +1,174 @@
+"""Renderers for an A/B comparison: a colored terminal table, Markdown for a pull-request
+comment, and JSON. They only format what :class:`~tritonwatch.analysis.compare.Comparison`
+computed."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from ..analysis.compare import CaseComparison, Comparison, json_safe
+
+COLORS = {
+    "slower": "bold red",
+    "faster": "bold green",
+    "same": "dim",
+    "incorrect": "yellow",
+    "failed": "yellow",
+}
+ORDER = ("slower", "faster", "incorrect", "failed", "same")
+
+
+def _ms(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v * 1e3:.2f} us" if v < 1 else f"{v:.4g} ms"
+
+
+def _ratio(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}x"
+
+
+def _ci(c: CaseComparison) -> str:
+    ci = c.ci
+    return "-" if ci is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def _p(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.1e}" if v < 1e-3 else f"{v:.3f}"
+
+
+def _case(c: CaseComparison) -> str:
+    dims = ",".join(f"{k}={v}" for k, v in c.key.shape)
+    return f"{c.key.operator}[{dims}]"
+
+
+def ordered(comparison: Comparison) -> list[CaseComparison]:
+    """Regressions first, then improvements, problems, and the rest; largest change first."""
+    return [c for v in ORDER for c in comparison.by_verdict(v)]
+
+
+def headline(comparison: Comparison) -> str:
+    """One line: the geomean speedup of B over A and the verdict counts."""
+    n = comparison.counts
+    g = comparison.geomean
+    speed = f"geomean speedup of B over A {g.speedup:.3f}x ({g.n} cases)" if g else "nothing timed"
+    counts = ", ".join(f"{n[v]} {v}" for v in ORDER if n[v] or v in ("slower", "faster", "same"))
+    return f"{speed}; {counts} (threshold {comparison.threshold:.1%}, FDR {comparison.alpha:.0%})"
+
+
+def render_terminal(comparison: Comparison, console: Console, *, show_same: bool = True) -> None:
+    t = Table(title=f"A: {comparison.label_a}   vs   B: {comparison.label_b}")
+    for col in ("case", "provider", "dtype", "A median", "B median", "B/A", "95% CI", "p"):
+        t.add_column(col, justify="left" if col in ("case", "provider", "dtype") else "right")
+    t.add_column("verdict")
+    for c in ordered(comparison):
+        if c.verdict == "same" and not show_same:
+            continue
+        style = COLORS[c.verdict]
+        verdict = c.verdict if c.reason is None else f"{c.verdict}: {c.reason[:60]}"
+        t.add_row(
+            _case(c),
+            c.key.provider_key,
+            c.key.dtype,
+            _ms(c.a.median),
+            _ms(c.b.median),
+            _ratio(c.ratio),
+            _ci(c),
+            _p(c.p),
+            f"[{style}]{verdict}[/]",
+        )
+    console.print(t)
+    if comparison.per_operator:
+        ops = ", ".join(f"{g.group} {g.speedup:.3f}x" for g in comparison.per_operator)
+        console.print(f"geomean speedup per operator (B over A): {ops}")
+    slower = comparison.counts["slower"]
+    color = "red" if slower else "green"
+    console.print(f"[{color}]{headline(comparison)}[/]")
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _md_table(rows: list[CaseComparison]) -> list[str]:
+    out = [
+        "| case | provider | dtype | A | B | B/A | 95% CI | p | verdict |",
+        "|---|---|---|---:|---:|---:|---|---:|---|",
+    ]
+    for c in rows:
+        verdict = c.verdict if c.reason is None else f"{c.verdict} ({c.reason[:80]})"
+        cells = (
+            _case(c),
+            c.key.provider_key,
+            c.key.dtype,
+            _ms(c.a.median),
+            _ms(c.b.median),
+            _ratio(c.ratio),
+            _ci(c),
+            _p(c.p),
+            verdict,
+        )
+        out.append("| " + " | ".join(_md_escape(str(x)) for x in cells) + " |")
+    return out
+
+
+def render_markdown(comparison: Comparison) -> str:
+    """A pull-request comment: summary, regressions, improvements, then the rest folded."""
+    n = comparison.counts
+    lines = [
+        "## tritonwatch compare",
+        "",
+        f"**A**: `{_md_escape(comparison.label_a)}`  ",
+        f"**B**: `{_md_escape(comparison.label_b)}`",
+        "",
+        f"{'❌' if n['slower'] else '✅'} {_md_escape(headline(comparison))}",
+        "",
+    ]
+    if comparison.per_operator:
+        lines += ["| operator | geomean speedup (B over A) | cases |", "|---|---:|---:|"]
+        lines += [
+            f"| {_md_escape(g.group)} | {g.speedup:.3f}x | {g.n} |" for g in comparison.per_operator
+        ]
+        lines.append("")
+    for verdict, title in (("slower", "Regressions"), ("faster", "Improvements")):
+        rows = comparison.by_verdict(verdict)
+        if rows:
+            lines += [f"### {title} ({len(rows)})", "", *_md_table(rows), ""]
+    rest = [c for v in ("incorrect", "failed", "same") for c in comparison.by_verdict(v)]
+    if rest:
+        lines += [
+            "<details>",
+            f"<summary>Other cases ({len(rest)}: "
+            + ", ".join(f"{n[v]} {v}" for v in ("same", "incorrect", "failed") if n[v])
+            + ")</summary>",
+            "",
+            *_md_table(rest),
+            "",
+            "</details>",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def to_json(comparison: Comparison, **extra: Any) -> dict[str, Any]:
+    """``{"a", "b", "summary", "cases"}``; each case has operator, provider, variant, shape,
+    dtype, a_median, b_median, ratio, ci, p, verdict (and q, n_a, n_b, reason)."""
+    return json_safe(
+        {
+            "a": comparison.label_a,
+            "b": comparison.label_b,
+            **extra,
+            "summary": comparison.summary(),
+            "cases": [c.to_json() for c in ordered(comparison)],
+        }
+    )
+
+
+def render_json(comparison: Comparison, **extra: Any) -> str:
+    return json.dumps(to_json(comparison, **extra), indent=2)
