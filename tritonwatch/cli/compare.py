@@ -108,7 +108,7 @@ def parse_threshold(text: str | None) -> float | None:
     "--target-ci",
     type=float,
     default=None,
-    help="Per round, stop when the median's 95%% CI is this narrow (0.005 = 0.5%%).",
+    help="Per round, stop when the median's 95% CI is this narrow (0.005 = 0.5%).",
 )
 @click.option(
     "--threshold",
