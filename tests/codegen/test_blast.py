@@ -17,6 +17,7 @@ KERNELS = Path(__file__).resolve().parent / "kernels_sample.py"
 TARGETS = "sm90,gfx942"
 
 
+@pytest.mark.slow
 def test_environment_against_itself_reports_zero_changes() -> None:
     r = blast("current", sys.executable, targets=TARGETS, kernel_files=[KERNELS])
     assert r.summary.total == 6
@@ -36,6 +37,7 @@ def test_environment_against_itself_reports_zero_changes() -> None:
     assert sm90.a.tools["ptxas"]
 
 
+@pytest.mark.slow
 def test_known_change_is_found_and_located(fake_envs: dict[str, Path]) -> None:
     # B pipelines the loop of pipelined_kernel 2 deep instead of 3: a change that starts in the
     # frontend's loop attribute and reshapes the TTGIR software pipeline.
@@ -51,6 +53,7 @@ def test_known_change_is_found_and_located(fake_envs: dict[str, Path]) -> None:
     assert "2 of 6 specialisations changed" in r.summary.headline
 
 
+@pytest.mark.slow
 def test_kernel_failing_on_one_side_is_reported_and_the_rest_continue(
     fake_envs: dict[str, Path],
 ) -> None:
@@ -83,6 +86,7 @@ def test_unknown_environment_and_bad_targets() -> None:
         blast("current", "current", targets=TARGETS, kernel_files=[KERNELS], pattern="zzz")
 
 
+@pytest.mark.slow
 def test_warm_run_is_served_from_the_cache(tmp_path: Path) -> None:
     cache = CompileCache(tmp_path / "c")
     first = blast(
@@ -103,6 +107,7 @@ def test_warm_run_is_served_from_the_cache(tmp_path: Path) -> None:
     assert third.stats["compiled"] == 2
 
 
+@pytest.mark.slow
 def test_static_metrics_rows_are_valid_run_results() -> None:
     m = static_metrics(targets="sm90", kernel_files=[KERNELS], pattern="scale")
     assert m.env.name == "current" and len(m.rows) == 1

@@ -1,0 +1,139 @@
+"""`tritonwatch env create|list` and `tritonwatch blast` through the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tritonwatch import settings
+from tritonwatch.cli import main
+from tritonwatch.store import Store
+
+KERNELS = str(Path(__file__).resolve().parent / "kernels_sample.py")
+
+
+def _one_line_error(result: object, needle: str) -> None:
+    assert result.exit_code != 0  # type: ignore[attr-defined]
+    out = result.output  # type: ignore[attr-defined]
+    assert out.startswith("error: ") and needle in out, out
+    assert "Traceback" not in out and len(out.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_blast_writes_a_report_and_stores_it(tmp_path: Path, sqlite_url: str) -> None:
+    out = tmp_path / "blast.json"
+    r = CliRunner().invoke(
+        main,
+        [
+            "blast",
+            "--a",
+            "current",
+            "--b",
+            sys.executable,
+            "--kernels",
+            KERNELS,
+            "-k",
+            "scale",
+            "--targets",
+            "gfx942",
+            "--format",
+            "json",
+            "-o",
+            str(out),
+            "--db",
+            sqlite_url,
+            "--jobs",
+            "1",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert "0 of 1 specialisations changed" in r.output
+    doc = json.loads(out.read_text())
+    (row,) = doc["results"]
+    assert (row["kernel"], row["spec"], row["target"]) == ("scale_kernel", "scale_fp32", "gfx942")
+    assert row["first_changed_stage"] is None and row["a"]["metrics"]["vgprs"] > 0
+    with Store.open(sqlite_url) as st:
+        (info,) = st.codegen_reports()
+        assert info.uuid == doc["uuid"]
+    table = CliRunner().invoke(
+        main,
+        [
+            "blast",
+            "--a",
+            "current",
+            "--b",
+            "current",
+            "--kernels",
+            KERNELS,
+            "-k",
+            "scale",
+            "--targets",
+            "gfx942",
+            "--no-store",
+        ],
+    )
+    assert table.exit_code == 0 and "0 of 1 specialisations changed" in table.output
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--targets", "sm90,h100"], "unknown target 'h100'"),
+        (["--b", "no-such-env"], "no environment 'no-such-env'"),
+        (["--kernels", "/no/such/file.py"], "no such kernel file"),
+        (["-k", "zzz-nothing"], "no kernel specs match"),
+        (["-o", "/no/such/folder/report.html"], "does not exist"),
+    ],
+)
+def test_blast_bad_input_is_one_line(args: list[str], needle: str) -> None:
+    base = {"--a": "current", "--b": "current", "--kernels": KERNELS, "--targets": "gfx942"}
+    extra = dict(zip(args[::2], args[1::2], strict=True))
+    argv = ["blast"]
+    for k, v in {**base, **extra}.items():
+        argv += [k, v]
+    _one_line_error(CliRunner().invoke(main, argv), needle)
+
+
+def test_blast_env_without_triton(tmp_path: Path) -> None:
+    fake = tmp_path / "py-no-triton"
+    fake.write_text(f'#!/bin/sh\nexec {sys.executable} -S "$@"\n')
+    fake.chmod(0o755)
+    r = CliRunner().invoke(
+        main,
+        ["blast", "--a", "current", "--b", str(fake), "--kernels", KERNELS, "--targets", "gfx942"],
+    )
+    _one_line_error(r, "has no Triton")
+
+
+def test_env_list_and_create_errors(tmp_path: Path) -> None:
+    runner = CliRunner()
+    empty = runner.invoke(main, ["env", "list"])
+    assert empty.exit_code == 0 and "no environments in" in empty.output
+    # an environment folder whose python is this interpreter (the host's Triton)
+    folder = Path(settings.get("envs_dir")) / "host"
+    (folder / "bin").mkdir(parents=True)
+    os.symlink(sys.executable, folder / "bin" / "python")
+    listed = runner.invoke(main, ["env", "list"])
+    assert listed.exit_code == 0 and "host" in listed.output
+    import triton
+
+    assert triton.__version__ in listed.output
+    _one_line_error(
+        runner.invoke(main, ["env", "create", "host", "--triton", "3.8.0"]), "already exists"
+    )
+    _one_line_error(
+        runner.invoke(main, ["env", "create", "bad name!", "--triton", "3.8.0"]),
+        "bad environment name",
+    )
+    _one_line_error(
+        runner.invoke(main, ["env", "create", "x", "--triton", "latest please"]),
+        "neither a version",
+    )
+    _one_line_error(
+        runner.invoke(main, ["env", "create", "x", "--triton", "/no/such.whl"]), "no wheel file"
+    )

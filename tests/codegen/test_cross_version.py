@@ -1,0 +1,93 @@
+"""Real build environments: Triton 3.8.0 from the package index against the host's Triton.
+
+The environments live in a persistent folder (TRITONWATCH_TEST_ENVS_DIR, default
+~/.cache/tritonwatch-test-envs) so repeated runs and CI reuse them; a broken or half-made one is
+rebuilt. Without network access to the package index these tests skip and say why.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tritonwatch import settings
+from tritonwatch.codegen import EnvInfo, blast, create_env
+from tritonwatch.codegen.envs import env_python, probe
+from tritonwatch.errors import CodegenError, TritonwatchError
+
+pytestmark = pytest.mark.slow
+OLD = "3.8.0"
+KERNELS = (
+    Path(__file__).resolve().parent.parent.parent / "tritonwatch" / "codegen" / "sample_kernels.py"
+)
+
+
+@pytest.fixture(scope="session")
+def envs_root() -> Path:
+    root = Path(
+        os.environ.get(
+            "TRITONWATCH_TEST_ENVS_DIR", Path.home() / ".cache" / "tritonwatch-test-envs"
+        )
+    )
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _ensure(root: Path, name: str, triton: str, *, system: bool = False) -> EnvInfo:
+    folder = root / name
+    with settings.scope(envs_dir=str(root)):
+        if env_python(folder).exists():
+            try:
+                info = probe(env_python(folder), name=name)
+                if info.triton_version == OLD:
+                    return info
+            except TritonwatchError:
+                pass
+            shutil.rmtree(folder)
+        elif folder.exists():
+            shutil.rmtree(folder)
+        try:
+            return create_env(name, triton, system_site_packages=system)
+        except CodegenError as e:
+            if "pip install" in str(e):
+                pytest.skip(f"cannot install triton {triton} here: {e}")
+            raise
+
+
+@pytest.fixture(scope="session")
+def env_old(envs_root: Path) -> Iterator[EnvInfo]:
+    yield _ensure(envs_root, f"triton-{OLD}", OLD)
+
+
+def test_old_triton_against_the_host_reports_real_differences(env_old: EnvInfo) -> None:
+    r = blast(env_old, "current", targets="sm90,gfx942", kernel_files=[KERNELS])
+    assert r.env_a.triton_version == OLD and r.env_b.triton_version != OLD
+    assert r.summary.total == 6
+    assert all(row.a.status == "ok" and row.b.status == "ok" for row in r.rows)
+    changed = [row for row in r.rows if row.status == "changed"]
+    assert changed, "two Triton releases should not compile every kernel identically"
+    for row in changed:
+        assert row.first_changed_stage in row.changed_stages
+        assert row.diffs
+    assert r.summary.headline.startswith(f"{len(changed)} of 6 specialisations changed")
+    # the old environment against itself is still clean: the differences are real
+    again = blast(env_old, env_old, targets="gfx942", kernel_files=[KERNELS])
+    assert again.summary.changed == 0
+
+
+def test_system_site_packages_env_shadows_the_host_triton(envs_root: Path) -> None:
+    info = _ensure(envs_root, f"triton-{OLD}-sys", OLD, system=True)
+    folder = envs_root / f"triton-{OLD}-sys"
+    assert info.triton_version == OLD
+    assert Path(info.triton_path).resolve().is_relative_to(folder.resolve())
+    code = "import triton, sys; print(triton.__version__); import torch; print('torch ok')"
+    out = subprocess.run(
+        [str(env_python(folder)), "-c", code], capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-500:]
+    assert out.stdout.split() == [OLD, "torch", "ok"]

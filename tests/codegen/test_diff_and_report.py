@@ -1,0 +1,90 @@
+"""diff (summary counts, per-row deltas) and the renderers, on a hand-built report."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tritonwatch.codegen.diff import unified_diff
+from tritonwatch.report.blast import render, render_html, render_json, render_markdown, render_table
+
+
+def test_rows_and_summary(synthetic_report: Any) -> None:
+    r = synthetic_report
+    by = {(x.kernel, x.target): x for x in r.rows}
+    assert by[("add", "sm90")].status == "identical"
+    mm = by[("mm<kernel>", "sm90")]
+    assert mm.status == "changed" and mm.first_changed_stage == "ttgir"
+    assert mm.changed_stages == ("ttgir", "sass")
+    assert mm.keys_lost == ("wgmma",) and mm.keys_gained == ("mma.sync",)
+    assert mm.metric_deltas["registers"] == (120, 168)
+    assert mm.opcode_deltas == {"HGMMA": (8, 0), "HMMA": (0, 32)}
+    assert "-y = 2" in mm.diffs["ttgir"] and "+y = 3 <script>" in mm.diffs["ttgir"]
+    assert by[("soft", "sm90")].status == "failed_b"
+    s = r.summary
+    assert (s.total, s.changed, s.identical, s.failed_b_only) == (4, 2, 1, 1)
+    assert s.by_stage == {"TTGIR": 1, "AMDGCN": 1}
+    assert s.keys_lost == {"wgmma on sm90": 1} and s.keys_gained == {"mma.sync on sm90": 1}
+    assert (s.registers_up, s.registers_down, s.spills_appeared) == (1, 1, 1)
+    assert s.headline == (
+        "2 of 4 specialisations changed (first difference: 1 at TTGIR, 1 at AMDGCN); "
+        "1 lost wgmma on sm90; 1 gained mma.sync on sm90; registers up in 1, down in 1; "
+        "spills appeared in 1; 1 fail to compile only in B"
+    )
+
+
+def test_error_line_picks_the_message_of_a_compilation_error(synthetic_report: Any) -> None:
+    soft = next(x for x in synthetic_report.rows if x.kernel == "soft")
+    assert soft.b.error_line == "CompilationError: broken | on purpose"
+
+
+def test_json_has_the_documented_fields(synthetic_report: Any) -> None:
+    doc = json.loads(render_json(synthetic_report))
+    assert doc["format"] == "tritonwatch.blast/1"
+    assert doc["summary"]["headline"] == synthetic_report.summary.headline
+    rows = {(x["kernel"], x["target"]): x for x in doc["results"]}
+    assert rows[("add", "sm90")]["first_changed_stage"] is None
+    mm = rows[("mm<kernel>", "sm90")]
+    assert mm["spec"] == "mm_fp16" and mm["first_changed_stage"] == "TTGIR"
+    assert mm["a"]["metrics"]["registers"] == 120 and mm["b"]["metrics"]["spills"] == 24
+    assert mm["key_instructions_lost"] == ["wgmma"]
+    assert rows[("soft", "sm90")]["b"]["error"].startswith("CompilationError")
+    assert doc["a"]["triton_version"] == "3.8.0" and doc["b"]["ptxas"] == {"ptxas": "12.9.86"}
+
+
+def test_table_leads_with_the_summary_and_lists_failures(synthetic_report: Any) -> None:
+    text = render_table(synthetic_report)
+    assert text.splitlines()[0].startswith("2 of 4 specialisations changed")
+    assert "120 → 168 (+48)" in text and "-wgmma +mma.sync" in text
+    assert "compile failures" in text and "broken | on purpose" in text
+    assert "add_fp32" not in text  # identical rows are summarised, not listed
+
+
+def test_markdown_has_a_table_and_collapsible_diffs(synthetic_report: Any) -> None:
+    md = render_markdown(synthetic_report)
+    assert "**2 of 4 specialisations changed" in md
+    assert "| mm<kernel> / mm_fp16 | sm90 | TTGIR | 120 → 168 (+48) | 0 → 24 (+24) |" in md
+    assert "broken \\| on purpose" in md  # pipes escaped inside table cells
+    assert "<details><summary>mm&lt;kernel&gt; / mm_fp16 on sm90: TTGIR</summary>" in md
+    assert "```diff" in md
+    assert "vgprs 100 → 90 (-10)" in md and "occupancy 4 → 5 (+1)" in md
+
+
+def test_html_escapes_and_puts_diffs_one_click_away(synthetic_report: Any) -> None:
+    page = render_html(synthetic_report)
+    assert page.startswith("<!doctype html>")
+    assert "<script>" not in page and "y = 3 &lt;script&gt;" in page
+    assert "mm&lt;kernel&gt;" in page
+    assert "<details><summary>TTGIR diff</summary>" in page
+    assert '<span class="add">+y = 3 &lt;script&gt;</span>' in page
+    assert "1 identical specialisations" in page
+    assert render(synthetic_report, "html") == page
+
+
+def test_unified_diff_is_cut_at_the_limit() -> None:
+    a = "\n".join(f"line {i}" for i in range(1000))
+    b = "\n".join(f"line {i} changed" for i in range(1000))
+    out = unified_diff(a, b, "PTX", limit=50).splitlines()
+    assert out[0] == "--- A/PTX" and out[1] == "+++ B/PTX"
+    assert len(out) == 51 and out[-1].startswith("... ") and "more diff lines" in out[-1]
+    assert unified_diff("same\n", "same\n", "PTX") == ""
