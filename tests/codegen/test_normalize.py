@@ -121,6 +121,11 @@ def test_amdgcn_comments_and_debug_directives_are_stripped() -> None:
 
 
 SASS = """
+Resource usage:
+ Common:
+  GLOBAL:0
+ Function add:
+  REG:26 STACK:0 SHARED:0 LOCAL:0
 \tcode for sm_90a
 \t\tFunction : add
 \t.headerflags\t@"EF_CUDA_TEXMODE_UNIFIED"

@@ -22,7 +22,7 @@ from typing import Any
 from .metrics import Compiled
 from .normalize import STAGE_LABELS, STAGE_ORDER
 
-MAX_DIFF_LINES = 400
+MAX_DIFF_LINES = 200
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,7 @@ def _changed_stages(a: Compiled, b: Compiled) -> list[str]:
     return [s for s in order if a.stage_hashes.get(s) != b.stage_hashes.get(s)]
 
 
-def compare(a: Compiled, b: Compiled, *, diff_stages: int = 2) -> KernelDiff:
+def compare(a: Compiled, b: Compiled, *, diff_stages: int = 1) -> KernelDiff:
     """Compare one specialisation; ``diff_stages`` text diffs are kept (first changed onwards,
     plus the final ISA)."""
     base: dict[str, Any] = {"kernel": a.kernel, "spec": a.spec, "target": a.target, "a": a, "b": b}

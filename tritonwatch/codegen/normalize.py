@@ -167,9 +167,25 @@ def normalize_sass(text: str) -> str:
     lines = []
     for line in text.splitlines():
         s = _SASS_ENC.sub("", _SASS_ADDR.sub("", line)).strip()
-        if not s or s.startswith(
-            ("Fatbin", "=====", "code for", "arch =", "host =", "compile_size", ".headerflags")
-        ):
+        if (
+            not s
+            or s.startswith(
+                (
+                    "Fatbin",
+                    "=====",
+                    "code for",
+                    "arch =",
+                    "host =",
+                    "compile_size",
+                    ".headerflags",
+                    "Resource usage:",
+                    "Common:",
+                    "GLOBAL:",
+                    "REG:",
+                )
+            )
+            or (s.startswith("Function ") and s.endswith(":"))
+        ):  # -res-usage lines are metrics
             continue
         lines.append(_SPACES.sub(" ", s))
     return _common("\n".join(lines))

@@ -84,7 +84,8 @@ def _amd(r: KernelDiff) -> str:
 def _env_line(tag: str, e: EnvInfo) -> str:
     ptxas = ", ".join(f"{k} {v}" for k, v in e.ptxas_versions.items()) or "no ptxas"
     commit = f" @ {e.triton_commit}" if e.triton_commit else ""
-    return f"{tag}: {e.name} — triton {e.triton_version}{commit} ({ptxas}) — {e.python}"
+    where = "" if e.name == e.python else f" — {e.python}"
+    return f"{tag}: {e.name} — triton {e.triton_version}{commit} ({ptxas}){where}"
 
 
 def _sorted_rows(rows: Sequence[KernelDiff]) -> list[KernelDiff]:
