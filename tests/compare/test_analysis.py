@@ -1,0 +1,154 @@
+"""A/B statistics: verdicts need significance and the threshold; geomeans; FDR; rounds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tritonwatch.analysis.compare import CaseKey, Side, compare_sides
+
+
+def _key(op: str = "matmul", n: int = 256, provider: str = "triton") -> CaseKey:
+    return CaseKey.of(op, provider, "", {"N": n}, "fp16")
+
+
+def _side(rng: np.random.Generator, level: float, *, rounds: int = 2, n: int = 200) -> Side:
+    # GPU-like noise: lognormal jitter plus a few slow outliers.
+    out = []
+    for _ in range(rounds):
+        x = level * np.exp(0.01 * rng.standard_normal(n))
+        x[rng.random(n) < 0.02] *= 1.3
+        out.append(x)
+    return Side("ok", tuple(out))
+
+
+def test_planted_slowdown_is_slower_and_identical_builds_are_same() -> None:
+    rng = np.random.default_rng(1)
+    pairs = [
+        (_key(n=1), _side(rng, 1.0), _side(rng, 1.05)),
+        (_key(n=2), _side(rng, 1.0), _side(rng, 1.0)),
+        (_key(n=3), _side(rng, 1.0), _side(rng, 0.9)),
+    ]
+    cmp = compare_sides(pairs, threshold=0.02)
+    verdicts = [c.verdict for c in cmp.results]
+    assert verdicts == ["slower", "same", "faster"]
+    slow = cmp.results[0]
+    assert slow.ratio == pytest.approx(1.05, rel=0.01)
+    lo, hi = slow.ci  # type: ignore[misc]
+    assert 1.0 < lo < slow.ratio < hi < 1.1
+    assert slow.p is not None and slow.p < 1e-6 and slow.q is not None and slow.q >= slow.p
+    assert cmp.counts == {"slower": 1, "faster": 1, "same": 1, "incorrect": 0, "failed": 0}
+    assert cmp.has_regression
+
+
+def test_significant_but_below_threshold_is_same() -> None:
+    rng = np.random.default_rng(2)
+    a, b = _side(rng, 1.0, n=5000), _side(rng, 1.01, n=5000)
+    c = compare_sides([(_key(), a, b)], threshold=0.02).results[0]
+    assert c.p is not None and c.p < 1e-10  # clearly significant ...
+    assert c.verdict == "same"  # ... but 1% is below the 2% practical threshold
+    assert compare_sides([(_key(), a, b)], threshold=0.005).results[0].verdict == "slower"
+
+
+def test_beyond_threshold_but_not_significant_is_same() -> None:
+    rng = np.random.default_rng(3)
+    a = Side("ok", (1.0 * np.exp(0.3 * rng.standard_normal(8)),))
+    b = Side("ok", (1.05 * np.exp(0.3 * rng.standard_normal(8)),))
+    c = compare_sides([(_key(), a, b)], threshold=0.02).results[0]
+    assert c.p is not None and c.p > 0.05 and c.verdict == "same"
+
+
+def test_a_round_that_disagrees_widens_the_interval() -> None:
+    """Two-stage bootstrap: a worker process 3% off shows in the CI, not hidden by n."""
+    rng = np.random.default_rng(4)
+    steady = Side("ok", tuple(1.0 + 1e-4 * rng.standard_normal(500) for _ in range(3)))
+    shifted = Side(
+        "ok",
+        (
+            1.00 + 1e-4 * rng.standard_normal(500),
+            1.00 + 1e-4 * rng.standard_normal(500),
+            1.03 + 1e-4 * rng.standard_normal(500),
+        ),
+    )
+    pooled = Side("ok", (np.concatenate(shifted.rounds),))
+    two_stage = compare_sides([(_key(), steady, shifted)], threshold=0.02).results[0].ci
+    one_stage = compare_sides([(_key(), steady, pooled)], threshold=0.02).results[0].ci
+    assert two_stage is not None and one_stage is not None
+    assert one_stage[1] < 1.01 < 1.02 < two_stage[1]
+
+
+def test_incorrect_and_failed_cases() -> None:
+    rng = np.random.default_rng(5)
+    ok = _side(rng, 1.0)
+    pairs = [
+        (_key(n=1), ok, Side("incorrect", (), "max error 0.5 exceeds tolerance")),
+        (_key(n=2), Side("error", (), "worker crashed (signal SIGSEGV)"), ok),
+        (_key(n=3), ok, Side("ok", ())),
+    ]
+    cmp = compare_sides(pairs, threshold=0.02)
+    assert [c.verdict for c in cmp.results] == ["incorrect", "failed", "failed"]
+    assert cmp.results[0].reason == "B: max error 0.5 exceeds tolerance"
+    assert cmp.results[1].reason == "A: worker crashed (signal SIGSEGV)"
+    row = cmp.results[0].to_json()
+    assert row["ratio"] is None and row["ci"] is None and row["p"] is None
+    assert cmp.geomean is None and not cmp.has_regression
+
+
+def test_geomean_speedup_per_operator_and_overall() -> None:
+    def exact(v: float) -> Side:
+        return Side("ok", (np.full(50, v),))
+
+    pairs = [
+        (_key("matmul", 1), exact(1.0), exact(0.5)),  # B 2x faster
+        (_key("matmul", 2), exact(1.0), exact(2.0)),  # B 2x slower
+        (_key("softmax", 1), exact(2.0), exact(1.0)),  # B 2x faster
+    ]
+    cmp = compare_sides(pairs, threshold=0.02)
+    per = {g.group: (g.speedup, g.n) for g in cmp.per_operator}
+    assert per["matmul"] == (pytest.approx(1.0), 2)
+    assert per["softmax"] == (pytest.approx(2.0), 1)
+    assert cmp.geomean is not None and cmp.geomean.speedup == pytest.approx(2 ** (1 / 3))
+    s = cmp.summary()
+    assert s["cases"] == 3 and s["geomean_speedup"] == pytest.approx(2 ** (1 / 3))
+    assert s["per_operator"] == {"matmul": 1.0, "softmax": 2.0}
+
+
+def test_fdr_across_cases_turns_a_lone_borderline_p_into_same() -> None:
+    """Among many A/A cases, one with p just under 0.05 is not called once q is used."""
+    rng = np.random.default_rng(6)
+    pairs = []
+    for i in range(40):
+        a = Side("ok", (1.0 * np.exp(0.02 * rng.standard_normal(30)),))
+        b = Side("ok", (1.0 * np.exp(0.02 * rng.standard_normal(30)),))
+        pairs.append((_key(n=i), a, b))
+    cmp = compare_sides(pairs, threshold=0.0)  # no practical threshold: only the test guards
+    raw = sum(1 for c in cmp.results if c.p is not None and c.p < 0.05)
+    called = sum(1 for c in cmp.results if c.verdict != "same")
+    assert called <= raw and called <= 1
+
+
+def test_results_are_lazy_and_json_is_finite() -> None:
+    rng = np.random.default_rng(7)
+    cmp = compare_sides([(_key(), _side(rng, 1.0), _side(rng, 1.0))], threshold=0.02)
+    c = cmp.cases[0]
+    assert "ci" not in c.__dict__ and "p" not in c.__dict__  # nothing computed yet
+    row = cmp.results[0].to_json()
+    assert set(row) >= {
+        "operator",
+        "provider",
+        "variant",
+        "shape",
+        "dtype",
+        "a_median",
+        "b_median",
+        "ratio",
+        "ci",
+        "p",
+        "verdict",
+    }
+    assert row["shape"] == {"N": 256} and len(row["ci"]) == 2
+
+
+def test_threshold_must_be_a_fraction() -> None:
+    with pytest.raises(ValueError):
+        compare_sides([], threshold=2.0)
