@@ -132,3 +132,16 @@ def test_bad_input() -> None:
         locate(np.ones(10))
     assert locate(np.ones((3, 2))).changes == []
     assert detect_changes(np.full((2, 30), np.nan)) == []
+
+
+def test_spikes_and_gaps_are_left_out_of_the_evidence() -> None:
+    v = _flat(5, 40, 0.005, 14)
+    v[:, 25:] *= 1.2
+    v[:, 15] *= 1.5  # a spike inside the window before the change
+    v[:, 18] = np.nan  # a missing night
+    found = detect_changes(v)
+    assert len(found) == 5
+    for c in found:
+        assert c.first_bad == 25 and 15 not in c.before_cols and 18 not in c.before_cols
+        assert c.before_cols[-1] == 24 and c.after_cols[0] == 25
+        assert c.ci_low is not None and c.ci_low > 1.15

@@ -58,6 +58,8 @@ class Change:
     p_perm: float | None  # permutation p of the E-Divisive split (None for tail splits)
     before: tuple[int, int]  # [start, stop) columns of the window before
     after: tuple[int, int]  # [start, stop) columns of the window after
+    before_cols: tuple[int, ...] = ()  # the columns the test used (no spikes, no gaps)
+    after_cols: tuple[int, ...] = ()
     p_samples: float | None = None
     p: float = 1.0
     q: float = 1.0
@@ -307,7 +309,7 @@ def locate(values: np.ndarray, cfg: DetectConfig | None = None) -> ChangeSet:
     """Find changes in every row of ``values`` (rows = series, columns = nights, NaN = missing).
 
     Returns changes with their nightly-value test; raw-sample tests, FDR and CIs are added by
-    :func:`finish` (or :func:`detect_changes`, which does both).
+    :func:`apply_fdr` and the caller (or :func:`detect_changes`, which does both).
     """
     cfg = cfg or DetectConfig()
     v = np.asarray(values, dtype=np.float64)
@@ -373,6 +375,8 @@ def locate(values: np.ndarray, cfg: DetectConfig | None = None) -> ChangeSet:
                     p_perm=None if np.isnan(pp) else pp,
                     before=(int(cols[r, before[0]]), int(cols[r, before[1] - 1]) + 1),
                     after=(int(cols[r, after[0]]), int(cols[r, after[1] - 1]) + 1),
+                    before_cols=tuple(int(cols[r, j]) for j in range(*before)),
+                    after_cols=tuple(int(cols[r, j]) for j in range(*after)),
                     p=p_night,
                 )
             )
@@ -407,7 +411,7 @@ def detect_changes(
     for c in kept:
         row = v[c.row]
         ci = ratio_of_medians_ci(
-            row[c.before[0] : c.before[1]], row[c.after[0] : c.after[1]], n_boot=500, seed=cfg.seed
+            row[list(c.before_cols)], row[list(c.after_cols)], n_boot=500, seed=cfg.seed
         )
         out.append(replace(c, ci_low=ci.low, ci_high=ci.high))
     return out

@@ -176,8 +176,8 @@ def _with_samples(
         sl = spans[c.row]
         sid = points.pairs[chosen[c.row]][0]
         runs = points.run_id[sl]
-        bef = [samples.get((int(runs[j]), sid)) for j in range(*c.before)]
-        aft = [samples.get((int(runs[j]), sid)) for j in range(*c.after)]
+        bef = [samples.get((int(runs[j]), sid)) for j in c.before_cols]
+        aft = [samples.get((int(runs[j]), sid)) for j in c.after_cols]
         bs = [x for x in bef if x is not None and x.size]
         as_ = [x for x in aft if x is not None and x.size]
         if bs and as_:
@@ -222,7 +222,7 @@ def detect(
         sl = spans[c.row]
         sid = points.pairs[chosen[c.row]][0]
         runs = points.run_id[sl]
-        keys += [(int(runs[j]), sid) for j in (*range(*c.before), *range(*c.after))]
+        keys += [(int(runs[j]), sid) for j in (*c.before_cols, *c.after_cols)]
     samples = store.result_samples(keys) if keys else {}
     tested = _with_samples(found.changes, points, spans, chosen, samples)
     kept = apply_fdr(
@@ -250,16 +250,16 @@ def detect(
         info = infos[pair]
         worse = c.log_change > 0 if info.better == "lower" else c.log_change < 0
         direction = "regression" if worse else "improvement"
-        bef = [samples.get((int(runs[j]), pair[0])) for j in range(*c.before)]
-        aft = [samples.get((int(runs[j]), pair[0])) for j in range(*c.after)]
+        bef = [samples.get((int(runs[j]), pair[0])) for j in c.before_cols]
+        aft = [samples.get((int(runs[j]), pair[0])) for j in c.after_cols]
         vals = points.value[sl]
         bg = [
             b if b is not None else np.array([vals[j]])
-            for b, j in zip(bef, range(*c.before), strict=True)
+            for b, j in zip(bef, c.before_cols, strict=True)
         ]
         ag = [
             a if a is not None else np.array([vals[j]])
-            for a, j in zip(aft, range(*c.after), strict=True)
+            for a, j in zip(aft, c.after_cols, strict=True)
         ]
         ci = ratio_of_medians_ci(bg, ag, n_boot=BOOTSTRAP, seed=cfg.seed)
         details = {
@@ -273,12 +273,12 @@ def detect(
             "last_good_at": lg["started_at"].isoformat(),
             "first_bad_at": fb["started_at"].isoformat(),
             "before": {
-                "nights": c.before[1] - c.before[0],
-                "median": float(np.median(vals[c.before[0] : c.before[1]])),
+                "nights": len(c.before_cols),
+                "median": float(np.median(vals[list(c.before_cols)])),
             },
             "after": {
-                "nights": c.after[1] - c.after[0],
-                "median": float(np.median(vals[c.after[0] : c.after[1]])),
+                "nights": len(c.after_cols),
+                "median": float(np.median(vals[list(c.after_cols)])),
             },
             "method": c.method,
             "p_night": c.p_night,
