@@ -148,3 +148,19 @@ def test_spec_key_changes_with_what_decides_the_code() -> None:
     (a,) = load_specs([KERNELS], pattern="scale")
     b = CompileSpec(**{**a.__dict__, "num_warps": 8})
     assert a.key() != b.key()
+
+
+def test_requirements_exclude_targets_and_triton_versions(tmp_path: Path) -> None:
+    p = _write(
+        tmp_path,
+        '[{"kernel": "k", "signature": {"x_ptr": "*fp8e4nv", "BLOCK": "constexpr"},'
+        ' "constexprs": {"BLOCK": 64}, "requires": "fp8", "triton_before": "3.9"}]',
+    )
+    (s,) = load_file(p)
+    assert s.why_not("sm80") == "requires fp8, which sm80 lacks"
+    assert s.why_not("sm90") is None and s.why_not("gfx942") is None
+    assert s.why_not("sm90", "3.9.0") == "needs triton < 3.9"
+    assert s.why_not("sm90", "3.8.0+git1234abc") is None
+    bad = _write(tmp_path, '[{"kernel": "k", "signature": {}, "requires": "tf64"}]', "bad.py")
+    with pytest.raises(InputError, match="unknown required feature"):
+        load_file(bad)

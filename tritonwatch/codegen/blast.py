@@ -93,13 +93,13 @@ def _analyze(
     outcome: CompileOutcome, index: tuple[int, int, str], spec: CompileSpec, cache: CompileCache
 ) -> Compiled:
     target = index[2]
-    if index not in outcome:  # the spec does not apply to this target
+    if index in outcome.skipped:
         return Compiled(
             kernel=spec.kernel,
             spec=spec.name,
             target=target,
-            status="unavailable",
-            error=f"spec {spec.name} is declared only for {', '.join(spec.targets or ())}",
+            status="skipped",
+            error=outcome.skipped[index],
         )
     akey = cache.analysis_key(outcome.keys[index])
     fresh = outcome.results.get(index)
@@ -273,7 +273,7 @@ def static_metrics(
     rows = []
     for si, spec in enumerate(specs):
         for t in tlist:
-            if (0, si, t) not in outcome:
+            if (0, si, t) not in outcome and (0, si, t) not in outcome.skipped:
                 continue
             c = _analyze(outcome, (0, si, t), spec, cache)
             rows.append(

@@ -32,7 +32,8 @@ class KernelDiff:
     kernel: str
     spec: str
     target: str
-    status: str  # identical | changed | failed_a | failed_b | failed_both | unavailable
+    # identical | changed | failed_a | failed_b | failed_both | unavailable | skipped
+    status: str
     first_changed_stage: str | None
     changed_stages: tuple[str, ...]
     a: Compiled
@@ -92,6 +93,7 @@ class BlastSummary:
     failed_b_only: int
     failed_both: int
     unavailable: dict[str, str]  # target -> reason
+    skipped: int  # rows a spec's own requirements exclude (targets, features, Triton version)
     keys_lost: dict[str, int]  # "wgmma on sm90" -> count
     keys_gained: dict[str, int]
     registers_up: int
@@ -152,6 +154,8 @@ def compare(a: Compiled, b: Compiled, *, diff_stages: int = 1) -> KernelDiff:
     """Compare one specialisation; ``diff_stages`` text diffs are kept (first changed onwards,
     plus the final ISA)."""
     base: dict[str, Any] = {"kernel": a.kernel, "spec": a.spec, "target": a.target, "a": a, "b": b}
+    if "skipped" in (a.status, b.status):
+        return KernelDiff(status="skipped", first_changed_stage=None, changed_stages=(), **base)
     if "unavailable" in (a.status, b.status):
         return KernelDiff(status="unavailable", first_changed_stage=None, changed_stages=(), **base)
     if a.status != "ok" or b.status != "ok":
@@ -245,6 +249,7 @@ def summarize(rows: Sequence[KernelDiff]) -> BlastSummary:
         failed_b_only=sum(r.status == "failed_b" for r in rows),
         failed_both=sum(r.status == "failed_both" for r in rows),
         unavailable=unavailable,
+        skipped=sum(r.status == "skipped" for r in rows),
         keys_lost=dict(lost.most_common()),
         keys_gained=dict(gained.most_common()),
         registers_up=sum(_up(r, "registers") for r in changed),
@@ -260,7 +265,7 @@ def summarize(rows: Sequence[KernelDiff]) -> BlastSummary:
 
 
 def _with_headline(s: BlastSummary) -> BlastSummary:
-    compared = s.total  # every row counts, failures included
+    compared = s.total - s.skipped  # failures count; specs excluded by their own rules do not
     parts: list[str] = []
     if s.changed:
         where = ", ".join(f"{n} at {stage}" for stage, n in s.by_stage.items())
@@ -290,6 +295,8 @@ def _with_headline(s: BlastSummary) -> BlastSummary:
         parts.append(f"{s.failed_a_only} fail to compile only in A")
     if s.failed_both:
         parts.append(f"{s.failed_both} fail in both, differently")
+    if s.skipped:
+        parts.append(f"{s.skipped} skipped by their spec's requirements")
     for target, reason in s.unavailable.items():
         parts.append(f"{target} unavailable ({reason})")
     headline = "; ".join(parts)

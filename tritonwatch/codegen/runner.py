@@ -67,6 +67,7 @@ class CompileOutcome:
     cache: CompileCache
     results: dict[tuple[int, int, str], dict[str, Any]] = field(default_factory=dict)
     keys: dict[tuple[int, int, str], str] = field(default_factory=dict)
+    skipped: dict[tuple[int, int, str], str] = field(default_factory=dict)  # -> why not compiled
     n_tasks: int = 0
     n_cached: int = 0
     n_compiled: int = 0
@@ -217,7 +218,9 @@ def compile_all(
         fp = env.fingerprint()
         for si, spec in enumerate(specs):
             for target in targets:
-                if not spec.applies_to(target):
+                why = spec.why_not(target, env.triton_version)
+                if why is not None:
+                    out.skipped[(ei, si, target)] = why
                     continue
                 key = cache_key(fp, spec.key(), target, sources[spec.file])
                 task = Task(ei, si, target, key)

@@ -50,8 +50,28 @@ _KNOWN_KEYS = {
     "num_stages",
     "options",
     "targets",
+    "requires",
+    "triton_before",
 }
 _TARGET = re.compile(r"sm\d+|gfx[0-9a-f]+")
+#: Hardware features a spec may require, and the targets that have them.
+FEATURES = {
+    "fp8": lambda t: (
+        (t.startswith("sm") and int(t[2:]) >= 89)
+        or t in ("gfx942", "gfx950")
+        or t.startswith("gfx12")
+    ),
+}
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """``"3.9.0+git1234"`` -> ``(3, 9, 0)``; enough to order Triton releases."""
+    parts = []
+    for p in re.split(r"[.+-]", version):
+        if not p.isdigit():
+            break
+        parts.append(int(p))
+    return tuple(parts)
 
 
 @dataclass(frozen=True)
@@ -68,6 +88,8 @@ class CompileSpec:
     num_stages: int = 3
     options: dict[str, Any] = field(default_factory=dict)
     targets: tuple[str, ...] | None = None
+    requires: tuple[str, ...] = ()
+    triton_before: str | None = None
 
     @classmethod
     def from_dict(cls, d: Any, *, file: str, index: int = 0) -> CompileSpec:
@@ -106,6 +128,18 @@ class CompileSpec:
             raise InputError(
                 f"{where}: constexprs must be JSON values (numbers, strings, booleans)", path=file
             ) from None
+        requires = d.get("requires") or ()
+        requires = (requires,) if isinstance(requires, str) else tuple(requires)
+        bad = [f for f in requires if f not in FEATURES]
+        if bad:
+            raise InputError(
+                f"{where}: unknown required feature(s) {', '.join(bad)}; known: "
+                f"{', '.join(sorted(FEATURES))}",
+                path=file,
+            )
+        before = d.get("triton_before")
+        if before is not None and not version_tuple(str(before)):
+            raise InputError(f"{where}: triton_before must be a version like '3.9'", path=file)
         name = str(d.get("name") or _default_name(d))
         return cls(
             name=name,
@@ -118,6 +152,8 @@ class CompileSpec:
             num_stages=int(d.get("num_stages", 3)),
             options=dict(d.get("options") or {}),
             targets=targets,
+            requires=requires,
+            triton_before=None if before is None else str(before),
         )
 
     def compile_options(self) -> dict[str, Any]:
@@ -134,7 +170,19 @@ class CompileSpec:
         }
 
     def applies_to(self, target: str) -> bool:
-        return self.targets is None or target in self.targets
+        return self.why_not(target) is None
+
+    def why_not(self, target: str, triton_version: str | None = None) -> str | None:
+        """Why this spec is not compiled for ``target`` with that Triton, or None if it is."""
+        if self.targets is not None and target not in self.targets:
+            return f"declared only for {', '.join(self.targets)}"
+        for feature in self.requires:
+            if not FEATURES[feature](target):
+                return f"requires {feature}, which {target} lacks"
+        before = self.triton_before
+        if before and triton_version and version_tuple(triton_version) >= version_tuple(before):
+            return f"needs triton < {before}"
+        return None
 
 
 def _default_name(d: dict[str, Any]) -> str:

@@ -54,6 +54,10 @@ def _ms(a: float | None, b: float | None) -> str:
 def _stage(r: KernelDiff) -> str:
     if r.status == "changed":
         return STAGE_LABELS.get(r.first_changed_stage or "", "-")
+    if r.status == "skipped":
+        c = r.a if r.a.status == "skipped" else r.b
+        side = "both" if r.a.status == r.b.status else ("A" if c is r.a else "B")
+        return f"skipped in {side}: {c.error}"
     return {
         "identical": "none",
         "failed_a": "fails in A",
@@ -131,9 +135,7 @@ def table(report: BlastReport, *, show_identical: bool = False) -> Group:
             justify="right" if col in ("registers", "spills", "shared", "instructions") else "left",
         )
     for r in _sorted_rows(report.rows):
-        if r.status in ("identical", "unavailable", "failed_a", "failed_b", "failed_both") and not (
-            show_identical and r.status == "identical"
-        ):
+        if r.status != "changed" and not (show_identical and r.status == "identical"):
             continue
         t.add_row(
             escape(f"{r.kernel} / {r.spec}"),
@@ -316,7 +318,7 @@ def render_html(report: BlastReport) -> str:
             f"<div class=up>{side}: {_h(c.error_line)}</div><details><summary>full "
             f"error</summary><pre>{_h(c.error)}</pre></details>"
             for side, c in (("A", r.a), ("B", r.b))
-            if c.status != "ok"
+            if c.status in ("error", "unavailable")
         )
         opcodes = _h(top_opcodes(r, 8))
         amd = _h(_amd(r))

@@ -109,7 +109,7 @@ class CodegenMixin:
     def _upsert_codegen(self, conn: Connection, build_id: int, rows: Sequence[Compiled]) -> None:
         now = datetime.now(UTC)
         for c in rows:
-            if c.status == "unavailable":
+            if c.status in ("unavailable", "skipped"):
                 continue
             values = {
                 "stage_hashes": c.stage_hashes,
