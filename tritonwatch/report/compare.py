@@ -8,7 +8,9 @@ import json
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from ..analysis.compare import CaseComparison, Comparison, json_safe
 
@@ -25,7 +27,7 @@ ORDER = ("slower", "faster", "incorrect", "failed", "same")
 def _ms(v: float | None) -> str:
     if v is None:
         return "-"
-    return f"{v * 1e3:.2f} us" if v < 1 else f"{v:.4g} ms"
+    return f"{v * 1e3:.2f} us" if v < 1 else f"{v:.3f} ms"
 
 
 def _ratio(v: float | None) -> str:
@@ -63,7 +65,7 @@ def headline(comparison: Comparison) -> str:
 
 
 def render_terminal(comparison: Comparison, console: Console, *, show_same: bool = True) -> None:
-    t = Table(title=f"A: {comparison.label_a}   vs   B: {comparison.label_b}")
+    t = Table(title=escape(f"A: {comparison.label_a}   vs   B: {comparison.label_b}"))
     for col in ("case", "provider", "dtype", "A median", "B median", "B/A", "95% CI", "p"):
         t.add_column(col, justify="left" if col in ("case", "provider", "dtype") else "right")
     t.add_column("verdict")
@@ -73,23 +75,23 @@ def render_terminal(comparison: Comparison, console: Console, *, show_same: bool
         style = COLORS[c.verdict]
         verdict = c.verdict if c.reason is None else f"{c.verdict}: {c.reason[:60]}"
         t.add_row(
-            _case(c),
-            c.key.provider_key,
-            c.key.dtype,
+            escape(_case(c)),
+            escape(c.key.provider_key),
+            escape(c.key.dtype),
             _ms(c.a.median),
             _ms(c.b.median),
             _ratio(c.ratio),
             _ci(c),
             _p(c.p),
-            f"[{style}]{verdict}[/]",
+            Text(verdict, style=style),
         )
     console.print(t)
     if comparison.per_operator:
         ops = ", ".join(f"{g.group} {g.speedup:.3f}x" for g in comparison.per_operator)
-        console.print(f"geomean speedup per operator (B over A): {ops}")
+        console.print(Text(f"geomean speedup per operator (B over A): {ops}"), highlight=False)
     slower = comparison.counts["slower"]
     color = "red" if slower else "green"
-    console.print(f"[{color}]{headline(comparison)}[/]")
+    console.print(Text(headline(comparison), style=color), highlight=False)
 
 
 def _md_escape(text: str) -> str:
@@ -156,7 +158,7 @@ def render_markdown(comparison: Comparison) -> str:
     return "\n".join(lines)
 
 
-def to_json(comparison: Comparison, **extra: Any) -> dict[str, Any]:
+def to_json(comparison: Comparison, /, **extra: Any) -> dict[str, Any]:
     """``{"a", "b", "summary", "cases"}``; each case has operator, provider, variant, shape,
     dtype, a_median, b_median, ratio, ci, p, verdict (and q, n_a, n_b, reason)."""
     return json_safe(
@@ -170,5 +172,5 @@ def to_json(comparison: Comparison, **extra: Any) -> dict[str, Any]:
     )
 
 
-def render_json(comparison: Comparison, **extra: Any) -> str:
+def render_json(comparison: Comparison, /, **extra: Any) -> str:
     return json.dumps(to_json(comparison, **extra), indent=2)

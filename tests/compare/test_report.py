@@ -1,0 +1,72 @@
+"""Renderers: Markdown for a PR comment (summary, regressions, improvements, rest folded),
+JSON per case, and the terminal table."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from rich.console import Console
+
+from tritonwatch.analysis.compare import CaseKey, Comparison, Side, compare_sides
+from tritonwatch.report.compare import render_json, render_markdown, render_terminal
+
+
+def _cmp() -> Comparison:
+    def exact(v: float, n: int = 40) -> Side:
+        rng = np.random.default_rng(int(v * 1000))
+        return Side("ok", (v * (1 + 1e-4 * rng.standard_normal(n)),))
+
+    k = lambda op, n: CaseKey.of(op, "triton", "", {"N": n}, "fp16")  # noqa: E731
+    return compare_sides(
+        [
+            (k("matmul", 1), exact(1.0), exact(1.2)),
+            (k("matmul", 2), exact(1.0), exact(1.05)),
+            (k("softmax", 1), exact(1.0), exact(0.8)),
+            (k("softmax", 2), exact(1.0), exact(1.0)),
+            (k("a|b<script>", 3), exact(1.0), Side("incorrect", (), "max error 1 > 0.01")),
+        ],
+        threshold=0.02,
+        label_a="base (triton 3.8.0)",
+        label_b="pr (triton 3.9.0)",
+    )
+
+
+def test_markdown_puts_summary_then_regressions_then_improvements_then_the_rest_folded() -> None:
+    md = render_markdown(_cmp())
+    summary = md.index("2 slower")
+    regress = md.index("### Regressions (2)")
+    improve = md.index("### Improvements (1)")
+    folded = md.index("<details>")
+    assert summary < regress < improve < folded
+    # Largest regression first.
+    assert md.index("1.200x") < md.index("1.050x") < improve
+    # The rest: same and incorrect, inside <details>.
+    rest = md[folded:]
+    assert "softmax[N=2]" in rest and "incorrect (B: max error 1 &gt; 0.01)" in rest
+    assert "1 same, 1 incorrect" in rest
+    # Table cells cannot break the table or inject HTML.
+    assert "<script>" not in md and "a\\|b&lt;script&gt;" in md
+    assert "| matmul | " in md and "| softmax | " in md  # per-operator geomean table
+
+
+def test_json_has_the_documented_keys_per_case() -> None:
+    doc = json.loads(render_json(_cmp(), comparison="c0ffee"))
+    assert doc["comparison"] == "c0ffee" and doc["a"].startswith("base")
+    assert doc["summary"]["slower"] == 2 and doc["summary"]["faster"] == 1
+    keys = {"operator", "provider", "variant", "shape", "dtype", "a_median", "b_median"}
+    keys |= {"ratio", "ci", "p", "verdict"}
+    for row in doc["cases"]:
+        assert keys <= set(row)
+    bad = [r for r in doc["cases"] if r["verdict"] == "incorrect"][0]
+    assert bad["ratio"] is None and bad["b_median"] is None
+
+
+def test_terminal_table_colors_verdicts() -> None:
+    console = Console(record=True, width=200, force_terminal=True)
+    render_terminal(_cmp(), console)
+    text = console.export_text(clear=False)
+    assert "matmul[N=1]" in text and "1.200x" in text and "slower" in text
+    assert "2 slower, 1 faster, 1 incorrect" in text
+    styled = console.export_text(styles=True)
+    assert "\x1b[1;31mslower" in styled  # bold red
