@@ -219,8 +219,6 @@ def _triton_available(variant: str) -> Callable[[DeviceInfo, str], str | None]:
                 return "fp8 e4m3 needs a GPU with fp8 (sm89+, gfx942, gfx950)"
             if variant not in ("pointers", "persistent"):
                 return f"{variant} is measured for fp16/bf16/fp32 only (fp8 B must be K-major)"
-        if variant in ("device_desc", "host_desc") and device.is_gpu and not device.has_tma:
-            return "tensor descriptors are benchmarked on GPUs with TMA (sm90+) only"
         return None
 
     return check

@@ -11,7 +11,9 @@ worker can load it by file path in a torch-less environment (Triton 3.6-3.9).
      "constexprs": {arg: value}, "num_warps": int, "num_stages": int,
      "divisibility": [args whose value is a multiple of 16 (pointers: 16-byte aligned)]}
 
-Host-side descriptor kernels take ``tensordesc<fp16[64, 64]>``-style types, written here as
+A spec with ``"requires": "fp8"`` only applies to targets with fp8 (sm89+, gfx942, gfx950);
+compiling it for sm80 fails by design. A spec with ``"triton_before": "3.9"`` needs an older
+Triton (block pointers were removed in 3.9). Host-side descriptor kernels take ``tensordesc<fp16[64, 64]>``-style types, written here as
 ``"tensordesc<fp16[BM,BK]>"`` with the block shape spelled out.
 """
 
@@ -228,19 +230,10 @@ def matmul_persistent_kernel(
 
 
 _PTR_ARGS = {
-    "a_ptr": "*{t}",
-    "b_ptr": "*{t}",
-    "c_ptr": "*{o}",
-    "M": "i32",
-    "N": "i32",
-    "K": "i32",
-    "stride_am": "i32",
-    "stride_ak": "constexpr",
-    "stride_bk": "i32",
-    "stride_bn": "constexpr",
-    "stride_cm": "i32",
-    "stride_cn": "constexpr",
-}
+    "a_ptr": "*{t}", "b_ptr": "*{t}", "c_ptr": "*{o}", "M": "i32", "N": "i32", "K": "i32",
+    "stride_am": "i32", "stride_ak": "i32", "stride_bk": "i32", "stride_bn": "i32",
+    "stride_cm": "i32", "stride_cn": "i32",
+}  # fmt: skip
 _BLOCKS = {"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 64, "GROUP_M": 8}
 
 
@@ -254,28 +247,35 @@ def _spec(
     num_warps: int = 8,
     num_stages: int = 3,
 ) -> dict[str, object]:
+    fp8 = t.startswith("fp8")
     sig = {k: v.format(t=t, o=o) for k, v in args.items()}
     consts: dict[str, object] = {**_BLOCKS, **extra}
-    for k in ("stride_ak", "stride_bn", "stride_cn"):
+    if fp8:
+        consts["BLOCK_K"] = 128  # and B is K-major (column-major), as the fp8 providers pass it
+    unit = (
+        ("stride_ak", "stride_bk", "stride_cn") if fp8 else ("stride_ak", "stride_bn", "stride_cn")
+    )
+    for k in unit:
         if k in sig:
             consts[k] = 1
     for k in consts:
         sig[k] = "constexpr"
-    return {
+    spec: dict[str, object] = {
         "name": name,
         "kernel": kernel,
         "signature": sig,
         "constexprs": consts,
         "divisibility": [
             k
-            for k in sig
-            if k.endswith("_ptr")
-            or k in ("M", "N", "K")
-            or k in ("stride_am", "stride_bk", "stride_cm")
+            for k, v in sig.items()
+            if v != "constexpr" and (v.startswith("*") or k[0] in "MNK" or k.startswith("stride"))
         ],
         "num_warps": num_warps,
         "num_stages": num_stages,
     }
+    if fp8:
+        spec["requires"] = "fp8"
+    return spec
 
 
 COMPILE_SPECS: list[dict[str, object]] = []
@@ -293,8 +293,12 @@ for _t, _o in (("fp16", "fp16"), ("bf16", "bf16"), ("fp8e4nv", "fp16")):
             {"NUM_SMS": 132},
         )
     )
+# Triton 3.9 removed block pointers: this spec compiles with 3.6-3.8 only.
 COMPILE_SPECS.append(
-    _spec("matmul_block_ptr_fp16", "matmul_block_ptr_kernel", "fp16", "fp16", _PTR_ARGS, {})
+    {
+        **_spec("matmul_block_ptr_fp16", "matmul_block_ptr_kernel", "fp16", "fp16", _PTR_ARGS, {}),
+        "triton_before": "3.9",
+    }
 )
 COMPILE_SPECS.append(
     _spec(
