@@ -34,7 +34,7 @@ class DetectConfig:
     min_change: float = 0.01  # relative change below which nothing is reported
     noise_floor: float = 1.5  # ... nor below this many noise standard deviations of the series
     screen_t: float = 4.0  # screening |t| a series needs to reach E-Divisive
-    permutations: int = 39  # permutation test of each E-Divisive split
+    permutations: int = 19  # permutation test of each E-Divisive split
     perm_alpha: float = 0.05  # split kept when the permutation p-value is at most this
     outlier_k: float = 4.0  # a spike is this many noise sds from both neighbours
     fdr: float = 0.05  # false discovery rate over all series tested in one pass
