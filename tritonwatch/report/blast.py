@@ -92,6 +92,17 @@ def _env_line(tag: str, e: EnvInfo) -> str:
     return f"{tag}: {e.name} — triton {e.triton_version}{commit} ({ptxas}){where}"
 
 
+def stats_text(report: BlastReport) -> str:
+    st = report.stats
+    if not st:
+        return ""
+    return (
+        f"{st.get('tasks', 0)} compiles: {st.get('compiled', 0)} run, "
+        f"{st.get('cached', 0)} from the cache, {st.get('wall_s', 0):.1f} s with "
+        f"{st.get('jobs', '?')} workers"
+    )
+
+
 def _sorted_rows(rows: Sequence[KernelDiff]) -> list[KernelDiff]:
     order = {
         "failed_b": 0,
@@ -112,7 +123,8 @@ def _failures(report: BlastReport) -> list[KernelDiff]:
 def table(report: BlastReport, *, show_identical: bool = False) -> Group:
     head = Text(report.summary.headline, style="bold")
     envs = Text(
-        "\n".join([_env_line("A", report.env_a), _env_line("B", report.env_b)]), style="dim"
+        "\n".join([_env_line("A", report.env_a), _env_line("B", report.env_b), stats_text(report)]),
+        style="dim",
     )
     t = Table(
         title=f"{report.summary.changed} changed of {report.summary.total} "
@@ -342,6 +354,7 @@ def render_html(report: BlastReport) -> str:
 <h1>Blast radius: triton {_h(report.env_a.triton_version)} → {_h(report.env_b.triton_version)}</h1>
 <div class="headline">{_h(s.headline)}</div>
 <ul><li>{_h(_env_line("A", report.env_a))}</li><li>{_h(_env_line("B", report.env_b))}</li>
+<li>{_h(stats_text(report))}</li>
 <li>targets: {_h(", ".join(report.targets))}; {s.total} specialisations; report {_h(report.uuid)}
 at {_h(report.created_at.strftime("%Y-%m-%d %H:%M UTC"))}</li></ul>
 <table><thead><tr><th>kernel / spec</th><th>target</th><th>first change</th><th>registers</th>
