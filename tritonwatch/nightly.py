@@ -12,6 +12,7 @@ by ``push.token_file`` that only the runner's user can read.
 
 from __future__ import annotations
 
+import logging
 import os
 import tomllib
 from collections.abc import Callable
@@ -22,16 +23,19 @@ from typing import Any
 from . import settings
 from .errors import InputError, TritonwatchError, UsageError
 
+log = logging.getLogger(__name__)
+
 #: Exit codes, most severe first; when several apply the first listed wins.
 EXIT_CODES: dict[int, str] = {
     2: "configuration or usage error: nothing was attempted",
     3: "the suite did not run, or some cases errored or were incorrect",
     4: "some runs were not pushed (server unreachable or refused them); they stay spooled",
     5: "notification failed (the webhook refused or could not be reached)",
+    6: "detection failed (the message says why; the run and push still happened)",
     1: "new regressions were found (alerts filed tonight)",
     0: "everything ran, was pushed, and no new regression was found",
 }
-_SEVERITY = [3, 4, 5, 1]
+_SEVERITY = [3, 4, 6, 5, 1]
 
 
 @dataclass(frozen=True)
@@ -108,10 +112,31 @@ def _build(cls: type, table: dict[str, Any], where: str, path: str) -> Any:
             f"{', '.join(sorted(known))}",
             path=path,
         )
-    try:
-        return cls(**table)
-    except TypeError as e:
-        raise InputError(f"{where.rstrip('.') or 'top level'}: {e}", path=path) from None
+    types = {f.name: str(f.type) for f in fields(cls)}
+    for key, value in table.items():
+        want = _TYPES.get(types[key].replace(" | None", ""))
+        if want is None:
+            continue
+        if (
+            value is None
+            and "None" not in types[key]
+            or (
+                value is not None
+                and (not isinstance(value, want) or isinstance(value, bool) and bool not in want)
+            )
+        ):
+            raise InputError(f"{where}{key}: expected {types[key]}, got {value!r}", path=path)
+    return cls(**table)
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "bool": (bool,),
+    "int": (int,),
+    "float": (int, float),
+    "str": (str,),
+    "list[str]": (list,),
+    "list[int]": (list,),
+}
 
 
 def load_config(path: Path | None) -> NightlyConfig:
@@ -243,7 +268,11 @@ def _detect_step(store: Any, cfg: NightlyConfig, report: NightlyReport) -> list[
     try:
         rep = detect(store, machine=machine)
     except TritonwatchError as e:
-        report.steps.append(Step("detect", False, str(e), 3))
+        report.steps.append(Step("detect", False, str(e), 6))
+        return []
+    except Exception as e:  # noqa: BLE001 - a detection bug must not cost the night's summary
+        log.exception("detect failed")
+        report.steps.append(Step("detect", False, f"crashed: {type(e).__name__}: {e}", 6))
         return []
     created = [f for f in rep.findings if f.action == "created"]
     regressions = [f for f in created if f.direction == "regression"]

@@ -126,6 +126,7 @@ def nightly_cmd(config_path: Path | None, db: str | None) -> None:
     Exit status (the first that applies, so a scheduler can act on it):
       3  the suite did not run, or some cases errored or were incorrect
       4  some runs were not pushed; they stay spooled for the next push
+      6  detection failed
       5  the notification webhook failed
       1  new regressions were found tonight
       0  all steps succeeded and nothing regressed
