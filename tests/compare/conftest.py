@@ -4,17 +4,15 @@ point), fake build environments (wrapper scripts around this Python) and a real 
 from __future__ import annotations
 
 import os
-import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from comparekit import REAL_TRITON
 
 from tritonwatch import settings
 
 HERE = Path(__file__).resolve().parent
-REAL_TRITON = "3.8.0"  # the second Triton of the slow tests (the host has another)
 
 
 @pytest.fixture
@@ -33,15 +31,6 @@ def planted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     suite = tmp_path / "planted.toml"
     suite.write_text('[[cases]]\noperator = "planted"\nproviders = ["steady", "planted"]\n')
     return suite
-
-
-def fake_python(folder: Path, name: str, env: dict[str, str]) -> Path:
-    """A 'build environment' that is this Python with extra environment variables."""
-    path = folder / name
-    exports = "".join(f"export {k}={v}\n" for k, v in env.items())
-    path.write_text(f'#!/bin/sh\n{exports}exec {sys.executable} "$@"\n')
-    path.chmod(path.stat().st_mode | stat.S_IXUSR)
-    return path
 
 
 @pytest.fixture
