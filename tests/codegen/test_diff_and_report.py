@@ -88,3 +88,36 @@ def test_unified_diff_is_cut_at_the_limit() -> None:
     assert out[0] == "--- A/PTX" and out[1] == "+++ B/PTX"
     assert len(out) == 51 and out[-1].startswith("... ") and "more diff lines" in out[-1]
     assert unified_diff("same\n", "same\n", "PTX") == ""
+
+
+def test_header_only_changes_are_told_apart_from_code_changes() -> None:
+    from tritonwatch.codegen.diff import compare, summarize
+    from tritonwatch.codegen.metrics import Compiled
+    from tritonwatch.codegen.normalize import stage_hash
+
+    def side(attrs: str, llir: str) -> Compiled:
+        stages = {
+            "ttgir": f"module attributes {{{attrs}}} {{\n  tt.return\n}}\n",
+            "llir": f'target datalayout = "{attrs}"\n{llir}\n',
+        }
+        return Compiled(
+            kernel="k",
+            spec="s",
+            target="sm90",
+            status="ok",
+            stages=stages,
+            stage_hashes={k: stage_hash(v) for k, v in stages.items()},
+        )
+
+    only_headers = compare(side("a = 1", "ret void"), side("a = 2", "ret void"))
+    assert only_headers.first_changed_stage == "ttgir" and only_headers.first_code_stage is None
+    code_later = compare(side("a = 1", "ret void"), side("a = 2", "unreachable"))
+    assert code_later.first_changed_stage == "ttgir" and code_later.first_code_stage == "llir"
+    s = summarize([only_headers, code_later])
+    assert s.by_stage == {"TTGIR": 2} and s.by_code_stage == {"LLIR": 1} and s.header_only == 1
+    assert (
+        "code itself first differs 1 at LLIR, 1 only in module attributes/target lines"
+        in s.headline
+    )
+    assert only_headers.to_json()["first_code_change"] is None
+    assert code_later.to_json()["first_code_change"] == "LLIR"

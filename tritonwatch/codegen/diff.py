@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .metrics import Compiled
-from .normalize import STAGE_LABELS, STAGE_ORDER
+from .normalize import STAGE_LABELS, STAGE_ORDER, strip_header
 
 MAX_DIFF_LINES = 200
 
@@ -35,6 +35,9 @@ class KernelDiff:
     # identical | changed | failed_a | failed_b | failed_both | unavailable | skipped
     status: str
     first_changed_stage: str | None
+    # The first stage whose code differs once header lines (module attributes, target triple,
+    # data layout, ISA version) are set aside; None when only headers differ.
+    first_code_stage: str | None
     changed_stages: tuple[str, ...]
     a: Compiled
     b: Compiled
@@ -69,6 +72,7 @@ class KernelDiff:
             "target": self.target,
             "status": self.status,
             "first_changed_stage": STAGE_LABELS.get(self.first_changed_stage or "", None),
+            "first_code_change": STAGE_LABELS.get(self.first_code_stage or "", None),
             "changed_stages": [STAGE_LABELS[s] for s in self.changed_stages],
             "a": side(self.a),
             "b": side(self.b),
@@ -89,6 +93,8 @@ class BlastSummary:
     changed: int
     identical: int
     by_stage: dict[str, int]
+    by_code_stage: dict[str, int]  # first stage whose code (headers set aside) differs
+    header_only: int  # changed rows whose stages differ only in header lines
     failed_a_only: int
     failed_b_only: int
     failed_both: int
@@ -145,6 +151,15 @@ def unified_diff(a: str, b: str, stage: str, *, limit: int = MAX_DIFF_LINES) -> 
     return "\n".join(lines)
 
 
+def _first_code_stage(a: Compiled, b: Compiled, changed: list[str]) -> str | None:
+    for st in changed:
+        if st not in a.stages or st not in b.stages:
+            return st  # a binary (or a stage only one side has): no header to set aside
+        if strip_header(a.stages[st]) != strip_header(b.stages[st]):
+            return st
+    return None
+
+
 def _changed_stages(a: Compiled, b: Compiled) -> list[str]:
     order = [s for s in STAGE_ORDER if s in a.stage_hashes or s in b.stage_hashes]
     return [s for s in order if a.stage_hashes.get(s) != b.stage_hashes.get(s)]
@@ -155,9 +170,21 @@ def compare(a: Compiled, b: Compiled, *, diff_stages: int = 1) -> KernelDiff:
     plus the final ISA)."""
     base: dict[str, Any] = {"kernel": a.kernel, "spec": a.spec, "target": a.target, "a": a, "b": b}
     if "skipped" in (a.status, b.status):
-        return KernelDiff(status="skipped", first_changed_stage=None, changed_stages=(), **base)
+        return KernelDiff(
+            status="skipped",
+            first_changed_stage=None,
+            first_code_stage=None,
+            changed_stages=(),
+            **base,
+        )
     if "unavailable" in (a.status, b.status):
-        return KernelDiff(status="unavailable", first_changed_stage=None, changed_stages=(), **base)
+        return KernelDiff(
+            status="unavailable",
+            first_changed_stage=None,
+            first_code_stage=None,
+            changed_stages=(),
+            **base,
+        )
     if a.status != "ok" or b.status != "ok":
         status = (
             "failed_both"
@@ -168,7 +195,13 @@ def compare(a: Compiled, b: Compiled, *, diff_stages: int = 1) -> KernelDiff:
         )
         if status == "failed_both" and a.error_line == b.error_line:
             status = "identical"  # fails the same way in both: nothing changed
-        return KernelDiff(status=status, first_changed_stage=None, changed_stages=(), **base)
+        return KernelDiff(
+            status=status,
+            first_changed_stage=None,
+            first_code_stage=None,
+            changed_stages=(),
+            **base,
+        )
     changed = _changed_stages(a, b)
     metrics = {}
     for name in sorted(set(a.metrics) | set(b.metrics)):
@@ -196,6 +229,7 @@ def compare(a: Compiled, b: Compiled, *, diff_stages: int = 1) -> KernelDiff:
     return KernelDiff(
         status="changed" if changed else "identical",
         first_changed_stage=changed[0] if changed else None,
+        first_code_stage=_first_code_stage(a, b, changed),
         changed_stages=tuple(changed),
         metric_deltas=metrics,
         opcode_deltas=opcodes,
@@ -222,6 +256,7 @@ def summarize(rows: Sequence[KernelDiff]) -> BlastSummary:
     by_stage = Counter(
         STAGE_LABELS[r.first_changed_stage] for r in changed if r.first_changed_stage
     )
+    by_code = Counter(STAGE_LABELS[r.first_code_stage] for r in changed if r.first_code_stage)
     lost: Counter[str] = Counter()
     gained: Counter[str] = Counter()
     for r in changed:
@@ -245,6 +280,8 @@ def summarize(rows: Sequence[KernelDiff]) -> BlastSummary:
         changed=len(changed),
         identical=len(ok) - len(changed),
         by_stage={lbl: by_stage[lbl] for lbl in STAGE_LABELS.values() if by_stage[lbl]},
+        by_code_stage={lbl: by_code[lbl] for lbl in STAGE_LABELS.values() if by_code[lbl]},
+        header_only=sum(1 for r in changed if r.first_code_stage is None),
         failed_a_only=sum(r.status == "failed_a" for r in rows),
         failed_b_only=sum(r.status == "failed_b" for r in rows),
         failed_both=sum(r.status == "failed_both" for r in rows),
@@ -272,6 +309,16 @@ def _with_headline(s: BlastSummary) -> BlastSummary:
         parts.append(
             f"{s.changed} of {compared} specialisations changed (first difference: {where})"
         )
+        if s.by_code_stage != s.by_stage:
+            code = ", ".join(f"{n} at {stage}" for stage, n in s.by_code_stage.items())
+            parts.append(
+                f"code itself first differs {code or 'nowhere'}"
+                + (
+                    f", {s.header_only} only in module attributes/target lines"
+                    if s.header_only
+                    else ""
+                )
+            )
     else:
         parts.append(f"0 of {compared} specialisations changed")
     parts += [f"{n} lost {k}" for k, n in s.keys_lost.items()]

@@ -201,6 +201,19 @@ _BY_STAGE = {
 }
 
 
+#: Lines that name the target or toolchain rather than code: module attributes, data layouts,
+#: target triples, ISA versions. Between releases they change for every kernel.
+_HEADER = re.compile(
+    r"^\s*(?:module attributes|target datalayout|target triple|\.version|\.target|"
+    r"\.amdgcn_target|amdhsa\.target:|\.amdhsa_code_object_version|\.elftype)\b"
+)
+
+
+def strip_header(text: str) -> str:
+    """The text without its header lines (see ``_HEADER``): what is left is code."""
+    return "\n".join(ln for ln in text.splitlines() if not _HEADER.match(ln))
+
+
 def normalize(stage: str, text: str) -> str:
     """The normalised text of one stage (unknown stages get only paths and hashes masked)."""
     fn = _BY_STAGE.get(stage, _common)

@@ -53,7 +53,12 @@ def _ms(a: float | None, b: float | None) -> str:
 
 def _stage(r: KernelDiff) -> str:
     if r.status == "changed":
-        return STAGE_LABELS.get(r.first_changed_stage or "", "-")
+        first = STAGE_LABELS.get(r.first_changed_stage or "", "-")
+        if r.first_code_stage == r.first_changed_stage:
+            return first
+        if r.first_code_stage is None:
+            return f"{first} (header only)"
+        return f"{first} (header); code {STAGE_LABELS[r.first_code_stage]}"
     if r.status == "skipped":
         c = r.a if r.a.status == "skipped" else r.b
         side = "both" if r.a.status == r.b.status else ("A" if c is r.a else "B")
