@@ -229,8 +229,8 @@ def notify_cmd(
     "--baseline",
     required=True,
     metavar="BUILD",
-    help="The build to compare against: a Triton version (3.8.0), a Triton commit "
-    "prefix or a run UUID prefix; force one with version:, commit: or run:.",
+    help="The build to compare against: an exact Triton version (3.8.0), else a run UUID "
+    "prefix, else a Triton commit prefix; force one with version:, run: or commit:.",
 )
 @click.option(
     "--candidate", required=True, metavar="BUILD", help="The build to gate (as --baseline)."
