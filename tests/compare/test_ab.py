@@ -147,3 +147,34 @@ def test_two_real_triton_builds_each_in_its_own_worker(
     assert by == {"planted": "slower", "steady": "same"}, [
         c.to_json() for c in out.comparison.results
     ]
+
+
+@pytest.mark.slow
+def test_an_environment_that_cannot_run_the_worker_is_named(
+    tmp_path: Path, planted: Path, quick: None, sqlite_url: str
+) -> None:
+    """A Python with Triton but without a usable torch: one clear error, no half comparison."""
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "torch.py").write_text("raise ImportError('no torch in this environment')\n")
+    py = fake_python(tmp_path, "py-notorch", {"PYTHONPATH": str(broken)})
+    r = CliRunner().invoke(
+        main,
+        [
+            "compare",
+            "--a",
+            "current",
+            "--b",
+            str(py),
+            "--suite",
+            str(planted),
+            "--rounds",
+            "1",
+            "--db",
+            sqlite_url,
+        ],
+    )
+    assert r.exit_code != 0 and "Traceback" not in r.output
+    assert "cannot run the benchmark worker" in r.stderr and "--system-site-packages" in r.stderr
+    with Store.open(sqlite_url) as st:
+        assert st.comparison_page() == []
