@@ -102,3 +102,27 @@ def test_an_ab_comparison_is_saved_with_both_runs_in_one_go(store: Any) -> None:
     got = get_comparison(store, str(saved.id))
     assert got.kind == "ab" and got.summary["schedule"] == "ABBA"
     assert got.cases[0]["verdict"] == "failed" and got.cases[0]["b_median"] is None
+
+
+def test_the_dashboard_shows_a_stored_comparison(sqlite_url: str) -> None:
+    import warnings
+
+    with warnings.catch_warnings():  # starlette's TestClient warns about httpx at import time
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    from tritonwatch.store import Store
+    from tritonwatch.web.app import create_app
+
+    with Store.open(sqlite_url) as st:
+        a, b = _run([1.0, 1.0], 1, "3.8.0"), _run([1.2, 1.0], 2, "3.9.0")
+        st.add_runs([a, b])
+        _, saved = compare_stored_runs(st, str(a.run.id), str(b.run.id), threshold=0.02)
+    with TestClient(create_app(sqlite_url)) as client:
+        page = client.get(f"/compare/{saved.uuid}")
+        assert page.status_code == 200
+        for text in ("slower", "a_median", "verdict", "N: 256", "triton 3.9.0"):
+            assert text in page.text, text
+        api = client.get(f"/api/v1/comparisons/{saved.uuid[:8]}").json()
+        assert [r["verdict"] for r in api["items"]] == ["slower", "same"]
+        assert client.get(f"/api/v1/comparisons/{saved.uuid}?format=csv").status_code == 200

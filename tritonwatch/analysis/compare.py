@@ -191,11 +191,11 @@ class CaseComparison:
             "ratio": self.ratio,
             "ci": list(ci) if ci else None,
             "p": self.p,
-            "q": self.q,
             "verdict": self.verdict,
+            "reason": self.reason,
+            "q": self.q,
             "n_a": int(self.a.samples.size),
             "n_b": int(self.b.samples.size),
-            "reason": self.reason,
         }
 
 
