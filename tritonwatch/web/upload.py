@@ -20,9 +20,12 @@ status and the run id from them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import re
+import sys
+from collections.abc import AsyncIterator
 from typing import Any, NoReturn
 
 from fastapi import APIRouter, Request
@@ -40,7 +43,24 @@ from ..store import schema as s
 from ..store.access import TokenRow
 from .auth import AuthError, require_token
 
-router = APIRouter(prefix="/api/v1", tags=["upload"])
+# The interpreter's GIL switch interval while the app runs. A request thread waiting for the GIL
+# behind an upload being parsed waits up to one interval each time it reacquires it (every
+# database round trip and socket write); at the default 5 ms a series read took 40 ms at the
+# median under load, at 0.5 ms 17 ms, and ingest got faster too (benchmarks/upload_bench.py).
+SWITCH_INTERVAL_S = 0.0005
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(_app: Any) -> AsyncIterator[None]:
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(min(before, SWITCH_INTERVAL_S))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
+
+
+router = APIRouter(prefix="/api/v1", tags=["upload"], lifespan=_lifespan)
 
 # Uploads parsed and stored at once. Parsing and validating a run is CPU work under the GIL; with
 # every upload doing it at once, the dashboard's reads queue behind them (series p95 went from
