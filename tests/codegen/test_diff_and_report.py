@@ -121,3 +121,29 @@ def test_header_only_changes_are_told_apart_from_code_changes() -> None:
     )
     assert only_headers.to_json()["first_code_change"] is None
     assert code_later.to_json()["first_code_change"] == "LLIR"
+
+
+def test_same_failure_in_both_builds_is_not_a_change_but_is_said() -> None:
+    from tritonwatch.codegen.diff import compare, summarize
+    from tritonwatch.codegen.metrics import Compiled
+
+    def err(target: str) -> Compiled:
+        return Compiled(
+            kernel="k",
+            spec="s",
+            target=target,
+            status="error",
+            error="RuntimeError: PassManager::run failed",
+        )
+
+    ok = Compiled(kernel="k", spec="s", target="sm90", status="ok", stage_hashes={"ttir": "1"})
+    rows = [compare(err("gfx999"), err("gfx999")), compare(ok, ok)]
+    assert rows[0].status == "failed_same" and not rows[0].changed
+    s = summarize(rows)
+    assert s.changed == 0 and s.identical == 1 and s.failed_same == 1
+    assert s.dead_targets == {"gfx999": "RuntimeError: PassManager::run failed"}
+    assert s.headline == (
+        "0 of 2 specialisations changed; nothing compiles for gfx999 in either "
+        "build (RuntimeError: PassManager::run failed); 1 fail to compile in "
+        "both, the same way"
+    )

@@ -32,7 +32,7 @@ class KernelDiff:
     kernel: str
     spec: str
     target: str
-    # identical | changed | failed_a | failed_b | failed_both | unavailable | skipped
+    # identical | changed | failed_a | failed_b | failed_both | failed_same | unavailable | skipped
     status: str
     first_changed_stage: str | None
     # The first stage whose code differs once header lines (module attributes, target triple,
@@ -49,7 +49,7 @@ class KernelDiff:
 
     @property
     def changed(self) -> bool:
-        return self.status != "identical"
+        return self.status in ("changed", "failed_a", "failed_b", "failed_both")
 
     def metric(self, name: str) -> tuple[float | None, float | None]:
         return self.a.metrics.get(name), self.b.metrics.get(name)
@@ -98,6 +98,8 @@ class BlastSummary:
     failed_a_only: int
     failed_b_only: int
     failed_both: int
+    failed_same: int
+    dead_targets: dict[str, str]  # target -> error, when nothing compiles there in either build
     unavailable: dict[str, str]  # target -> reason
     skipped: int  # rows a spec's own requirements exclude (targets, features, Triton version)
     keys_lost: dict[str, int]  # "wgmma on sm90" -> count
@@ -194,7 +196,7 @@ def compare(a: Compiled, b: Compiled, *, diff_stages: int = 1) -> KernelDiff:
             else "failed_b"
         )
         if status == "failed_both" and a.error_line == b.error_line:
-            status = "identical"  # fails the same way in both: nothing changed
+            status = "failed_same"  # fails the same way in both: no change, but worth saying
         return KernelDiff(
             status=status,
             first_changed_stage=None,
@@ -250,6 +252,15 @@ def _down(d: KernelDiff, name: str) -> bool:
     return va is not None and vb is not None and vb < va
 
 
+def _dead_targets(rows: Sequence[KernelDiff]) -> dict[str, str]:
+    out = {}
+    for t in dict.fromkeys(r.target for r in rows):
+        mine = [r for r in rows if r.target == t and r.status != "skipped"]
+        if mine and all(r.status == "failed_same" for r in mine):
+            out[t] = mine[0].a.error_line or "compile error"
+    return out
+
+
 def summarize(rows: Sequence[KernelDiff]) -> BlastSummary:
     ok = [r for r in rows if r.status in ("identical", "changed")]
     changed = [r for r in rows if r.status == "changed"]
@@ -285,6 +296,8 @@ def summarize(rows: Sequence[KernelDiff]) -> BlastSummary:
         failed_a_only=sum(r.status == "failed_a" for r in rows),
         failed_b_only=sum(r.status == "failed_b" for r in rows),
         failed_both=sum(r.status == "failed_both" for r in rows),
+        failed_same=sum(r.status == "failed_same" for r in rows),
+        dead_targets=_dead_targets(rows),
         unavailable=unavailable,
         skipped=sum(r.status == "skipped" for r in rows),
         keys_lost=dict(lost.most_common()),
@@ -342,6 +355,10 @@ def _with_headline(s: BlastSummary) -> BlastSummary:
         parts.append(f"{s.failed_a_only} fail to compile only in A")
     if s.failed_both:
         parts.append(f"{s.failed_both} fail in both, differently")
+    for target, reason in s.dead_targets.items():
+        parts.append(f"nothing compiles for {target} in either build ({reason})")
+    if s.failed_same:
+        parts.append(f"{s.failed_same} fail to compile in both, the same way")
     if s.skipped:
         parts.append(f"{s.skipped} skipped by their spec's requirements")
     for target, reason in s.unavailable.items():

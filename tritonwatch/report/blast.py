@@ -68,6 +68,7 @@ def _stage(r: KernelDiff) -> str:
         "failed_a": "fails in A",
         "failed_b": "fails in B",
         "failed_both": "fails in both",
+        "failed_same": "fails in both (same error)",
         "unavailable": "unavailable",
     }.get(r.status, r.status)
 
@@ -114,6 +115,7 @@ def _sorted_rows(rows: Sequence[KernelDiff]) -> list[KernelDiff]:
         "failed_a": 1,
         "failed_both": 2,
         "changed": 3,
+        "failed_same": 4,
         "unavailable": 4,
         "identical": 5,
     }
