@@ -152,3 +152,24 @@ def test_results_are_lazy_and_json_is_finite() -> None:
 def test_threshold_must_be_a_fraction() -> None:
     with pytest.raises(ValueError):
         compare_sides([], threshold=2.0)
+
+
+def test_a_change_must_stand_out_against_round_to_round_noise() -> None:
+    """Raw samples say 3% slower, but the rounds of one build differ by 2%: not a verdict.
+    The same 3% with steady rounds is one."""
+    rng = np.random.default_rng(8)
+
+    def rounds(*levels: float) -> Side:
+        return Side("ok", tuple(v * (1 + 1e-3 * rng.standard_normal(400)) for v in levels))
+
+    noisy = compare_sides(
+        [(_key(), rounds(1.00, 1.02), rounds(1.05, 1.03))], threshold=0.02
+    ).results[0]
+    assert noisy.p is not None and noisy.p < 1e-10 and noisy.ci is not None and noisy.ci[0] > 1
+    assert noisy.p_rounds is not None and noisy.p_rounds > 0.05
+    assert noisy.verdict == "same"
+    steady = compare_sides(
+        [(_key(), rounds(1.00, 1.001), rounds(1.03, 1.031))], threshold=0.02
+    ).results[0]
+    assert steady.p_rounds is not None and steady.p_rounds < 0.01
+    assert steady.verdict == "slower"
