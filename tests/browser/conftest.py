@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "web"))
-from seed import Seeded, seed  # noqa: E402
+from webseed import Seeded, seed  # noqa: E402
 
 CHROMIUM = os.environ.get("TRITONWATCH_TEST_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"

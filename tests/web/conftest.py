@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
-from seed import Seeded, seed
+from webseed import Site, seed
 
 with warnings.catch_warnings():  # starlette's TestClient warns about httpx at import time
     warnings.simplefilter("ignore")
@@ -16,14 +14,6 @@ with warnings.catch_warnings():  # starlette's TestClient warns about httpx at i
 
 from tritonwatch.store import Store  # noqa: E402
 from tritonwatch.web.app import create_app  # noqa: E402
-
-
-@dataclass
-class Site:
-    client: Any
-    store: Store
-    seeded: Seeded
-    token: str
 
 
 def make_site(store: Store) -> Iterator[Site]:

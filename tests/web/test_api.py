@@ -7,8 +7,7 @@ import io
 from urllib.parse import quote
 
 import pytest
-from conftest import Site
-from seed import NIGHTS, STEP_NIGHT, XSS
+from webseed import NIGHTS, STEP_NIGHT, XSS, Site
 
 from tritonwatch.web.export import parquet_available
 
@@ -111,7 +110,7 @@ def test_overview_heatmap_shows_the_step(site: Site, sqlite_url: str) -> None:
 
 
 def test_heatmap_sees_a_step_between_the_newest_two_runs(tmp_path: object) -> None:
-    from seed import seed
+    from webseed import seed
 
     from tritonwatch.store import Store
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 import pytest
-from conftest import Site
-from seed import XSS, XSS_MACHINE, XSS_SHAPE
+from webseed import XSS, XSS_MACHINE, XSS_SHAPE, Site
 
 
 def pages(site: Site) -> list[str]:

@@ -27,6 +27,16 @@ T0 = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
 
 
 @dataclass
+class Site:
+    """A seeded store behind the app, a test client, and a token with every scope."""
+
+    client: Any
+    store: Store
+    seeded: Seeded
+    token: str
+
+
+@dataclass
 class Seeded:
     runs: dict[str, list[str]] = field(default_factory=dict)  # machine -> run uuids, oldest first
     alert_id: int = 0
