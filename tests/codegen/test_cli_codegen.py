@@ -123,6 +123,12 @@ def test_env_list_and_create_errors(tmp_path: Path) -> None:
     import triton
 
     assert triton.__version__ in listed.output
+    broken = Path(settings.get("envs_dir")) / "broken" / "bin"
+    broken.mkdir(parents=True)
+    (broken / "python").write_text("#!/bin/sh\necho 'boom' >&2\nexit 3\n")
+    (broken / "python").chmod(0o755)
+    listed = runner.invoke(main, ["env", "list"], terminal_width=200)
+    assert listed.exit_code == 0 and "broken" in listed.output and "cannot run" in listed.output
     _one_line_error(
         runner.invoke(main, ["env", "create", "host", "--triton", "3.8.0"]), "already exists"
     )

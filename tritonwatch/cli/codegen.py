@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .. import settings
@@ -63,7 +64,7 @@ def env_create_cmd(
 @env_cmd.command("list")
 def env_list_cmd() -> None:
     """List build environments and the Triton each one has."""
-    from ..codegen.envs import EnvInfo, envs_dir, list_envs
+    from ..codegen.envs import envs_dir, list_envs
 
     envs = list_envs()
     if not envs:
@@ -76,11 +77,11 @@ def env_list_cmd() -> None:
     for col in ("name", "triton", "python", "ptxas", "path"):
         t.add_column(col)
     for e in envs:
-        if isinstance(e, EnvInfo):
-            ptxas = ", ".join(f"{v}" for v in e.ptxas_versions.values()) or "-"
-            t.add_row(e.name, e.triton_version, e.python_version, ptxas, e.python)
+        if e.info is not None:
+            ptxas = ", ".join(e.info.ptxas_versions.values()) or "-"
+            t.add_row(e.name, e.info.triton_version, e.info.python_version, ptxas, e.info.python)
         else:
-            t.add_row(e[0], "[red]broken[/red]", "-", "-", e[1])
+            t.add_row(e.name, "[red]broken[/red]", "-", "-", escape(e.problem or ""))
     Console().print(t)
 
 

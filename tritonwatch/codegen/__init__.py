@@ -9,12 +9,13 @@ Public entry points: :func:`blast` (two environments -> :class:`BlastReport`),
 from __future__ import annotations
 
 from .blast import BlastReport, StaticMetrics, StaticRow, blast, static_metrics
-from .envs import EnvInfo, create_env, list_envs, resolve_env
+from .envs import EnvEntry, EnvInfo, create_env, list_envs, resolve_env
 from .specs import CompileSpec, load_file, load_specs
 
 __all__ = [
     "BlastReport",
     "CompileSpec",
+    "EnvEntry",
     "EnvInfo",
     "StaticMetrics",
     "StaticRow",

@@ -141,19 +141,33 @@ def resolve_env(ref: str) -> EnvInfo:
     )
 
 
-def list_envs() -> list[EnvInfo | tuple[str, str]]:
-    """Each environment under ``envs_dir``: its EnvInfo, or (name, problem) when it is broken."""
+@dataclass(frozen=True)
+class EnvEntry:
+    """One folder under ``envs_dir``: its EnvInfo, or why it cannot be used."""
+
+    name: str
+    folder: str
+    info: EnvInfo | None
+    problem: str | None
+
+
+def list_envs() -> list[EnvEntry]:
+    """Each environment under ``envs_dir``, probed; broken ones say what is wrong."""
     root = envs_dir()
-    out: list[EnvInfo | tuple[str, str]] = []
+    out: list[EnvEntry] = []
     if not root.is_dir():
         return out
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         if not env_python(folder).exists():
             continue
         try:
-            out.append(probe(env_python(folder), name=folder.name))
+            out.append(
+                EnvEntry(
+                    folder.name, str(folder), probe(env_python(folder), name=folder.name), None
+                )
+            )
         except (CodegenError, NotFoundError) as e:
-            out.append((folder.name, str(e)))
+            out.append(EnvEntry(folder.name, str(folder), None, str(e)))
     return out
 
 
