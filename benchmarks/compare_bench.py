@@ -1,0 +1,153 @@
+"""Measure the A/B method on this machine: the A/A false-positive rate, the detection rate of a
+planted slowdown, and what a comparison costs relative to one run.
+
+    python benchmarks/compare_bench.py [--reps 3] [--suite smoke] [--provider torch]
+
+With no GPU these are CPU figures (torch-timed cases; Triton kernels only run under the
+interpreter and are not timed). Prints one block of figures; writes nothing outside a temp dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+PLANTED = HERE.parent / "tests" / "compare" / "plantedops.py"
+
+
+def _install_planted(site: Path) -> Path:
+    """The test suite's planted-slowdown operator as an installed plugin, plus its suite file."""
+    site.mkdir(parents=True, exist_ok=True)
+    shutil.copy(PLANTED, site / "plantedops.py")
+    dist = site / "tw_planted-1.0.dist-info"
+    dist.mkdir(exist_ok=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tw-planted\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[tritonwatch]\nplanted = plantedops:register\n")
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])
+    sys.path.insert(0, str(site))
+    suite = site.parent / "planted.toml"
+    suite.write_text(
+        '[suite]\nshapes = "nightly"\n[[cases]]\noperator = "planted"\nproviders = ["steady", "planted"]\n'
+    )
+    return suite
+
+
+def _aa(args: argparse.Namespace, store: Any) -> None:
+    """A/A comparisons of the same Python: every slower/faster verdict is a false positive."""
+    from tritonwatch import settings
+    from tritonwatch.analysis.compare import compare_sides
+    from tritonwatch.bench.ab import ABOptions, run_ab
+    from tritonwatch.bench.runner import RunOptions, run_suite
+
+    filters: dict[str, Any] = dict(suite=args.suite, providers=[args.provider], device="cpu")
+    with settings.scope(budget_ms=args.budget_ms):
+        t0 = time.monotonic()
+        single = run_suite(RunOptions(**filters), store)
+        t_run = time.monotonic() - t0
+        timed = sum(1 for o in single.outcomes if o.record.status == "ok")
+        print(f"single run: {timed} timed cases, {t_run:.1f} s")
+        flagged = flagged_raw = measured = 0
+        t_cmp: list[float] = []
+        for rep in range(args.reps):
+            t0 = time.monotonic()
+            opts = ABOptions(a="current", b="current", rounds=args.rounds, seed=rep, **filters)
+            out = run_ab(opts, store)
+            t_cmp.append(time.monotonic() - t0)
+            res = out.comparison.results
+            n = sum(c.measured for c in res)
+            f = sum(c.verdict in ("slower", "faster") for c in res)
+            measured, flagged = measured + n, flagged + f
+            # What the raw-sample test alone would call (no threshold, no round test).
+            bare = compare_sides([(c.key, c.a, c.b) for c in res], threshold=0.0)
+            flagged_raw += sum(
+                1
+                for c in bare.results
+                if c.q is not None and c.q < 0.05 and c.ci and (c.ci[0] > 1 or c.ci[1] < 1)
+            )
+            print(f"  A/A rep {rep}: {t_cmp[-1]:.1f} s, {f} of {n} flagged")
+    mean_cmp = sum(t_cmp) / len(t_cmp)
+    print(
+        f"A/A false-positive rate ({args.suite}/{args.provider}, rounds {args.rounds}, "
+        f"threshold 2%): {flagged}/{measured} = {flagged / max(measured, 1):.1%}"
+    )
+    print(
+        f"  raw-sample test alone (FDR 5%, CI excludes 1; no threshold, no round test): "
+        f"{flagged_raw}/{measured} = {flagged_raw / max(measured, 1):.1%}"
+    )
+    print(f"cost: compare {mean_cmp:.1f} s vs run {t_run:.1f} s = {mean_cmp / t_run:.2f}x")
+
+
+def _planted(args: argparse.Namespace, store: Any, tmp: Path) -> None:
+    """A wrapper 'environment' whose planted provider spins ``--slowdown`` longer."""
+    from tritonwatch import settings
+    from tritonwatch.bench.ab import ABOptions, run_ab
+
+    suite = _install_planted(tmp / "site")
+    slow = tmp / "py-slow"
+    slow.write_text(
+        "#!/bin/sh\nexport TW_PLANTED_SLOW_ALWAYS=1\n"
+        f'export TW_PLANTED_SLOWDOWN={args.slowdown}\nexec {sys.executable} "$@"\n'
+    )
+    slow.chmod(0o755)
+    hits = n_planted = steady_flag = n_steady = 0
+    with settings.scope(budget_ms=args.budget_ms, target_ci=0.002):
+        for rep in range(args.reps):
+            opts = ABOptions(
+                a="current",
+                b=str(slow),
+                suite=str(suite),
+                device="cpu",
+                rounds=args.rounds,
+                seed=rep,
+            )
+            out = run_ab(opts, store)
+            for c in out.comparison.results:
+                if c.key.provider == "planted":
+                    n_planted += 1
+                    hits += c.verdict == "slower"
+                else:
+                    n_steady += 1
+                    steady_flag += c.verdict in ("slower", "faster")
+    print(
+        f"planted {args.slowdown:.0%} slowdown on 150-300 us spins (rounds {args.rounds}): "
+        f"flagged slower in {hits}/{n_planted} = {hits / max(n_planted, 1):.0%}; "
+        f"steady twin flagged {steady_flag}/{n_steady}"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=3, help="A/A and planted comparisons to run")
+    ap.add_argument("--suite", default="smoke")
+    ap.add_argument("--provider", default="torch")
+    ap.add_argument("--budget-ms", type=float, default=100.0)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--slowdown", type=float, default=0.03)
+    ap.add_argument("--parts", default="aa,planted", help="aa (A/A and cost), planted, or both")
+    args = ap.parse_args()
+
+    from tritonwatch.store import Store
+
+    tmp = Path(tempfile.mkdtemp(prefix="tw-compare-bench-"))
+    store = Store.open(f"sqlite:///{tmp / 'tw.db'}")
+    load = os.getloadavg()[0]
+    print(f"machine: {os.cpu_count()} CPUs, load average {load:.1f} (CPU timings, no GPU)")
+    parts = set(args.parts.split(","))
+    if "aa" in parts:
+        _aa(args, store)
+    if "planted" in parts:
+        _planted(args, store, tmp)
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+    store.close()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
