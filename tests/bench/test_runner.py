@@ -159,4 +159,5 @@ def test_gpu_probe_runs_in_a_child_process(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(runner.subprocess, "run", fake_run)
     dev = runner.probe("auto")
     assert dev.kind == "cuda" and dev.capability == (9, 0) and dev.has_tma and dev.has_fp8
+    assert dev.count == 8
     assert seen and "probe_device('cuda')" in seen[0][-1]

@@ -265,7 +265,12 @@ def run_ab(
             peak_source=peaks.source if peaks else None,
         )
     pairs = []
+    not_timed = 0
     for c in p.cases:
+        merged_sides = [_merge(c, recs[s][c.id]) for s in "AB" if recs[s].get(c.id)]
+        if len(merged_sides) == 2 and all(m.status == "skipped" for m in merged_sides):
+            not_timed += 1  # e.g. Triton under the CPU interpreter: checked, not timed
+            continue
         sides = []
         for side in "AB":
             rs = recs[side].get(c.id) or []
@@ -284,6 +289,7 @@ def run_ab(
         "triton_a": env_a.triton_version,
         "triton_b": env_b.triton_version,
         "interrupted": interrupted,
+        "not_timed": not_timed,
     }
     comparison = compare_sides(
         pairs,

@@ -56,6 +56,7 @@ def probe_device(requested: str = "auto", gpu: int = 0) -> DeviceInfo:
             name=props.name,
             capability=None,
             sm_count=props.multi_processor_count,
+            count=torch.cuda.device_count(),
         )
     cap = (props.major, props.minor)
     return DeviceInfo(
@@ -64,6 +65,7 @@ def probe_device(requested: str = "auto", gpu: int = 0) -> DeviceInfo:
         name=props.name,
         capability=cap,
         sm_count=props.multi_processor_count,
+        count=torch.cuda.device_count(),
     )
 
 

@@ -257,7 +257,10 @@ def run_suite(
         progress=progress,
     )
     fp = fp or _local_fingerprint(device)
-    m = fp.get("machine") or {}
+    m = fp.setdefault("machine", {})
+    if device.count:
+        # A worker pinned by --gpus sees one GPU; the machine is the same whichever it saw.
+        m["gpu_count"] = device.count
     name = settings.get("machine_name") or m.get("name") or "unknown"
     peaks = None
     if device.is_gpu:
@@ -365,6 +368,8 @@ def calibrate(store: Any, *, device: str | None = None, gpu: int = 0) -> Calibra
     if peaks is None:
         raise BenchError(f"calibration failed: {proc.stderr.strip()[-300:] or 'no output'}")
     m = fp.get("machine") or {}
+    if dev.count:
+        m["gpu_count"] = dev.count  # the calibration worker is pinned to one GPU
     name = settings.get("machine_name") or m.get("name") or "unknown"
     store.set_machine_peaks(
         name, dev.kind, m.get("gpu_model"), m.get("gpu_count"), peaks, info={**m, "name": name}

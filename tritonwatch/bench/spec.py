@@ -33,6 +33,7 @@ class DeviceInfo:
     capability: tuple[int, int] | None = None
     sm_count: int | None = None
     interpreter: bool = False
+    count: int | None = None  # GPUs visible to the runner (workers may each see only one)
 
     @property
     def is_gpu(self) -> bool:
