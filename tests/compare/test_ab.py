@@ -180,3 +180,24 @@ def test_an_environment_that_cannot_run_the_worker_is_named(
     assert "cannot run the benchmark worker" in r.stderr and "--system-site-packages" in r.stderr
     with Store.open(sqlite_url) as st:
         assert st.comparison_page() == []
+
+
+def test_cases_timed_by_neither_build_are_left_out(
+    monkeypatch: pytest.MonkeyPatch, sqlite_url: str, planted: Path
+) -> None:
+    """A case neither side timed (a Triton kernel under the CPU interpreter) gets no verdict."""
+    fake = _fake_envs(monkeypatch, {})
+
+    def execute(cases: list[Any], device: Any, **kw: Any) -> Any:
+        recs, fp, stop = fake(cases, device, **kw)
+        for r in recs:
+            if r.case.provider == "steady":
+                r.status, r.samples, r.error = "skipped", None, "not timed: interpreter"
+        return recs, fp, stop
+
+    monkeypatch.setattr(ab, "execute", execute)
+    opts = ABOptions(a="a", b="b", suite=str(planted), device="cpu", rounds=1, budget_ms=50)
+    with Store.open(sqlite_url) as st:
+        out = run_ab(opts, st)
+    assert [c.key.provider for c in out.comparison.results] == ["planted"]
+    assert out.comparison.summary()["not_timed"] == 1
