@@ -152,6 +152,7 @@ def test_gpu_probe_runs_in_a_child_process(monkeypatch: pytest.MonkeyPatch) -> N
             "capability": [9, 0],
             "sm_count": 132,
             "interpreter": False,
+            "count": 8,
         }
         return subprocess.CompletedProcess(argv, 0, json.dumps(d) + "\n", "")
 
