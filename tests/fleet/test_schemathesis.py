@@ -63,7 +63,7 @@ def test_no_5xx_for_any_generated_request(
             "--seed",
             "1",
             "--workers",
-            "2",
+            "1",
             "--request-timeout",
             "30",
             "--no-shrink",
@@ -81,8 +81,47 @@ def test_no_5xx_for_any_generated_request(
         cwd=tmp_path,
     )
     out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-8000:]
+    (tmp_path / "schemathesis.log").write_text(out)
+    start = min(
+        (i for i in (out.find("= ERRORS ="), out.find("= FAILURES =")) if i >= 0),
+        default=max(0, len(out) - 8000),
+    )
+    assert proc.returncode == 0, out[start : start + 12000]
     assert "Server error" not in out
     # the fuzzer got past validation and auth: generated runs were stored
     with Store.open(module_pg) as st:
         assert len(st.runs(org="fuzz", limit=None)) > 3 or which != "writes", out[-3000:]
+
+
+# What the fuzzer found in the read API: ids and offsets beyond PostgreSQL's BIGINT reach the
+# database and come back as 500. Pinned here so the fix (bounded Path/Query ints) stays in.
+HUGE = "99999999999999999999999"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/api/v1/alerts/{HUGE}",
+        f"/api/v1/series/{HUGE}/1",
+        f"/api/v1/runs?offset={HUGE}",
+        f"/api/v1/results?offset={HUGE}",
+        f"/api/v1/codegen?offset={HUGE}",
+        f"/api/v1/comparisons?offset={HUGE}",
+    ],
+)
+def test_out_of_range_ids_and_offsets_are_4xx(shared_server: Server, path: str) -> None:
+    r = httpx.get(shared_server.url + path, timeout=30)
+    assert 400 <= r.status_code < 500, (r.status_code, r.text[:200])
+    assert "error" in r.json()
+
+
+def test_out_of_range_alert_id_in_triage_is_404(shared_server: Server, module_pg: str) -> None:
+    with Store.open(module_pg) as st:
+        token = st.create_token("fuzz", "triager", scopes=("triage",)).token
+    r = httpx.post(
+        f"{shared_server.url}/api/v1/alerts/{HUGE}/status",
+        json={"status": "new"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    assert r.status_code == 404, r.text
