@@ -138,12 +138,11 @@ def inductor_provider(
     description: str,
     dtypes: tuple[str, ...] | None = FLOAT_DTYPES,
 ) -> Provider:
-    compiled: dict[str, Any] = {}
-
     def prepare(inputs: Any, case: Case, device: DeviceInfo) -> Prepared:
-        if "fn" not in compiled:
-            compiled["fn"] = torch.compile(fn, dynamic=False)
-        f = compiled["fn"]
+        # A fresh compile per case: dynamo caches per code object and silently falls back to
+        # eager past its recompile limit, which would label eager timings as inductor.
+        torch._dynamo.reset()
+        f = torch.compile(fn, dynamic=False)
         a = args(inputs, case)
         return Prepared(lambda: f(*a), config=lambda: {"mode": "default", "dynamic": False})
 
