@@ -189,7 +189,7 @@ def _token(cfg: PushSection) -> str | None:
             raise UsageError(
                 f"cannot read push.token_file {cfg.token_file} ({e.strerror})"
             ) from None
-    return settings.get("token")  # type: ignore[no-any-return]
+    return settings.get("token")
 
 
 def _run_step(store: Any, cfg: NightlyConfig, report: NightlyReport) -> None:

@@ -92,7 +92,7 @@ def _run_body_schema() -> dict[str, Any]:
     schema = json_schema()
     body = _inline_refs(schema, schema.get("$defs", {}))
     body.pop("$id", None)
-    return body  # type: ignore[no-any-return]
+    return body
 
 
 def _error(status: int, message: str) -> HTTPException:
@@ -206,7 +206,7 @@ def _stored_org(store: Store, run_id: int) -> str | None:
         .where(s.runs.c.id == run_id)
     )
     with store.engine.connect() as conn:
-        return conn.execute(q).scalar()  # type: ignore[no-any-return]
+        return conn.execute(q).scalar()
 
 
 def _parse(body: bytes) -> Run:
@@ -336,7 +336,7 @@ def _slots(request: Request) -> asyncio.Semaphore:
     slots = getattr(state, "upload_slots", None)
     if slots is None:
         slots = state.upload_slots = asyncio.Semaphore(UPLOAD_SLOTS)
-    return slots  # type: ignore[no-any-return]
+    return slots
 
 
 def require_alert_org(store: Store, alert_id: int, token: TokenRow) -> None:
