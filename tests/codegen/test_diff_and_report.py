@@ -67,6 +67,10 @@ def test_markdown_has_a_table_and_collapsible_diffs(synthetic_report: Any) -> No
     assert "broken \\| on purpose" in md  # pipes escaped inside table cells
     assert "<details><summary>mm&lt;kernel&gt; / mm_fp16 on sm90: TTGIR</summary>" in md
     assert "```diff" in md
+    # rows a reviewer must read (a lost wgmma, spills) come before alphabetical order would
+    assert md.index("| mm<kernel> / mm_fp16 | sm90 |") < md.index(
+        "| mm<kernel> / mm_fp16 | gfx942 |"
+    )
     assert "vgprs 100 → 90 (-10)" in md and "occupancy 4 → 5 (+1)" in md
 
 

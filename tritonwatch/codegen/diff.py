@@ -51,6 +51,22 @@ class KernelDiff:
     def changed(self) -> bool:
         return self.status in ("changed", "failed_a", "failed_b", "failed_both")
 
+    @property
+    def impact(self) -> float:
+        """How much a reviewer should care, for ordering rows: key instructions lost or gained
+        first, then spills that grew, then relative register and instruction changes."""
+        if self.status != "changed":
+            return 1e9 if self.status in ("failed_a", "failed_b", "failed_both") else 0.0
+        score = 1000.0 * len(self.keys_lost) + 500.0 * len(self.keys_gained)
+        sa, sb = self.metric("spills")
+        if (sb or 0) > (sa or 0):
+            score += 300.0
+        for name, weight in (("registers", 200.0), ("instructions", 100.0), ("shared", 50.0)):
+            va, vb = self.metric(name)
+            if va and vb is not None:
+                score += weight * min(1.0, abs(vb - va) / va)
+        return score
+
     def metric(self, name: str) -> tuple[float | None, float | None]:
         return self.a.metrics.get(name), self.b.metrics.get(name)
 

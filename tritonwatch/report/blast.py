@@ -26,6 +26,7 @@ from ..codegen.normalize import STAGE_LABELS
 FORMATS = ("table", "markdown", "html", "json")
 MD_DIFF_ROWS = 10
 MD_DIFF_LINES = 60
+MD_MAX_ROWS = 100  # a GitHub comment holds 65,536 characters
 _AMD_METRICS = ("vgprs", "agprs", "sgprs", "scratch", "occupancy")
 
 
@@ -119,7 +120,10 @@ def _sorted_rows(rows: Sequence[KernelDiff]) -> list[KernelDiff]:
         "unavailable": 4,
         "identical": 5,
     }
-    return sorted(rows, key=lambda r: (order.get(r.status, 9), r.kernel, r.spec, r.target))
+    # Within a status, the rows a reviewer should read first (see KernelDiff.impact) come first.
+    return sorted(
+        rows, key=lambda r: (order.get(r.status, 9), -r.impact, r.kernel, r.spec, r.target)
+    )
 
 
 def _failures(report: BlastReport) -> list[KernelDiff]:
@@ -207,13 +211,14 @@ def render_markdown(report: BlastReport) -> str:
         "",
     ]
     changed = [r for r in _sorted_rows(report.rows) if r.status == "changed"]
+    shown = changed[:MD_MAX_ROWS]
     if changed:
         out += [
             "| kernel / spec | target | first change | registers | spills | shared | "
             "instructions | key instructions | top opcode deltas | compile ms A / B |",
             "|---|---|---|--:|--:|--:|--:|---|---|---|",
         ]
-        for r in changed:
+        for r in shown:
             out.append(
                 "| "
                 + " | ".join(
@@ -233,7 +238,12 @@ def render_markdown(report: BlastReport) -> str:
                 )
                 + " |"
             )
-        amd = [(r, _amd(r)) for r in changed if _amd(r)]
+        if len(changed) > len(shown):
+            out.append(
+                f"\n{len(changed) - len(shown)} more changed rows (lower impact) are in "
+                "the HTML and JSON reports."
+            )
+        amd = [(r, _amd(r)) for r in shown if _amd(r)]
         if amd:
             out += ["", "AMD register and occupancy changes:", ""]
             out += [
