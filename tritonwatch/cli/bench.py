@@ -180,7 +180,7 @@ def render_results(outcome: Any, console: Console) -> None:
         t.add_column(
             col, justify="right" if col not in ("case", "provider", "dtype", "status") else "left"
         )
-    order = {"ok": 0, "incorrect": 1, "error": 2, "skipped": 3}
+    order = {"ok": 0, "incorrect": 1, "error": 2, "checked under the interpreter": 3}
     rows = sorted(
         outcome.outcomes,
         key=lambda o: (
@@ -193,7 +193,10 @@ def render_results(outcome: Any, console: Console) -> None:
     counts: dict[str, int] = {}
     for o in rows:
         r = o.record
-        counts[r.status] = counts.get(r.status, 0) + 1
+        key = r.status
+        if r.status == "skipped":
+            key = "checked under the interpreter" if r.correct else "not available here"
+        counts[key] = counts.get(key, 0) + 1
         if r.status == "skipped" and not r.correct:
             continue  # not runnable here: `tritonwatch list` says why; counted below
         c = r.case
@@ -225,6 +228,8 @@ def render_results(outcome: Any, console: Console) -> None:
         )
     console.print(t)
     summary = ", ".join(f"{counts[k]} {k}" for k in sorted(counts, key=lambda k: order.get(k, 9)))
+    if "not available here" in counts:
+        summary += " (`tritonwatch list` says why)"
     peak = (
         f"% of peak from {outcome.peak_source} peaks"
         if outcome.peak_source
