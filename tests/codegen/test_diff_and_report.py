@@ -151,3 +151,22 @@ def test_same_failure_in_both_builds_is_not_a_change_but_is_said() -> None:
         "build (RuntimeError: PassManager::run failed); 1 fail to compile in "
         "both, the same way"
     )
+
+
+def test_a_different_ptxas_is_named_in_the_summary() -> None:
+    from tritonwatch.codegen.diff import compare, summarize
+    from tritonwatch.codegen.metrics import Compiled
+
+    def side(sass: str, ptxas: str) -> Compiled:
+        return Compiled(
+            kernel="k",
+            spec="s",
+            target="sm90",
+            status="ok",
+            stage_hashes={"ptx": "p", "sass": sass},
+            tools={"ptxas": ptxas},
+        )
+
+    s = summarize([compare(side("1", "13.3.33"), side("2", "13.4.59"))])
+    assert s.by_stage == {"SASS": 1} and s.ptxas_changes == {"sm90": "13.3.33 → 13.4.59"}
+    assert "ptxas differs on sm90 (13.3.33 → 13.4.59)" in s.headline

@@ -116,6 +116,7 @@ class BlastSummary:
     failed_both: int
     failed_same: int
     dead_targets: dict[str, str]  # target -> error, when nothing compiles there in either build
+    ptxas_changes: dict[str, str]  # target -> "12.9.86 → 13.4.59" when A and B used other ptxas
     unavailable: dict[str, str]  # target -> reason
     skipped: int  # rows a spec's own requirements exclude (targets, features, Triton version)
     keys_lost: dict[str, int]  # "wgmma on sm90" -> count
@@ -277,6 +278,15 @@ def _dead_targets(rows: Sequence[KernelDiff]) -> dict[str, str]:
     return out
 
 
+def _ptxas_changes(rows: Sequence[KernelDiff]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for r in rows:
+        va, vb = r.a.tools.get("ptxas"), r.b.tools.get("ptxas")
+        if va and vb and va != vb and r.target not in out:
+            out[r.target] = f"{va} → {vb}"
+    return out
+
+
 def summarize(rows: Sequence[KernelDiff]) -> BlastSummary:
     ok = [r for r in rows if r.status in ("identical", "changed")]
     changed = [r for r in rows if r.status == "changed"]
@@ -314,6 +324,7 @@ def summarize(rows: Sequence[KernelDiff]) -> BlastSummary:
         failed_both=sum(r.status == "failed_both" for r in rows),
         failed_same=sum(r.status == "failed_same" for r in rows),
         dead_targets=_dead_targets(rows),
+        ptxas_changes=_ptxas_changes(rows),
         unavailable=unavailable,
         skipped=sum(r.status == "skipped" for r in rows),
         keys_lost=dict(lost.most_common()),
@@ -371,6 +382,14 @@ def _with_headline(s: BlastSummary) -> BlastSummary:
         parts.append(f"{s.failed_a_only} fail to compile only in A")
     if s.failed_both:
         parts.append(f"{s.failed_both} fail in both, differently")
+    by_version: dict[str, list[str]] = {}
+    for target, change in s.ptxas_changes.items():
+        by_version.setdefault(change, []).append(target)
+    for change, targets in by_version.items():
+        parts.append(
+            f"ptxas differs on {', '.join(targets)} ({change}), so SASS changes there "
+            "may be ptxas's"
+        )
     for target, reason in s.dead_targets.items():
         parts.append(f"nothing compiles for {target} in either build ({reason})")
     if s.failed_same:
