@@ -88,6 +88,7 @@ def test_blast_writes_a_report_and_stores_it(tmp_path: Path, sqlite_url: str) ->
         (["--kernels", "/no/such/file.py"], "no such kernel file"),
         (["-k", "zzz-nothing"], "no kernel specs match"),
         (["-o", "/no/such/folder/report.html"], "does not exist"),
+        (["--db", "mysql://x@y/z"], "unsupported database"),
     ],
 )
 def test_blast_bad_input_is_one_line(args: list[str], needle: str) -> None:

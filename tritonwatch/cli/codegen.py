@@ -163,19 +163,24 @@ def blast_cmd(
 
     if output is not None and output.parent and not output.parent.exists():
         raise InputError("the folder for the report does not exist", path=str(output))
-    with settings.scope(jobs=jobs):
-        report = blast(
-            env_a,
-            env_b,
-            targets=targets,
-            jobs=jobs,
-            pattern=pattern,
-            kernel_files=list(kernel_files) or None,
-            progress=True,
-        )
-    if not no_store:
-        with open_store(db) as store:
+    # Open the database first: a bad --db should fail before minutes of compiling, not after.
+    store = None if no_store else open_store(db)
+    try:
+        with settings.scope(jobs=jobs):
+            report = blast(
+                env_a,
+                env_b,
+                targets=targets,
+                jobs=jobs,
+                pattern=pattern,
+                kernel_files=list(kernel_files) or None,
+                progress=True,
+            )
+        if store is not None:
             store.add_blast_report(report)
+    finally:
+        if store is not None:
+            store.close()
     if output is not None:
         try:
             output.write_text(render(report, fmt), encoding="utf-8")
