@@ -151,3 +151,12 @@ def test_suite_file_errors_name_the_line(
     with pytest.raises(InputError, match=message) as e:
         expand(reg, parse_suite(text, str(p)), CPU)
     assert f"bad.toml:{line}:" in str(e.value)
+
+
+def test_nightly_on_cpu_skips_what_the_interpreter_cannot_run(reg: Registry) -> None:
+    plan = expand(reg, load_suite("nightly"), CPU, patterns=["matmul"])
+    assert not [c for c in plan.cases if c.provider == "triton"]
+    assert any("too large for the Triton interpreter" in why for _, why in plan.skipped)
+    assert [c for c in plan.cases if c.provider == "torch"]  # torch still runs on the CPU
+    on_gpu = expand(reg, load_suite("nightly"), H100, patterns=["matmul"])
+    assert [c for c in on_gpu.cases if c.provider == "triton"]

@@ -18,6 +18,9 @@ from ..errors import BenchError, InputError, UsageError
 from .spec import DTYPES, Case, DeviceInfo, Operator, Provider
 
 SUITES = ("smoke", "nightly")
+# The interpreter runs a kernel in numpy one program at a time: beyond ~1e8 FLOPs or bytes a
+# single case takes minutes, so bigger Triton cases are skipped on CPU with this reason.
+INTERPRETER_MAX_WORK = 1e8
 
 
 class Registry:
@@ -280,6 +283,13 @@ def expand(
                     if patterns and not any(case.matches(k) for k in patterns):
                         continue
                     reason = registry.why_not(case, device)
+                    if reason is None and device.interpreter and p.kind == "triton":
+                        work = max(op.flops(case.shape), op.bytes(case.shape, dt))
+                        if work > INTERPRETER_MAX_WORK:
+                            reason = (
+                                f"too large for the Triton interpreter ({work:.2g} FLOPs or "
+                                "bytes); it checks smoke shapes, a GPU measures these"
+                            )
                     if (
                         reason is None
                         and p.kind == "inductor"
