@@ -170,3 +170,55 @@ def test_kill_9_a_push_midway_then_push_again(
     c = pg_counts(module_pg)
     assert c["runs"] == N_RUNS and c["partial"] == 0 and c["dup_uuids"] == 0
     assert _sqlite_state(tmp_path / "runner.db")["pushes"] == N_RUNS
+
+
+def test_kill_9_a_benchmark_run_leaves_nothing_half_written(tmp_path: Path) -> None:
+    """`tritonwatch run` writes its run in one transaction at the end: killed while measuring
+    (here a provider hangs), the local database has no run, passes its integrity check, and the
+    next run stores normally."""
+    fake = Path(__file__).parent.parent / "bench"
+    suite = tmp_path / "fake.toml"
+    suite.write_text('[[cases]]\noperator = "fake"\nproviders = ["good", "hang"]\n')
+    db_path = tmp_path / "runner.db"
+    url = f"sqlite:///{db_path}"
+    Store.upgrade(url)
+    env = {**os.environ, "PYTHONPATH": str(fake), "TRITONWATCH_CASE_TIMEOUT_S": "120"}
+    args = [
+        sys.executable,
+        "-m",
+        "tritonwatch",
+        "run",
+        "--suite",
+        str(suite),
+        "--device",
+        "cpu",
+        "--budget-ms",
+        "20",
+        "--seed",
+        "1",
+        "--plugin",
+        "fakeops:register",
+        "--db",
+        url,
+    ]
+    # A session of its own, so the kill reaches the worker processes the runner started too.
+    proc = subprocess.Popen(
+        args,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    time.sleep(8)  # workers started; the good case is measured, the hang case is hanging
+    assert proc.poll() is None, proc.communicate()[0]
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    state = _sqlite_state(db_path)
+    assert state == {"integrity": "ok", "runs": 0, "partial": 0, "pushes": 0}
+    good = [a if a != str(suite) else str(tmp_path / "good.toml") for a in args]
+    (tmp_path / "good.toml").write_text('[[cases]]\noperator = "fake"\nproviders = ["good"]\n')
+    redo = subprocess.run(good, env=env, capture_output=True, text=True, timeout=180)
+    assert redo.returncode == 0, redo.stdout + redo.stderr
+    state = _sqlite_state(db_path)
+    assert state["runs"] == 1 and state["partial"] == 0 and state["integrity"] == "ok"
