@@ -162,3 +162,54 @@ def test_gpu_probe_runs_in_a_child_process(monkeypatch: pytest.MonkeyPatch) -> N
     assert dev.kind == "cuda" and dev.capability == (9, 0) and dev.has_tma and dev.has_fp8
     assert dev.count == 8
     assert seen and "probe_device('cuda')" in seen[0][-1]
+
+
+def test_run_document_has_time_samples_and_derived_metrics_with_peak_source() -> None:
+    from tritonwatch.bench import roofline
+    from tritonwatch.bench.runner import Record, build_run, outcomes
+
+    case = Case("matmul", "triton", "persistent", {"M": 4096, "N": 4096, "K": 4096}, "fp16")
+    ok = Record(
+        case,
+        "ok",
+        samples=[0.2, 0.21, 0.19] * 5,
+        correct=True,
+        flops=2.0 * 4096**3,
+        bytes=3.0 * 2 * 4096**2,
+        extra={"timer": "event", "config": {"BLOCK_M": 128}},
+    )
+    bad = Record(
+        Case("softmax", "triton", "", {"M": 8, "N": 8}, "fp16"),
+        "incorrect",
+        error="max error 0.5 exceeds tolerance 0.004",
+        correct=False,
+        flops=1.0,
+        bytes=1.0,
+    )
+    peaks = roofline.peaks_for("NVIDIA H100 80GB HBM3", None)
+    outs = outcomes([ok, bad], peaks)
+    fp = {
+        "machine": {"name": "box", "gpu_model": "NVIDIA H100 80GB HBM3", "gpu_count": 8},
+        "build": {"triton": {"version": "3.9.0"}},
+    }
+    run = build_run(
+        outs,
+        fp,
+        run_info={
+            "id": "00000000-0000-0000-0000-000000000001",
+            "started_at": "2026-01-01T00:00:00Z",
+            "device": "cuda",
+        },
+        peak_source=peaks.source if peaks else None,
+    )
+    by = {(r.operator, r.metric): r for r in run.results}
+    t = by[("matmul", "time")]
+    assert t.samples == ok.samples and t.unit == "ms" and t.extra["config"] == {"BLOCK_M": 128}
+    tflops = by[("matmul", "tflops")].value
+    assert tflops == pytest.approx(2.0 * 4096**3 / 0.2e-3 / 1e12)
+    pct = by[("matmul", "pct_peak")]
+    assert pct.value == pytest.approx(100 * tflops / 989.4)
+    assert pct.extra["peak_source"] == "published:H100" and pct.extra["bound"] == "compute"
+    inc = by[("softmax", "time")]
+    assert inc.status == "incorrect" and inc.samples is None and "0.5" in (inc.error or "")
+    assert ("softmax", "tflops") not in by  # an incorrect kernel gets no speed
