@@ -294,3 +294,12 @@ def write_jsonl(docs: Sequence[dict[str, Any]], path: str | Path) -> Path:
         for d in docs:
             f.write(json.dumps(d, separators=(",", ":")) + "\n")
     return p
+
+
+def __getattr__(name: str) -> Any:
+    # FakeTimer lives with the timers it imitates; imported lazily to keep this module light.
+    if name == "FakeTimer":
+        from .bench.timing import FakeTimer
+
+        return FakeTimer
+    raise AttributeError(f"module 'tritonwatch.testing' has no attribute {name!r}")
