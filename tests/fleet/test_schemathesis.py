@@ -125,3 +125,19 @@ def test_out_of_range_alert_id_in_triage_is_404(shared_server: Server, module_pg
         timeout=30,
     )
     assert r.status_code == 404, r.text
+
+
+@pytest.mark.parametrize("field", ["name", "page", "query"])
+def test_nul_characters_in_a_saved_view_are_4xx(
+    shared_server: Server, module_pg: str, field: str
+) -> None:
+    with Store.open(module_pg) as st:
+        token = st.create_token("fuzz", f"viewer-{field}", scopes=("views",)).token
+    body = {"name": "v", "page": "runs", "query": "", field: "a\x00b"}
+    r = httpx.post(
+        f"{shared_server.url}/api/v1/views",
+        json=body,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    assert 400 <= r.status_code < 500, (r.status_code, r.text[:200])
