@@ -1,6 +1,6 @@
 """50 concurrent uploaders and readers against one server on PostgreSQL: no errors, nothing lost.
 
-Bounded: TRITONWATCH_LOAD_SECONDS (default 12) of load; `benchmarks/upload_bench.py` runs the
+Bounded: TRITONWATCH_LOAD_SECONDS (default 10) of load; `benchmarks/upload_bench.py` runs the
 full 60 s and reports rates and latencies.
 """
 
@@ -21,7 +21,7 @@ from tritonwatch.store import Store
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
-SECONDS = float(os.environ.get("TRITONWATCH_LOAD_SECONDS", "12"))
+SECONDS = float(os.environ.get("TRITONWATCH_LOAD_SECONDS", "10"))
 UPLOADERS = 25
 READERS = 25
 

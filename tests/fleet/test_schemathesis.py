@@ -2,7 +2,7 @@
 
 Runs the schemathesis CLI (examples, coverage and fuzzing phases, a fixed seed, a time budget)
 against a real server on PostgreSQL, with a token that may upload, triage and save views, so
-the write paths are fuzzed too. TRITONWATCH_FUZZ_SECONDS (default 30) bounds it.
+the write paths are fuzzed too. TRITONWATCH_FUZZ_SECONDS (default 10) bounds it.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from tritonwatch.store import Store
 pytest.importorskip("schemathesis")
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
-SECONDS = os.environ.get("TRITONWATCH_FUZZ_SECONDS", "15")
+SECONDS = os.environ.get("TRITONWATCH_FUZZ_SECONDS", "10")
 SCOPES = {
     # the write paths: upload, triage (org check), saved views
     "writes": ["--include-method", "POST"],
