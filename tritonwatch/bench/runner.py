@@ -47,6 +47,11 @@ class RunOptions:
     gpus: Sequence[int] | None = None
     plugins: Sequence[str] = ()
     command: str | None = None
+    # Also compile the suite's kernels for these targets and record their static metrics
+    # (registers, spills, shared memory, instructions) as series: works with no GPU.
+    codegen: bool = False
+    codegen_targets: str | None = None
+    codegen_pattern: str | None = None
 
 
 @dataclass
@@ -293,7 +298,12 @@ def run_suite(
         run_info={k: v for k, v in run_info.items() if v is not None},
         peak_source=peaks.source if peaks else None,
     )
+    compiled = []
+    if opts.codegen:
+        run, compiled = _with_codegen(run, opts, progress)
     stored = store.add_run(run) if run.results else None
+    if compiled:
+        store.add_codegen(run.build.model_dump(mode="json", exclude_none=True), compiled)
     return RunOutcome(
         run=run,
         outcomes=outs,
@@ -304,6 +314,18 @@ def run_suite(
         stored=stored,
         n_finished=len(records),
     )
+
+
+def _with_codegen(run: Any, opts: RunOptions, progress: Progress | None) -> tuple[Any, list[Any]]:
+    """The run plus one result per kernel x spec x target x static metric (mode ``codegen``)."""
+    from ..codegen import static_metrics
+    from ..runformat import Result
+
+    if progress is not None:
+        progress("codegen", None, None)
+    m = static_metrics(targets=opts.codegen_targets, pattern=opts.codegen_pattern, progress=False)
+    extra = [Result.model_validate(r) for r in m.results()]
+    return run.model_copy(update={"results": [*run.results, *extra]}), [r.compiled for r in m.rows]
 
 
 @dataclass

@@ -90,6 +90,24 @@ def _gpus(text: str | None) -> list[int] | None:
     metavar="MODULE:FUNC",
     help="Extra register function to load besides installed plugins.",
 )
+@click.option(
+    "--codegen",
+    is_flag=True,
+    help="Also compile the suite's kernels for --targets and store registers, spills, shared "
+    "memory and instruction counts as series (no GPU needed).",
+)
+@click.option(
+    "--targets",
+    default=None,
+    metavar="sm80,sm90,...",
+    help="Targets for --codegen [default: setting `targets`].",
+)
+@click.option(
+    "--codegen-kernels",
+    default=None,
+    metavar="PATTERN",
+    help="With --codegen, only kernels or specs whose name matches PATTERN.",
+)
 @db_option
 def run_cmd(
     suite: str,
@@ -103,6 +121,9 @@ def run_cmd(
     label: str | None,
     seed: int | None,
     plugins: tuple[str, ...],
+    codegen: bool,
+    targets: str | None,
+    codegen_kernels: str | None,
     db: str | None,
 ) -> None:
     """Run the benchmark suite on this machine and store the run."""
@@ -121,6 +142,9 @@ def run_cmd(
         gpus=_gpus(gpus),
         plugins=plugins,
         command=shlex.join(["tritonwatch", *sys.argv[1:]]),
+        codegen=codegen,
+        codegen_targets=targets,
+        codegen_pattern=codegen_kernels,
     )
     console = Console(stderr=True)
     store = open_store(db)
@@ -143,6 +167,8 @@ def run_cmd(
                     bar.update(task, description=case.id[:70])
                 elif kind == "result":
                     bar.advance(task)
+                elif kind == "codegen":
+                    bar.update(task, description="compiling the suite's kernels (--codegen)")
 
             outcome = run_suite(opts, store, progress=progress, on_plan=on_plan)
     finally:
