@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fleetkit import Server
+from fleetkit import SHARED_LIMIT_MB, Server
 
 PG_ADMIN_URL = os.environ.get(
     "TRITONWATCH_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -52,7 +52,6 @@ def module_pg() -> Iterator[str]:
 
 
 _servers: list[Server] = []
-SHARED_LIMIT_MB = 2  # small, so the size tests need no 32 MiB bodies
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,8 @@ from typing import Any
 
 import httpx
 
+SHARED_LIMIT_MB = 2  # the shared server's upload limit: small, so size tests need no 32 MiB bodies
+
 
 def free_port() -> int:
     with socket.socket() as s:

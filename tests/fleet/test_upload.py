@@ -9,8 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import SHARED_LIMIT_MB
-from fleetkit import Server, make_run, pg_counts
+from fleetkit import SHARED_LIMIT_MB, Server, make_run, pg_counts
 
 from tritonwatch.store import Store
 from tritonwatch.store.alerts import AlertDraft
