@@ -145,3 +145,10 @@ def test_spikes_and_gaps_are_left_out_of_the_evidence() -> None:
         assert c.first_bad == 25 and 15 not in c.before_cols and 18 not in c.before_cols
         assert c.before_cols[-1] == 24 and c.after_cols[0] == 25
         assert c.ci_low is not None and c.ci_low > 1.15
+
+
+@pytest.mark.parametrize("nights", [0, 1, 2, 3])
+def test_short_histories_have_no_change_and_do_not_crash(nights: int) -> None:
+    """A new machine or series starts with a few nights: nothing to test, nothing filed."""
+    values = np.full((3, nights), 1.0) if nights else np.empty((3, 0))
+    assert locate(values).changes == []

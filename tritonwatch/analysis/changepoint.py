@@ -119,6 +119,8 @@ def screen_t(
     Splits leave ``min_size`` nights before and ``persist`` after. Returns (max |t|, split).
     """
     s, n = y.shape
+    if n < 2:  # one night (or none): there is no split to test
+        return np.zeros(s), np.ones(s, dtype=np.int64)
     valid = np.isfinite(y)
     z = np.where(valid, y, 0.0)
     cs = np.cumsum(z, axis=1)

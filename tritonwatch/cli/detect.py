@@ -56,7 +56,7 @@ def detect_cmd(since: str | None, machine: str | None, pattern: str | None, db: 
     updated and keeps its triage status. The method is described in docs/detection.md.
     """
     from ..analysis.detect import detect
-    from ..report.alerts import detect_table
+    from ..report.alerts import detect_summary, detect_table
 
     when = _when(since)
     err = _console(err=True)
@@ -77,7 +77,10 @@ def detect_cmd(since: str | None, machine: str | None, pattern: str | None, db: 
             bar.update(task, description=what, completed=i, total=n)
 
         report = detect(store, since=when, machine=machine, pattern=pattern, progress=step)
-    _console().print(detect_table(report))
+    if report.findings:
+        _console().print(detect_table(report))
+    else:
+        click.echo(detect_summary(report))
 
 
 @click.command("alerts")

@@ -67,14 +67,18 @@ def _direction(a: AlertRow) -> Text:
     return Text(a.direction, style=style)
 
 
+def detect_summary(report: Any) -> str:
+    """One line: how many series were tested and what happened to the changes found."""
+    return (
+        f"{report.n_series} series tested, {report.n_screened} screened, "
+        f"{len(report.findings)} change(s) filed: {len(report.created)} new, "
+        f"{len(report.updated)} updated, {len(report.unchanged)} unchanged"
+    )
+
+
 def detect_table(report: Any) -> Table:
     """The summary `detect` prints: one line per change found, with what was done about it."""
-    t = Table(
-        title=f"{report.n_series} series tested, {report.n_screened} screened, "
-        f"{len(report.findings)} change(s) filed: {len(report.created)} new, "
-        f"{len(report.updated)} updated, {len(report.unchanged)} unchanged",
-        title_justify="left",
-    )
+    t = Table(title=detect_summary(report), title_justify="left")
     for col in ("alert", "action", "direction", "series", "change", "95% CI", "q"):
         t.add_column(col, justify="right" if col in ("alert", "change", "q") else "left")
     for f in sorted(
