@@ -25,8 +25,20 @@ Better = Literal["lower", "higher"]
 # Metric names whose direction is known; anything else must say `better` or defaults to lower.
 HIGHER_IS_BETTER = frozenset({"tflops", "gbps", "pct_peak", "throughput", "speedup", "occupancy"})
 LOWER_IS_BETTER = frozenset(
-    {"time", "latency", "compile_time", "registers", "spills", "shared_memory", "instructions",
-     "memory", "scratch", "vgprs", "sgprs", "agprs"}
+    {
+        "time",
+        "latency",
+        "compile_time",
+        "registers",
+        "spills",
+        "shared_memory",
+        "instructions",
+        "memory",
+        "scratch",
+        "vgprs",
+        "sgprs",
+        "agprs",
+    }
 )
 
 
@@ -59,7 +71,9 @@ class RunInfo(_Open):
     command: str | None = Field(None, max_length=4000)
     suite: str | None = Field(None, max_length=200)
     seed: int | None = None
-    device: str | None = Field(None, description="cuda, rocm, xpu or cpu: where kernels ran.")
+    device: str | None = Field(
+        None, max_length=20, description="cuda, rocm, xpu or cpu: where kernels ran."
+    )
 
     @field_validator("started_at", "finished_at")
     @classmethod
@@ -71,8 +85,8 @@ class RunInfo(_Open):
 
 class MachineInfo(_Open):
     name: str = Field(min_length=1, max_length=200)
-    gpu_model: str | None = None
-    gpu_count: int | None = None
+    gpu_model: str | None = Field(None, max_length=200)
+    gpu_count: int | None = Field(None, ge=0, le=1_000_000)
     driver: str | None = None
     toolkit: str | None = None
 
@@ -100,7 +114,7 @@ class Result(BaseModel):
     provider: str = Field(min_length=1, max_length=200)
     variant: str = Field("", max_length=200)
     shape: dict[str, int | float | str | bool] = Field(
-        description="Named sizes, e.g. {\"M\": 4096, \"N\": 4096, \"K\": 4096}."
+        description='Named sizes, e.g. {"M": 4096, "N": 4096, "K": 4096}.'
     )
     dtype: str = Field(min_length=1, max_length=50)
     mode: str = Field("fwd", max_length=50)

@@ -27,7 +27,20 @@ ALERT_STATUSES = ("new", "confirmed", "acknowledged", "false_positive", "fixed")
 router = APIRouter(prefix="/api/v1", tags=["api"])
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Page size (1 to {MAX_LIMIT}).")]
-Offset = Annotated[int, Query(ge=0, description="Rows to skip.")]
+# Bounded so no request can carry a number the database's BIGINT cannot hold.
+INT64_MAX = 2**63 - 1
+Offset = Annotated[int, Query(ge=0, le=INT64_MAX, description="Rows to skip.")]
+
+
+def _known_id(value: int, what: str) -> int:
+    """Ids no database row can have are simply not found (and never reach the database)."""
+    if not 1 <= value <= INT64_MAX:
+        raise NotFoundError(f"no {what} {value}")
+    return value
+
+
+# PostgreSQL text cannot hold NUL; refuse it here with a 422 instead of failing in the database.
+NoNul = r"^[^\x00]*$"
 Format = Annotated[Literal["json", "csv", "parquet"], Query(description="Response format.")]
 Opt = Annotated[str | None, Query()]
 
@@ -171,6 +184,8 @@ def series_points(
     samples: bool = False,
     format: Format = "json",
 ) -> Response:
+    _known_id(series_id, "series")
+    _known_id(machine_id, "machine")
     pts = _store(request).series(
         series_id, machine_id, since=since, limit=limit, with_samples=samples
     )
@@ -240,7 +255,7 @@ def heatmap(request: Request, format: Format = "json") -> Response:
 # -- alerts -------------------------------------------------------------------------------------
 class TriageBody(BaseModel):
     status: Literal["new", "confirmed", "acknowledged", "false_positive", "fixed"]
-    note: str | None = Field(None, max_length=2000)
+    note: str | None = Field(None, max_length=2000, pattern=NoNul)
 
 
 def _need_alerts(store: Store) -> None:
@@ -275,6 +290,7 @@ def list_alerts(
 
 @router.get("/alerts/{alert_id}", summary="One alert with its history and before/after samples")
 def get_alert(request: Request, alert_id: int) -> dict[str, Any]:
+    _known_id(alert_id, "alert")
     store = _store(request)
     _need_alerts(store)
     v = data.alert_view(store, alert_id)
@@ -283,6 +299,7 @@ def get_alert(request: Request, alert_id: int) -> dict[str, Any]:
 
 @router.post("/alerts/{alert_id}/status", summary="Triage an alert (needs a token)")
 def triage(request: Request, alert_id: int, body: TriageBody) -> dict[str, Any]:
+    _known_id(alert_id, "alert")
     token = require_token(request, "triage")
     store = _store(request)
     _need_alerts(store)
@@ -343,9 +360,9 @@ def _report_item(r: Any) -> dict[str, Any]:
 
 # -- saved views --------------------------------------------------------------------------------
 class ViewBody(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    page: str = Field(min_length=1, max_length=50)
-    query: str = Field("", max_length=4000)
+    name: str = Field(min_length=1, max_length=200, pattern=NoNul)
+    page: str = Field(min_length=1, max_length=50, pattern=NoNul)
+    query: str = Field("", max_length=4000, pattern=NoNul)
 
 
 @router.get("/views", summary="Saved views")

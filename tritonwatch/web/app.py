@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
@@ -42,6 +43,9 @@ def _status_of(exc: Exception) -> int:
 
 
 def _message(exc: Exception) -> str:
+    if isinstance(exc, DataError):
+        # A value the database cannot hold (a NUL byte, a number out of range) is bad input.
+        return "invalid value: the database cannot store it (" + str(exc.orig).splitlines()[0] + ")"
     if isinstance(exc, StarletteHTTPException):
         return str(exc.detail)
     if isinstance(exc, RequestValidationError):
@@ -140,7 +144,13 @@ def create_app(store: str | Store) -> FastAPI:
     app.state.store = st
     app.add_middleware(ServerTiming)
 
-    for exc_type in (TritonwatchError, AuthError, StarletteHTTPException, RequestValidationError):
+    for exc_type in (
+        TritonwatchError,
+        AuthError,
+        StarletteHTTPException,
+        RequestValidationError,
+        DataError,
+    ):
         app.add_exception_handler(exc_type, _error_response)
 
     from .api import router as api_router
