@@ -317,7 +317,7 @@ class AccessMixin:
                     .order_by(s.runs.c.started_at.desc(), s.runs.c.id.desc())
                     .limit(per_machine)
                 )
-                got = [RunSummary.from_row(r) for r in conn.execute(q).mappings()]  # type: ignore[arg-type]
+                got = [RunSummary.from_row(r) for r in conn.execute(q).mappings()]
                 if got:
                     out[mid] = got
         return out
@@ -327,7 +327,7 @@ class AccessMixin:
         q = select(s.results.c.series_id, s.results.c.value).where(
             s.results.c.run_id == run_id, s.results.c.status == "ok"
         )
-        return {r[0]: r[1] for r in conn.execute(q)}
+        return dict(conn.execute(q).all())
 
     @staticmethod
     def _series_meta(
@@ -347,43 +347,70 @@ class AccessMixin:
             known.update({r[0]: (r[1], r[2], r[3]) for r in conn.execute(q)})
         return known
 
+    def _cache(self) -> dict[str, dict[Any, Any]]:
+        """Per-Store caches of facts that never change once written (series fields, and the
+        heat-map cells of a pair of runs: runs and their results are immutable)."""
+        c: dict[str, dict[Any, Any]] | None = self.__dict__.get("_access_cache")
+        if c is None:
+            c = self.__dict__["_access_cache"] = {"meta": {}, "heat": {}}
+        return c
+
     def heatmap(self) -> list[HeatCell]:
-        """Newest vs previous run per machine, as geomean change per operator x dtype x machine."""
+        """Newest vs previous run per machine, as geomean change per operator x dtype x machine.
+
+        Only the two newest runs of each machine are read (a fresh pair costs two range scans
+        on results(run_id)); a pair already seen is answered from memory.
+        """
+        cache = self._cache()
+        if len(cache["heat"]) > 512:
+            cache["heat"].clear()
+        if len(cache["meta"]) > 1_000_000:
+            cache["meta"].clear()
         cells: list[HeatCell] = []
-        latest = self.latest_runs(2)
-        meta: dict[int, tuple[str, str, str]] = {}
         with self.engine.connect() as conn:
-            for mid, pair in latest.items():
+            for mid, pair in self.latest_runs(2).items():
                 if len(pair) < 2:
                     continue
-                # Two range scans on results(run_id) and primary-key lookups of their series,
-                # joined here: the plan cannot go wrong even with stale statistics.
-                new, old = (self._run_values(conn, r.id) for r in pair)
-                both = set(new) & set(old)
-                meta = self._series_meta(conn, both, meta)
-                groups: dict[tuple[str, str], list[float]] = {}
-                for sid in both:
-                    op, dtype, better = meta[sid]
-                    v_new, v_old = new[sid], old[sid]
-                    if not v_new or not v_old or v_new <= 0 or v_old <= 0:
-                        continue
-                    ratio = v_new / v_old
-                    groups.setdefault((op, dtype), []).append(
-                        ratio if better == "lower" else 1 / ratio
-                    )
-                for (op, dt), ratios in sorted(groups.items()):
-                    arr = np.asarray(ratios)
-                    cells.append(
-                        HeatCell(
-                            operator=op,
-                            dtype=dt,
-                            machine=pair[0].machine,
-                            machine_id=mid,
-                            change=float(np.exp(np.log(arr).mean())),
-                            worst=float(arr.max()),
-                            n=len(ratios),
-                        )
-                    )
+                key = (pair[0].id, pair[1].id)
+                if key not in cache["heat"]:
+                    cache["heat"][key] = self._heat_pair(conn, mid, pair, cache["meta"])
+                cells.extend(cache["heat"][key])
+        return cells
+
+    def _heat_pair(
+        self,
+        conn: Connection,
+        mid: int,
+        pair: list[RunSummary],
+        meta: dict[int, tuple[str, str, str]],
+    ) -> list[HeatCell]:
+        # Two range scans on results(run_id) and primary-key lookups of their series, joined
+        # here: the plan cannot go wrong even with stale statistics.
+        new, old = (self._run_values(conn, r.id) for r in pair)
+        both = set(new) & set(old)
+        self._series_meta(conn, both, meta)
+        groups: dict[tuple[str, str], list[float]] = {}
+        for sid in both:
+            op, dtype, better = meta[sid]
+            v_new, v_old = new[sid], old[sid]
+            if not v_new or not v_old or v_new <= 0 or v_old <= 0:
+                continue
+            ratio = v_new / v_old
+            groups.setdefault((op, dtype), []).append(ratio if better == "lower" else 1 / ratio)
+        cells = []
+        for (op, dt), ratios in sorted(groups.items()):
+            arr = np.asarray(ratios)
+            cells.append(
+                HeatCell(
+                    operator=op,
+                    dtype=dt,
+                    machine=pair[0].machine,
+                    machine_id=mid,
+                    change=float(np.exp(np.log(arr).mean())),
+                    worst=float(arr.max()),
+                    n=len(ratios),
+                )
+            )
         return cells
 
     # -- dashboard: series ---------------------------------------------------------------------
