@@ -2,8 +2,9 @@
 planted slowdown, and what a comparison costs relative to one run.
 
     python benchmarks/compare_bench.py [--reps 3] [--suite smoke] [--provider torch]
+    python benchmarks/compare_bench.py --suite nightly --provider triton --device cuda --parts aa
 
-With no GPU these are CPU figures (torch-timed cases; Triton kernels only run under the
+The planted part always times a CPU spin. With no GPU these are CPU figures (torch-timed cases; Triton kernels only run under the
 interpreter and are not timed). Prints one block of figures; writes nothing outside a temp dir.
 """
 
@@ -46,7 +47,9 @@ def _aa(args: argparse.Namespace, store: Any) -> None:
     from tritonwatch.bench.ab import ABOptions, run_ab
     from tritonwatch.bench.runner import RunOptions, run_suite
 
-    filters: dict[str, Any] = dict(suite=args.suite, providers=[args.provider], device="cpu")
+    filters: dict[str, Any] = dict(
+        suite=args.suite, providers=args.provider.split(","), device=args.device
+    )
     with settings.scope(budget_ms=args.budget_ms):
         t0 = time.monotonic()
         single = run_suite(RunOptions(**filters), store)
@@ -74,7 +77,8 @@ def _aa(args: argparse.Namespace, store: Any) -> None:
             print(f"  A/A rep {rep}: {t_cmp[-1]:.1f} s, {f} of {n} flagged")
     mean_cmp = sum(t_cmp) / len(t_cmp)
     print(
-        f"A/A false-positive rate ({args.suite}/{args.provider}, rounds {args.rounds}, "
+        f"A/A false-positive rate ({args.suite}/{args.provider} on {single.run.run.device}, "
+        f"rounds {args.rounds}, "
         f"threshold 2%): {flagged}/{measured} = {flagged / max(measured, 1):.1%}"
     )
     print(
@@ -126,7 +130,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=3, help="A/A and planted comparisons to run")
     ap.add_argument("--suite", default="smoke")
-    ap.add_argument("--provider", default="torch")
+    ap.add_argument("--provider", default="torch", help="comma list; on a GPU: triton")
+    ap.add_argument("--device", default="auto", help="A/A and cost: auto, cuda or cpu")
     ap.add_argument("--budget-ms", type=float, default=100.0)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--slowdown", type=float, default=0.03)
@@ -138,7 +143,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="tw-compare-bench-"))
     store = Store.open(f"sqlite:///{tmp / 'tw.db'}")
     load = os.getloadavg()[0]
-    print(f"machine: {os.cpu_count()} CPUs, load average {load:.1f} (CPU timings, no GPU)")
+    print(f"machine: {os.cpu_count()} CPUs, load average {load:.1f}")
     parts = set(args.parts.split(","))
     if "aa" in parts:
         _aa(args, store)
