@@ -27,6 +27,7 @@ from . import schema as s
 from .access import AccessMixin
 from .alerts import AlertsMixin
 from .codegen import CodegenMixin
+from .dashboard import DashboardMixin
 from .rows import (
     AddedRun,
     MachineRow,
@@ -94,7 +95,7 @@ class _Caches:
             getattr(self, name).update(getattr(other, name))
 
 
-class Store(AlertsMixin, CodegenMixin, AccessMixin):
+class Store(AlertsMixin, CodegenMixin, AccessMixin, DashboardMixin):
     """A tritonwatch results database (SQLite file or PostgreSQL)."""
 
     def __init__(self, engine: Engine, url: str) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import NotFoundError, UsageError
 from ..store import Store
-from ..store.access import OPEN_ALERT_STATUSES, SERIES_FIELDS, HeatCell, SeriesAlert, SeriesRef
+from ..store.dashboard import OPEN_ALERT_STATUSES, SERIES_FIELDS, HeatCell, SeriesAlert, SeriesRef
 from ..store.rows import RunSummary
 
 MAX_TRACES = 24

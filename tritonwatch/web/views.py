@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 
 from ..errors import NotFoundError
 from ..store import Store
-from ..store.access import SERIES_FIELDS
+from ..store.dashboard import SERIES_FIELDS
 from . import data
 from .templating import templates
 
