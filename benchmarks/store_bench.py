@@ -101,21 +101,34 @@ def synthetic_runs(n_results: int, samples: int = 20, seed: int = 0) -> Iterator
 
 
 def fill(
-    url: str, n_results: int, samples: int = 20, seed: int = 0, quiet: bool = False
+    url: str, n_results: int, samples: int = 20, seed: int = 0, quiet: bool = False, batch: int = 1
 ) -> tuple[int, float]:
-    """Write the synthetic fleet into ``url``; returns (results written, seconds spent in add_run)."""
-    written, spent = 0, 0.0
+    """Write the synthetic fleet into ``url``; returns (results written, seconds in the Store).
+
+    ``batch`` runs share one transaction (``add_runs``, as ``import`` does); 1 is one
+    transaction per run, as ``tritonwatch run`` and the upload API write.
+    """
+    written, spent, pending = 0, 0.0, []
     with Store.open(url) as store:
         for i, run in enumerate(synthetic_runs(n_results, samples, seed)):
+            pending.append(run)
+            if len(pending) < batch:
+                continue
             t = time.perf_counter()
-            store.add_run(run)
+            store.add_runs(pending) if batch > 1 else store.add_run(pending[0])
             spent += time.perf_counter() - t
-            written += len(run.results)
-            if not quiet and i % 200 == 0:
+            written += sum(len(r.results) for r in pending)
+            pending = []
+            if not quiet and i % 200 < batch:
                 print(
                     f"  {written:>11,} results  {written / max(spent, 1e-9):>9,.0f}/s",
                     file=sys.stderr,
                 )
+        if pending:
+            t = time.perf_counter()
+            store.add_runs(pending)
+            spent += time.perf_counter() - t
+            written += sum(len(r.results) for r in pending)
     return written, spent
 
 
@@ -166,6 +179,12 @@ def main() -> None:
         "--dir", default=None, help="Folder for the SQLite file (default: a temp folder)."
     )
     ap.add_argument("--keep", action="store_true", help="Keep the databases for other benchmarks.")
+    ap.add_argument(
+        "--batch",
+        type=int,
+        default=1,
+        help="Runs per transaction: 1 as `run`/uploads write, more as `import` does.",
+    )
     args = ap.parse_args()
     folder = Path(args.dir or tempfile.mkdtemp(prefix="tw-store-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -180,7 +199,7 @@ def main() -> None:
         else:
             url = _fresh_pg(args.pg_admin, f"tw_bench_{args.results}")
         print(f"{backend}: filling {args.results:,} results ...", file=sys.stderr)
-        n, spent = fill(url, args.results, args.samples)
+        n, spent = fill(url, args.results, args.samples, batch=args.batch)
         lat = query_latency(url, args.queries)
         rows.append((backend, n, n / spent, lat))
         if not args.keep and backend == "sqlite":
