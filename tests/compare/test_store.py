@@ -126,3 +126,19 @@ def test_the_dashboard_shows_a_stored_comparison(sqlite_url: str) -> None:
         api = client.get(f"/api/v1/comparisons/{saved.uuid[:8]}").json()
         assert [r["verdict"] for r in api["items"]] == ["slower", "same"]
         assert client.get(f"/api/v1/comparisons/{saved.uuid}?format=csv").status_code == 200
+
+
+def test_an_all_digit_uuid_prefix_is_a_prefix_not_an_id(store: Any) -> None:
+    a = _run([1.0, 1.0, 0.5], 1, "3.8.0", driver="550.54")
+    b = _run([1.0, 1.0, 0.5], 2, "3.9.0", driver="550.54")
+    store.add_runs([a, b])
+    _, saved = compare_stored_runs(store, str(a.run.id), str(b.run.id), threshold=0.02)
+    from sqlalchemy import update
+
+    from tritonwatch.store import schema
+
+    digits = "17138651-0000-4000-8000-000000000000"
+    with store.engine.begin() as conn:
+        conn.execute(update(schema.comparisons).values(uuid=digits))
+    assert get_comparison(store, "17138651").uuid == digits
+    assert get_comparison(store, str(saved.id)).uuid == digits  # a plain id still works

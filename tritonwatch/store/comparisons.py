@@ -99,17 +99,18 @@ def get_comparison(store: Any, ref: str) -> StoredComparison:
     ref = ref.strip()
     if not ref:
         raise UsageError("empty comparison id")
-    cond = t.c.id == int(ref) if ref.isdigit() else t.c.uuid.like(ref.replace("%", "") + "%")
     ra, rb = s.runs.alias("ra"), s.runs.alias("rb")
-    q = (
+    base = (
         select(t, ra.c.uuid.label("uuid_a"), rb.c.uuid.label("uuid_b"))
         .outerjoin(ra, ra.c.id == t.c.run_a_id)
         .outerjoin(rb, rb.c.id == t.c.run_b_id)
-        .where(cond)
         .limit(2)
     )
     with store.engine.connect() as conn:
-        rows = conn.execute(q).mappings().all()
+        # A UUID prefix first: one made only of digits ("17138651") is still a prefix.
+        rows = conn.execute(base.where(t.c.uuid.like(ref.replace("%", "") + "%"))).mappings().all()
+        if not rows and ref.isdigit() and int(ref) < 2**63:
+            rows = conn.execute(base.where(t.c.id == int(ref))).mappings().all()
     if len(rows) != 1:
         raise NotFoundError(
             f"no comparison {ref!r}" if not rows else f"comparison id {ref!r} is ambiguous"

@@ -440,9 +440,12 @@ class DashboardMixin:
 
     def _report(self, t: Any, ref: str, what: str) -> ReportRow:
         ref = ref.strip()
-        cond = t.c.id == int(ref) if ref.isdigit() else t.c.uuid.like(ref.replace("%", "") + "%")
         with self.engine.connect() as conn:
-            rows = conn.execute(select(t).where(cond).limit(2)).mappings().all()
+            # A UUID prefix first: one made only of digits is still a prefix, not an id.
+            like = t.c.uuid.like(ref.replace("%", "") + "%")
+            rows = conn.execute(select(t).where(like).limit(2)).mappings().all()
+            if not rows and ref.isdigit() and int(ref) < 2**63:
+                rows = conn.execute(select(t).where(t.c.id == int(ref)).limit(2)).mappings().all()
         if len(rows) != 1:
             raise NotFoundError(
                 f"no {what} {ref!r}" if not rows else f"{what} id {ref!r} is ambiguous"
