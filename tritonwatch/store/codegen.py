@@ -81,12 +81,12 @@ class CodegenMixin:
 
     # Provided by Store (the class this is mixed into).
     engine: Any
-    _c: Any
+    _writing: Any
     _get_or_create: Any
     _insert_ignore: Any
 
-    def _build_id(self, conn: Connection, build: dict[str, Any]) -> int:
-        from .store import _sha
+    def _build_id(self, conn: Connection, build: dict[str, Any], staged: Any) -> int:
+        from .rows import key_hash
 
         triton = build.get("triton") or {}
         if not triton.get("version"):
@@ -94,9 +94,9 @@ class CodegenMixin:
         return self._get_or_create(
             conn,
             s.builds,
-            self._c.builds,
+            staged.builds,  # merged into the Store's cache only when the write commits
             "key",
-            _sha(build),
+            key_hash(build),
             {
                 "triton_version": triton["version"],
                 "triton_commit": triton.get("commit"),
@@ -134,8 +134,8 @@ class CodegenMixin:
         ``build`` is a run's build section (``{"triton": {"version": ..., "commit": ...}, ...}``),
         so codegen rows join the runs measured with the same build.
         """
-        with self.engine.begin() as conn:
-            bid = self._build_id(conn, build)
+        with self._writing() as (conn, staged):
+            bid = self._build_id(conn, build, staged)
             self._upsert_codegen(conn, bid, rows)
         return bid
 
@@ -147,9 +147,9 @@ class CodegenMixin:
                 lines = text.splitlines()
                 if len(lines) > STORED_DIFF_LINES:
                     row["diffs"][stage] = "\n".join(lines[:STORED_DIFF_LINES] + ["..."])
-        with self.engine.begin() as conn:
-            a_id = self._build_id(conn, report.env_a.build_info())
-            b_id = self._build_id(conn, report.env_b.build_info())
+        with self._writing() as (conn, staged):
+            a_id = self._build_id(conn, report.env_a.build_info(), staged)
+            b_id = self._build_id(conn, report.env_b.build_info(), staged)
             self._upsert_codegen(conn, a_id, [r.a for r in report.rows])
             self._upsert_codegen(conn, b_id, [r.b for r in report.rows])
             conn.execute(

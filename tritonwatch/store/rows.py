@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -9,6 +10,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+
+
+def key_hash(obj: Any) -> str:
+    """sha256 of an object's canonical JSON: the one-column keys of machines, builds, series."""
+    return hashlib.sha256(
+        json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
 
 
 def encode_samples(samples: Sequence[float]) -> bytes:

@@ -8,7 +8,6 @@ file keeps to runs, results and series.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -30,22 +29,14 @@ from .codegen import CodegenMixin
 from .dashboard import DashboardMixin
 from .rows import (
     AddedRun,
-    MachineRow,
-    Point,
     ResultRow,
     RunDetail,
     RunSummary,
-    SeriesInfo,
     StoreInfo,
-    decode_samples,
+    key_hash,
     utc,
 )
-
-
-def _sha(obj: Any) -> str:
-    return hashlib.sha256(
-        json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
-    ).hexdigest()
+from .series import SeriesMixin
 
 
 def canonical_shape(shape: dict[str, Any]) -> str:
@@ -62,7 +53,7 @@ def series_key(
     metric: str,
     unit: str,
 ) -> str:
-    return _sha([operator, provider, variant, shape, dtype, mode, metric, unit])
+    return key_hash([operator, provider, variant, shape, dtype, mode, metric, unit])
 
 
 def median_ci(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -95,7 +86,7 @@ class _Caches:
             getattr(self, name).update(getattr(other, name))
 
 
-class Store(AlertsMixin, CodegenMixin, AccessMixin, DashboardMixin):
+class Store(SeriesMixin, AlertsMixin, CodegenMixin, AccessMixin, DashboardMixin):
     """A tritonwatch results database (SQLite file or PostgreSQL)."""
 
     def __init__(self, engine: Engine, url: str) -> None:
@@ -245,7 +236,7 @@ class Store(AlertsMixin, CodegenMixin, AccessMixin, DashboardMixin):
         org_id = self.org_id(conn, run_info.get("org"), staged)
         m = run.machine
         device = run.run.device or ("cuda" if m.gpu_model else "cpu")
-        machine_key = _sha([m.name, device, m.gpu_model, m.gpu_count])
+        machine_key = key_hash([m.name, device, m.gpu_model, m.gpu_count])
         machine_info = m.model_dump(mode="json", exclude_none=True)
         machine_id = self._get_or_create(
             conn,
@@ -270,7 +261,7 @@ class Store(AlertsMixin, CodegenMixin, AccessMixin, DashboardMixin):
             s.builds,
             staged.builds,
             "key",
-            _sha(build_info),
+            key_hash(build_info),
             {
                 "triton_version": run.build.triton.version,
                 "triton_commit": run.build.triton.commit,
@@ -552,157 +543,6 @@ class Store(AlertsMixin, CodegenMixin, AccessMixin, DashboardMixin):
         """Every run matching ``runs(**filters)``, oldest first, with its results."""
         for summary in self.runs(limit=None, newest_first=False, **filters):
             yield self.get_run(summary.uuid)
-
-    # -- reading series --------------------------------------------------------------------
-    def machines(self) -> list[MachineRow]:
-        with self.engine.connect() as conn:
-            return [
-                MachineRow.from_row(r)
-                for r in conn.execute(select(s.machines).order_by(s.machines.c.name)).mappings()
-            ]
-
-    def machine_id(
-        self, name: str, device: str, gpu_model: str | None, gpu_count: int | None
-    ) -> int | None:
-        """The id of a machine by the fields that identify it, or None if it was never stored."""
-        key = _sha([name, device, gpu_model, gpu_count])
-        with self.engine.connect() as conn:
-            return conn.execute(select(s.machines.c.id).where(s.machines.c.key == key)).scalar()
-
-    def set_machine_peaks(
-        self,
-        name: str,
-        device: str,
-        gpu_model: str | None,
-        gpu_count: int | None,
-        peaks: dict[str, Any],
-        info: dict[str, Any] | None = None,
-    ) -> int:
-        """Store measured peaks (``calibrate``) for a machine, creating the machine if needed."""
-        key = _sha([name, device, gpu_model, gpu_count])
-        with self._writing() as (conn, staged):
-            mid = self._get_or_create(
-                conn,
-                s.machines,
-                staged.machines,
-                "key",
-                key,
-                {
-                    "name": name,
-                    "device": device,
-                    "gpu_model": gpu_model,
-                    "gpu_count": gpu_count,
-                    "info": info or {"name": name},
-                    "created_at": datetime.now(UTC),
-                },
-            )
-            conn.execute(s.machines.update().where(s.machines.c.id == mid).values(peaks=peaks))
-        return mid
-
-    def machine_peaks(
-        self, name: str, device: str, gpu_model: str | None, gpu_count: int | None
-    ) -> dict[str, Any] | None:
-        """Peaks stored by ``calibrate`` for this machine, or None."""
-        key = _sha([name, device, gpu_model, gpu_count])
-        with self.engine.connect() as conn:
-            return conn.execute(select(s.machines.c.peaks).where(s.machines.c.key == key)).scalar()
-
-    def series_list(
-        self,
-        *,
-        operator: str | None = None,
-        provider: str | None = None,
-        dtype: str | None = None,
-        metric: str | None = None,
-        machine: str | None = None,
-        limit: int | None = None,
-    ) -> list[SeriesInfo]:
-        """Series (with the machines they were measured on) that match the filters."""
-        q = (
-            select(
-                s.series,
-                s.machines.c.id.label("machine_id"),
-                s.machines.c.name.label("machine"),
-                func.count().label("points"),
-                func.max(s.results.c.t).label("last_t"),
-            )
-            .join(s.results, s.results.c.series_id == s.series.c.id)
-            .join(s.machines, s.machines.c.id == s.results.c.machine_id)
-            .group_by(s.series.c.id, s.machines.c.id, s.machines.c.name)
-            .order_by(s.series.c.operator, s.series.c.provider, s.series.c.id, s.machines.c.name)
-        )
-        for col, val in (
-            ("operator", operator),
-            ("provider", provider),
-            ("dtype", dtype),
-            ("metric", metric),
-        ):
-            if val:
-                q = q.where(s.series.c[col] == val)
-        if machine:
-            q = q.where(s.machines.c.name == machine)
-        if limit:
-            q = q.limit(limit)
-        with self.engine.connect() as conn:
-            return [SeriesInfo.from_row(r) for r in conn.execute(q).mappings()]
-
-    def series(
-        self,
-        series_id: int,
-        machine_id: int,
-        *,
-        since: datetime | None = None,
-        limit: int = 365,
-        with_samples: bool = False,
-        ok_only: bool = True,
-    ) -> list[Point]:
-        """The newest ``limit`` points of one series on one machine, oldest first."""
-        cols = [
-            s.results.c.t,
-            s.results.c.value,
-            s.results.c.ci_low,
-            s.results.c.ci_high,
-            s.results.c.status,
-            s.results.c.n,
-            s.runs.c.uuid,
-            s.runs.c.label,
-            s.builds.c.id.label("build_id"),
-            s.builds.c.triton_version,
-            s.builds.c.triton_commit,
-        ]
-        if with_samples:
-            cols.append(s.results.c.samples)
-        q = (
-            select(*cols)
-            .join(s.runs, s.runs.c.id == s.results.c.run_id)
-            .join(s.builds, s.builds.c.id == s.runs.c.build_id)
-            .where(s.results.c.series_id == series_id, s.results.c.machine_id == machine_id)
-        )
-        if ok_only:
-            q = q.where(s.results.c.status == "ok")
-        if since:
-            q = q.where(s.results.c.t >= since)
-        q = q.order_by(s.results.c.t.desc()).limit(limit)
-        with self.engine.connect() as conn:
-            rows = list(conn.execute(q).mappings())
-        rows.reverse()
-        return [
-            Point(
-                t=utc(r["t"]),
-                value=r["value"],
-                ci_low=r["ci_low"],
-                ci_high=r["ci_high"],
-                status=r["status"],
-                n=r["n"],
-                run_uuid=r["uuid"],
-                label=r["label"],
-                build_id=r["build_id"],
-                triton_version=r["triton_version"],
-                triton_commit=r["triton_commit"],
-                samples=decode_samples(r["samples"]) if with_samples else None,
-            )
-            for r in rows
-        ]
 
 
 __all__ = ["Store", "canonical_shape", "median_ci", "series_key"]
