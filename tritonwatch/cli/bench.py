@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..errors import UsageError
-from .options import db_option, open_store
+from .options import db_option, open_store, suite_filters
 
 
 def _split(values: tuple[str, ...]) -> list[str] | None:
@@ -34,40 +34,7 @@ def _gpus(text: str | None) -> list[int] | None:
 
 
 @click.command("run")
-@click.option(
-    "--suite",
-    default="smoke",
-    show_default=True,
-    metavar="smoke|nightly|FILE.toml",
-    help="Built-in suite or a suite file.",
-)
-@click.option(
-    "-k",
-    "patterns",
-    multiple=True,
-    metavar="PATTERN",
-    help="Only cases whose id contains PATTERN (glob if it has * ? [); repeatable.",
-)
-@click.option(
-    "--provider",
-    "providers",
-    multiple=True,
-    metavar="NAME",
-    help="Only these providers (triton, triton/persistent, torch, inductor); comma list or repeat.",
-)
-@click.option(
-    "--dtype",
-    "dtypes",
-    multiple=True,
-    metavar="DTYPE",
-    help="Only these dtypes (fp32, fp16, bf16, fp8e4m3); comma list or repeat.",
-)
-@click.option(
-    "--device",
-    type=click.Choice(["auto", "cuda", "cpu"]),
-    default=None,
-    help="Where kernels run [default: setting `device`, auto].",
-)
+@suite_filters
 @click.option("--gpus", default=None, metavar="0,1", help="One worker per listed GPU.")
 @click.option(
     "--budget-ms",

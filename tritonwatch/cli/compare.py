@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..errors import InputError, UsageError
 from .bench import _split
-from .options import db_option, format_option, open_store
+from .options import db_option, format_option, open_store, suite_filters
 
 
 def parse_threshold(text: str | None) -> float | None:
@@ -54,40 +54,7 @@ def parse_threshold(text: str | None) -> float | None:
     is_flag=True,
     help="With --runs: compare even when GPU, driver, clocks or suite differ.",
 )
-@click.option(
-    "--suite",
-    default="smoke",
-    show_default=True,
-    metavar="smoke|nightly|FILE.toml",
-    help="Built-in suite or a suite file.",
-)
-@click.option(
-    "-k",
-    "patterns",
-    multiple=True,
-    metavar="PATTERN",
-    help="Only cases whose id contains PATTERN (glob if it has * ? [); repeatable.",
-)
-@click.option(
-    "--provider",
-    "providers",
-    multiple=True,
-    metavar="NAME",
-    help="Only these providers; comma list or repeat.",
-)
-@click.option(
-    "--dtype",
-    "dtypes",
-    multiple=True,
-    metavar="DTYPE",
-    help="Only these dtypes; comma list or repeat.",
-)
-@click.option(
-    "--device",
-    type=click.Choice(["auto", "cuda", "cpu"]),
-    default=None,
-    help="Where kernels run [default: setting `device`, auto].",
-)
+@suite_filters
 @click.option(
     "--gpu", type=int, default=None, metavar="INDEX", help="The one GPU both builds run on."
 )

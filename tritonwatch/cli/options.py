@@ -15,18 +15,26 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def db_option(f: F) -> F:
     return click.option(
-        "--db", "db", metavar="URL", default=None,
+        "--db",
+        "db",
+        metavar="URL",
+        default=None,
         help="Results database: sqlite:///PATH or postgresql://USER@HOST/DB "
-             "[default: TRITONWATCH_DB, tritonwatch.toml, else a SQLite file in the user data folder].",
+        "[default: TRITONWATCH_DB, tritonwatch.toml, else a SQLite file in the user data folder].",
     )(f)
 
 
 def format_option(*choices: str, default: str = "table") -> Callable[[F], F]:
     def deco(f: F) -> F:
         return click.option(
-            "--format", "fmt", type=click.Choice(list(choices)), default=default, show_default=True,
+            "--format",
+            "fmt",
+            type=click.Choice(list(choices)),
+            default=default,
+            show_default=True,
             help="Output format.",
         )(f)
+
     return deco
 
 
@@ -40,4 +48,51 @@ def open_store(db: str | None, *, create: bool = True) -> Any:
 
 
 def not_available(command: str, issue: int) -> NotAvailableYet:
-    return NotAvailableYet(f"`tritonwatch {command}` is not available yet (tracked in issue #{issue})")
+    return NotAvailableYet(
+        f"`tritonwatch {command}` is not available yet (tracked in issue #{issue})"
+    )
+
+
+def suite_filters(f: F) -> F:
+    """--suite, -k, --provider, --dtype, --device: which cases of a suite, and where (run, compare)."""
+    for opt in reversed(
+        [
+            click.option(
+                "--suite",
+                default="smoke",
+                show_default=True,
+                metavar="smoke|nightly|FILE.toml",
+                help="Built-in suite or a suite file.",
+            ),
+            click.option(
+                "-k",
+                "patterns",
+                multiple=True,
+                metavar="PATTERN",
+                help="Only cases whose id contains PATTERN (glob if it has * ? [); repeatable.",
+            ),
+            click.option(
+                "--provider",
+                "providers",
+                multiple=True,
+                metavar="NAME",
+                help="Only these providers (triton, triton/persistent, torch, inductor); "
+                "comma list or repeat.",
+            ),
+            click.option(
+                "--dtype",
+                "dtypes",
+                multiple=True,
+                metavar="DTYPE",
+                help="Only these dtypes (fp32, fp16, bf16, fp8e4m3); comma list or repeat.",
+            ),
+            click.option(
+                "--device",
+                type=click.Choice(["auto", "cuda", "cpu"]),
+                default=None,
+                help="Where kernels run [default: setting `device`, auto].",
+            ),
+        ]
+    ):
+        f = opt(f)
+    return f
