@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
@@ -43,6 +43,7 @@ def _known_id(value: int, what: str) -> int:
 NoNul = r"^[^\x00]*$"
 Format = Annotated[Literal["json", "csv", "parquet"], Query(description="Response format.")]
 Opt = Annotated[str | None, Query()]
+SeriesQuery = Annotated[data.SeriesFields, Depends()]
 
 
 def _store(request: Request) -> Store:
@@ -109,33 +110,15 @@ def run_document(request: Request, ref: str) -> dict[str, Any]:
 @router.get("/results", summary="Results, newest first, filtered by run, series fields, status")
 def list_results(
     request: Request,
+    sf: SeriesQuery,
     run: Opt = None,
-    machine: Opt = None,
     status: Opt = None,
-    operator: Opt = None,
-    provider: Opt = None,
-    variant: Opt = None,
-    shape: Opt = None,
-    dtype: Opt = None,
-    mode: Opt = None,
-    metric: Opt = None,
     limit: Limit = 100,
     offset: Offset = 0,
     format: Format = "json",
 ) -> Response:
     rows = _store(request).results_page(
-        run=run,
-        machine=machine,
-        status=status,
-        limit=limit,
-        offset=offset,
-        operator=operator,
-        provider=provider,
-        variant=variant,
-        shape=shape,
-        dtype=dtype,
-        mode=mode,
-        metric=metric,
+        run=run, machine=sf.machine, status=status, limit=limit, offset=offset, **sf.fields()
     )
     return _page(rows, format, "results", limit, offset)
 
@@ -149,28 +132,11 @@ def list_machines(request: Request, format: Format = "json") -> Response:
 @router.get("/series", summary="Series x machines matching exact-value filters")
 def list_series(
     request: Request,
-    operator: Opt = None,
-    provider: Opt = None,
-    variant: Opt = None,
-    shape: Opt = None,
-    dtype: Opt = None,
-    mode: Opt = None,
-    metric: Opt = None,
-    machine: Opt = None,
+    sf: SeriesQuery,
     limit: Limit = 200,
     format: Format = "json",
 ) -> Response:
-    refs = _store(request).series_catalog(
-        limit=limit,
-        machine=machine,
-        operator=operator,
-        provider=provider,
-        variant=variant,
-        shape=shape,
-        dtype=dtype,
-        mode=mode,
-        metric=metric,
-    )
+    refs = _store(request).series_catalog(limit=limit, machine=sf.machine, **sf.fields())
     return table_response([record(r) for r in refs], format, "series", {"limit": limit})
 
 
@@ -199,32 +165,13 @@ def series_points(
 @router.get("/explore", summary="The series explorer's traces (filters as on /series)")
 def explore(
     request: Request,
-    operator: Opt = None,
-    provider: Opt = None,
-    variant: Opt = None,
-    shape: Opt = None,
-    dtype: Opt = None,
-    mode: Opt = None,
-    metric: Opt = None,
-    machine: Opt = None,
+    sf: SeriesQuery,
     norm: str = "none",
     base: Opt = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 365,
     format: Format = "json",
 ) -> Response:
-    f = data.SeriesFilters(
-        operator=operator,
-        provider=provider,
-        variant=variant,
-        shape=shape,
-        dtype=dtype,
-        mode=mode,
-        metric=metric,
-        machine=machine,
-        norm=norm,
-        base=base,
-        limit=limit,
-    )
+    f = data.SeriesFilters.of(sf, norm=norm, base=base, limit=limit)
     view = data.series_view(_store(request), f, with_facets=False)
     if view.too_many:
         raise UsageError(f"more than {data.MAX_TRACES} series match; narrow the filters")

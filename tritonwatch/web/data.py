@@ -101,6 +101,25 @@ def overview(store: Store) -> Overview:
 
 # -- series explorer ----------------------------------------------------------------------------
 @dataclass(frozen=True)
+class SeriesFields:
+    """The query parameters that pick series by exact value; a FastAPI dependency
+    (``Annotated[SeriesFields, Depends()]``) shared by every endpoint that filters series."""
+
+    operator: str | None = None
+    provider: str | None = None
+    variant: str | None = None
+    shape: str | None = None
+    dtype: str | None = None
+    mode: str | None = None
+    metric: str | None = None
+    machine: str | None = None
+
+    def fields(self) -> dict[str, str | None]:
+        """The series fields alone (``machine`` is not a series field)."""
+        return {f: getattr(self, f) for f in SERIES_FIELDS}
+
+
+@dataclass(frozen=True)
 class SeriesFilters:
     operator: str | None = None
     provider: str | None = None
@@ -113,6 +132,10 @@ class SeriesFilters:
     norm: str = "none"
     base: str | None = None  # the baseline provider when norm == "provider"
     limit: int = 365
+
+    @classmethod
+    def of(cls, sf: SeriesFields, *, norm: str, base: str | None, limit: int) -> SeriesFilters:
+        return cls(**sf.fields(), machine=sf.machine, norm=norm, base=base, limit=limit)
 
     def fields(self) -> dict[str, str | None]:
         return {f: getattr(self, f) for f in SERIES_FIELDS}

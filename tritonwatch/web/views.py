@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 
 from ..errors import NotFoundError
@@ -40,31 +40,12 @@ def overview_page(request: Request) -> HTMLResponse:
 @router.get("/series", response_class=HTMLResponse)
 def series_page(
     request: Request,
-    operator: Opt = None,
-    provider: Opt = None,
-    variant: Opt = None,
-    shape: Opt = None,
-    dtype: Opt = None,
-    mode: Opt = None,
-    metric: Opt = None,
-    machine: Opt = None,
+    sf: Annotated[data.SeriesFields, Depends()],
     norm: str = "none",
     base: Opt = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 365,
 ) -> HTMLResponse:
-    f = data.SeriesFilters(
-        operator=operator,
-        provider=provider,
-        variant=variant,
-        shape=shape,
-        dtype=dtype,
-        mode=mode,
-        metric=metric,
-        machine=machine,
-        norm=norm,
-        base=base,
-        limit=limit,
-    )
+    f = data.SeriesFilters.of(sf, norm=norm, base=base, limit=limit)
     view = data.series_view(_store(request), f)
     return _render(
         request,
