@@ -16,12 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..errors import UsageError
-from .options import db_option, open_store, suite_filters
-
-
-def _split(values: tuple[str, ...]) -> list[str] | None:
-    out = [v.strip() for item in values for v in item.split(",") if v.strip()]
-    return out or None
+from .options import db_option, open_store, split_names, suite_filters
 
 
 def _gpus(text: str | None) -> list[int] | None:
@@ -99,8 +94,8 @@ def run_cmd(
     opts = RunOptions(
         suite=suite,
         patterns=patterns,
-        providers=_split(providers),
-        dtypes=_split(dtypes),
+        providers=split_names(providers),
+        dtypes=split_names(dtypes),
         device=device,
         budget_ms=budget_ms,
         target_ci=target_ci,

@@ -12,8 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..errors import InputError, UsageError
-from .bench import _split
-from .options import db_option, format_option, open_store, suite_filters
+from .options import db_option, format_option, open_store, split_names, suite_filters
 
 
 def parse_threshold(text: str | None) -> float | None:
@@ -151,8 +150,8 @@ def compare_cmd(
                 env_b or "",
                 suite=suite,
                 patterns=patterns,
-                providers=_split(providers),
-                dtypes=_split(dtypes),
+                providers=split_names(providers),
+                dtypes=split_names(dtypes),
                 device=device,
                 gpu=gpu,
                 rounds=rounds,

@@ -96,3 +96,9 @@ def suite_filters(f: F) -> F:
     ):
         f = opt(f)
     return f
+
+
+def split_names(values: tuple[str, ...]) -> list[str] | None:
+    """``--provider a,b --provider c`` -> ["a", "b", "c"]; None when none were given."""
+    out = [v.strip() for item in values for v in item.split(",") if v.strip()]
+    return out or None
