@@ -13,6 +13,7 @@ from tritonwatch.errors import NotFoundError, UsageError
 from tritonwatch.runformat import dump_run, parse_run
 from tritonwatch.store import Store
 from tritonwatch.store.interchange import read_file, run_document
+from tritonwatch.store.rows import utc
 from tritonwatch.testing import make_run
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "run-v1.jsonl"
@@ -39,8 +40,19 @@ def test_run_round_trips_through_the_database(store: Store) -> None:
     assert doc["build"] == original["build"]
     for got, want in zip(doc["results"], original["results"], strict=True):
         assert got.get("samples") == want.get("samples")
-        for key in ("operator", "provider", "variant", "shape", "dtype", "mode", "metric", "unit",
-                    "status", "error", "correct"):
+        for key in (
+            "operator",
+            "provider",
+            "variant",
+            "shape",
+            "dtype",
+            "mode",
+            "metric",
+            "unit",
+            "status",
+            "error",
+            "correct",
+        ):
             assert got.get(key) == want.get(key), key
         assert got.get("extra", {}) == want.get("extra", {})
     # a result given as samples is summarised by their median
@@ -75,8 +87,15 @@ def test_add_runs_is_all_or_nothing(store: Store, monkeypatch: pytest.MonkeyPatc
 
 def test_runs_are_listed_newest_first_and_filtered(store: Store) -> None:
     for i in range(5):
-        store.add_run(make_run(seed=i, started_at=T0 + timedelta(days=i),
-                               machine="a" if i % 2 else "b", label=f"night{i}", org="acme"))
+        store.add_run(
+            make_run(
+                seed=i,
+                started_at=T0 + timedelta(days=i),
+                machine="a" if i % 2 else "b",
+                label=f"night{i}",
+                org="acme",
+            )
+        )
     runs = store.runs()
     assert [r.label for r in runs] == ["night4", "night3", "night2", "night1", "night0"]
     assert {r.label for r in store.runs(machine="a")} == {"night1", "night3"}
@@ -156,7 +175,9 @@ def test_run_document_is_valid_run_format(store: Store) -> None:
     assert parse_run(doc).run.id.hex == summary.uuid.replace("-", "")
 
 
-def test_a_rolled_back_write_leaves_no_stale_ids(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_rolled_back_write_leaves_no_stale_ids(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Series/machine/build ids created in a failed transaction must not be reused later."""
     fresh = make_run(machine="new-box", triton="9.9.9", n_results=3, seed=7)
     real = Store._write_results
@@ -184,6 +205,42 @@ def test_time_filters_see_results_written_in_bulk(store: Store) -> None:
 
         from tritonwatch.store import schema as sch
 
-        run_t = {row[0] for row in conn.execute(select(sch.runs.c.started_at))}
+        run_t = {utc(row[0]) for row in conn.execute(select(sch.runs.c.started_at))}
         res_t = {row[0] for row in conn.execute(select(sch.results.c.t))}
     assert run_t == res_t
+    assert all(t.tzinfo is UTC for t in res_t)
+
+
+def test_result_statistics_for_mixed_sample_counts(store: Store) -> None:
+    """Results with different sample counts, a given value, no samples or an error keep their own
+    statistics (the rows are built a column at a time, grouped by sample count)."""
+    rng = np.random.default_rng(7)
+    base = {"operator": "softmax", "provider": "triton", "variant": "pointers", "dtype": "fp16"}
+    base |= {"metric": "time", "unit": "ms"}
+    specs: list[dict[str, object]] = [
+        {"samples": rng.random(11).tolist()},
+        {"samples": rng.random(20).tolist()},
+        {"value": 9.5},
+        {"samples": rng.random(11).tolist(), "value": 1.25},
+        {"status": "error", "error": "boom"},
+        {"samples": rng.random(20).tolist(), "extra": {"stop": "ci"}},
+    ]
+    run = make_run(results=[base | {"shape": {"N": i}} | sp for i, sp in enumerate(specs)])
+    store.add_run(run)
+    got = {r.shape["N"]: r for r in store.get_run(str(run.run.id)).results}
+    for i, sp in enumerate(specs):
+        r = got[i]
+        samples = sp.get("samples")
+        if isinstance(samples, list):
+            x = np.sort(np.array(samples))
+            n = len(x)
+            half = 1.96 * np.sqrt(n) / 2
+            assert r.n == n and r.samples is not None and r.samples.tolist() == samples
+            assert r.value == sp.get("value", float(np.median(x)))
+            assert r.ci_low == x[int(max(0, np.floor(n / 2 - half)))]
+            assert r.ci_high == x[int(min(n - 1, np.ceil(n / 2 + half) - 1))]
+        else:
+            assert r.n == 0 and r.samples is None and r.ci_low is None and r.ci_high is None
+            assert r.value == sp.get("value")
+        assert r.status == sp.get("status", "ok") and r.error == sp.get("error")
+        assert r.extra == sp.get("extra", {})

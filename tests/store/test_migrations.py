@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
-from tritonwatch.errors import DatabaseUnavailable, NotADatabase, ReadOnlyLocation, SchemaTooNew
+from tritonwatch.errors import (
+    DatabaseUnavailable,
+    NotADatabase,
+    ReadOnlyLocation,
+    SchemaTooNew,
+    StoreError,
+)
 from tritonwatch.store import Store
+from tritonwatch.store import engine as _engine
 from tritonwatch.store.engine import head_revision
 from tritonwatch.store.schema import SCHEMA_VERSION, metadata
+from tritonwatch.testing import make_run
 
 
 def test_migrations_build_exactly_the_declared_schema(db_url: str) -> None:
@@ -77,3 +88,70 @@ def test_bad_urls(url: str, message: str) -> None:
 def test_sqlite_runs_in_wal_mode(sqlite_url: str) -> None:
     with Store.open(sqlite_url) as store, store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def test_schema_1_sqlite_database_upgrades_keeping_every_instant(tmp_path: Path) -> None:
+    """schema-1.db was written by tritonwatch at schema 1 (results.t as ISO text on SQLite).
+
+    Its runs started at 02:00Z and at 19:30:05.123456-07:00 (+0..2 us), so the conversion must
+    keep microseconds and the UTC instant.
+    """
+    path = tmp_path / "old.db"
+    shutil.copyfile(FIXTURES / "schema-1.db", path)
+    url = f"sqlite:///{path}"
+    with pytest.raises(StoreError, match="run `tritonwatch db upgrade`"):
+        Store.open(url)
+    with sqlite3.connect(path) as raw:
+        before = raw.execute("SELECT id, t FROM results ORDER BY id").fetchall()
+    assert {type(t) for _, t in before} == {str}
+
+    assert Store.upgrade(url) == (1, SCHEMA_VERSION)
+
+    with sqlite3.connect(path) as raw:
+        after = raw.execute("SELECT id, typeof(t) FROM results ORDER BY id").fetchall()
+        declared = {r[1]: r[2] for r in raw.execute("PRAGMA table_info(results)")}
+        indexes = {r[1] for r in raw.execute("PRAGMA index_list(results)")}
+    assert [i for i, _ in after] == [i for i, _ in before]
+    assert {k for _, k in after} == {"integer"}
+    assert declared["t"] == "BIGINT"
+    assert indexes == {"ix_results_series_id_machine_id_t", "ix_results_run_id"}
+    with Store.open(url) as store:
+        with store.engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+        starts = {r.uuid: r.started_at for r in store.runs(limit=None)}
+        micro = sorted(t for t in starts.values() if t.microsecond)
+        assert [t.isoformat() for t in micro] == [
+            f"2026-11-0{3 + k}T02:30:05.12345{6 + k}+00:00" for k in range(3)
+        ]
+        for info in store.series_list():
+            points = store.series(info.id, info.machine_id, ok_only=False)
+            assert [p.t for p in points] == sorted(starts.values())
+            cut = micro[1] - timedelta(microseconds=1)
+            late = store.series(info.id, info.machine_id, since=cut, ok_only=False)
+            assert [p.t for p in late] == micro[1:]
+            assert info.last_t == micro[-1]
+        # and it takes new runs next to the converted ones
+        assert store.add_run(make_run(n_results=2, seed=9)).created
+
+
+@pytest.mark.postgres
+def test_schema_1_postgres_database_upgrades_unchanged(pg_url: str) -> None:
+    """PostgreSQL keeps timestamptz: migration 2 leaves its results as they were."""
+    engine = _engine.connect(pg_url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(_engine._alembic_config(conn), "0001")
+    finally:
+        engine.dispose()
+    with pytest.raises(StoreError, match="db upgrade"):
+        Store.open(pg_url)
+    assert Store.upgrade(pg_url) == (1, SCHEMA_VERSION)
+    with Store.open(pg_url) as store:
+        run = make_run(n_results=2, seed=3)
+        store.add_run(run)
+        (info, _) = store.series_list()
+        (point,) = store.series(info.id, info.machine_id)
+        assert point.t == run.run.started_at

@@ -3,9 +3,13 @@
 SCHEMA_VERSION history (one line per version; migrations are forward only, see migrations/):
     1  2026-11  machines, builds, runs, series, results (+raw samples), alerts, alert_events,
                codegen, codegen_reports, comparisons, views, orgs, tokens, pushes
+    2  2026-11  results.t on SQLite: integer microseconds since the Unix epoch (was ISO text)
 """
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -22,10 +26,12 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Named constraints so Alembic can address them on both SQLite and PostgreSQL.
 metadata = MetaData(
@@ -41,6 +47,41 @@ metadata = MetaData(
 # where only INTEGER PRIMARY KEY aliases the rowid.
 Id = BigInteger().with_variant(Integer(), "sqlite")
 UTCDateTime = DateTime(timezone=True)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+class Instant(TypeDecorator[datetime]):
+    """A UTC instant: ``timestamptz`` on PostgreSQL, integer microseconds since 1970 on SQLite.
+
+    SQLAlchemy's SQLite DateTime is 26 characters of text, in every results row and again in
+    the series index. The integer is at most 8 bytes and compares as a number; with it, a run's
+    scattered inserts into the series index cost about a fifth less (docs/store.md has the
+    figures). Readers see aware UTC datetimes either way; naive ones are taken as UTC.
+    """
+
+    impl = UTCDateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(BigInteger())
+        return dialect.type_descriptor(UTCDateTime)
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None or dialect.name != "sqlite":
+            return value
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return (value - EPOCH) // _MICROSECOND
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return EPOCH + int(value) * _MICROSECOND
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
 
 orgs = Table(
     "orgs",
@@ -142,7 +183,7 @@ results = Table(
     Column("series_id", Id, ForeignKey("series.id"), nullable=False),
     # Denormalised from the run so a series query is one index range scan.
     Column("machine_id", Id, nullable=False),
-    Column("t", UTCDateTime, nullable=False),
+    Column("t", Instant, nullable=False),
     Column("status", String(10), nullable=False),
     Column("value", Float),  # median of samples, or the value given
     Column("n", Integer, nullable=False),
