@@ -298,7 +298,7 @@ def run_suite(
         run_info={k: v for k, v in run_info.items() if v is not None},
         peak_source=peaks.source if peaks else None,
     )
-    compiled = []
+    compiled: list[Any] = []
     if opts.codegen:
         run, compiled = _with_codegen(run, opts, progress)
     stored = store.add_run(run) if run.results else None
