@@ -7,8 +7,12 @@ through ``Store.add_run`` (validated ``Run`` objects in, one transaction per run
 is what `tritonwatch run`, `import` and the upload API see. Then it times random one-series
 queries (<= 365 points, one machine, ordered by time), as the dashboard and `detect` issue them.
 
+Two ingest modes, each a fresh fill: ``run`` writes one run per transaction, as `tritonwatch run`
+and the upload API do; ``import`` writes ``--batch`` runs per transaction (default 20), as
+`tritonwatch import` does (it writes all its files in one).
+
     python benchmarks/store_bench.py --results 1000000
-    python benchmarks/store_bench.py --results 10000000 --backend sqlite
+    python benchmarks/store_bench.py --results 10000000 --backend sqlite --modes import
 Targets (issue #2): ingest >= 100,000 results/s into SQLite; series query p95 <= 20 ms at 1 M
 results and <= 50 ms at 10 M, on both backends.
 """
@@ -180,41 +184,51 @@ def main() -> None:
     )
     ap.add_argument("--keep", action="store_true", help="Keep the databases for other benchmarks.")
     ap.add_argument(
-        "--batch",
-        type=int,
-        default=1,
-        help="Runs per transaction: 1 as `run`/uploads write, more as `import` does.",
+        "--modes",
+        default="run,import",
+        help="Ingest modes to fill with, comma-separated: run (1 run per transaction), import.",
+    )
+    ap.add_argument(
+        "--batch", type=int, default=20, help="Runs per transaction in the import mode."
     )
     args = ap.parse_args()
     folder = Path(args.dir or tempfile.mkdtemp(prefix="tw-store-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not modes or set(modes) - {"run", "import"}:
+        ap.error(f"--modes takes run and/or import, not {args.modes!r}")
     rows = []
     for backend in backends:
-        if backend == "sqlite":
-            path = folder / f"bench-{args.results}.db"
-            for f in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-                f.unlink(missing_ok=True)
-            url = f"sqlite:///{path}"
-        else:
-            url = _fresh_pg(args.pg_admin, f"tw_bench_{args.results}")
-        print(f"{backend}: filling {args.results:,} results ...", file=sys.stderr)
-        n, spent = fill(url, args.results, args.samples, batch=args.batch)
-        lat = query_latency(url, args.queries)
-        rows.append((backend, n, n / spent, lat))
-        if not args.keep and backend == "sqlite":
-            for f in folder.glob("bench-*"):
-                f.unlink()
+        for mode in modes:
+            batch = 1 if mode == "run" else args.batch
+            if backend == "sqlite":
+                path = folder / f"bench-{args.results}.db"
+                for f in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+                    f.unlink(missing_ok=True)
+                url = f"sqlite:///{path}"
+            else:
+                url = _fresh_pg(args.pg_admin, f"tw_bench_{args.results}")
+            print(f"{backend}/{mode}: filling {args.results:,} results ...", file=sys.stderr)
+            n, spent = fill(url, args.results, args.samples, batch=batch)
+            lat = query_latency(url, args.queries)
+            rows.append(
+                (backend, f"{mode}" + (f" x{batch}" if batch > 1 else ""), n, n / spent, lat)
+            )
+    if not args.keep:
+        for f in folder.glob("bench-*"):
+            f.unlink()
     print(
         f"\nstore_bench: {args.results:,} results requested, {args.samples} samples each, "
         f"{NIGHTS} nights x {MACHINES} machines"
     )
     print(
-        f"{'backend':<10}{'results':>12}{'ingest/s':>12}{'series':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
+        f"{'backend':<10}{'mode':<11}{'results':>12}{'ingest/s':>12}{'series':>9}"
+        f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
     )
-    for backend, n, rate, lat in rows:
+    for backend, mode, n, rate, lat in rows:
         print(
-            f"{backend:<10}{n:>12,}{rate:>12,.0f}{lat['series']:>9,}{lat['p50']:>9.2f}"
+            f"{backend:<10}{mode:<11}{n:>12,}{rate:>12,.0f}{lat['series']:>9,}{lat['p50']:>9.2f}"
             f"{lat['p95']:>9.2f}{lat['p99']:>9.2f}"
         )
 
