@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -133,3 +134,18 @@ def test_rich_markup_in_names_is_printed_literally(tmp_path: Path) -> None:
     CliRunner().invoke(main, ["import", "--db", db, str(path)])
     out = CliRunner().invoke(main, ["show", str(run.run.id)[:8], "--db", db]).output
     assert "[bold red]evil[/]" in out
+
+
+def test_db_upgrade_migrates_an_older_database(tmp_path: Path) -> None:
+    old = tmp_path / "old.db"
+    shutil.copyfile(Path(__file__).resolve().parents[1] / "fixtures" / "schema-1.db", old)
+    db = f"sqlite:///{old}"
+    _fails_cleanly(["runs", "--db", db], "run `tritonwatch db upgrade`")
+    out = CliRunner().invoke(main, ["db", "upgrade", "--db", db])
+    assert out.exit_code == 0
+    assert out.output.splitlines() == [
+        f"migrating schema version 1 -> {SCHEMA_VERSION} (one transaction; keep it running)",
+        f"schema version 1 -> {SCHEMA_VERSION}",
+    ]
+    listed = CliRunner().invoke(main, ["runs", "--db", db, "--format", "json"])
+    assert listed.exit_code == 0 and len(json.loads(listed.output)) == 4

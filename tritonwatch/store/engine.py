@@ -7,6 +7,7 @@ tritonwatch database, a newer schema, a read-only place) becomes one StoreError 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -204,11 +205,18 @@ def check_schema(engine: Engine, *, create: bool) -> int:
     return int(rev)
 
 
-def upgrade(engine: Engine) -> tuple[str | None, str]:
-    """Apply every pending migration; returns (version before, version after)."""
+def upgrade(
+    engine: Engine, on_migrate: Callable[[str, str], None] | None = None
+) -> tuple[str | None, str]:
+    """Apply every pending migration; returns (version before, version after).
+
+    ``on_migrate(before, after)`` is called first when an existing schema is about to change.
+    """
     before = current_revision(engine)
     if before is not None and before not in known_revisions():
         raise SchemaTooNew(f"the database has schema version {before}, newer than this tritonwatch")
+    if on_migrate is not None and before is not None and before != head_revision():
+        on_migrate(before, head_revision())
     try:
         with engine.begin() as conn:
             command.upgrade(_alembic_config(conn), "head")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import chain, repeat
@@ -109,14 +109,18 @@ class Store(SeriesMixin, AlertsMixin, CodegenMixin, AccessMixin, DashboardMixin)
         return cls(engine, _engine.display_url(engine.url))
 
     @staticmethod
-    def upgrade(url: str) -> tuple[int | None, int]:
+    def upgrade(
+        url: str, on_migrate: Callable[[int, int], None] | None = None
+    ) -> tuple[int | None, int]:
         """Create or migrate the database at ``url`` to this version's schema.
 
         Returns (schema version before, after); before is None for a new database.
+        ``on_migrate(before, after)`` is called just before an existing schema changes.
         """
         engine = _engine.connect(url, create=True)
+        notify = None if on_migrate is None else (lambda a, b: on_migrate(int(a), int(b)))
         try:
-            before, after = _engine.upgrade(engine)
+            before, after = _engine.upgrade(engine, notify)
         finally:
             engine.dispose()
         return (int(before) if before else None), int(after)
