@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from ..store.alerts import AlertDraft, ExistingAlert, SeriesPoints
+from ..store.alerts import AlertDraft, ExistingAlert
+from ..store.history import SeriesPoints
 from .changepoint import Change, ChangeSet, DetectConfig, apply_fdr, locate_parallel
 from .stats import mann_whitney, ratio_of_medians_ci
 

@@ -1,4 +1,4 @@
-"""Store queries for alerts and their triage history (detection issue #4).
+"""Store queries for alerts and their triage history (issue #4); bulk reads are in history.
 
 Mixed into :class:`tritonwatch.store.Store`; methods use ``self.engine`` and the tables in
 ``schema``. An alert is keyed by (series, machine, first bad run), so filing the same change
@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 from sqlalchemy import Engine, and_, case, func, select
 from sqlalchemy.orm import aliased
 
@@ -145,23 +144,6 @@ class ExistingAlert:
     status: str
     first_bad_run_id: int
     first_bad_at: datetime | None
-
-
-@dataclass(frozen=True)
-class SeriesPoints:
-    """Every ok point of many series in flat, time-ordered arrays (one bulk query).
-
-    Rows are sorted by (series_id, machine_id, time); ``starts`` indexes the first row of each
-    (series, machine) pair, in ``pairs`` order.
-    """
-
-    series_id: np.ndarray
-    machine_id: np.ndarray
-    run_id: np.ndarray
-    build_id: np.ndarray
-    value: np.ndarray
-    pairs: list[tuple[int, int]]
-    starts: np.ndarray
 
 
 def _num_equal(a: float | None, b: float | None) -> bool:
@@ -519,136 +501,6 @@ class AlertsMixin:
         return UpsertResult(
             created=created, updated=updated, unchanged=unchanged, ids=ids, actions=actions
         )
-
-    # -- bulk reads for detect -------------------------------------------------------------
-    def series_points(
-        self,
-        *,
-        machine: str | None = None,
-        since: datetime | None = None,
-        series_ids: Sequence[int] | None = None,
-    ) -> SeriesPoints:
-        """Every ok point (value, run, build) of the chosen series in one query, time-ordered."""
-        r = s.results
-        q = (
-            select(r.c.series_id, r.c.machine_id, r.c.run_id, s.runs.c.build_id, r.c.value)
-            .join(s.runs, s.runs.c.id == r.c.run_id)
-            .where(r.c.status == "ok", r.c.value.is_not(None))
-            .order_by(r.c.series_id, r.c.machine_id, r.c.t, r.c.run_id)
-        )
-        if machine:
-            q = q.join(s.machines, s.machines.c.id == r.c.machine_id).where(
-                s.machines.c.name == machine
-            )
-        if since:
-            q = q.where(r.c.t >= since)
-        if series_ids is not None:
-            q = q.where(r.c.series_id.in_(list(series_ids)))
-        with self.engine.connect() as conn:
-            rows = conn.execute(q).all()
-        n = len(rows)
-        cols = list(zip(*rows, strict=True)) if n else [(), (), (), (), ()]
-        sid = np.fromiter(cols[0], np.int64, n)
-        mid = np.fromiter(cols[1], np.int64, n)
-        rid = np.fromiter(cols[2], np.int64, n)
-        bid = np.fromiter(cols[3], np.int64, n)
-        v = np.fromiter(cols[4], np.float64, n)
-        if n:
-            change = np.flatnonzero((np.diff(sid) != 0) | (np.diff(mid) != 0)) + 1
-            starts = np.concatenate([[0], change]).astype(np.int64)
-        else:
-            starts = np.zeros(0, np.int64)
-        pairs = [(int(sid[i]), int(mid[i])) for i in starts]
-        return SeriesPoints(
-            series_id=sid,
-            machine_id=mid,
-            run_id=rid,
-            build_id=bid,
-            value=v,
-            pairs=pairs,
-            starts=starts,
-        )
-
-    def result_samples(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], np.ndarray]:
-        """Raw samples for (run id, series id) pairs that have them, in chunked queries."""
-        from .rows import decode_samples
-
-        out: dict[tuple[int, int], np.ndarray] = {}
-        by_run: dict[int, list[int]] = {}
-        for rid, sid in keys:
-            by_run.setdefault(int(rid), []).append(int(sid))
-        r = s.results
-        with self.engine.connect() as conn:
-            runs = sorted(by_run)
-            for i in range(0, len(runs), 200):
-                chunk = runs[i : i + 200]
-                sids = sorted({x for rid in chunk for x in by_run[rid]})
-                for j in range(0, len(sids), 500):
-                    q = select(r.c.run_id, r.c.series_id, r.c.samples).where(
-                        r.c.run_id.in_(chunk),
-                        r.c.series_id.in_(sids[j : j + 500]),
-                        r.c.samples.is_not(None),
-                    )
-                    for rid, sid, blob in conn.execute(q):
-                        if sid in by_run.get(rid, ()):
-                            arr = decode_samples(blob)
-                            if arr is not None:
-                                out[(int(rid), int(sid))] = arr
-        return out
-
-    def build_infos(self, build_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
-        """The stored build sections (every dependency version and commit) by build id."""
-        ids = sorted({int(b) for b in build_ids})
-        out: dict[int, dict[str, Any]] = {}
-        with self.engine.connect() as conn:
-            for i in range(0, len(ids), 500):
-                for bid, info in conn.execute(
-                    select(s.builds.c.id, s.builds.c.info).where(
-                        s.builds.c.id.in_(ids[i : i + 500])
-                    )
-                ):
-                    out[int(bid)] = info or {}
-        return out
-
-    def run_refs(self, run_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
-        """uuid, start time, build id, org id and machine section of runs by id."""
-        ids = sorted({int(r) for r in run_ids})
-        out: dict[int, dict[str, Any]] = {}
-        q = select(
-            s.runs.c.id,
-            s.runs.c.uuid,
-            s.runs.c.started_at,
-            s.runs.c.build_id,
-            s.runs.c.org_id,
-            s.runs.c.machine_info,
-        )
-        with self.engine.connect() as conn:
-            for i in range(0, len(ids), 500):
-                for r in conn.execute(q.where(s.runs.c.id.in_(ids[i : i + 500]))).mappings():
-                    out[int(r["id"])] = {
-                        "uuid": r["uuid"],
-                        "started_at": utc(r["started_at"]),
-                        "build_id": int(r["build_id"]),
-                        "org_id": r["org_id"],
-                        "machine_info": r["machine_info"] or {},
-                    }
-        return out
-
-    def codegen_hashes(
-        self, build_ids: Iterable[int]
-    ) -> dict[int, dict[tuple[str, str, str], str]]:
-        """Per build, (kernel, spec, target) -> a digest of its stage hashes (empty if none)."""
-        ids = sorted({int(b) for b in build_ids})
-        out: dict[int, dict[tuple[str, str, str], str]] = {b: {} for b in ids}
-        c = s.codegen
-        with self.engine.connect() as conn:
-            for i in range(0, len(ids), 500):
-                q = select(c.c.build_id, c.c.kernel, c.c.spec, c.c.target, c.c.stage_hashes).where(
-                    c.c.build_id.in_(ids[i : i + 500])
-                )
-                for bid, kernel, spec, target, hashes in conn.execute(q):
-                    out[int(bid)][(kernel, spec, target)] = json.dumps(hashes or {}, sort_keys=True)
-        return out
 
 
 def _utc(t: datetime) -> datetime:

@@ -1,8 +1,8 @@
 """The Store: the one API the rest of tritonwatch uses to read and write the results database.
 
 Runs go in whole (one transaction, idempotent by run UUID); series come out as points ordered by
-time. Other areas add their queries as mixins in this package (alerts, codegen, access), so this
-file keeps to runs, results and series.
+time. Other areas add their queries as mixins in this package (series, history, alerts, codegen,
+access, dashboard), so this file keeps to runs and results.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from .access import AccessMixin
 from .alerts import AlertsMixin
 from .codegen import CodegenMixin
 from .dashboard import DashboardMixin
+from .history import HistoryMixin
 from .rows import (
     AddedRun,
     ResultRow,
@@ -87,7 +88,7 @@ class _Caches:
             getattr(self, name).update(getattr(other, name))
 
 
-class Store(SeriesMixin, AlertsMixin, CodegenMixin, AccessMixin, DashboardMixin):
+class Store(SeriesMixin, HistoryMixin, AlertsMixin, CodegenMixin, AccessMixin, DashboardMixin):
     """A tritonwatch results database (SQLite file or PostgreSQL)."""
 
     def __init__(self, engine: Engine, url: str) -> None:
