@@ -12,11 +12,10 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..errors import UsageError
-from .options import db_option, open_store, split_names, suite_filters
+from .options import console, db_option, open_store, progress_bar, split_names, suite_filters
 
 
 def _gpus(text: str | None) -> list[int] | None:
@@ -108,17 +107,9 @@ def run_cmd(
         codegen_targets=targets,
         codegen_pattern=codegen_kernels,
     )
-    console = Console(stderr=True)
     store = open_store(db)
     try:
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        ) as bar:
+        with progress_bar() as bar:
             task = bar.add_task("starting workers", total=None)
 
             def on_plan(plan: Any, dev: Any) -> None:
@@ -135,7 +126,7 @@ def run_cmd(
             outcome = run_suite(opts, store, progress=progress, on_plan=on_plan)
     finally:
         store.close()
-    render_results(outcome, Console(width=None if sys.stdout.isatty() else 160))
+    render_results(outcome, console())
     if outcome.interrupted:
         click.secho(
             f"interrupted: stored the {outcome.n_finished} cases that finished",
@@ -253,7 +244,7 @@ def list_cmd(device: str | None, suite: str, plugins: tuple[str, ...]) -> None:
     from ..bench.runner import listing
 
     info = listing(device=device, suite=suite, plugins=plugins)
-    console = Console(width=None if sys.stdout.isatty() else 160)
+    out = console()
     t = Table(title=f"operators and providers on {info.device.kind} ({info.device.arch})")
     for col in ("operator", "provider", "kind", "cases", "available here"):
         t.add_column(col)
@@ -268,8 +259,8 @@ def list_cmd(device: str | None, suite: str, plugins: tuple[str, ...]) -> None:
             notes.append("runs on CPU only with --provider inductor (slow C++ compiles)")
         avail = (", ".join(ok) or "[red]none[/]") + "".join(f"\n[dim]{n}[/]" for n in notes)
         t.add_row(row["operator"], row["provider"], row["kind"], str(row["cases"]), avail)
-    console.print(t)
-    console.print(f"{info.n_cases} cases in suite {suite!r} can run here; {info.n_skipped} cannot")
+    out.print(t)
+    out.print(f"{info.n_cases} cases in suite {suite!r} can run here; {info.n_skipped} cannot")
 
 
 @click.command("calibrate")

@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from .. import settings
 from ..errors import InputError, UsageError
-from .options import db_option, open_store
+from .options import console, db_option, open_store
 
 
 @click.group("env")
@@ -53,8 +52,7 @@ def env_create_cmd(
     """Make a build environment NAME with the given Triton (under the envs_dir setting)."""
     from ..codegen.envs import create_env
 
-    console = Console(stderr=True)
-    with console.status(f"creating environment {name} with triton {triton} ..."):
+    with console(err=True).status(f"creating environment {name} with triton {triton} ..."):
         info = create_env(
             name, triton, system_site_packages=system_site_packages, base_python=base_python
         )
@@ -82,7 +80,7 @@ def env_list_cmd() -> None:
             t.add_row(e.name, e.info.triton_version, e.info.python_version, ptxas, e.info.python)
         else:
             t.add_row(e.name, "[red]broken[/red]", "-", "-", escape(e.problem or ""))
-    Console().print(t)
+    console().print(t)
 
 
 @click.command("blast")
@@ -189,7 +187,7 @@ def blast_cmd(
         click.echo(report.summary.headline)
         click.echo(f"report written to {output}", err=True)
     elif fmt == "table":
-        Console().print(table(report))
+        console().print(table(report))
     else:
         click.echo(render(report, fmt), nl=False)
 

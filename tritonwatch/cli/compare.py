@@ -9,10 +9,17 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..errors import InputError, UsageError
-from .options import db_option, format_option, open_store, split_names, suite_filters
+from .options import (
+    console,
+    db_option,
+    format_option,
+    open_store,
+    progress_bar,
+    split_names,
+    suite_filters,
+)
 
 
 def parse_threshold(text: str | None) -> float | None:
@@ -182,15 +189,7 @@ def _measure(store: Any, a: str, b: str, **kw: Any) -> Any:
     from ..bench.ab import ABOptions, run_ab
 
     opts = ABOptions(a=a, b=b, command=shlex.join(["tritonwatch", *sys.argv[1:]]), **kw)
-    console = Console(stderr=True)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
+    with progress_bar() as bar:
         task = bar.add_task("starting", total=None)
 
         def on_plan(n: int, dev: Any, order: str) -> None:
@@ -230,7 +229,7 @@ def _emit(comparison: Any, saved: Any, fmt: str, output: str | None) -> None:
             except OSError as e:
                 raise InputError(f"cannot write the report: {e.strerror}", path=output) from None
     elif fmt == "table":
-        render_terminal(comparison, Console(width=None if sys.stdout.isatty() else 160))
+        render_terminal(comparison, console())
     else:
         click.echo(text, nl=False)
     click.echo(

@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .. import settings
 from ..errors import UsageError
 from ..report import runs as render
 from ..store import Store, interchange
-from .options import db_option, format_option, open_store
-
-
-def _console(err: bool = False) -> Console:
-    return Console(
-        stderr=err, highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 200
-    )
+from .options import console, db_option, format_option, open_store, progress_bar
 
 
 def _when(value: str | None, name: str) -> datetime | None:
@@ -126,7 +117,7 @@ def import_cmd(files: tuple[str, ...], fmt: str, db: str | None) -> None:
     Every file is read and validated before anything is written; runs already stored (same run
     id) are skipped, so importing a file twice adds nothing.
     """
-    with open_store(db) as store, _progress() as progress:
+    with open_store(db) as store, progress_bar() as progress:
         task = progress.add_task("reading", total=len(files))
         report = interchange.import_files(
             store,
@@ -218,7 +209,7 @@ def runs_cmd(
             "no runs stored yet; `tritonwatch run --suite smoke` makes one, `tritonwatch import` reads files"
         )
     else:
-        _console().print(render.runs_table(rows))
+        console().print(render.runs_table(rows))
 
 
 @click.command("show")
@@ -232,21 +223,10 @@ def show_cmd(run: str, fmt: str, db: str | None) -> None:
     if fmt == "json":
         click.echo(json.dumps(interchange.run_document(detail), indent=2))
         return
-    console = _console()
+    out = console()
     for line in render.run_header(detail):
-        console.print(line, markup=False)
-    console.print(render.results_table(detail))
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=_console(err=True),
-        transient=True,
-    )
+        out.print(line, markup=False)
+    out.print(render.results_table(detail))
 
 
 COMMANDS = [db_group, import_cmd, export_cmd, runs_cmd, show_cmd]

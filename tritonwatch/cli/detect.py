@@ -9,18 +9,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .. import settings
 from ..errors import UsageError
-from .options import db_option, format_option, open_store
-
-
-def _console(err: bool = False) -> Console:
-    return Console(
-        stderr=err, highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 200
-    )
+from .options import console, db_option, format_option, open_store, progress_bar
 
 
 def _when(value: str | None) -> datetime | None:
@@ -59,18 +51,7 @@ def detect_cmd(since: str | None, machine: str | None, pattern: str | None, db: 
     from ..report.alerts import detect_summary, detect_table
 
     when = _when(since)
-    err = _console(err=True)
-    with (
-        open_store(db) as store,
-        Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-            disable=not err.is_terminal,
-        ) as bar,
-    ):
+    with open_store(db) as store, progress_bar() as bar:
         task = bar.add_task("detect", total=4)
 
         def step(what: str, i: int, n: int) -> None:
@@ -78,7 +59,7 @@ def detect_cmd(since: str | None, machine: str | None, pattern: str | None, db: 
 
         report = detect(store, since=when, machine=machine, pattern=pattern, progress=step)
     if report.findings:
-        _console().print(detect_table(report))
+        console().print(detect_table(report))
     else:
         click.echo(detect_summary(report))
 
@@ -115,7 +96,7 @@ def alerts_cmd(
     if fmt == "json":
         click.echo(alerts_json(rows))
     else:
-        _console().print(alerts_table(rows))
+        console().print(alerts_table(rows))
 
 
 @click.command("alert")
@@ -143,7 +124,7 @@ def alert_cmd(
             store.set_alert_status(alert_id, new_status, actor=who, note=note)
         row = store.get_alert(alert_id)
         history = store.alert_history(alert_id)
-    _console().print(alert_detail(row, history))
+    console().print(alert_detail(row, history))
 
 
 def _user() -> str:
@@ -269,7 +250,7 @@ def gate_cmd(
     if fmt == "markdown":
         click.echo(md, nl=False)
     else:
-        _console().print(gate_table(result))
+        console().print(gate_table(result))
     sys.exit(0 if result.passed else 1)
 
 

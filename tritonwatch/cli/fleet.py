@@ -7,16 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from .. import settings
-from .options import db_option, format_option, open_store
-
-
-def _console(err: bool = False) -> Console:
-    return Console(stderr=err, width=None if sys.stdout.isatty() else 160)
+from .options import console, db_option, format_option, open_store, progress_bar
 
 
 @click.command("push")
@@ -80,19 +74,9 @@ def push_cmd(
             err=True,
             fg="yellow",
         )
-    err = _console(err=True)
+    err = console(err=True)
     opts = PushOptions(attempts=retries + 1, backoff_s=backoff, timeout_s=timeout)
-    with (
-        open_store(db) as store,
-        Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=err,
-            transient=True,
-            disable=not err.is_terminal,
-        ) as bar,
-    ):
+    with open_store(db) as store, progress_bar(err) as bar:
         task = bar.add_task("push", total=None)
 
         def step(run: Any, i: int, n: int) -> None:
@@ -135,7 +119,7 @@ def nightly_cmd(config_path: Path | None, db: str | None) -> None:
     from ..nightly import default_config_path, load_config, nightly
 
     cfg = load_config(config_path or default_config_path())
-    err = _console(err=True)
+    err = console(err=True)
     with open_store(db or cfg.db) as store:
         report, text = nightly(store, cfg, on_step=lambda s: err.print(f"nightly: {s} ..."))
     table = Table(title="tritonwatch nightly", show_lines=False)
@@ -143,7 +127,7 @@ def nightly_cmd(config_path: Path | None, db: str | None) -> None:
         table.add_column(col)
     for s in report.steps:
         table.add_row(s.name, "yes" if s.ok else "[red]no[/red]", s.summary)
-    out = _console()
+    out = console()
     out.print(table)
     if text:
         click.echo(text, nl=not text.endswith("\n"))
@@ -221,7 +205,7 @@ def token_list_cmd(org: str | None, fmt: str, db: str | None) -> None:
             f"{r.last_used_at:%Y-%m-%d %H:%M}" if r.last_used_at else "never",
             f"{r.revoked_at:%Y-%m-%d %H:%M}" if r.revoked_at else "",
         )
-    _console().print(table)
+    console().print(table)
 
 
 @token_cmd.command("revoke")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .. import settings
 from ..errors import NotAvailableYet
@@ -102,3 +105,24 @@ def split_names(values: tuple[str, ...]) -> list[str] | None:
     """``--provider a,b --provider c`` -> ["a", "b", "c"]; None when none were given."""
     out = [v.strip() for item in values for v in item.split(",") if v.strip()]
     return out or None
+
+
+def console(err: bool = False) -> Console:
+    """The console a command prints to: the terminal's width, or 200 columns into a pipe/file."""
+    return Console(
+        stderr=err, highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 200
+    )
+
+
+def progress_bar(err: Console | None = None) -> Progress:
+    """The progress bar of long commands, on stderr: gone when done, off when not a terminal."""
+    err = err or console(err=True)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
