@@ -24,13 +24,13 @@ from ..errors import BenchError, UsageError
 from ..runformat import Run, new_run_id, now
 from . import roofline
 from .runner import (
-    SMOKE_BUDGET_MS,
     CaseOutcome,
     Record,
     build_run,
     execute,
     outcomes,
     plan,
+    sampling,
     shuffled,
 )
 from .spec import Case, DeviceInfo
@@ -169,18 +169,7 @@ def run_ab(
         ),
         registry,
     )
-    if not p.cases:
-        why = f"; {len(p.skipped)} cannot run here (see `tritonwatch list`)" if p.skipped else ""
-        raise BenchError(f"no case of suite {suite.name!r} matches the filters{why}")
-    with settings.scope(seed=opts.seed, target_ci=opts.target_ci, budget_ms=opts.budget_ms):
-        seed = int(settings.get("seed"))
-        target_ci = float(settings.get("target_ci"))
-        if opts.budget_ms is None and suite.builtin == "smoke" and suite.path is None:
-            budget = SMOKE_BUDGET_MS
-        else:
-            budget = float(settings.get("budget_ms"))
-    if target_ci <= 0 or budget <= 0:
-        raise BenchError("--target-ci and --budget-ms must be positive")
+    seed, target_ci, budget = sampling(opts, suite, p)
     version = suite_version(p.cases)
     if on_plan is not None:
         on_plan(len(p.cases), device, order_ab)

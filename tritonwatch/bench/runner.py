@@ -27,7 +27,7 @@ from .spec import Case, DeviceInfo
 __all__ = [  # names other modules (compare, nightly, tests) import from here
     "SMOKE_BUDGET_MS", "STARTUP_GRACE_S", "CaseOutcome", "Progress", "Record", "RunOptions",
     "RunOutcome", "build_run", "calibrate", "execute", "gpu_slot", "listing", "outcomes", "plan",
-    "probe", "run_suite", "shuffled", "worker_argv",
+    "probe", "run_suite", "sampling", "shuffled", "worker_argv",
 ]  # fmt: skip
 
 SMOKE_BUDGET_MS = 200.0  # smoke is a correctness pass: a short budget unless --budget-ms says
@@ -223,18 +223,12 @@ def _local_fingerprint(device: DeviceInfo) -> dict[str, Any]:
     return fingerprint(device)
 
 
-def run_suite(
-    opts: RunOptions,
-    store: Any,
-    progress: Progress | None = None,
-    on_plan: Callable[[Plan, DeviceInfo], None] | None = None,
-) -> RunOutcome:
-    """Plan, measure and store one run (the library function behind ``tritonwatch run``)."""
-    from .. import plugins
+def sampling(opts: Any, suite: Suite, p: Plan) -> tuple[int, float, float]:
+    """(seed, target CI, budget ms) for a planned run or A/B; refuses an empty plan.
 
-    t0 = time.monotonic()
-    registry = plugins.load(opts.plugins)
-    suite, device, p = plan(opts, registry)
+    ``opts`` carries ``seed``, ``target_ci`` and ``budget_ms`` (None: the setting). The built-in
+    smoke suite defaults to SMOKE_BUDGET_MS: it is a correctness pass.
+    """
     if not p.cases:
         why = f"; {len(p.skipped)} cannot run here (see `tritonwatch list`)" if p.skipped else ""
         raise BenchError(f"no case of suite {suite.name!r} matches the filters{why}")
@@ -247,6 +241,22 @@ def run_suite(
             budget = float(settings.get("budget_ms"))
     if target_ci <= 0 or budget <= 0:
         raise BenchError("--target-ci and --budget-ms must be positive")
+    return seed, target_ci, budget
+
+
+def run_suite(
+    opts: RunOptions,
+    store: Any,
+    progress: Progress | None = None,
+    on_plan: Callable[[Plan, DeviceInfo], None] | None = None,
+) -> RunOutcome:
+    """Plan, measure and store one run (the library function behind ``tritonwatch run``)."""
+    from .. import plugins
+
+    t0 = time.monotonic()
+    registry = plugins.load(opts.plugins)
+    suite, device, p = plan(opts, registry)
+    seed, target_ci, budget = sampling(opts, suite, p)
     order = shuffled(p.cases, seed)
     if on_plan is not None:
         on_plan(p, device)
