@@ -7,7 +7,6 @@ twice updates one row instead of creating a second.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,7 +17,7 @@ from sqlalchemy.orm import aliased
 
 from ..errors import NotFoundError, UsageError
 from . import schema as s
-from .rows import utc
+from .rows import series_fields, utc
 
 ALERT_STATUSES = ("new", "confirmed", "acknowledged", "false_positive", "fixed")
 DIRECTIONS = ("regression", "improvement")
@@ -204,14 +203,7 @@ class AlertsMixin:
             id=int(r["id"]),
             status=r["status"],
             direction=r["direction"],
-            operator=r["operator"],
-            provider=r["provider"],
-            variant=r["variant"],
-            shape=json.loads(r["shape"]),
-            dtype=r["dtype"],
-            mode=r["mode"],
-            metric=r["metric"],
-            unit=r["unit"],
+            **series_fields(r),
             machine=r["machine"],
             machine_id=int(r["machine_id"]),
             series_id=int(r["series_id"]),

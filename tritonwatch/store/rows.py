@@ -28,6 +28,20 @@ def decode_samples(blob: bytes | None) -> np.ndarray | None:
     return None if blob is None else np.frombuffer(blob, dtype="<f8")
 
 
+def series_fields(r: Mapping[Any, Any]) -> dict[str, Any]:
+    """The identifying fields of a series from a row of the ``series`` table (shape decoded)."""
+    return {
+        "operator": r["operator"],
+        "provider": r["provider"],
+        "variant": r["variant"],
+        "shape": json.loads(r["shape"]),
+        "dtype": r["dtype"],
+        "mode": r["mode"],
+        "metric": r["metric"],
+        "unit": r["unit"],
+    }
+
+
 def utc(t: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; every time tritonwatch stores is UTC."""
     if t is None:
@@ -117,14 +131,7 @@ class ResultRow:
     @classmethod
     def from_row(cls, r: Mapping[Any, Any]) -> ResultRow:
         return cls(
-            operator=r["operator"],
-            provider=r["provider"],
-            variant=r["variant"],
-            shape=json.loads(r["shape"]),
-            dtype=r["dtype"],
-            mode=r["mode"],
-            metric=r["metric"],
-            unit=r["unit"],
+            **series_fields(r),
             better=r["better"],
             status=r["status"],
             value=r["value"],
@@ -192,14 +199,7 @@ class SeriesInfo:
     def from_row(cls, r: Mapping[Any, Any]) -> SeriesInfo:
         return cls(
             id=r["id"],
-            operator=r["operator"],
-            provider=r["provider"],
-            variant=r["variant"],
-            shape=json.loads(r["shape"]),
-            dtype=r["dtype"],
-            mode=r["mode"],
-            metric=r["metric"],
-            unit=r["unit"],
+            **series_fields(r),
             better=r["better"],
             machine_id=r["machine_id"],
             machine=r["machine"],
