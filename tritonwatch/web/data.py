@@ -120,15 +120,9 @@ class SeriesFields:
 
 
 @dataclass(frozen=True)
-class SeriesFilters:
-    operator: str | None = None
-    provider: str | None = None
-    variant: str | None = None
-    shape: str | None = None
-    dtype: str | None = None
-    mode: str | None = None
-    metric: str | None = None
-    machine: str | None = None
+class SeriesFilters(SeriesFields):
+    """A series explorer request: which series, and how to draw them."""
+
     norm: str = "none"
     base: str | None = None  # the baseline provider when norm == "provider"
     limit: int = 365
@@ -136,9 +130,6 @@ class SeriesFilters:
     @classmethod
     def of(cls, sf: SeriesFields, *, norm: str, base: str | None, limit: int) -> SeriesFilters:
         return cls(**sf.fields(), machine=sf.machine, norm=norm, base=base, limit=limit)
-
-    def fields(self) -> dict[str, str | None]:
-        return {f: getattr(self, f) for f in SERIES_FIELDS}
 
     def query(self) -> dict[str, str]:
         out = {f: v for f, v in {**self.fields(), "machine": self.machine}.items() if v}
