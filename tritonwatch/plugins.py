@@ -18,6 +18,7 @@ from .bench.registry import Registry
 from .errors import BenchError, TritonwatchError
 
 GROUP = "tritonwatch"
+BUILTIN = "tritonwatch.ops:register"
 
 
 def _resolve(spec: str) -> Callable[[Registry], Any]:
@@ -41,7 +42,12 @@ def load(extra: Sequence[str] = ()) -> Registry:
     """
     registry = Registry()
     found: list[tuple[str, Callable[[], Callable[[Registry], Any]]]] = []
-    for ep in sorted(entry_points(group=GROUP), key=lambda e: (e.name != "builtin", e.name)):
+    eps = sorted(entry_points(group=GROUP), key=lambda e: (e.name != "builtin", e.name))
+    if not any(ep.name == "builtin" for ep in eps):
+        # Run from a source tree that was never pip-installed (PYTHONPATH=checkout, as on a GPU
+        # machine without a registry): the built-in suite has no entry point to come from.
+        found.append((f"builtin ({BUILTIN})", lambda: _resolve(BUILTIN)))
+    for ep in eps:
         found.append((f"{ep.name} ({ep.value})", ep.load))
     for spec in extra:
         found.append((spec, lambda s=spec: _resolve(s)))  # type: ignore[misc]

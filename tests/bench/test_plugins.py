@@ -114,3 +114,13 @@ def test_worker_side_imports_no_database_or_web_code() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_source_tree_that_was_never_installed_still_has_the_builtin_suite(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # PYTHONPATH=checkout with no dist-info (a GPU machine without a registry): no entry points.
+    monkeypatch.setattr(plugins, "entry_points", lambda group: [])
+    reg = plugins.load()
+    assert {"matmul", "softmax", "attention"} <= set(reg.operators)
+    assert reg.origin["matmul"].startswith("builtin")

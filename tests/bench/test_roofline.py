@@ -41,3 +41,27 @@ def test_memory_bound_case_is_compared_with_bandwidth() -> None:
 def test_no_peaks_no_percentage() -> None:
     d = derive(1e9, 1e9, 1.0, "fp16", None)
     assert d.pct_peak is None and d.tflops == pytest.approx(1.0) and d.gbps == pytest.approx(1000)
+
+
+@pytest.mark.parametrize(
+    ("name", "entry"),
+    [
+        ("NVIDIA GH200 480GB", "GH200"),  # not H200
+        ("NVIDIA H200", "H200"),
+        ("NVIDIA H200 NVL", "H200 NVL"),  # not the SXM part's compute figures
+        ("NVIDIA L40S", "L40S"),
+        ("NVIDIA L4", "L4"),
+        ("NVIDIA L40", None),  # not an L4
+        ("NVIDIA GB200", None),  # not a B200
+        ("AMD Instinct MI355X", "MI355X"),
+        ("AMD Instinct MI350X", "MI350X"),
+    ],
+)
+def test_published_peaks_match_whole_words(name: str, entry: str | None) -> None:
+    p = published_peaks(name)
+    assert (p.source if p else None) == (f"published:{entry}" if entry else None)
+
+
+def test_tf32_has_its_own_peak_between_fp32_and_fp16() -> None:
+    p = published_peaks("NVIDIA H100 80GB HBM3")
+    assert p is not None and p.tflops["fp32"] < p.tflops["tf32"] < p.tflops["fp16"]

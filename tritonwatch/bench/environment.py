@@ -14,6 +14,8 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from .spec import DeviceInfo
@@ -149,20 +151,85 @@ def gpu_state(index: int = 0, nvml: Any = None) -> dict[str, Any]:
         return {}
     try:
         h = nv.nvmlDeviceGetHandleByIndex(index)
-        reasons = int(
-            nv.nvmlDeviceGetCurrentClocksEventReasons(h)
-            if hasattr(nv, "nvmlDeviceGetCurrentClocksEventReasons")
-            else nv.nvmlDeviceGetCurrentClocksThrottleReasons(h)
-        )
-        return {
-            "sm_clock_mhz": int(nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_SM)),
-            "mem_clock_mhz": int(nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_MEM)),
-            "power_w": round(nv.nvmlDeviceGetPowerUsage(h) / 1000.0, 1),
-            "temperature_c": int(nv.nvmlDeviceGetTemperature(h, nv.NVML_TEMPERATURE_GPU)),
-            "throttle_reasons": [name for bit, name in _THROTTLE_BITS.items() if reasons & bit],
-        }
     except Exception as e:  # noqa: BLE001
         return {"nvml_error": str(e)[:200]}
+    # Each query on its own: one that this GPU or driver refuses must not empty the others.
+    state: dict[str, Any] = {}
+    errors: list[str] = []
+    queries: list[tuple[str, Callable[[], Any]]] = [
+        ("sm_clock_mhz", lambda: int(nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_SM))),
+        ("mem_clock_mhz", lambda: int(nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_MEM))),
+        ("power_w", lambda: round(nv.nvmlDeviceGetPowerUsage(h) / 1000.0, 1)),
+        (
+            "temperature_c",
+            lambda: int(nv.nvmlDeviceGetTemperature(h, nv.NVML_TEMPERATURE_GPU)),
+        ),
+        ("throttle_reasons", lambda: _reasons(nv, h)),
+    ]
+    for key, query in queries:
+        try:
+            state[key] = query()
+        except Exception as e:  # noqa: BLE001
+            errors.append(f"{key}: {str(e)[:80]}")
+    if errors:
+        state["nvml_error"] = "; ".join(errors)
+    return state
+
+
+def _reasons(nv: Any, h: Any) -> list[str]:
+    reasons = int(
+        nv.nvmlDeviceGetCurrentClocksEventReasons(h)
+        if hasattr(nv, "nvmlDeviceGetCurrentClocksEventReasons")
+        else nv.nvmlDeviceGetCurrentClocksThrottleReasons(h)
+    )
+    return [name for bit, name in _THROTTLE_BITS.items() if reasons & bit]
+
+
+class GpuSampler:
+    """Reads the GPU state every ``interval_s`` on a thread while a case is timed.
+
+    Before-and-after reads both land at idle and miss a throttle that lasts only while the
+    kernel runs. :meth:`summary` gives the range of clocks, the hottest and most power-hungry
+    reading, and every throttle reason seen.
+    """
+
+    def __init__(self, index: int, interval_s: float = 0.05, nvml: Any = None) -> None:
+        self.index, self.interval_s, self.nvml = index, interval_s, nvml
+        self.states: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while True:
+            self.states.append(gpu_state(self.index, self.nvml))
+            if self._stop.wait(self.interval_s):
+                return
+
+    def __enter__(self) -> GpuSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"samples": len(self.states)}
+        for key in ("sm_clock_mhz", "mem_clock_mhz"):
+            vals = [s[key] for s in self.states if key in s]
+            if vals:
+                out[key.replace("_mhz", "_min_mhz")] = min(vals)
+                out[key.replace("_mhz", "_max_mhz")] = max(vals)
+        for key in ("power_w", "temperature_c"):
+            vals = [s[key] for s in self.states if key in s]
+            if vals:
+                out[key.replace("_w", "_max_w").replace("_c", "_max_c")] = max(vals)
+        seen = sorted({r for s in self.states for r in s.get("throttle_reasons") or []})
+        out["throttle_reasons"] = seen
+        errors = {s["nvml_error"] for s in self.states if "nvml_error" in s}
+        if errors:
+            out["nvml_error"] = sorted(errors)[0]
+        return out
 
 
 def throttled(*states: dict[str, Any]) -> bool:
@@ -216,14 +283,18 @@ def collect_build() -> dict[str, Any]:
     return build
 
 
-def fingerprint(device: DeviceInfo, nvml: Any = None) -> dict[str, Any]:
-    """``{"machine": {...}, "build": {...}}`` ready for a run/1 document."""
+def fingerprint(device: DeviceInfo, nvml: Any = None, gpu: int = 0) -> dict[str, Any]:
+    """``{"machine": {...}, "build": {...}}`` ready for a run/1 document.
+
+    ``gpu`` is the NVML (physical, PCI-ordered) index of the GPU the worker measures on; torch
+    sees that GPU as device 0 because the runner pins each worker with CUDA_VISIBLE_DEVICES.
+    """
     import torch
 
     machine: dict[str, Any] = {"name": socket.gethostname(), **collect_cpu(), **collect_os()}
     if device.is_gpu:
         machine.update(collect_gpus(torch))
-        machine.update(collect_nvml(0, nvml))
+        machine.update(collect_nvml(gpu, nvml))
     else:
         machine["gpu_model"] = None
     machine["device"] = device.kind

@@ -27,6 +27,7 @@ from ..errors import BenchError
 from .spec import Case, DeviceInfo, dump_cases
 
 STARTUP_GRACE_S = 120.0
+EXIT_GRACE_S = 10.0  # a worker that said "done" and still runs after this is killed
 
 
 @dataclass
@@ -57,8 +58,10 @@ class _Slot:
         timeout_s: float,
         stop: threading.Event,
         emit: Callable[[str, Case | None, Record | None, dict[str, Any] | None], None],
+        timers: dict[str, str] | None = None,
     ) -> None:
         self.cases, self.gpu, self.argv_base = cases, gpu, argv_base
+        self.timers = timers or {}
         self.timeout_s, self.stop, self.emit = timeout_s, stop, emit
         self.proc: subprocess.Popen[str] | None = None
         self.reader = threading.Thread()
@@ -68,7 +71,7 @@ class _Slot:
     ) -> tuple[subprocess.Popen[str], Any, queue.Queue[str | None]]:
         path = os.path.join(tmp, f"cases-{id(self)}-{time.monotonic_ns()}.json")
         with open(path, "w", encoding="utf-8") as f:
-            f.write(dump_cases(cases))
+            f.write(dump_cases(cases, self.timers))
         env = dict(os.environ)
         argv = [*self.argv_base, "--cases", path]
         if self.gpu is not None:
@@ -139,6 +142,7 @@ class _Slot:
             deadline = time.monotonic() + self.timeout_s + STARTUP_GRACE_S
             done_idx: set[int] = set()
             failure: str | None = None
+            restart = False
             while not self.stop.is_set():
                 try:
                     line = lines.get(timeout=min(0.2, max(0.0, deadline - time.monotonic())))
@@ -183,8 +187,16 @@ class _Slot:
                     self.emit("result", remaining[idx], _record(remaining[idx], ev), None)
                     current = None
                     deadline = time.monotonic() + self.timeout_s
+                elif kind == "restart":
+                    # The worker's device context is broken (a sticky CUDA error after the case
+                    # it already reported): a fresh worker takes the remaining cases.
+                    restart = True
+                    break
                 elif kind == "done":
-                    proc.wait()
+                    try:
+                        proc.wait(timeout=EXIT_GRACE_S)
+                    except subprocess.TimeoutExpired:
+                        self.kill()  # finished its cases but hangs on exit (a stuck driver call)
                     break
             self._close(errf)
             if self.stop.is_set():
@@ -192,6 +204,9 @@ class _Slot:
             pending = [i for i in range(len(remaining)) if i not in done_idx]
             if not pending:
                 return
+            if restart:
+                remaining = [remaining[i] for i in pending]
+                continue
             if failure is None:  # exited cleanly but early: should not happen; don't loop
                 failure = "worker exited before finishing its cases"
             if not ready:
@@ -283,11 +298,13 @@ def execute(
     plugins: Sequence[str] = (),
     progress: Progress | None = None,
     python: str | None = None,
+    timers: dict[str, str] | None = None,
 ) -> tuple[list[Record], dict[str, Any] | None, bool]:
     """Run ``cases`` (already in order) on workers; returns (records, fingerprint, interrupted).
 
     ``python`` is the interpreter the workers run (default: this one); ``compare`` passes each
-    build environment's own, so two Triton builds never share a process.
+    build environment's own, so two Triton builds never share a process. ``timers`` maps case
+    ids to the timer their earlier results used (sticky timer choice, see timing.choose_timer).
     """
     timeout = float(settings.get("case_timeout_s"))
     argv = worker_argv(device, budget_ms, target_ci, seed, plugins, python)
@@ -320,7 +337,7 @@ def execute(
     interrupted = False
     with tempfile.TemporaryDirectory(prefix="tritonwatch-run-") as tmp:
         slots = [
-            _Slot(cs, g, argv, timeout, stop, emit)
+            _Slot(cs, g, argv, timeout, stop, emit, timers)
             for cs, g in zip(per_slot, slots_gpus, strict=True)
             if cs
         ]

@@ -9,96 +9,45 @@ result says which was used (``peak_source``). CPU runs have no peak.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
+def _p(bw: float, fp32: float, tf32: float | None, fp16: float, fp8: float | None) -> dict[str, Any]:
+    tflops = {"fp32": fp32, "tf32": tf32, "fp16": fp16, "bf16": fp16, "fp8e4m3": fp8}
+    return {"bandwidth_gbps": bw, "tflops": {k: v for k, v in tflops.items() if v is not None}}
+
+
 # Published dense (no sparsity) peaks from vendor datasheets. fp32 is the non-tensor-core rate,
-# fp16/bf16 use fp32 accumulation. Keys are matched as substrings of the device name, in order.
+# tf32 the tensor-core rate on fp32 data, fp16/bf16 use fp32 accumulation. Keys match whole
+# words of the device name, first match wins: variants (NVL, PCIe) come before their base name.
 PUBLISHED_PEAKS: list[tuple[str, dict[str, Any]]] = [
-    (
-        "H200",
-        {
-            "bandwidth_gbps": 4800,
-            "tflops": {"fp32": 67, "fp16": 989.4, "bf16": 989.4, "fp8e4m3": 1978.9},
-        },
-    ),
-    (
-        "H100 PCIe",
-        {"bandwidth_gbps": 2000, "tflops": {"fp32": 51, "fp16": 756, "bf16": 756, "fp8e4m3": 1513}},
-    ),
-    (
-        "H100 NVL",
-        {"bandwidth_gbps": 3900, "tflops": {"fp32": 60, "fp16": 835, "bf16": 835, "fp8e4m3": 1671}},
-    ),
-    (
-        "H100",
-        {
-            "bandwidth_gbps": 3350,
-            "tflops": {"fp32": 67, "fp16": 989.4, "bf16": 989.4, "fp8e4m3": 1978.9},
-        },
-    ),
-    (
-        "GH200",
-        {
-            "bandwidth_gbps": 4000,
-            "tflops": {"fp32": 67, "fp16": 989.4, "bf16": 989.4, "fp8e4m3": 1978.9},
-        },
-    ),
-    (
-        "B200",
-        {
-            "bandwidth_gbps": 8000,
-            "tflops": {"fp32": 80, "fp16": 2250, "bf16": 2250, "fp8e4m3": 4500},
-        },
-    ),
-    (
-        "A100-SXM4-80GB",
-        {"bandwidth_gbps": 2039, "tflops": {"fp32": 19.5, "fp16": 312, "bf16": 312}},
-    ),
-    (
-        "A100-SXM4-40GB",
-        {"bandwidth_gbps": 1555, "tflops": {"fp32": 19.5, "fp16": 312, "bf16": 312}},
-    ),
-    (
-        "A100 80GB PCIe",
-        {"bandwidth_gbps": 1935, "tflops": {"fp32": 19.5, "fp16": 312, "bf16": 312}},
-    ),
-    ("A100", {"bandwidth_gbps": 1555, "tflops": {"fp32": 19.5, "fp16": 312, "bf16": 312}}),
-    (
-        "L40S",
-        {"bandwidth_gbps": 864, "tflops": {"fp32": 91.6, "fp16": 362, "bf16": 362, "fp8e4m3": 733}},
-    ),
-    (
-        "L4",
-        {
-            "bandwidth_gbps": 300,
-            "tflops": {"fp32": 30.3, "fp16": 121, "bf16": 121, "fp8e4m3": 242.5},
-        },
-    ),
-    (
-        "RTX 4090",
-        {
-            "bandwidth_gbps": 1008,
-            "tflops": {"fp32": 82.6, "fp16": 165.2, "bf16": 165.2, "fp8e4m3": 330.3},
-        },
-    ),
-    ("A10G", {"bandwidth_gbps": 600, "tflops": {"fp32": 31.2, "fp16": 70, "bf16": 70}}),
-    (
-        "MI300X",
-        {
-            "bandwidth_gbps": 5300,
-            "tflops": {"fp32": 163.4, "fp16": 1307.4, "bf16": 1307.4, "fp8e4m3": 2614.9},
-        },
-    ),
-    (
-        "MI325X",
-        {
-            "bandwidth_gbps": 6000,
-            "tflops": {"fp32": 163.4, "fp16": 1307.4, "bf16": 1307.4, "fp8e4m3": 2614.9},
-        },
-    ),
-    ("MI250X", {"bandwidth_gbps": 3277, "tflops": {"fp32": 95.7, "fp16": 383, "bf16": 383}}),
+    ("GH200", _p(4000, 67, 494.7, 989.4, 1978.9)),
+    ("H200 NVL", _p(4800, 60, 417.5, 835.5, 1671)),
+    ("H200", _p(4800, 67, 494.7, 989.4, 1978.9)),
+    ("H100 PCIe", _p(2000, 51, 378, 756, 1513)),
+    ("H100 NVL", _p(3900, 60, 417.5, 835, 1671)),
+    ("H100", _p(3350, 67, 494.7, 989.4, 1978.9)),
+    ("B200", _p(8000, 75, 1100, 2250, 4500)),
+    ("A100-SXM4-80GB", _p(2039, 19.5, 156, 312, None)),
+    ("A100-SXM4-40GB", _p(1555, 19.5, 156, 312, None)),
+    ("A100 80GB PCIe", _p(1935, 19.5, 156, 312, None)),
+    ("A100", _p(1555, 19.5, 156, 312, None)),
+    ("L40S", _p(864, 91.6, 183.2, 362, 733)),
+    ("L4", _p(300, 30.3, 60, 121, 242.5)),
+    ("RTX 4090", _p(1008, 82.6, 82.6, 165.2, 330.3)),
+    ("A10G", _p(600, 31.2, None, 70, None)),
+    ("MI355X", _p(8000, 157.3, None, 2516.6, 5033.2)),
+    ("MI350X", _p(8000, 144.2, None, 2306.9, 4613.7)),
+    ("MI325X", _p(6000, 163.4, 653.7, 1307.4, 2614.9)),
+    ("MI300X", _p(5300, 163.4, 653.7, 1307.4, 2614.9)),
+    ("MI250X", _p(3277, 95.7, None, 383, None)),
 ]
+
+
+def _matches(key: str, name: str) -> bool:
+    """``key`` as whole words of ``name`` ("H200" is not in "GH200", "L4" is not in "L40S")."""
+    return re.search(rf"(?<![A-Za-z0-9]){re.escape(key)}(?![A-Za-z0-9])", name, re.I) is not None
 
 
 @dataclass(frozen=True)
@@ -122,7 +71,7 @@ def published_peaks(gpu_model: str | None) -> Peaks | None:
     if not gpu_model:
         return None
     for key, p in PUBLISHED_PEAKS:
-        if key.lower() in gpu_model.lower():
+        if _matches(key, gpu_model):
             return Peaks(
                 float(p["bandwidth_gbps"]),
                 {k: float(v) for k, v in p["tflops"].items()},

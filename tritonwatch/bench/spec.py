@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # The dtype names a user types, in the order tables show them.
-DTYPES = ("fp32", "fp16", "bf16", "fp8e4m3")
+# tf32 is fp32 data multiplied on TF32 matrix units (a separate series from true fp32).
+DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8e4m3")
 MODES = ("fwd",)
 
 Shape = dict[str, int]
@@ -159,9 +160,18 @@ class Case:
         return any(c in pat for c in "*?[") and fnmatch.fnmatchcase(text, f"*{pat}*")
 
 
-def dump_cases(cases: list[Case]) -> str:
-    return json.dumps([c.to_json() for c in cases])
+def dump_cases(cases: list[Case], timers: Mapping[str, str] | None = None) -> str:
+    """The worker's cases file; ``timers`` (case id -> timer) are the sticky timer choices."""
+    timers = timers or {}
+    return json.dumps(
+        [{**c.to_json(), **({"timer": timers[c.id]} if c.id in timers else {})} for c in cases]
+    )
 
 
 def load_cases(text: str) -> list[Case]:
     return [Case.from_json(d) for d in json.loads(text)]
+
+
+def load_timer_hints(text: str) -> dict[str, str]:
+    """The sticky timer choices a cases file carries (see :func:`dump_cases`)."""
+    return {Case.from_json(d).id: d["timer"] for d in json.loads(text) if d.get("timer")}

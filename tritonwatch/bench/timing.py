@@ -21,6 +21,7 @@ import numpy as np
 MIN_SAMPLES = 10
 MAX_SAMPLES = 10_000
 GRAPH_THRESHOLD_MS = 0.01  # below ~10 us per call, event overhead dominates: use a graph
+TIMERS = ("event", "graph")
 
 
 class Timer(Protocol):
@@ -68,6 +69,20 @@ def ci_width(samples: Sequence[float]) -> float:
     if not med or not math.isfinite(med):
         return math.inf
     return (hi - lo) / abs(med)
+
+
+def choose_timer(device_ms: float, previous: str | None = None) -> str:
+    """The GPU timer for a case: ``graph`` for kernels under GRAPH_THRESHOLD_MS, else ``event``.
+
+    ``device_ms`` is the median of a batch of :class:`EventTimer` samples: device time, with the
+    launch hidden behind the L2 flush, not host time (which adds launch and synchronisation). ``previous`` is the timer this case
+    used before (recorded with its results): when given it wins, so a kernel near the threshold
+    does not switch timers from night to night; the two timers measure different things (a cold
+    L2 per call, or warm inside a replay) and a switch would look like a change of speed.
+    """
+    if previous in TIMERS:
+        return str(previous)
+    return "graph" if device_ms < GRAPH_THRESHOLD_MS else "event"
 
 
 @dataclass

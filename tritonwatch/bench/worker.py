@@ -20,7 +20,7 @@ import traceback
 from collections.abc import Sequence
 from typing import IO, Any
 
-from .spec import Case, DeviceInfo, load_cases
+from .spec import Case, DeviceInfo, load_cases, load_timer_hints
 
 _TRITON_KINDS = ("triton",)
 
@@ -67,6 +67,8 @@ class Worker:
         self.gpu = gpu
         self._event_timer: Any = None
         self.cpu_threads: int | None = None
+        # case id -> the timer its results were measured with before (sticky timer choice)
+        self.timer_hints: dict[str, str] = {}
         self.dev = "cpu" if not device.is_gpu else "cuda"
 
     def _sync(self) -> None:
@@ -82,24 +84,28 @@ class Worker:
 
         return gpu_state(self.gpu)
 
-    def _timer(self, fn: Any, est_ms: float) -> tuple[Any, str | None]:
-        from .timing import GRAPH_THRESHOLD_MS, EventTimer, GraphTimer, WallTimer
+    def _timer(self, fn: Any, previous: str | None) -> tuple[Any, str | None]:
+        """The timer for one case (see :func:`timing.choose_timer`) and a note if it fell back."""
+        from .timing import EventTimer, GraphTimer, WallTimer, choose_timer
 
         if not self.device.is_gpu:
             return WallTimer(), None
+        import statistics
+
         import torch
 
         l2 = int(getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 0) or 50 << 20)
         if self._event_timer is None:
             self._event_timer = EventTimer(l2)  # one flush buffer and event pool per worker
-        if est_ms < GRAPH_THRESHOLD_MS:
-            try:
-                return GraphTimer(fn, l2, est_ms, events=self._event_timer), None
-            except Exception as e:  # noqa: BLE001 - capture can fail (host syncs); events still work
-                note = f"graph capture failed ({type(e).__name__}: {str(e)[:120]}); used events"
-        else:
-            note = None
-        return self._event_timer, note
+        device_ms = statistics.median(self._event_timer.sample(fn, 10))
+        if choose_timer(device_ms, previous) == "event":
+            return self._event_timer, None
+        try:
+            return GraphTimer(fn, l2, device_ms, events=self._event_timer), None
+        except Exception as e:  # noqa: BLE001 - capture can fail (host syncs); events still work
+            return self._event_timer, (
+                f"graph capture failed ({type(e).__name__}: {str(e)[:120]}); used events"
+            )
 
     def run_case(self, case: Case) -> dict[str, Any]:
         op = self.registry.operator(case.operator)
@@ -155,15 +161,20 @@ class Worker:
             prepared.fn()
             calls += 1
             self._sync()
-        est_ms = (time.perf_counter() - t0) * 1e3 / calls
-        timer, note = self._timer(prepared.fn, est_ms)
+        timer, note = self._timer(prepared.fn, self.timer_hints.get(case.id))
         if note:
             extra["timer_note"] = note
+        from .environment import GpuSampler, throttled
         from .timing import measure
 
-        m = measure(prepared.fn, timer, budget_ms=self.budget_ms, target_ci=self.target_ci)
+        if self.device.is_gpu:
+            with GpuSampler(self.gpu) as sampler:
+                m = measure(prepared.fn, timer, budget_ms=self.budget_ms, target_ci=self.target_ci)
+            during = sampler.summary()
+        else:
+            m = measure(prepared.fn, timer, budget_ms=self.budget_ms, target_ci=self.target_ci)
+            during = {}
         state_after = self._gpu_state()
-        from .environment import throttled
 
         extra.update(
             {
@@ -174,38 +185,91 @@ class Worker:
             }
         )
         if self.device.is_gpu:
-            extra["gpu_state"] = {"before": state_before, "after": state_after}
-            extra["throttled"] = throttled(state_before, state_after)
+            extra["gpu_state"] = {"before": state_before, "during": during, "after": state_after}
+            extra["throttled"] = throttled(state_before, during, state_after)
         return {**rec, "status": "ok", "correct": True, "samples": m.samples, "extra": extra}
 
     def run(self, cases: Sequence[Case], out: IO[str]) -> None:
+        flags = _torch_flags()
         for i, case in enumerate(cases):
             _emit(out, {"event": "start", "index": i, "id": case.id})
+            sticky = False
             try:
                 rec = self.run_case(case)
             except Exception as e:  # noqa: BLE001 - any failure is this case's error result
                 rec = {"case": case.to_json(), "status": "error", "error": _describe(e)}
+                sticky = _is_device_error(e)
                 del e
                 # A traceback keeps the failed case's tensors alive in a cycle; only then is a
                 # full collection worth its cost (~0.5 s with torch and triton loaded).
                 gc.collect()
-                self._recover()
+                sticky = not self._recover() or sticky
+            finally:
+                _restore_torch_flags(flags)  # a provider's TF32 choice ends with its case
             _emit(out, {"event": "result", "index": i, **rec})
+            if sticky and i + 1 < len(cases):
+                # A CUDA error poisons the context for good: every later case here would fail.
+                _emit(out, {"event": "restart", "reason": rec.get("error", "")[:300]})
+                return
             if self.device.is_gpu:
                 import torch
 
                 torch.cuda.empty_cache()
         _emit(out, {"event": "done"})
 
-    def _recover(self) -> None:
+    def _recover(self) -> bool:
+        """Free the failed case's memory; False if the device is unusable (a sticky error)."""
         if self.device.is_gpu:
             import torch
 
             try:
                 torch.cuda.synchronize()
                 torch.cuda.empty_cache()
-            except Exception:  # noqa: BLE001 - a sticky CUDA error: the next case will say so
-                pass
+            except Exception:  # noqa: BLE001 - a sticky CUDA error: restart the worker
+                return False
+        return True
+
+
+# Errors after which a CUDA/HIP context is unusable: the worker must be replaced.
+_STICKY = (
+    "illegal memory access",
+    "illegal instruction",
+    "misaligned address",
+    "unspecified launch failure",
+    "device-side assert",
+    "an illegal",
+    "cudaerrorlaunchfailure",
+    "hiperrorlaunchfailure",
+    "cuda error: unknown error",
+)
+
+
+def _is_device_error(e: BaseException) -> bool:
+    text = f"{type(e).__name__}: {e}".lower()
+    return any(s in text for s in _STICKY)
+
+
+def _torch_flags() -> dict[str, Any]:
+    """torch's global precision flags, which a provider may set for its case."""
+    try:
+        import torch
+    except ImportError:
+        return {}
+    return {
+        "matmul_tf32": torch.backends.cuda.matmul.allow_tf32,
+        "cudnn_tf32": torch.backends.cudnn.allow_tf32,
+    }
+
+
+def _restore_torch_flags(flags: dict[str, Any]) -> None:
+    if not flags:
+        return
+    import torch
+
+    if torch.backends.cuda.matmul.allow_tf32 != flags["matmul_tf32"]:
+        torch.backends.cuda.matmul.allow_tf32 = flags["matmul_tf32"]
+    if torch.backends.cudnn.allow_tf32 != flags["cudnn_tf32"]:
+        torch.backends.cudnn.allow_tf32 = flags["cudnn_tf32"]
 
 
 def _describe(e: BaseException) -> str:
@@ -248,22 +312,36 @@ def calibrate(budget_ms: float) -> dict[str, Any]:
     }
     del src, dst
     n = 8192
-    for name, dt in (("fp16", torch.float16), ("bf16", torch.bfloat16), ("fp32", torch.float32)):
+    kinds = (
+        ("fp16", torch.float16, False),
+        ("bf16", torch.bfloat16, False),
+        ("fp32", torch.float32, False),  # true fp32
+        ("tf32", torch.float32, True),  # fp32 data on the TF32 matrix units
+    )
+    flags = _torch_flags()
+    for name, dt, tf32 in kinds:
         a = torch.randn(n, n, device="cuda").to(dt)
         b = torch.randn(n, n, device="cuda").to(dt)
 
         def mm_fn(a: Any = a, b: Any = b) -> Any:
             return a @ b
 
-        mm = measure(mm_fn, timer, budget_ms=budget_ms, target_ci=0.005)
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        try:
+            mm = measure(mm_fn, timer, budget_ms=budget_ms, target_ci=0.005)
+        finally:
+            _restore_torch_flags(flags)
         peaks["tflops"][name] = 2 * n**3 / (median_ci(mm.samples)[0] / 1e3) / 1e12
     if dev.has_fp8:
         f8 = torch.float8_e4m3fnuz if dev.arch == "gfx942" else torch.float8_e4m3fn
         a = torch.randn(n, n, device="cuda").to(f8)
         b = torch.randn(n, n, device="cuda").to(f8).t()
         one = torch.ones((), device="cuda")
+        fast = dev.kind == "cuda"  # the fastest fp8 rate: no promotion of the accumulator
         mm = measure(
-            lambda: torch._scaled_mm(a, b, scale_a=one, scale_b=one, out_dtype=torch.float16),
+            lambda: torch._scaled_mm(
+                a, b, scale_a=one, scale_b=one, out_dtype=torch.float16, use_fast_accum=fast
+            ),
             timer,
             budget_ms=budget_ms,
             target_ci=0.005,
@@ -296,21 +374,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     device = probe_device(args.device)
     if args.calibrate:
-        _emit(proto, {"event": "ready", "fingerprint": fingerprint(device)})
+        _emit(proto, {"event": "ready", "fingerprint": fingerprint(device, gpu=args.gpu)})
         _emit(proto, {"event": "calibration", "peaks": calibrate(args.budget_ms)})
         return 0
     with open(args.cases, encoding="utf-8") as f:
-        cases = load_cases(f.read())
+        text = f.read()
+    cases = load_cases(text)
     registry = plugins.load(args.plugin)
     _emit(
         proto,
         {
             "event": "ready",
-            "fingerprint": fingerprint(device),
+            "fingerprint": fingerprint(device, gpu=args.gpu),
             "device": {"kind": device.kind, "arch": device.arch, "name": device.name},
         },
     )
     worker = Worker(device, registry, args.budget_ms, args.target_ci, args.seed, args.gpu)
+    worker.timer_hints = load_timer_hints(text)
     if not device.is_gpu and args.cpu_threads > 0:
         import torch
 

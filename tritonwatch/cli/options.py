@@ -87,7 +87,7 @@ def suite_filters(f: F) -> F:
                 "dtypes",
                 multiple=True,
                 metavar="DTYPE",
-                help="Only these dtypes (fp32, fp16, bf16, fp8e4m3); comma list or repeat.",
+                help="Only these dtypes (fp32, tf32, fp16, bf16, fp8e4m3); comma list or repeat.",
             ),
             click.option(
                 "--device",

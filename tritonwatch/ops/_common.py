@@ -5,8 +5,9 @@ Worker side: imports only the stdlib, torch and triton.
 
 from __future__ import annotations
 
+import contextlib
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -15,7 +16,7 @@ import triton.language as tl
 
 from ..bench.spec import Case, DeviceInfo, Operator, Prepared, Provider, Shape
 
-BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "fp8e4m3": 1}
+BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8e4m3": 1}
 FLOAT_DTYPES = ("fp32", "fp16", "bf16")
 INTERPRETER_BF16_NOTE = (
     "interpreter: bf16 tl.dot is computed in fp32 (numpy has no bf16; "
@@ -29,7 +30,13 @@ def torch_dtype(name: str, device: str = "cuda") -> torch.dtype:
         if torch.version.hip is not None and "gfx942" in _hip_arch():
             return torch.float8_e4m3fnuz
         return torch.float8_e4m3fn
-    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
+    # tf32 data is fp32 in memory; only the matrix units round it.
+    return {
+        "fp32": torch.float32,
+        "tf32": torch.float32,
+        "fp16": torch.float16,
+        "bf16": torch.bfloat16,
+    }[name]
 
 
 def _hip_arch() -> str:
@@ -88,6 +95,31 @@ def inductor_available(device: DeviceInfo, dtype: str) -> str | None:
     except Exception as e:  # noqa: BLE001
         return f"torch.compile unavailable: {e}"
     return None
+
+
+def tf32_unavailable(device: DeviceInfo) -> str | None:
+    """Why TF32 matmuls cannot run here (None if they can): they need tensor cores with TF32."""
+    if device.kind == "cuda" and device.capability is not None and device.capability >= (8, 0):
+        return None
+    if device.kind == "rocm" and device.arch == "gfx942":
+        return None
+    return "tf32 needs TF32 matrix units (NVIDIA sm80+ or gfx942); fp32 runs true fp32 here"
+
+
+def set_fp32_matmul(*, tf32: bool) -> None:
+    """Make torch's fp32 matmuls TF32 or true fp32 (the worker restores the flag per case)."""
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+
+
+@contextlib.contextmanager
+def fp32_matmul(*, tf32: bool) -> Iterator[None]:
+    """torch's fp32 matmul precision set for a block, restored after it."""
+    before = torch.backends.cuda.matmul.allow_tf32
+    set_fp32_matmul(tf32=tf32)
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
 
 
 def block_pointers_removed() -> bool:

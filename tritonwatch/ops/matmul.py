@@ -6,6 +6,13 @@ unavailable where the installed Triton removed block pointers), ``device_desc``
 (``triton.tools.tensor_descriptor.TensorDescriptor``) and ``persistent`` (one program per SM).
 On a GPU the kernels are autotuned and the chosen config is recorded; under the interpreter one
 small config runs.
+
+Precision is explicit on both sides, so Triton and cuBLAS always do the same arithmetic: ``fp32``
+is true fp32 (``tl.dot(..., input_precision="ieee")``, torch with TF32 off) and ``tf32`` rounds
+fp32 inputs to TF32 on the tensor cores (``input_precision="tf32"``, torch with TF32 on). They are
+two dtypes, so two series. fp8 on sm90: Triton accumulates without promotion by default (fast
+accumulation); ``torch._scaled_mm`` is asked for the same (``use_fast_accum=True``), and the
+config records it.
 """
 
 from __future__ import annotations
@@ -21,8 +28,11 @@ from ..bench.spec import Case, DeviceInfo, Prepared, Provider, Shape
 from . import _common as c
 from .kernels import matmul as k
 
-DTYPES = ("fp32", "fp16", "bf16", "fp8e4m3")
-TOL = {"fp32": 5e-3, "fp16": 5e-3, "bf16": 2e-2, "fp8e4m3": 2e-2}
+DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8e4m3")
+# fp32 is tight enough to catch TF32 arithmetic: on random data true fp32 lands near 4e-7 and
+# TF32 near 3e-4 of max|reference| (K = 64 to 14336).
+TOL = {"fp32": 2e-5, "tf32": 2e-3, "fp16": 5e-3, "bf16": 2e-2, "fp8e4m3": 2e-2}
+DOT_PRECISION = {"fp32": "ieee", "tf32": "tf32"}
 
 # Llama-3 8B/70B projections at 4096 tokens (qkv, o, gate+up fused, down), plus skinny decode.
 NIGHTLY = [
@@ -95,7 +105,8 @@ def _inputs(shape: Shape, dtype: str, device: str, seed: int) -> dict[str, Any]:
 
 def _reference(inp: dict[str, Any], shape: Shape, dtype: str) -> torch.Tensor:
     rd = c.ref_dtype(inp["a"].device.type)
-    return inp["a"].to(rd) @ inp["b"].to(rd)
+    with c.fp32_matmul(tf32=False):  # the reference is true fp32 whatever the provider set
+        return inp["a"].to(rd) @ inp["b"].to(rd)
 
 
 def _out_dtype(a: torch.Tensor) -> torch.dtype:
@@ -120,7 +131,10 @@ def _triton(variant: str) -> Callable[[dict[str, Any], Case, DeviceInfo], Prepar
         out = torch.empty((m, n), device=a.device, dtype=_out_dtype(inputs["a"]))
         cout = out.float() if note else out
         kern = _kernel(variant, device, fp8)
-        fixed = {} if device.is_gpu else dict(_CPU_BLOCKS)
+        precision = (
+            {"DOT_PRECISION": DOT_PRECISION[case.dtype]} if case.dtype in DOT_PRECISION else {}
+        )
+        fixed = {**({} if device.is_gpu else _CPU_BLOCKS), **precision}
         n_sm = device.sm_count or 2
 
         def grid(meta: dict[str, Any]) -> tuple[int]:
@@ -156,6 +170,11 @@ def _triton(variant: str) -> Callable[[dict[str, Any], Case, DeviceInfo], Prepar
             launch = {} if not device.is_gpu else {"num_warps": 4, "num_stages": 4}
             if fp8:
                 blocks["BLOCK_K"] = 128
+            elif device.is_gpu and c.BYTES[case.dtype] == 4:
+                # 128x128x64 fp32 tiles in 4 stages need 295 KB of shared memory (sm90 has 227):
+                # BLOCK_K=32 needs 180 KB.
+                blocks["BLOCK_K"] = 32
+            blocks.update(precision)
 
             def run_desc() -> torch.Tensor:
                 run()
@@ -199,7 +218,8 @@ def _triton(variant: str) -> Callable[[dict[str, Any], Case, DeviceInfo], Prepar
 
         def config() -> dict[str, Any]:
             if device.is_gpu:
-                return {**c.config_dict(getattr(kern, "best_config", None)), "autotuned": True}
+                best = c.config_dict(getattr(kern, "best_config", None))
+                return {**best, **precision, "autotuned": True}
             return {**fixed, "autotuned": False}
 
         return Prepared(fn, config=config, note=note)
@@ -214,6 +234,8 @@ def _triton_available(variant: str) -> Callable[[DeviceInfo, str], str | None]:
                 f"Triton {triton.__version__} removed block pointers (tl.make_block_ptr); "
                 "use the tensor-descriptor variants"
             )
+        if dtype == "tf32" and (why := c.tf32_unavailable(device)):
+            return why
         if dtype == "fp8e4m3":
             if not device.has_fp8:
                 return "fp8 e4m3 needs a GPU with fp8 (sm89+, gfx942, gfx950)"
@@ -224,12 +246,32 @@ def _triton_available(variant: str) -> Callable[[DeviceInfo, str], str | None]:
     return check
 
 
-def _torch(inputs: dict[str, Any], case: Case) -> Any:
+def _torch(inputs: dict[str, Any], case: Case, device: DeviceInfo) -> Prepared:
     a, b = inputs["a"], inputs["b"]
     if case.dtype == "fp8e4m3":
         one = torch.ones((), device=a.device, dtype=torch.float32)
-        return lambda: torch._scaled_mm(a, b, scale_a=one, scale_b=one, out_dtype=torch.float16)
-    return lambda: torch.matmul(a, b)
+        # Like with like: Triton's fp8 dot skips promotion on sm90 (max_num_imprecise_acc).
+        fast = device.kind == "cuda" and device.capability == (9, 0)
+
+        def fp8() -> torch.Tensor:
+            return torch._scaled_mm(
+                a, b, scale_a=one, scale_b=one, out_dtype=torch.float16, use_fast_accum=fast
+            )
+
+        return Prepared(fp8, config=lambda: {"use_fast_accum": fast})
+    if case.dtype in DOT_PRECISION:
+        # Set for this case; the worker restores torch's flags after every case.
+        c.set_fp32_matmul(tf32=case.dtype == "tf32")
+        return Prepared(
+            lambda: torch.matmul(a, b), config=lambda: {"precision": DOT_PRECISION[case.dtype]}
+        )
+    return Prepared(lambda: torch.matmul(a, b))
+
+
+def _torch_available(device: DeviceInfo, dtype: str) -> str | None:
+    if dtype == "tf32":
+        return c.tf32_unavailable(device)
+    return c.torch_available(device, dtype)
 
 
 def register(reg: Registry) -> None:
@@ -269,7 +311,14 @@ def register(reg: Registry) -> None:
             )
         )
     reg.add_provider(
-        c.torch_provider("matmul", _torch, "torch.matmul (cuBLAS); torch._scaled_mm for fp8")
+        Provider(
+            "matmul",
+            "torch",
+            _torch,
+            kind="torch",
+            available=_torch_available,
+            description="torch.matmul (cuBLAS); torch._scaled_mm for fp8",
+        )
     )
     reg.add_provider(
         c.inductor_provider(

@@ -13,7 +13,13 @@ worker can load it by file path in a torch-less environment (Triton 3.6-3.9).
 
 A spec with ``"requires": "fp8"`` only applies to targets with fp8 (sm89+, gfx942, gfx950);
 compiling it for sm80 fails by design. A spec with ``"triton_before": "3.9"`` needs an older
-Triton (block pointers were removed in 3.9). Host-side descriptor kernels take ``tensordesc<fp16[64, 64]>``-style types, written here as
+Triton (block pointers were removed in 3.9).
+
+``DOT_PRECISION`` is ``tl.dot``'s ``input_precision``. It matters for fp32 inputs only: ``"tf32"``
+rounds them to TF32 on the tensor cores, ``"ieee"`` computes true fp32. ``None`` (the default, so
+the specs compile as before) is the backend's default: tf32 on NVIDIA, ieee on AMD.
+
+Host-side descriptor kernels take ``tensordesc<fp16[64, 64]>``-style types, written here as
 ``"tensordesc<fp16[BM,BK]>"`` with the block shape spelled out.
 """
 
@@ -55,6 +61,7 @@ def matmul_pointers_kernel(
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
     GROUP_M: tl.constexpr,
+    DOT_PRECISION: tl.constexpr = None,
 ):
     pid = tl.program_id(0)
     pid_m, pid_n = _tile_ids(pid, M, N, BLOCK_M, BLOCK_N, GROUP_M)
@@ -68,7 +75,7 @@ def matmul_pointers_kernel(
         k_left = K - k * BLOCK_K
         a = tl.load(a_ptrs, mask=(offs_m[:, None] < M) & (offs_k[None, :] < k_left), other=0.0)
         b = tl.load(b_ptrs, mask=(offs_k[:, None] < k_left) & (offs_n[None, :] < N), other=0.0)
-        acc = tl.dot(a, b, acc)
+        acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION)
         a_ptrs += BLOCK_K * stride_ak
         b_ptrs += BLOCK_K * stride_bk
     c = acc.to(c_ptr.dtype.element_ty)
@@ -94,6 +101,7 @@ def matmul_block_ptr_kernel(
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
     GROUP_M: tl.constexpr,
+    DOT_PRECISION: tl.constexpr = None,
 ):
     pid = tl.program_id(0)
     pid_m, pid_n = _tile_ids(pid, M, N, BLOCK_M, BLOCK_N, GROUP_M)
@@ -107,7 +115,7 @@ def matmul_block_ptr_kernel(
     for _ in range(0, tl.cdiv(K, BLOCK_K)):
         a = tl.load(a_blk, boundary_check=(0, 1), padding_option="zero")
         b = tl.load(b_blk, boundary_check=(0, 1), padding_option="zero")
-        acc = tl.dot(a, b, acc)
+        acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION)
         a_blk = tl.advance(a_blk, (0, BLOCK_K))
         b_blk = tl.advance(b_blk, (BLOCK_K, 0))
     c_blk = tl.make_block_ptr(
@@ -133,6 +141,7 @@ def matmul_device_desc_kernel(
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
     GROUP_M: tl.constexpr,
+    DOT_PRECISION: tl.constexpr = None,
 ):
     # Row-major A [M, K], B [K, N], C [M, N]; descriptors built on the device (needs
     # triton.set_allocator for their scratch on GPUs that use TMA).
@@ -151,7 +160,7 @@ def matmul_device_desc_kernel(
     for k in range(0, tl.cdiv(K, BLOCK_K)):
         a = a_desc.load([pid_m * BLOCK_M, k * BLOCK_K])
         b = b_desc.load([k * BLOCK_K, pid_n * BLOCK_N])
-        acc = tl.dot(a, b, acc)
+        acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION)
     c_desc.store([pid_m * BLOCK_M, pid_n * BLOCK_N], acc.to(c_desc.dtype))
 
 
@@ -167,6 +176,7 @@ def matmul_host_desc_kernel(
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
     GROUP_M: tl.constexpr,
+    DOT_PRECISION: tl.constexpr = None,
 ):
     # Descriptors made on the host with triton.tools.tensor_descriptor.TensorDescriptor.
     pid = tl.program_id(0)
@@ -175,7 +185,7 @@ def matmul_host_desc_kernel(
     for k in range(0, tl.cdiv(K, BLOCK_K)):
         a = a_desc.load([pid_m * BLOCK_M, k * BLOCK_K])
         b = b_desc.load([k * BLOCK_K, pid_n * BLOCK_N])
-        acc = tl.dot(a, b, acc)
+        acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION)
     c_desc.store([pid_m * BLOCK_M, pid_n * BLOCK_N], acc.to(c_desc.dtype))
 
 
@@ -198,6 +208,7 @@ def matmul_persistent_kernel(
     BLOCK_K: tl.constexpr,
     GROUP_M: tl.constexpr,
     NUM_SMS: tl.constexpr,
+    DOT_PRECISION: tl.constexpr = None,
 ):
     # One program per SM walks the output tiles with a stride of NUM_SMS.
     start_pid = tl.program_id(0)
@@ -220,7 +231,7 @@ def matmul_persistent_kernel(
                 mask=(kk[:, None] < K) & (offs_n[None, :] < N),
                 other=0.0,
             )
-            acc = tl.dot(a, b, acc)
+            acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION)
         c_ptrs = c_ptr + offs_m[:, None] * stride_cm + offs_n[None, :] * stride_cn
         tl.store(
             c_ptrs,
@@ -249,7 +260,8 @@ def _spec(
 ) -> dict[str, object]:
     fp8 = t.startswith("fp8")
     sig = {k: v.format(t=t, o=o) for k, v in args.items()}
-    consts: dict[str, object] = {**_BLOCKS, **extra}
+    # DOT_PRECISION None: the backend's default, as the suite launches fp16/bf16/fp8.
+    consts: dict[str, object] = {**_BLOCKS, **extra, "DOT_PRECISION": None}
     if fp8:
         consts["BLOCK_K"] = 128  # and B is K-major (column-major), as the fp8 providers pass it
     unit = (
