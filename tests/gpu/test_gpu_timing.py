@@ -63,3 +63,27 @@ def test_gpu_run_of_one_family(sqlite_url: str) -> None:
     ok = [o for o in out.outcomes if o.record.status == "ok"]
     assert ok and all(o.record.extra["timer"] in ("event", "graph") for o in ok)
     assert out.run.run.device in ("cuda", "rocm")
+
+
+def test_event_timer_holds_launch_gaps_out_of_the_samples() -> None:
+    """A kernel whose launch is slower than its run: without the hold the host's 200 us count."""
+    import time
+
+    from tritonwatch.bench.timing import EventTimer, measure
+
+    x = torch.randn(1 << 22, device="cuda")
+    y = torch.empty_like(x)
+
+    def slow_launch() -> None:
+        end = time.perf_counter() + 200e-6  # Python work before the launch, as a heavy launcher
+        while time.perf_counter() < end:
+            pass
+        torch.add(x, 1, out=y)
+
+    held, bare = EventTimer(_l2()), EventTimer(_l2(), hold=False)
+    m_held = measure(slow_launch, held, budget_ms=300, target_ci=0.01)
+    m_bare = measure(slow_launch, bare, budget_ms=300, target_ci=0.01)
+    med = lambda s: sorted(s)[len(s) // 2]  # noqa: E731
+    assert med(m_bare.samples) > 0.15  # the gap is in the unheld samples
+    assert med(m_held.samples) < 0.1  # 32 MB moved: tens of microseconds, not the launch
+    assert held.batches >= 1

@@ -193,7 +193,7 @@ class GpuSampler:
     reading, and every throttle reason seen.
     """
 
-    def __init__(self, index: int, interval_s: float = 0.05, nvml: Any = None) -> None:
+    def __init__(self, index: int, interval_s: float = 0.02, nvml: Any = None) -> None:
         self.index, self.interval_s, self.nvml = index, interval_s, nvml
         self.states: list[dict[str, Any]] = []
         self._stop = threading.Event()
@@ -212,6 +212,7 @@ class GpuSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+        self.states.append(gpu_state(self.index, self.nvml))  # the state as timing ended
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"samples": len(self.states)}

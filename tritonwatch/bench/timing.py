@@ -170,11 +170,21 @@ class EventTimer:
 
     The flush writes a buffer of at least twice the device's L2 so no input stays cached; events
     are created once and reused; the host synchronizes once per batch, not per sample.
+
+    Launch gaps: events time the device from ``start`` to ``end``, so if the host has not yet
+    launched ``fn`` when the device reaches ``start``, the launch latency is counted as kernel
+    time. For a kernel shorter than its launch (a Triton launch costs tens of microseconds of
+    Python) that inflates every sample. So each batch begins with a hold: a device-side sleep
+    long enough for the host to enqueue the whole batch behind it (nvbench does the same with a
+    blocking kernel). The timer checks that the hold outlasted the enqueueing (an event after the
+    sleep has not completed when the host is done); when it did not, ``hold_misses`` counts the
+    batch and the next hold is longer.
     """
 
     name = "event"
+    MAX_HOLD_MS = 200.0
 
-    def __init__(self, l2_bytes: int, device: Any = None) -> None:
+    def __init__(self, l2_bytes: int, device: Any = None, hold: bool = True) -> None:
         import torch
 
         self.torch = torch
@@ -182,6 +192,12 @@ class EventTimer:
         self.flush_bytes = size
         self.cache = torch.empty(size // 4, dtype=torch.int32, device=device or "cuda")
         self._events: list[tuple[Any, Any]] = []
+        self.hold = hold and hasattr(torch.cuda, "_sleep")
+        self.hold_ms = 1.0
+        self.batches = 0
+        self.hold_misses = 0
+        self._cycles_per_ms: float | None = None
+        self._gate = torch.cuda.Event() if self.hold else None
 
     def clock_ms(self) -> float:
         return time.perf_counter_ns() / 1e6
@@ -192,14 +208,44 @@ class EventTimer:
             self._events.append((ev(enable_timing=True), ev(enable_timing=True)))
         return self._events[:n]
 
+    def _sleep_cycles_per_ms(self) -> float:
+        """GPU clock cycles per millisecond of ``torch.cuda._sleep``, measured once."""
+        if self._cycles_per_ms is None:
+            torch = self.torch
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            cycles = 2_000_000
+            torch.cuda._sleep(cycles)  # the first call may load the kernel
+            start.record()
+            torch.cuda._sleep(cycles)
+            end.record()
+            torch.cuda.synchronize()
+            self._cycles_per_ms = cycles / max(start.elapsed_time(end), 1e-3)
+        return self._cycles_per_ms
+
     def sample(self, fn: Callable[[], Any], batch: int) -> list[float]:
         pairs = self._pairs(batch)
-        for start, end in pairs:
-            self.cache.zero_()
-            start.record()
-            fn()
-            end.record()
-        self.torch.cuda.synchronize()
+        for _attempt in range(3):
+            if self.hold:
+                self.torch.cuda._sleep(int(self.hold_ms * self._sleep_cycles_per_ms()))
+                self._gate.record()
+            t0 = time.perf_counter()
+            for start, end in pairs:
+                self.cache.zero_()
+                start.record()
+                fn()
+                end.record()
+            enqueue_ms = (time.perf_counter() - t0) * 1e3
+            self.batches += 1
+            missed = False
+            if self.hold:
+                # Did the device run past the hold while the host was still enqueueing?
+                missed = bool(self._gate.query())
+                # Size the next hold for a batch twice this one (batches grow geometrically).
+                self.hold_ms = min(max(1.0, 3.0 * enqueue_ms), self.MAX_HOLD_MS)
+            self.torch.cuda.synchronize()
+            if not missed:
+                break
+            self.hold_misses += 1  # those samples may hold launch gaps: take the batch again
         return [s.elapsed_time(e) for s, e in pairs]
 
 

@@ -168,9 +168,12 @@ class Worker:
         from .timing import measure
 
         if self.device.is_gpu:
+            events = getattr(timer, "events", timer)
+            misses = events.hold_misses
             with GpuSampler(self.gpu) as sampler:
                 m = measure(prepared.fn, timer, budget_ms=self.budget_ms, target_ci=self.target_ci)
             during = sampler.summary()
+            extra["hold_misses"] = events.hold_misses - misses  # batches retaken (launch gaps)
         else:
             m = measure(prepared.fn, timer, budget_ms=self.budget_ms, target_ci=self.target_ci)
             during = {}
