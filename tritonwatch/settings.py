@@ -83,6 +83,9 @@ SETTINGS: dict[str, Setting] = {
            "Adaptive stop: relative width of the median's 95% CI to reach (0.005 = 0.5%)."),
         _s("budget_ms", _float, 2000.0,
            "Measuring budget per case in milliseconds, compile and warm-up excluded."),
+        _s("min_time_ms", _float, 50.0,
+           "GPU timings sample at least this long, even once the CI is narrow, so a "
+           "measurement spans the GPU's clock and power changes (0 = stop on the CI alone)."),
         _s("case_timeout_s", _float, 300.0,
            "A worker that produces nothing for this many seconds is killed; its case errors."),
         _s("cpu_threads", _int, 1,

@@ -109,7 +109,9 @@ def test_inductor_on_cpu_only_when_asked(reg: Registry) -> None:
 def test_unknown_names_list_the_valid_ones(reg: Registry) -> None:
     with pytest.raises(UsageError, match="unknown provider 'cublas'; valid: .*torch.*triton"):
         expand(reg, load_suite("smoke"), CPU, providers=["cublas"])
-    with pytest.raises(UsageError, match="unknown dtype 'fp64'; valid: fp32, tf32, fp16, bf16, fp8e4m3"):
+    with pytest.raises(
+        UsageError, match="unknown dtype 'fp64'; valid: fp32, tf32, fp16, bf16, fp8e4m3"
+    ):
         expand(reg, load_suite("smoke"), CPU, dtypes=["fp64"])
     with pytest.raises(UsageError, match="unknown suite 'weekly'"):
         load_suite("weekly")

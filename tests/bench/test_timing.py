@@ -52,3 +52,13 @@ def test_wall_timer_measures_real_work() -> None:
 @pytest.mark.parametrize("bad", [[], [float("nan")]])
 def test_ci_width_is_infinite_without_data(bad: list[float]) -> None:
     assert ci_width(bad) == float("inf")
+
+
+def test_a_narrow_ci_does_not_stop_sampling_before_min_time() -> None:
+    from tritonwatch.bench.timing import FakeTimer, measure
+
+    # Identical 1 ms samples: the CI is zero after the first 10; only min_time keeps sampling.
+    quick = measure(lambda: None, FakeTimer([1.0]), budget_ms=1000, target_ci=0.005)
+    assert quick.stop == "ci" and len(quick.samples) == 10
+    m = measure(lambda: None, FakeTimer([1.0]), budget_ms=1000, target_ci=0.005, min_time_ms=50)
+    assert m.stop == "ci" and m.elapsed_ms >= 50 and len(m.samples) >= 50

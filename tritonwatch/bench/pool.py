@@ -281,6 +281,8 @@ def worker_argv(
         str(seed),
         "--cpu-threads",
         str(int(settings.get("cpu_threads"))),
+        "--min-time-ms",
+        repr(float(settings.get("min_time_ms"))),
     ]
     for p in plugins:
         argv += ["--plugin", p]

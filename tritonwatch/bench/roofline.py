@@ -13,7 +13,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-def _p(bw: float, fp32: float, tf32: float | None, fp16: float, fp8: float | None) -> dict[str, Any]:
+
+def _p(
+    bw: float, fp32: float, tf32: float | None, fp16: float, fp8: float | None
+) -> dict[str, Any]:
     tflops = {"fp32": fp32, "tf32": tf32, "fp16": fp16, "bf16": fp16, "fp8e4m3": fp8}
     return {"bandwidth_gbps": bw, "tflops": {k: v for k, v in tflops.items() if v is not None}}
 

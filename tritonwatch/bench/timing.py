@@ -106,11 +106,14 @@ def measure(
     target_ci: float,
     min_samples: int = MIN_SAMPLES,
     max_samples: int = MAX_SAMPLES,
+    min_time_ms: float = 0.0,
 ) -> Measurement:
     """Sample ``fn`` until the median's 95% CI is within ``target_ci`` or ``budget_ms`` is spent.
 
     At least ``min_samples`` samples are always taken, even past the budget. Batches grow
     geometrically (10, 10, 20, 40, ...) so the CI is checked often early and cheaply later.
+    A narrow CI does not stop sampling before ``min_time_ms`` has passed: samples from a few
+    milliseconds share one clock and power state, and their CI says nothing about the next.
     """
     samples: list[float] = []
     start = timer.clock_ms()
@@ -120,7 +123,7 @@ def measure(
         samples += timer.sample(fn, batch)
         width = ci_width(samples)
         elapsed = timer.clock_ms() - start
-        if len(samples) >= min_samples and width <= target_ci:
+        if len(samples) >= min_samples and width <= target_ci and elapsed >= min_time_ms:
             stop = "ci"
             break
         if len(samples) >= max_samples:

@@ -69,6 +69,7 @@ class Worker:
         self.cpu_threads: int | None = None
         # case id -> the timer its results were measured with before (sticky timer choice)
         self.timer_hints: dict[str, str] = {}
+        self.min_time_ms = 0.0  # GPU: sample at least this long (see settings.min_time_ms)
         self.dev = "cpu" if not device.is_gpu else "cuda"
 
     def _sync(self) -> None:
@@ -171,7 +172,13 @@ class Worker:
             events = getattr(timer, "events", timer)
             misses = events.hold_misses
             with GpuSampler(self.gpu) as sampler:
-                m = measure(prepared.fn, timer, budget_ms=self.budget_ms, target_ci=self.target_ci)
+                m = measure(
+                    prepared.fn,
+                    timer,
+                    budget_ms=self.budget_ms,
+                    target_ci=self.target_ci,
+                    min_time_ms=self.min_time_ms,
+                )
             during = sampler.summary()
             extra["hold_misses"] = events.hold_misses - misses  # batches retaken (launch gaps)
         else:
@@ -365,6 +372,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--plugin", action="append", default=[])
     p.add_argument("--calibrate", action="store_true", help="measure device peaks instead")
     p.add_argument("--cpu-threads", type=int, default=0, help="torch threads on CPU (0: default)")
+    p.add_argument(
+        "--min-time-ms", type=float, default=0.0, help="GPU: sample at least this long per case"
+    )
     args = p.parse_args(argv)
     if args.device == "cpu":
         # Must be set before triton is imported anywhere in this process.
@@ -394,6 +404,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     worker = Worker(device, registry, args.budget_ms, args.target_ci, args.seed, args.gpu)
     worker.timer_hints = load_timer_hints(text)
+    worker.min_time_ms = args.min_time_ms
     if not device.is_gpu and args.cpu_threads > 0:
         import torch
 
