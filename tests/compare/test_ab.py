@@ -75,6 +75,34 @@ def test_rounds_interleave_with_each_side_its_own_python_and_a_split_budget(
     assert times[0].n == 40 and times[0].extra["rounds"] == [10, 10, 10, 10]
 
 
+def test_every_round_of_both_sides_uses_the_first_rounds_timer(
+    monkeypatch: pytest.MonkeyPatch, sqlite_url: str, planted: Path
+) -> None:
+    # On a GPU each worker picks event or graph timing per case; a kernel near the threshold
+    # could be event-timed on one side and graph-timed on the other, and the timers' difference
+    # would be reported as the builds'. The first round's choice is handed to every later round.
+    fake = _fake_envs(monkeypatch, {})
+    inner = fake.__call__
+
+    def timed(cases: list[Any], device: Any, **kw: Any) -> Any:
+        recs, fp, stop = inner(cases, device, **kw)
+        first = len(fake.calls) == 1
+        for r in recs:
+            r.extra["timer"] = (kw["timers"] or {}).get(r.case.id) or (
+                "graph" if first else "event"
+            )
+        return recs, fp, stop
+
+    monkeypatch.setattr(ab, "execute", timed)
+    opts = ABOptions(a="a", b="b", suite=str(planted), device="cpu", rounds=2, budget_ms=100)
+    with Store.open(sqlite_url) as st:
+        run_ab(opts, st)
+    assert fake.calls[0]["timers"] == {}
+    ids = set(fake.calls[0]["order"])
+    for call in fake.calls[1:]:
+        assert call["timers"] == dict.fromkeys(ids, "graph")
+
+
 def test_a_worker_that_imports_another_triton_is_refused(
     monkeypatch: pytest.MonkeyPatch, sqlite_url: str, planted: Path
 ) -> None:

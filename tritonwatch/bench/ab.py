@@ -30,10 +30,12 @@ from .runner import (
     execute,
     outcomes,
     plan,
+    previous_timers,
     sampling,
     shuffled,
 )
 from .spec import Case, DeviceInfo
+from .timing import TIMERS
 
 # progress(kind, case, record, side, round_index): kind as in runner.Progress plus "round".
 ABProgress = Callable[[str, Case | None, Record | None, str, int], None]
@@ -180,6 +182,10 @@ def run_ab(
     started = {"A": now(), "B": now()}
     interrupted = False
     round_seconds: list[tuple[str, float]] = []
+    # One timer per case for every round of both sides: the stored choice if this machine has
+    # one, else the first round's. Comparing an event-timed side with a graph-timed one would
+    # report the timers' difference as the builds'.
+    timers = previous_timers(store, device, p.cases)
     for i, side in enumerate(order_ab):
         pair = i // 2
         order = shuffled(p.cases, seed + pair)
@@ -204,7 +210,11 @@ def run_ab(
             plugins=opts.plugins,
             progress=relay,
             python=env.python,
+            timers=dict(timers),
         )
+        for r in got:
+            if r.status == "ok" and (r.extra or {}).get("timer") in TIMERS:
+                timers.setdefault(r.case.id, r.extra["timer"])
         round_seconds.append((side, time.monotonic() - tr))
         if side not in fps:
             _check_side(env, fp, got)

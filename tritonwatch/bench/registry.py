@@ -23,6 +23,35 @@ SUITES = ("smoke", "nightly")
 INTERPRETER_MAX_WORK = 1e8
 
 
+def _version(dist: str) -> tuple[int, ...] | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        text = version(dist)
+    except PackageNotFoundError:
+        return None
+    return tuple(int(x) for x in re.findall(r"\d+", text)[:2])
+
+
+def interpreter_problem(
+    triton: tuple[int, ...] | None = None, numpy: tuple[int, ...] | None = None
+) -> str | None:
+    """Why the installed Triton's interpreter cannot run kernels here (None if it can).
+
+    Triton 3.6's interpreter converts 1-element arrays with ``int()``, which numpy 2.4 refuses
+    ("only 0-dimensional arrays can be converted to Python scalars"); Triton 3.7 fixed it.
+    """
+    triton = triton or _version("triton")
+    numpy = numpy or _version("numpy")
+    if triton and numpy and triton < (3, 7) and numpy >= (2, 4):
+        t, n = ".".join(map(str, triton)), ".".join(map(str, numpy))
+        return (
+            f"Triton {t}'s interpreter fails with numpy {n} (fixed in Triton 3.7); "
+            "pip install 'numpy<2.4' to check Triton kernels on this CPU"
+        )
+    return None
+
+
 class Registry:
     """Operators and their providers, by name."""
 
@@ -283,6 +312,8 @@ def expand(
                     if patterns and not any(case.matches(k) for k in patterns):
                         continue
                     reason = registry.why_not(case, device)
+                    if reason is None and device.interpreter and p.kind == "triton":
+                        reason = interpreter_problem()
                     if reason is None and device.interpreter and p.kind == "triton":
                         work = max(op.flops(case.shape), op.bytes(case.shape, dt))
                         if work > INTERPRETER_MAX_WORK:

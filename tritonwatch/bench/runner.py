@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import socket
 import subprocess
 import sys
 import time
@@ -23,11 +24,12 @@ from . import roofline
 from .pool import STARTUP_GRACE_S, Progress, Record, execute, gpu_slot, worker_argv
 from .registry import Plan, Suite, expand, load_suite
 from .spec import Case, DeviceInfo
+from .timing import TIMERS
 
 __all__ = [  # names other modules (compare, nightly, tests) import from here
     "SMOKE_BUDGET_MS", "STARTUP_GRACE_S", "CaseOutcome", "Progress", "Record", "RunOptions",
     "RunOutcome", "build_run", "calibrate", "execute", "gpu_slot", "listing", "outcomes", "plan",
-    "probe", "run_suite", "sampling", "shuffled", "worker_argv",
+    "previous_timers", "probe", "run_suite", "sampling", "shuffled", "worker_argv",
 ]  # fmt: skip
 
 SMOKE_BUDGET_MS = 200.0  # smoke is a correctness pass: a short budget unless --budget-ms says
@@ -217,6 +219,38 @@ def build_run(
     return parse_run(doc)
 
 
+TIMER_LOOKBACK_RUNS = 20
+
+
+def previous_timers(
+    store: Any, device: DeviceInfo, cases: Sequence[Case], lookback: int = TIMER_LOOKBACK_RUNS
+) -> dict[str, str]:
+    """Case id -> the GPU timer its newest stored result on this machine used.
+
+    The worker reuses it (see ``timing.choose_timer``): a kernel near the graph threshold keeps
+    its timer from night to night instead of switching and showing a step that is not there.
+    Looks at the newest ``lookback`` runs of this machine; cases never run here choose afresh.
+    """
+    if not device.is_gpu or not cases:
+        return {}
+    name = settings.get("machine_name") or socket.gethostname()
+    wanted = {c.id for c in cases}
+    found: dict[str, str] = {}
+    for summary in store.runs(machine=name, limit=lookback):
+        if summary.device != device.kind:
+            continue
+        for r in store.get_run(summary.uuid).results:
+            if r.metric != "time" or r.status != "ok":
+                continue
+            timer = (r.extra or {}).get("timer")
+            cid = Case(r.operator, r.provider, r.variant, dict(r.shape), r.dtype, r.mode).id
+            if cid in wanted and timer in TIMERS:
+                found.setdefault(cid, timer)
+        if len(found) == len(wanted):
+            break
+    return found
+
+
 def _local_fingerprint(device: DeviceInfo) -> dict[str, Any]:
     from .environment import fingerprint
 
@@ -270,6 +304,7 @@ def run_suite(
         gpus=opts.gpus,
         plugins=opts.plugins,
         progress=progress,
+        timers=previous_timers(store, device, order),
     )
     fp = fp or _local_fingerprint(device)
     m = fp.setdefault("machine", {})

@@ -71,6 +71,18 @@ def ci_width(samples: Sequence[float]) -> float:
     return (hi - lo) / abs(med)
 
 
+# AMD CDNA3/4 put a 256 MB Infinity Cache (MALL) behind the L2 that torch reports (4 MB per XCD):
+# a flush sized from the L2 alone leaves inputs cached there.
+_MALL_BYTES = {"gfx942": 256 << 20, "gfx950": 256 << 20}
+
+
+def cache_bytes(props: Any) -> int:
+    """The last-level cache a flush must cover, from ``torch.cuda.get_device_properties``."""
+    l2 = int(getattr(props, "L2_cache_size", 0) or 50 << 20)
+    arch = str(getattr(props, "gcnArchName", "") or "").split(":")[0]
+    return max(l2, _MALL_BYTES.get(arch, 0))
+
+
 def choose_timer(device_ms: float, previous: str | None = None) -> str:
     """The GPU timer for a case: ``graph`` for kernels under GRAPH_THRESHOLD_MS, else ``event``.
 
@@ -200,7 +212,7 @@ class EventTimer:
         self.batches = 0
         self.hold_misses = 0
         self._cycles_per_ms: float | None = None
-        self._gate = torch.cuda.Event() if self.hold else None
+        self._gate: Any = torch.cuda.Event() if self.hold else None
 
     def clock_ms(self) -> float:
         return time.perf_counter_ns() / 1e6

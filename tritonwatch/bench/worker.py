@@ -87,7 +87,7 @@ class Worker:
 
     def _timer(self, fn: Any, previous: str | None) -> tuple[Any, str | None]:
         """The timer for one case (see :func:`timing.choose_timer`) and a note if it fell back."""
-        from .timing import EventTimer, GraphTimer, WallTimer, choose_timer
+        from .timing import EventTimer, GraphTimer, WallTimer, cache_bytes, choose_timer
 
         if not self.device.is_gpu:
             return WallTimer(), None
@@ -95,7 +95,7 @@ class Worker:
 
         import torch
 
-        l2 = int(getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 0) or 50 << 20)
+        l2 = cache_bytes(torch.cuda.get_device_properties(0))
         if self._event_timer is None:
             self._event_timer = EventTimer(l2)  # one flush buffer and event pool per worker
         device_ms = statistics.median(self._event_timer.sample(fn, 10))
@@ -301,10 +301,10 @@ def calibrate(budget_ms: float) -> dict[str, Any]:
     import torch
 
     from .environment import probe_device
-    from .timing import EventTimer, measure
+    from .timing import EventTimer, cache_bytes, measure
 
     dev = probe_device("cuda")
-    l2 = int(getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 0) or 50 << 20)
+    l2 = cache_bytes(torch.cuda.get_device_properties(0))
     timer = EventTimer(l2)
     src = torch.empty(1 << 28, dtype=torch.float32, device="cuda").normal_()
     dst = torch.empty_like(src)

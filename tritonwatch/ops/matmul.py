@@ -122,6 +122,16 @@ def _upcast(
     return a, b, None
 
 
+def _scratch_allocator(device_type: str) -> Callable[[int, int, Any], torch.Tensor]:
+    """Triton's scratch allocator for device-side descriptors. It outlives the case (Triton
+    keeps it globally), so it holds the device's name only, never the case's tensors."""
+
+    def alloc(size: int, alignment: int, stream: Any) -> torch.Tensor:
+        return torch.empty(size, device=device_type, dtype=torch.int8)
+
+    return alloc
+
+
 def _triton(variant: str) -> Callable[[dict[str, Any], Case, DeviceInfo], Prepared]:
     def prepare(inputs: dict[str, Any], case: Case, device: DeviceInfo) -> Prepared:
         a, b, note = _upcast(inputs, case, device)
@@ -162,7 +172,7 @@ def _triton(variant: str) -> Callable[[dict[str, Any], Case, DeviceInfo], Prepar
                 tiles = triton.cdiv(m, bm) * triton.cdiv(n, bn)
                 base[(tiles,)](da, db, dc, m, n, kk, **blocks, **launch)
 
-            blocks = (
+            blocks: dict[str, Any] = (
                 dict(_CPU_BLOCKS)
                 if not device.is_gpu
                 else {"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 64, "GROUP_M": 8}
@@ -187,11 +197,7 @@ def _triton(variant: str) -> Callable[[dict[str, Any], Case, DeviceInfo], Prepar
             )
 
         if variant == "device_desc":
-
-            def alloc(size: int, alignment: int, stream: Any) -> torch.Tensor:
-                return torch.empty(size, device=a.device, dtype=torch.int8)
-
-            triton.set_allocator(alloc)
+            triton.set_allocator(_scratch_allocator(a.device.type))
 
         def fn() -> torch.Tensor:
             if variant == "device_desc":

@@ -1,0 +1,47 @@
+"""`scripts/gpu-check` is only run for real on a lent GPU: its suite and A/B paths run here on a
+CPU (smoke shapes) so the script cannot rot between GPU runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("triton")
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_gpu_check_runs_its_quick_suite_and_ab_on_a_cpu(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRITONWATCH_")}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gpu-check"), "--device", "cpu",
+         "--out", str(tmp_path), "--budget-ms", "20", "--ab-budget-ms", "40"],
+        capture_output=True, text=True, timeout=600, env=env, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads((tmp_path / "results.json").read_text())["sections"]
+    counts = data["suite"]["counts"]
+    assert not counts.get("error") and not counts.get("incorrect"), counts
+    # Every case of the curated list ran or says why not (tf32/fp8 need a GPU).
+    cases = data["suite"]["cases"]
+    assert len(cases) >= 60 and all(c["status"] in ("ok", "skipped") for c in cases)
+    assert all(c["error"] for c in cases if c["status"] == "skipped")
+    planted = [c for c in data["ab"]["cases"] if "planted_copy" in c["case"]]
+    assert {c["expected"] for c in planted} == {"same", "slower 5%"}
+    assert "| case |" in (tmp_path / "tables.md").read_text()
+
+
+def test_gpu_check_on_a_machine_without_a_gpu_says_so_in_one_line() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gpu-check")],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "no GPU visible" in proc.stderr
