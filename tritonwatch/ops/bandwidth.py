@@ -67,8 +67,7 @@ def _softmax_triton(inputs: dict[str, Any], case: Case, device: DeviceInfo) -> P
     x = inputs["x"]
     m, n = x.shape
     y = torch.empty_like(x)
-    block = triton.next_power_of_2(n)
-    warps = 4 if block <= 2048 else (8 if block <= 8192 else 16)
+    block, warps = softmax_launch(n)
 
     def fn() -> torch.Tensor:
         k.softmax_kernel[(m,)](x, y, n, x.stride(0), y.stride(0), BLOCK_N=block, num_warps=warps)
@@ -77,16 +76,23 @@ def _softmax_triton(inputs: dict[str, Any], case: Case, device: DeviceInfo) -> P
     return Prepared(fn, config=lambda: {"BLOCK_N": block, "num_warps": warps})
 
 
-def _norm_block(n: int) -> int:
-    return min(triton.next_power_of_2(n), 4096)
+def softmax_launch(n: int) -> tuple[int, int]:
+    """(BLOCK_N, num_warps) for a softmax row of ``n``: the whole row in one block."""
+    block = triton.next_power_of_2(n)
+    return block, 4 if block <= 2048 else (8 if block <= 8192 else 16)
+
+
+def norm_launch(n: int) -> tuple[int, int]:
+    """(BLOCK_N, num_warps) for a layernorm/rmsnorm row of ``n``: loops over 4096-wide blocks."""
+    block = min(triton.next_power_of_2(n), 4096)
+    return block, 8 if block >= 2048 else 4
 
 
 def _layernorm_triton(inputs: dict[str, Any], case: Case, device: DeviceInfo) -> Prepared:
     x, w, b = inputs["x"], inputs["w"], inputs["b"]
     m, n = x.shape
     y = torch.empty_like(x)
-    block = _norm_block(n)
-    warps = 8 if block >= 2048 else 4
+    block, warps = norm_launch(n)
 
     def fn() -> torch.Tensor:
         k.layernorm_kernel[(m,)](x, w, b, y, n, x.stride(0), EPS, BLOCK_N=block, num_warps=warps)
@@ -99,8 +105,7 @@ def _rmsnorm_triton(inputs: dict[str, Any], case: Case, device: DeviceInfo) -> P
     x, w = inputs["x"], inputs["w"]
     m, n = x.shape
     y = torch.empty_like(x)
-    block = _norm_block(n)
-    warps = 8 if block >= 2048 else 4
+    block, warps = norm_launch(n)
 
     def fn() -> torch.Tensor:
         k.rmsnorm_kernel[(m,)](x, w, y, n, x.stride(0), EPS, BLOCK_N=block, num_warps=warps)

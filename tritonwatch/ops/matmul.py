@@ -74,6 +74,10 @@ _FP8_CONFIGS = [
     triton.Config(
         {"BLOCK_M": 64, "BLOCK_N": 128, "BLOCK_K": 128, "GROUP_M": 8}, num_stages=4, num_warps=4
     ),
+    # The only one that fits gfx942's 64 KB of LDS (tests/codegen/test_launch_fit.py).
+    triton.Config(
+        {"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 64, "GROUP_M": 8}, num_stages=2, num_warps=4
+    ),
 ]
 _CPU_BLOCKS = {"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_K": 32, "GROUP_M": 4}
 _tuned: dict[tuple[str, bool], Any] = {}
@@ -120,6 +124,21 @@ def _upcast(
     if device.interpreter and case.dtype == "bf16":
         return a.float(), b.float(), c.INTERPRETER_BF16_NOTE
     return a, b, None
+
+
+def host_desc_launch(dtype: str, kind: str) -> tuple[dict[str, Any], dict[str, int]]:
+    """Blocks and launch options of the (not autotuned) host-descriptor kernel on a GPU.
+
+    128x128x64 fp32 tiles in 4 stages need 295 KB of shared memory (sm90 has 227 KB): fp32 and
+    tf32 take BLOCK_K 32 (180 KB). gfx942 has 64 KB of LDS: 2 stages there. Every choice is
+    compiled for sm90, sm100 and gfx942 by tests/codegen/test_launch_fit.py.
+    """
+    blocks: dict[str, Any] = {"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 64, "GROUP_M": 8}
+    if dtype == "fp8e4m3":
+        blocks["BLOCK_K"] = 128
+    elif c.BYTES[dtype] == 4:
+        blocks["BLOCK_K"] = 32
+    return blocks, {"num_warps": 4, "num_stages": 2 if kind == "rocm" else 4}
 
 
 def _scratch_allocator(device_type: str) -> Callable[[int, int, Any], torch.Tensor]:
@@ -172,18 +191,13 @@ def _triton(variant: str) -> Callable[[dict[str, Any], Case, DeviceInfo], Prepar
                 tiles = triton.cdiv(m, bm) * triton.cdiv(n, bn)
                 base[(tiles,)](da, db, dc, m, n, kk, **blocks, **launch)
 
-            blocks: dict[str, Any] = (
-                dict(_CPU_BLOCKS)
-                if not device.is_gpu
-                else {"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 64, "GROUP_M": 8}
-            )
-            launch = {} if not device.is_gpu else {"num_warps": 4, "num_stages": 4}
-            if fp8:
-                blocks["BLOCK_K"] = 128
-            elif device.is_gpu and c.BYTES[case.dtype] == 4:
-                # 128x128x64 fp32 tiles in 4 stages need 295 KB of shared memory (sm90 has 227):
-                # BLOCK_K=32 needs 180 KB.
-                blocks["BLOCK_K"] = 32
+            blocks: dict[str, Any]
+            if device.is_gpu:
+                blocks, launch = host_desc_launch(case.dtype, device.kind)
+            else:
+                blocks, launch = dict(_CPU_BLOCKS), {}
+                if fp8:
+                    blocks["BLOCK_K"] = 128
             blocks.update(precision)
 
             def run_desc() -> torch.Tensor:
