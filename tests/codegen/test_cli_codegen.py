@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -115,10 +114,12 @@ def test_env_list_and_create_errors(tmp_path: Path) -> None:
     runner = CliRunner()
     empty = runner.invoke(main, ["env", "list"])
     assert empty.exit_code == 0 and "no environments in" in empty.output
-    # an environment folder whose python is this interpreter (the host's Triton)
+    # an environment folder whose python is this interpreter (the host's Triton); a wrapper, not
+    # a symlink: a symlinked venv python outside its venv folder is the base Python
     folder = Path(settings.get("envs_dir")) / "host"
     (folder / "bin").mkdir(parents=True)
-    os.symlink(sys.executable, folder / "bin" / "python")
+    (folder / "bin" / "python").write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    (folder / "bin" / "python").chmod(0o755)
     listed = runner.invoke(main, ["env", "list"])
     assert listed.exit_code == 0 and "host" in listed.output
     import triton

@@ -38,13 +38,20 @@ def envs_root() -> Path:
     return root
 
 
+def _imports(folder: Path, module: str) -> bool:
+    code = f"import {module}"
+    return subprocess.run([str(env_python(folder)), "-c", code], capture_output=True).returncode == 0
+
+
 def _ensure(root: Path, name: str, triton: str, *, system: bool = False) -> EnvInfo:
     folder = root / name
     with settings.scope(envs_dir=str(root)):
         if env_python(folder).exists():
             try:
                 info = probe(env_python(folder), name=name)
-                if info.triton_version == OLD:
+                # An environment cached by an older tritonwatch may not see the host's torch.
+                sees_host = not system or _imports(folder, "torch")
+                if info.triton_version == OLD and sees_host:
                     return info
             except TritonwatchError:
                 pass

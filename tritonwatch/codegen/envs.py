@@ -179,6 +179,33 @@ def _run(cmd: list[str], what: str) -> None:
         raise CodegenError(f"{what} failed: {(errors or lines or ['no output'])[-1].strip()}")
 
 
+_SITE_QUERY = (
+    "import json, site, sys; "
+    "print(json.dumps([sys.prefix != sys.base_prefix, site.getsitepackages()]))"
+)
+
+
+def _layer_on_venv(base: str, py: Path) -> None:
+    """Make a new environment see ``base``'s packages when ``base`` is itself a venv.
+
+    ``--system-site-packages`` means the site-packages of the interpreter a venv was made
+    from, and a venv's Python is made from the base installation: an environment created from
+    the venv that tritonwatch runs in would see neither torch nor tritonwatch. A ``.pth`` file
+    adds the parent venv's site folders after the environment's own, so the environment's Triton
+    still comes first (pip installs it there with --ignore-installed).
+    """
+    parent = subprocess.run([base, "-c", _SITE_QUERY], capture_output=True, text=True)
+    child = subprocess.run([str(py), "-c", _SITE_QUERY], capture_output=True, text=True)
+    if parent.returncode != 0 or child.returncode != 0:
+        raise CodegenError(f"cannot read the site folders of {base} or {py}")
+    in_venv, parent_sites = json.loads(parent.stdout)
+    own_sites = json.loads(child.stdout)[1]
+    if not in_venv or not own_sites:
+        return
+    lines = "".join(f"import site; site.addsitedir({d!r})\n" for d in parent_sites)
+    (Path(own_sites[0]) / "_tritonwatch_parent_venv.pth").write_text(lines)
+
+
 def create_env(
     name: str, triton: str, *, system_site_packages: bool = False, base_python: str | None = None
 ) -> EnvInfo:
@@ -211,6 +238,8 @@ def create_env(
             venv.insert(3, "--system-site-packages")
         _run(venv, f"creating the virtual environment {folder}")
         py = env_python(folder)
+        if system_site_packages:
+            _layer_on_venv(base, py)
         # --ignore-installed: with system site packages the host's Triton would satisfy the
         # requirement and the venv would silently use it.
         _run(
