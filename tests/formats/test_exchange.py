@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from tritonwatch.errors import InputError
+from tritonwatch.formats.exchange import export_runs, import_files, read_file
 from tritonwatch.runformat import dump_run
 from tritonwatch.store import Store
-from tritonwatch.store.interchange import export_runs, import_files, read_file
 from tritonwatch.testing import make_run
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "run-v1.jsonl"
@@ -78,57 +78,6 @@ def test_csv_and_parquet_hold_every_result(store: Store, tmp_path: Path) -> None
         value, samples = stored[(item["run_id"], item["operator"], item["provider"], item["shape"],
                                  item["metric"])]
         assert item["value"] == value and item["samples"] == samples
-
-
-def test_tritonbench_json_import(sqlite_url: str, tmp_path: Path) -> None:
-    data = {
-        "name": "nightly",
-        "metrics": {
-            "tritonbench_bf16_gemm_fwd[x_(4096, 4096, 4096)-triton_tutorial_matmul]_latency": 0.21,
-            "tritonbench_bf16_gemm_fwd[x_(4096, 4096, 4096)-aten_matmul]_latency": 0.2,
-            "tritonbench_bf16_gemm_fwd[x_(4096, 4096, 4096)-triton_tutorial_matmul]_tflops": 650.5,
-            "tritonbench_softmax_fwd[x_(4096, 8192)-triton_softmax]_gbps": "CUDA OOM",
-            "tritonbench_bf16_gemm_fwd[triton_tutorial_matmul]-speedup": 0.95,
-            "tritonbench_bf16_gemm_fwd-pass": 1,
-            "tritonbench_bf16_gemm_fwd[x_average-aten_matmul]_latency": 1.0,
-        },
-        "env": {"device": "NVIDIA H100", "cuda_version": "12.8", "triton_commit": "deadbeef1234",
-                "triton_branch": "main", "pytorch_commit": "cafe0001"},
-    }
-    path = tmp_path / "tb.json"
-    path.write_text(json.dumps(data))
-    with Store.open(sqlite_url) as store:
-        report = import_files(store, [str(path)])
-        assert report.files == [(str(path), "tritonbench", 1)] and report.results == 5
-        assert import_files(store, [str(path)]).skipped == 1  # stable run id: no duplicate
-        d = store.get_run(store.runs()[0].uuid)
-    by = {(r.provider, r.metric): r for r in d.results}
-    lat = by[("triton_tutorial_matmul", "latency")]
-    assert (lat.operator, lat.dtype, lat.mode, lat.unit, lat.value) == ("gemm", "bf16", "fwd", "ms", 0.21)
-    assert lat.shape == {"input": "(4096, 4096, 4096)"}
-    assert by[("triton_softmax", "gbps")].status == "error"
-    assert by[("triton_tutorial_matmul", "speedup")].shape == {"input": "aggregate"}
-    assert d.summary.triton_commit == "deadbeef1234"
-
-
-def test_foreign_hud_records_group_into_runs(sqlite_url: str, tmp_path: Path) -> None:
-    def rec(ts: int, sha: str, runner: str, model: str, values: list[float]) -> dict:
-        return {"timestamp": ts, "schema_version": "v3", "repo": "pytorch/pytorch", "head_sha": sha,
-                "head_branch": "main", "benchmark": {"name": "tb", "mode": "fwd", "dtype": "bf16"},
-                "model": {"name": model, "backend": "triton"},
-                "metric": {"name": "latency", "benchmark_values": values, "extra_info": {"input_shape": "(8, 8)"}},
-                "runners": [{"name": runner, "gpu_info": "NVIDIA B200", "gpu_count": 1}],
-                "dependencies": {"triton": {"sha": sha, "version": "3.9.0+git" + sha[:6]}}}
-    records = [rec(1000, "aaaaaa11", "r1", "gemm", [1.0, 1.1]), rec(1000, "aaaaaa11", "r1", "softmax", [2.0]),
-               rec(1000, "aaaaaa11", "r2", "gemm", [1.2]), rec(2000, "bbbbbb22", "r1", "gemm", [0.9])]
-    path = tmp_path / "hud.json"
-    path.write_text(json.dumps(records))
-    with Store.open(sqlite_url) as store:
-        assert import_files(store, [str(path)]).added == 3
-        assert import_files(store, [str(path)]).added == 0
-        runs = store.runs()
-        assert sorted(r.n_results for r in runs) == [1, 1, 2]
-        assert {r.gpu_model for r in runs} == {"NVIDIA B200"}
 
 
 @pytest.mark.parametrize(

@@ -35,8 +35,14 @@ class Metric:
     zero_is_failure: bool = False
 
 
-def _m(name: str, unit: str, better: Better, source: str, kind: Kind = "number",
-       zero_is_failure: bool = False) -> Metric:
+def _m(
+    name: str,
+    unit: str,
+    better: Better,
+    source: str,
+    kind: Kind = "number",
+    zero_is_failure: bool = False,
+) -> Metric:
     return Metric(name, unit, better, source, kind, zero_is_failure)
 
 
