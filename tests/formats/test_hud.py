@@ -196,7 +196,7 @@ def test_clickhouse_output_with_quoted_64_bit_integers(tmp_path: Path) -> None:
     for path in (rows, wrapped):
         (run,) = read_file(path).runs
         assert run.run.started_at.isoformat() == "2025-08-14T02:05:12+00:00"
-        assert run.run.model_extra["hud"]["workflow_id"] == 1
+        assert run.run.model_extra["hud"]["record"]["workflow_id"] == 1
 
 
 def test_a_bad_line_is_skipped_and_counted_as_the_uploader_does(tmp_path: Path) -> None:
@@ -253,3 +253,25 @@ def test_ci_metadata_only_when_asked(store: Store, tmp_path: Path,
     ci = _exported(store, tmp_path, hud_options=hud.ExportOptions(from_ci_env=True))
     assert {(r["workflow_id"], r["job_id"], r["run_attempt"], r["head_sha"]) for r in ci} == {
         (123, 456, 2, "c" * 40)}
+
+
+def test_records_stream_into_runs_without_reading_everything_first() -> None:
+    """Bulk imports hold a bounded number of open runs, not the whole file."""
+    from datetime import UTC, datetime
+
+    from tritonwatch.formats.options import ImportOptions, Tally
+
+    consumed = 0
+
+    def records():  # noqa: ANN202 - a generator of (line, record)
+        nonlocal consumed
+        for night in range(10_000):
+            for op in ("a", "b"):
+                consumed += 1
+                yield consumed, _record(timestamp=1_700_000_000 + night * 86400,
+                                        model={"name": op, "backend": "triton"})
+
+    runs = hud.read_runs(records(), "<gen>", ImportOptions(), Tally(), datetime.now(UTC))
+    first = next(runs)
+    assert len(first.results) == 2
+    assert consumed < 200  # a few open runs' worth, not 20,000 records

@@ -278,11 +278,15 @@ def _json_rows(
     p: Path, kind: str, tally: Tally, progress: Progress | None
 ) -> Iterator[tuple[int, Any]]:
     """(line, object) of a JSON-each-row file, a line's list flattened as the uploader does."""
+    pending = 0  # bytes not yet reported: a progress call per line would cost more than JSON
     with p.open("rb") as f:
         n = 0
         for n, raw in enumerate(f, start=1):  # noqa: B007 - n is read after the loop
             if progress:
-                progress(len(raw))
+                pending += len(raw)
+                if pending >= 1 << 20:
+                    progress(pending)
+                    pending = 0
             if not raw.strip():
                 continue
             try:
@@ -310,6 +314,8 @@ def _json_rows(
                 tally.skip("a line that is not a JSON object or list")
             else:
                 raise InputError("each line must be one JSON object", path=str(p), line=n)
+        if progress and pending:
+            progress(pending)
         if n == 0:
             raise InputError("the file has no records", path=str(p))
 

@@ -87,9 +87,12 @@ def _loads(v: Any) -> Any:
 def _own(r: dict[str, Any]) -> dict[str, Any] | None:
     """tritonwatch's own run/1 fields in a record it exported, or None."""
     bench = r.get("benchmark")
-    if not isinstance(bench, dict) or not isinstance(bench.get("extra_info"), dict):
+    if not isinstance(bench, dict):
         return None
-    tw = _loads(bench["extra_info"].get("tritonwatch"))
+    extra = bench.get("extra_info")
+    if not isinstance(extra, dict) or "tritonwatch" not in extra:
+        return None
+    tw = _loads(extra["tritonwatch"])
     return tw if isinstance(tw, dict) and isinstance(tw.get("run"), dict) else None
 
 
@@ -100,21 +103,66 @@ def _runner(r: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+def _hashable(v: Any) -> Any:
+    return v if v is None or isinstance(v, (str, int, float)) else repr(v)
+
+
 def _group_key(r: dict[str, Any]) -> tuple[Any, ...]:
+    """Records of one upload share this: time, commit, workflow, job, runner, benchmark."""
     own = _own(r)
     if own is not None:
         return ("tritonwatch", str(own["run"].get("id")))
     ru = _runner(r)
-    bench = obj(r.get("benchmark"))
-    device = (bench.get("extra_info") or {}).get("device") if bench else None
-    return (
+    bench = r.get("benchmark")
+    bench = bench if isinstance(bench, dict) else {}
+    extra = bench.get("extra_info")
+    device = extra.get("device") if isinstance(extra, dict) else None
+    g = r.get
+    key = (
         "hud",
-        *(str(r.get(k)) for k in RUN_FIELDS[:9]),
-        str(ru.get("name")),
-        str(ru.get("type")),
-        str(ru.get("gpu_info")),
-        str(bench.get("name")),
-        str(device),
+        g("timestamp"),
+        g("schema_version"),
+        g("name"),
+        g("repo"),
+        g("head_branch"),
+        g("head_sha"),
+        g("workflow_id"),
+        g("run_attempt"),
+        g("job_id"),
+        ru.get("name"),
+        ru.get("type"),
+        ru.get("gpu_info"),
+        bench.get("name"),
+        device,
+    )
+    try:
+        hash(key)
+    except TypeError:  # a field that should be text is an object: compare its text
+        key = tuple(map(_hashable, key))
+    return key
+
+
+def _fingerprint(r: dict[str, Any]) -> str:
+    """What tells one record's measurement from another's, for the run's content id.
+
+    Cheaper than hashing the whole record (this runs per record of a bulk import), and the same
+    however the file was laid out, so a record exported and re-imported keeps its run id.
+    """
+    metric = r["metric"]
+    model = obj(r.get("model"))
+    bench = obj(r.get("benchmark"))
+    mx = obj(metric.get("extra_info"))
+    return repr(
+        (
+            metric.get("name"),
+            metric.get("benchmark_values"),
+            model.get("name"),
+            model.get("backend"),
+            model.get("type"),
+            bench.get("mode"),
+            bench.get("dtype"),
+            mx.get("input_shape"),
+        )
     )
 
 
@@ -178,21 +226,23 @@ def _run(
     machine, device = _machine(first, opts)
     branch = str(first.get("head_branch") or "").removeprefix("refs/heads/")
     run: dict[str, Any] = {
-        "id": content_id("hud", list(key), recs),
+        "id": content_id("hud", list(key), [_fingerprint(r) for r in recs]),
         "started_at": started,
         "source": "hud",
         "device": device,
-        "hud": top,
     }
     if branch:
         run["label"] = branch
     if bench.get("name"):
         run["suite"] = str(bench["name"])
     results = []
+    parts: dict[str, int] = {}
+    part_list: list[dict[str, Any]] = []
     for r in recs:
-        item = _result(r, opts, tally)
+        item = _result(r, opts, tally, parts, part_list)
         if item is not None:
             results.append(item)
+    run["hud"] = {"record": top, "parts": part_list}
     tally.results += len(results)
     doc = {
         "format": FORMAT,
@@ -297,7 +347,13 @@ def _values(metric: dict[str, Any]) -> list[float]:
     return out
 
 
-def _result(r: dict[str, Any], opts: ImportOptions, tally: Tally) -> dict[str, Any] | None:
+def _result(
+    r: dict[str, Any],
+    opts: ImportOptions,
+    tally: Tally,
+    parts: dict[str, int],
+    part_list: list[dict[str, Any]],
+) -> dict[str, Any] | None:
     bench = obj(r.get("benchmark"))
     model = obj(r.get("model"))
     metric = r["metric"]
@@ -320,10 +376,6 @@ def _result(r: dict[str, Any], opts: ImportOptions, tally: Tally) -> dict[str, A
         "metric": name,
         "unit": _text(mx.get("unit")) or unit_of(name),
     }
-    hud: dict[str, Any] = {"metric": {k: v for k, v in metric.items() if k != "benchmark_values"}}
-    for k in ("benchmark", "model", "inputs"):
-        if k in r:
-            hud[k] = r[k]
     values = _values(metric)
     failed: str | None = None
     if not values:
@@ -334,8 +386,23 @@ def _result(r: dict[str, Any], opts: ImportOptions, tally: Tally) -> dict[str, A
             failed = f"the benchmark did not pass (pass = {values[0]:g})"
     elif all(v == 0.0 for v in values) and zero_is_failure(name):
         failed = _FAILED_ZERO
+    # The rest of the record goes into the run's table of parts, shared by the records that
+    # have it in common; the result keeps its part's index and its own input_shape.
+    part_metric = {k: v for k, v in metric.items() if k != "benchmark_values"}
+    hud: dict[str, Any] = {}
+    if "input_shape" in mx:
+        hud["input_shape"] = mx["input_shape"]
+        part_metric["extra_info"] = {k: v for k, v in mx.items() if k != "input_shape"}
+    part: dict[str, Any] = {k: r[k] for k in ("benchmark", "model", "inputs") if k in r}
+    part["metric"] = part_metric
+    ref = repr(part)
+    index = parts.get(ref)
+    if index is None:
+        index = parts[ref] = len(parts)
+        part_list.append(part)
+    hud["part"] = index
     if failed is not None:
-        hud["metric"]["benchmark_values"] = metric.get("benchmark_values")
+        hud["benchmark_values"] = metric.get("benchmark_values")
         item.update(status="error", error=failed)
     elif len(values) == 1:
         item["value"] = values[0]
@@ -418,25 +485,33 @@ def ci_metadata(opts: ExportOptions, environ: dict[str, str] | None = None) -> d
 def records(doc: dict[str, Any], meta: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
     """HUD v3 records for one run/1 document (as :func:`.run1.run_document` makes it)."""
     run = doc["run"]
-    if isinstance(run.get("hud"), dict):
+    hud = run.get("hud")
+    if isinstance(hud, dict) and "record" in hud and "parts" in hud:
         yield from _hud_records(doc)
     else:
         yield from _own_records(doc, meta or {})
 
 
 def _hud_records(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    top = doc["run"]["hud"]
+    """The records a HUD import came from, rebuilt from the run's parts and each result."""
+    top, parts = doc["run"]["hud"]["record"], doc["run"]["hud"]["parts"]
     for r in doc["results"]:
         hud = (r.get("extra") or {}).get("hud") or {}
-        metric = dict(hud.get("metric") or {"name": r["metric"]})
-        if "benchmark_values" not in metric:
+        rec = dict(top)
+        part = parts[hud["part"]]
+        rec.update((k, v) for k, v in part.items() if k != "metric")
+        metric = dict(part["metric"])
+        if "input_shape" in hud:
+            metric["extra_info"] = {
+                **metric.get("extra_info", {}),
+                "input_shape": hud["input_shape"],
+            }
+        if "benchmark_values" in hud:
+            metric["benchmark_values"] = hud["benchmark_values"]
+        else:
             metric["benchmark_values"] = r.get("samples") or (
                 [r["value"]] if r.get("value") is not None else []
             )
-        rec = dict(top)
-        for k in ("benchmark", "model", "inputs"):
-            if k in hud:
-                rec[k] = hud[k]
         rec["metric"] = metric
         yield rec
 

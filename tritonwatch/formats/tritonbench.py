@@ -16,6 +16,7 @@ Metric names, units and directions come from :mod:`.metrics`.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import math
 from collections.abc import Iterator, Mapping
@@ -164,6 +165,21 @@ def _number(text: str) -> int | float | None:
 
 def shape_of(
     operator: str, x: str, names: tuple[str, ...] | None, tally: Tally | None = None
+) -> dict[str, int | float | str]:
+    if tally is None:  # bulk HUD imports see the same few inputs again and again
+        return dict(_shape_cached(operator, x, names))
+    return _shape(operator, x, names, tally)
+
+
+@functools.lru_cache(maxsize=4096)
+def _shape_cached(
+    operator: str, x: str, names: tuple[str, ...] | None
+) -> tuple[tuple[str, int | float | str], ...]:
+    return tuple(_shape(operator, x, names, None).items())
+
+
+def _shape(
+    operator: str, x: str, names: tuple[str, ...] | None, tally: Tally | None
 ) -> dict[str, int | float | str]:
     """The shape of one tritonbench input, in a form that lines up night after night.
 
