@@ -119,3 +119,43 @@ def test_invalid_run_names_the_field(tmp_path: Path) -> None:
         read_file(path)
     text = str(e.value)
     assert "bad.jsonl:2:" in text and "results.1.unit" in text and "samples" in text
+
+
+INTEROP = Path(__file__).parent.parent / "fixtures" / "interop"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"a": 1, "b": [2]}', r"cannot tell the format: the first line is a JSON object with keys a, b; "
+                               r"tritonwatch reads tritonwatch.run/1 JSONL; tritonbench"),
+        ("hello world\n", "not JSON and not a ';'-separated tritonbench CSV"),
+        ("run_id,started_at,label\n1,2,3\n", "tritonwatch's own CSV export"),
+        ('{"tritonbench_gemm_fwd[x_1-a]_latency": "1.0",\n', r"bad.jsonl:2: not valid JSON.*truncated"),
+    ],
+)
+def test_files_of_no_known_format_say_what_they_looked_like(tmp_path: Path, content: str,
+                                                             message: str) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text(content)
+    with pytest.raises(InputError, match=message):
+        read_file(path)
+
+
+def test_a_forced_format_that_does_not_fit_names_the_real_one(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not a hud file: it looks like a tritonbench nightly"):
+        read_file(INTEROP / "tritonbench" / "nightly_result_A-h100.json", "hud")
+    with pytest.raises(InputError, match="not a jsonl file: it looks like PyTorch HUD"):
+        read_file(INTEROP / "hud" / "json-each-row.json", "jsonl")
+    with pytest.raises(InputError, match="no tritonbench output in this folder"):
+        read_file(tmp_path)
+
+
+def test_an_error_in_a_later_file_writes_nothing(store: Store, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"metric": "not an object"}]))
+    with pytest.raises(InputError, match="'metric' must be an object"):
+        import_files(store, [str(INTEROP / "tritonbench" / "nightly_result_A-h100.json"),
+                             str(INTEROP / "hud" / "hud_tritonbench_v3.json"), str(bad)])
+    counts = store.info().counts
+    assert counts["runs"] == counts["results"] == counts["series"] == 0

@@ -64,3 +64,23 @@ def test_tritonbench_history_to_alerts_in_two_commands(tmp_path: Path, sqlite_ur
         assert {a.provider for a in alerts} == {SLOWED}
         assert {"tflops", "latency"} <= {a.metric for a in alerts}
         assert {a.first_bad_build["triton_commit"][:4] for a in alerts} == {"0020"}
+
+
+def test_import_reports_what_it_skipped_and_bad_input_is_one_line(tmp_path: Path,
+                                                                  sqlite_url: str) -> None:
+    gemm = NIGHTLY.parent / "tb_gemm.json"
+    res = _run("import", str(gemm), "--db", sqlite_url, "--machine", "h100-01",
+               "--date", "2025-08-14T02:00")
+    assert res.exit_code == 0, res.output
+    assert "57 item(s) read, 44 result(s) stored" in res.output
+    assert "10 not stored: x_average row" in res.output
+    assert "3 not stored: no value: the backend failed" in res.output
+    with Store.open(sqlite_url) as st:
+        (run,) = st.runs()
+        assert (run.machine, run.started_at.isoformat()) == ("h100-01", "2025-08-14T02:00:00+00:00")
+    bad = tmp_path / "x.json"
+    bad.write_text('{"hello": 1}')
+    res = CliRunner().invoke(main, ["import", str(bad), "--db", sqlite_url])
+    assert res.exit_code != 0
+    out = res.output.strip()
+    assert out.startswith("error: ") and "\n" not in out and "cannot tell the format" in out
