@@ -33,6 +33,7 @@ def test_output_json_file_imports_with_units_directions_and_errors(store: Store)
     assert [(f.format, f.runs) for f in report.files] == [("tritonbench", 1)]
     _accounted(report)
     d = _only_run(store)
+    assert d.summary.device == "unknown"  # the file does not say; never a CPU run by default
     by = {(r.provider, r.metric, r.shape.get("M")): r for r in d.results}
     lat = by[("aten_matmul", "latency", 1024)]
     assert (lat.operator, lat.mode, lat.unit, lat.better, lat.value) == (

@@ -425,14 +425,20 @@ def plain_run(
     started: datetime,
 ) -> Run:
     device = opts.device
+    if device is None:
+        # These files record no environment; calling them CPU (the Store's default without a
+        # GPU model) would put GPU timings into CPU series.
+        device = "unknown"
+        tally.warn("the file records no device: stored as device 'unknown' (give --device)")
+    given = (opts.machine, opts.device, opts.started_at and opts.started_at.isoformat())
     doc = {
         "format": FORMAT,
         "run": {
-            "id": text_id("tritonbench", "\x00".join(texts)),
+            "id": text_id("tritonbench", "\x00".join([*texts, repr(given)])),
             "started_at": started,
             "label": "tritonbench",
             "source": "tritonbench",
-            **({"device": device} if device else {}),
+            "device": device,
         },
         "machine": {"name": opts.machine or "unknown"},
         "build": {"triton": {"version": "unknown"}},
