@@ -275,3 +275,18 @@ def test_records_stream_into_runs_without_reading_everything_first() -> None:
     first = next(runs)
     assert len(first.results) == 2
     assert consumed < 200  # a few open runs' worth, not 20,000 records
+
+
+def test_a_pretty_printed_list_streams_and_a_cut_one_is_refused(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch
+                                                                 ) -> None:
+    from tritonwatch.formats import exchange
+    from tritonwatch.errors import InputError
+
+    monkeypatch.setattr(exchange, "_CHUNK", 1000)  # many buffer refills across records
+    f = read_file(TRITONBENCH_V3)
+    assert (f.format, len(f.runs), f.tally.items, f.tally.results) == ("hud", 4, 244, 244)
+    cut = tmp_path / "cut.json"
+    cut.write_text(TRITONBENCH_V3.read_text()[:-5000])
+    with pytest.raises(InputError, match="looks truncated"):
+        read_file(cut)

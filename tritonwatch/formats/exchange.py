@@ -119,10 +119,72 @@ def open_runs(
             path=path,
             line=1,
         )
+    if stripped[0] == "[":  # a pretty-printed list: stream its elements, never load it whole
+        _check("hud", fmt, path)
+        report = FileReport(path, "hud")
+        items = _json_array(p, progress)
+        return report, hud.read_runs(items, path, opts, report.tally, _mtime(p))
     return _whole_doc(p, _load_whole(p), fmt, opts, progress)
 
 
 _NO_LINE = object()
+_CHUNK = 1 << 20
+
+
+def _json_array(p: Path, progress: Progress | None) -> Iterator[tuple[int | None, Any]]:
+    """The elements of a JSON list file, decoded one at a time from a sliding buffer."""
+    decoder = json.JSONDecoder()
+    with p.open("r", encoding="utf-8") as f:
+        buf, pos, eof, first = "", 0, False, True
+
+        def more() -> bool:
+            nonlocal buf, pos, eof
+            chunk = f.read(_CHUNK)
+            if progress and chunk:
+                progress(len(chunk.encode("utf-8")))
+            eof = not chunk
+            buf, pos = buf[pos:] + chunk, 0
+            return bool(chunk)
+
+        def skip(chars: str = " \t\r\n") -> str:
+            nonlocal pos
+            while True:
+                while pos < len(buf) and buf[pos] in chars:
+                    pos += 1
+                if pos < len(buf) or not more():
+                    return buf[pos] if pos < len(buf) else ""
+
+        if skip() != "[":
+            raise InputError("not a JSON list", path=str(p))
+        pos += 1
+        while True:
+            c = skip()
+            if c == "]":
+                return
+            if c == "":
+                raise InputError(
+                    "not valid JSON (the list never closes); the file looks truncated", path=str(p)
+                )
+            try:
+                item, end = decoder.raw_decode(buf, pos)
+            except json.JSONDecodeError as e:
+                if more() or not eof:
+                    continue
+                raise InputError(
+                    f"not valid JSON ({e.msg}) in a list item; the file looks truncated",
+                    path=str(p),
+                ) from None
+            if first and not hud.is_record(item):
+                raise InputError(
+                    "a JSON list, but not of PyTorch HUD v3 records (its first "
+                    "item has no 'metric')",
+                    path=str(p),
+                )
+            first = False
+            yield None, item
+            pos = end
+            if skip() == ",":
+                pos += 1
 
 
 def _head(p: Path) -> str:
