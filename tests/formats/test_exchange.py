@@ -159,3 +159,12 @@ def test_an_error_in_a_later_file_writes_nothing(store: Store, tmp_path: Path) -
                              str(INTEROP / "hud" / "hud_tritonbench_v3.json"), str(bad)])
     counts = store.info().counts
     assert counts["runs"] == counts["results"] == counts["series"] == 0
+
+
+def test_jsonl_with_lines_longer_than_the_sniffed_head(tmp_path: Path) -> None:
+    path = tmp_path / "big.jsonl"
+    lines = [json.dumps(dump_run(make_run(n_results=400, seed=i))) for i in range(2)]
+    assert len(lines[0]) > 70_000
+    path.write_text("\n".join(lines) + "\n")
+    f = read_file(path)
+    assert (f.format, len(f.runs)) == ("jsonl", 2)

@@ -91,15 +91,15 @@ def open_runs(
         raise InputError("the file is empty", path=path)
     if stripped[0] not in "{[":
         return _text_table(p, head, fmt, opts, progress)
-    first_line, _, _ = stripped.partition("\n")
+    first_line, only_line = _first_line(p)
     try:
         first: Any = json.loads(first_line)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, UnicodeDecodeError):
         first = _NO_LINE
     if first is not _NO_LINE:
         sample = first[0] if isinstance(first, list) and first else first
         kind = _kind(sample)
-        if kind in ("nightly", "per-op") and first_line.strip() == stripped.strip():
+        if kind in ("nightly", "per-op") and only_line:
             return _whole_doc(p, first, fmt, opts, progress)
         if kind in ("run/1", "hud"):
             _check(kind, fmt, path)
@@ -128,6 +128,21 @@ def open_runs(
 
 
 _NO_LINE = object()
+
+
+def _first_line(p: Path) -> tuple[bytes, bool]:
+    """The first non-blank line, whole however long, and whether it is the only one."""
+    with p.open("rb") as f:
+        first = b""
+        for raw in f:
+            if raw.strip():
+                if not first:
+                    first = raw
+                    continue
+                return first, False
+    return first, True
+
+
 _CHUNK = 1 << 20
 
 
