@@ -290,3 +290,17 @@ def test_a_pretty_printed_list_streams_and_a_cut_one_is_refused(tmp_path: Path,
     cut.write_text(TRITONBENCH_V3.read_text()[:-5000])
     with pytest.raises(InputError, match="looks truncated"):
         read_file(cut)
+
+
+def test_records_sharing_no_run_fields_are_split_not_held(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC, datetime
+
+    from tritonwatch.formats.options import ImportOptions, Tally
+
+    monkeypatch.setattr(hud, "_MAX_RUN", 50)
+    recs = ((i, {"model": {"name": f"m{i}"}, "metric": {"name": "latency",
+                                                         "benchmark_values": [1.0 + i]}})
+            for i in range(120))
+    runs = list(hud.read_runs(recs, "<gen>", ImportOptions(), Tally(), datetime.now(UTC)))
+    assert [len(r.results) for r in runs] == [50, 50, 20]
+    assert len({r.run.id for r in runs}) == 3

@@ -55,6 +55,7 @@ _INT_FIELDS = (
     "servicelab_trial_id",
 )
 _OPEN_GROUPS = 64  # runs being assembled at once while streaming; a HUD file keeps a run together
+_MAX_RUN = 20_000  # records held for one run before it is written as a run of its own
 _FAILED_ZERO = (
     "0.0 in HUD: tritonbench's converter writes 0.0 for a failed or missing value "
     "(.ci/test_infra/oss_ci_benchmark_v3.py)"
@@ -195,6 +196,9 @@ def read_runs(
                 yield _run(old_key, old, path, opts, tally, fallback_time)
             group = open_groups[key] = []
         group.append(rec)
+        if len(group) >= _MAX_RUN:  # records that share no run fields at all: split them
+            del open_groups[key]
+            yield _run(key, group, path, opts, tally, fallback_time)
     for key, recs in open_groups.items():
         yield _run(key, recs, path, opts, tally, fallback_time)
 
@@ -264,7 +268,7 @@ def _machine(r: dict[str, Any], opts: ImportOptions) -> tuple[dict[str, Any], st
     ru = _runner(r)
     name, rtype, gpu_info = (_text(ru.get(k)) for k in ("name", "type", "gpu_info"))
     bench = obj(r.get("benchmark"))
-    bench_device = _text((bench.get("extra_info") or {}).get("device"))
+    bench_device = _text(obj(bench.get("extra_info")).get("device"))
     if name and name.lower() in DEVICES:
         device = name.lower()
         gpu = gpu_info or rtype
