@@ -201,3 +201,13 @@ def test_provider_labels_modes_and_special_metrics(tmp_path: Path) -> None:
                                  "tritonbench_gemm_fwd[x_1]_latency"])
 def test_ids_that_are_not_tritonbench_ids(key: str) -> None:
     assert parse_id(key) is None
+
+
+@pytest.mark.parametrize(("name", "op"), [("softmax.csv", "softmax"),
+                                          ("op_layer_norm_k3_x9a1b.csv", "layer_norm"),
+                                          ("my-results.csv", "my-results")])
+def test_csv_operator_from_the_names_tritonbench_gives(tmp_path: Path, name: str, op: str) -> None:
+    path = tmp_path / name
+    shutil.copy(TB / "tb_softmax_cpu_real_output.csv", path)
+    (run,) = read_file(path).runs
+    assert {r.operator for r in run.results} == {op}

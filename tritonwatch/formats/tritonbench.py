@@ -19,6 +19,7 @@ import csv
 import functools
 import io
 import math
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -529,7 +530,7 @@ def csv_metrics(text: str, path: str, opts: ImportOptions) -> tuple[dict[str, An
     if not rows or len(rows[0]) < 2:
         raise InputError("not a tritonbench CSV (expected a ';'-separated header)", path=path)
     header = rows[0]
-    op = opts.operator or Path(path).stem
+    op = opts.operator or csv_operator(Path(path))
     benchmark = op if any(op.endswith("_" + m) for m in MODES) else f"{op}_{opts.mode or 'fwd'}"
     metrics: dict[str, Any] = {}
     for n, row in enumerate(rows[1:], start=2):
@@ -544,6 +545,14 @@ def csv_metrics(text: str, path: str, opts: ImportOptions) -> tuple[dict[str, An
             provider, _, metric = h.partition("-")
             metrics[f"{PREFIX}{benchmark}[x_{x}-{provider}]_{metric}"] = cell if cell else None
     return metrics, header[0]
+
+
+def csv_operator(path: Path) -> str:
+    """The operator a CSV's name gives: ``--output-dir`` writes ``{op}.csv``; ``write_csv``
+    writes ``op_{op}_XXXXXXXX.csv`` (a temporary-file name with 8 random characters)."""
+    stem = path.stem
+    m = re.fullmatch(r"op_(.+)_[a-z0-9_]{8}", stem)
+    return m.group(1) if m else stem
 
 
 def csv_run(text: str, path: str, opts: ImportOptions, tally: Tally) -> Run:
