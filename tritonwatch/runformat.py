@@ -24,6 +24,7 @@ FORMAT = "tritonwatch.run/1"
 Status = Literal["ok", "error", "incorrect", "skipped"]
 Better = Literal["lower", "higher"]
 
+
 def metric_better(metric: str, explicit: str | None = None) -> Better:
     """Whether a lower or a higher value of ``metric`` is better.
 
