@@ -30,6 +30,7 @@ import httpx
 
 from . import __version__
 from .errors import RemoteError, UsageError
+from .formats import run1
 from .store.pushes import PendingRun, mark_pushed, pending_runs, server_key
 
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -191,7 +192,7 @@ def push(
         for i, run in enumerate(todo):
             if progress is not None:
                 progress(run, i, len(todo))
-            doc = store.run_document(run.uuid)
+            doc = run1.document(store, run.uuid)
             body = json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
             result = _send_one(client, f"{key}/api/v1/runs", run, body, opts, sleep)
             report.runs.append(result)

@@ -17,43 +17,22 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .formats.metrics import better_of
+
 FORMAT = "tritonwatch.run/1"
 
 Status = Literal["ok", "error", "incorrect", "skipped"]
 Better = Literal["lower", "higher"]
 
-# Metric names whose direction is known; anything else must say `better` or defaults to lower.
-HIGHER_IS_BETTER = frozenset({"tflops", "gbps", "pct_peak", "throughput", "speedup", "occupancy"})
-LOWER_IS_BETTER = frozenset(
-    {
-        "time",
-        "latency",
-        "compile_time",
-        "registers",
-        "spills",
-        "shared_memory",
-        "instructions",
-        "memory",
-        "scratch",
-        "vgprs",
-        "sgprs",
-        "agprs",
-    }
-)
-
 
 def metric_better(metric: str, explicit: str | None = None) -> Better:
     """Whether a lower or a higher value of ``metric`` is better.
 
-    An explicit ``better`` wins; otherwise known names decide, and an unknown metric is treated
-    as a cost (lower is better), which is the safe reading for times and sizes.
+    An explicit ``better`` wins; otherwise the metric table (``tritonwatch/formats/metrics.py``,
+    shared with every importer) decides, and an unknown metric is treated as a cost (lower is
+    better), which is the safe reading for times and sizes.
     """
-    if explicit in ("lower", "higher"):
-        return explicit  # type: ignore[return-value]
-    name = metric.lower()
-    if name in HIGHER_IS_BETTER or name.endswith(("_tflops", "_gbps", "_per_s")):
-        return "higher"
-    return "lower"
+    return better_of(metric, explicit)
 
 
 class _Open(BaseModel):

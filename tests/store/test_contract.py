@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from tritonwatch.errors import NotFoundError, UsageError
+from tritonwatch.formats.exchange import read_file
+from tritonwatch.formats.run1 import document, run_document
 from tritonwatch.runformat import dump_run, parse_run
 from tritonwatch.store import Store
-from tritonwatch.store.interchange import read_file, run_document
 from tritonwatch.store.rows import utc
 from tritonwatch.testing import make_run
 
@@ -33,7 +34,7 @@ def test_add_run_is_idempotent_by_uuid(store: Store) -> None:
 def test_run_round_trips_through_the_database(store: Store) -> None:
     (run,) = read_file(FIXTURE).runs
     store.add_run(run)
-    doc = store.run_document(str(run.run.id))
+    doc = document(store, str(run.run.id))
     original = dump_run(run)
     assert doc["run"] == original["run"]
     assert doc["machine"] == original["machine"]

@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import click
 
 from .. import settings
 from ..errors import UsageError
+from ..formats import exchange, hud, run1
+from ..formats.options import DEVICES, ImportOptions
 from ..report import runs as render
-from ..store import Store, interchange
+from ..store import Store
 from .options import console, db_option, format_option, open_store, progress_bar
 
 
@@ -101,51 +104,129 @@ def db_info(db: str | None, fmt: str) -> None:
 
 
 @click.command("import")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=str))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(list(interchange.IMPORT_FORMATS)),
+    type=click.Choice(list(exchange.IMPORT_FORMATS)),
     default="auto",
     show_default=True,
-    help="Input format; auto detects run/1 JSONL, tritonbench JSON and HUD v3.",
+    help="Input format; auto detects run/1 JSONL, tritonbench output and HUD v3 records.",
+)
+@click.option(
+    "--shape-names",
+    metavar="NAMES",
+    help="Name tritonbench's tuple inputs, e.g. M,N,K (default: the operator's own label).",
+)
+@click.option(
+    "--operator",
+    help="The operator of a tritonbench CSV (default: the file name, as --output-dir names it).",
+)
+@click.option(
+    "--machine",
+    help="Machine name for files that record none (tritonbench per-op "
+    "files); overrides the file's.",
+)
+@click.option(
+    "--device",
+    type=click.Choice(list(DEVICES)),
+    help="Where the kernels ran, for files that do not say (tritonbench --device cpu runs).",
+)
+@click.option(
+    "--date",
+    metavar="DATE",
+    help="Run time for files that record none (ISO 8601); "
+    "default: a run-TIMESTAMP folder name, else the file's modification time.",
 )
 @db_option
-def import_cmd(files: tuple[str, ...], fmt: str, db: str | None) -> None:
-    """Import runs from FILES: tritonwatch.run/1 JSONL, tritonbench --output-json, HUD v3 records.
+def import_cmd(
+    paths: tuple[str, ...],
+    fmt: str,
+    shape_names: str | None,
+    operator: str | None,
+    machine: str | None,
+    device: str | None,
+    date: str | None,
+    db: str | None,
+) -> None:
+    """Import runs from PATHS: tritonwatch.run/1 JSONL, tritonbench output, HUD v3 records.
 
-    Every file is read and validated before anything is written; runs already stored (same run
-    id) are skipped, so importing a file twice adds nothing.
+    tritonbench: per-operator --output-json files, a folder of them (each folder under it is one
+    run; a nightly result.json stands for its folder), the nightly result.json, and the
+    ';'-separated --output CSV. PyTorch HUD: oss_ci_benchmark_v3 records as a JSON list, one
+    record, or JSON each row, streamed in bounded memory.
+
+    Everything goes in one transaction: an error anywhere writes nothing. Runs already stored
+    (same run id, derived from the file's content when it has none) are skipped, so importing
+    a file twice adds nothing.
     """
-    with open_store(db) as store, progress_bar() as progress:
-        task = progress.add_task("reading", total=len(files))
-        report = interchange.import_files(
+    names = tuple(n.strip() for n in shape_names.split(",") if n.strip()) if shape_names else None
+    opts = ImportOptions(
+        shape_names=names or None,
+        operator=operator,
+        machine=machine,
+        device=device,
+        started_at=_when(date, "--date"),
+    )
+    total = sum(_size(p) for p in paths)
+    with open_store(db) as store, progress_bar(in_bytes=True) as progress:
+        task = progress.add_task("reading", total=total or None)
+        report = exchange.import_files(
             store,
-            list(files),
+            list(paths),
             fmt,
-            progress=lambda p: progress.update(task, advance=1, description=p),
+            opts,
+            progress=lambda n: progress.update(task, advance=n),
+            on_file=lambda p: progress.update(task, description=p),
         )
-    for path, kind, n in report.files:
-        click.echo(f"{path}: {kind}, {n} run(s)")
+    for f in report.files:
+        t = f.tally
+        click.echo(
+            f"{f.path}: {f.format}, {f.runs} run(s), {t.items:,} item(s) read, "
+            f"{f.stored:,} result(s) stored"
+        )
+        for reason, n in sorted(t.skipped.items(), key=lambda kv: -kv[1]):
+            click.echo(f"  {n:,} not stored: {reason}")
+        for message, n in sorted(t.warnings.items(), key=lambda kv: -kv[1])[:10]:
+            click.echo(f"  warning: {message}" + (f" ({n:,} times)" if n > 1 else ""), err=True)
     click.echo(
         f"imported {report.added} run(s) with {report.results:,} result(s); "
         f"{report.skipped} already stored"
     )
 
 
+def _size(path: str) -> int:
+    p = Path(path)
+    if p.is_dir():
+        return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+    return p.stat().st_size if p.is_file() else 0
+
+
 @click.command("export")
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(list(interchange.EXPORT_FORMATS)),
+    type=click.Choice(list(exchange.EXPORT_FORMATS)),
     default="jsonl",
     show_default=True,
     help="jsonl: run/1, one run per line; csv/parquet: one row per result; "
-    "hud: PyTorch HUD oss_ci_benchmark_v3 records.",
+    "hud: PyTorch HUD oss_ci_benchmark_v3 records (JSON each row).",
 )
 @click.option("-o", "--output", default="-", show_default=True, help="Output file; - is stdout.")
 @click.option(
     "--run", "run_ids", multiple=True, metavar="RUN", help="Export only this run (repeatable)."
+)
+@click.option(
+    "--hud-repo",
+    metavar="OWNER/NAME",
+    help="HUD export: set the records' repo (otherwise the upload script's metadata supplies it).",
+)
+@click.option(
+    "--hud-ci",
+    is_flag=True,
+    help="HUD export: fill workflow_id, job_id, head_sha, "
+    "name, head_branch and timestamp from GitHub Actions variables (GITHUB_RUN_ID, "
+    "GITHUB_SHA, ...; JOB_ID) instead of leaving them to the upload script.",
 )
 @_filters
 @db_option
@@ -153,6 +234,8 @@ def export_cmd(
     fmt: str,
     output: str,
     run_ids: tuple[str, ...],
+    hud_repo: str | None,
+    hud_ci: bool,
     machine: str | None,
     org: str | None,
     label: str | None,
@@ -162,11 +245,12 @@ def export_cmd(
 ) -> None:
     """Export stored runs, oldest first. The file appears only when complete."""
     with open_store(db) as store:
-        n = interchange.export_runs(
+        n = exchange.export_runs(
             store,
             output,
             fmt,
             runs=list(run_ids) or None,
+            hud_options=hud.ExportOptions(repo=hud_repo, from_ci_env=hud_ci),
             machine=machine,
             org=org,
             label=label,
@@ -221,7 +305,7 @@ def show_cmd(run: str, fmt: str, db: str | None) -> None:
     with open_store(db) as store:
         detail = store.get_run(run)
     if fmt == "json":
-        click.echo(json.dumps(interchange.run_document(detail), indent=2))
+        click.echo(json.dumps(run1.run_document(detail), indent=2))
         return
     out = console()
     for line in render.run_header(detail):

@@ -8,7 +8,15 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
 
 from .. import settings
 from ..errors import NotAvailableYet
@@ -114,13 +122,17 @@ def console(err: bool = False) -> Console:
     )
 
 
-def progress_bar(err: Console | None = None) -> Progress:
-    """The progress bar of long commands, on stderr: gone when done, off when not a terminal."""
+def progress_bar(err: Console | None = None, *, in_bytes: bool = False) -> Progress:
+    """The progress bar of long commands, on stderr: gone when done, off when not a terminal.
+
+    ``in_bytes`` counts bytes read (imports) instead of items.
+    """
     err = err or console(err=True)
+    count = [DownloadColumn(), TransferSpeedColumn()] if in_bytes else [MofNCompleteColumn()]
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        *count,
         TimeElapsedColumn(),
         console=err,
         transient=True,

@@ -556,12 +556,6 @@ class Store(SeriesMixin, HistoryMixin, AlertsMixin, CodegenMixin, AccessMixin, D
             results=results,
         )
 
-    def run_document(self, ref: str) -> dict[str, Any]:
-        """A stored run as a ``tritonwatch.run/1`` document (what export writes)."""
-        from .interchange import run_document
-
-        return run_document(self.get_run(ref))
-
     def iter_runs(self, **filters: Any) -> Iterator[RunDetail]:
         """Every run matching ``runs(**filters)``, oldest first, with its results."""
         for summary in self.runs(limit=None, newest_first=False, **filters):

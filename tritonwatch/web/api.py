@@ -15,6 +15,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from ..errors import NotFoundError, UsageError
+from ..formats import run1
 from ..store import Store
 from . import data
 from .auth import require_token
@@ -104,7 +105,7 @@ def get_run(request: Request, ref: str, samples: bool = False, format: Format = 
 
 @router.get("/runs/{ref}/document", summary="One run as a tritonwatch.run/1 document")
 def run_document(request: Request, ref: str) -> dict[str, Any]:
-    return jsonable(_store(request).run_document(ref))
+    return jsonable(run1.document(_store(request), ref))
 
 
 @router.get("/results", summary="Results, newest first, filtered by run, series fields, status")

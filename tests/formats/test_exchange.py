@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from tritonwatch.errors import InputError
+from tritonwatch.formats.exchange import export_runs, import_files, read_file
 from tritonwatch.runformat import dump_run
 from tritonwatch.store import Store
-from tritonwatch.store.interchange import export_runs, import_files, read_file
 from tritonwatch.testing import make_run
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "run-v1.jsonl"
@@ -80,57 +80,6 @@ def test_csv_and_parquet_hold_every_result(store: Store, tmp_path: Path) -> None
         assert item["value"] == value and item["samples"] == samples
 
 
-def test_tritonbench_json_import(sqlite_url: str, tmp_path: Path) -> None:
-    data = {
-        "name": "nightly",
-        "metrics": {
-            "tritonbench_bf16_gemm_fwd[x_(4096, 4096, 4096)-triton_tutorial_matmul]_latency": 0.21,
-            "tritonbench_bf16_gemm_fwd[x_(4096, 4096, 4096)-aten_matmul]_latency": 0.2,
-            "tritonbench_bf16_gemm_fwd[x_(4096, 4096, 4096)-triton_tutorial_matmul]_tflops": 650.5,
-            "tritonbench_softmax_fwd[x_(4096, 8192)-triton_softmax]_gbps": "CUDA OOM",
-            "tritonbench_bf16_gemm_fwd[triton_tutorial_matmul]-speedup": 0.95,
-            "tritonbench_bf16_gemm_fwd-pass": 1,
-            "tritonbench_bf16_gemm_fwd[x_average-aten_matmul]_latency": 1.0,
-        },
-        "env": {"device": "NVIDIA H100", "cuda_version": "12.8", "triton_commit": "deadbeef1234",
-                "triton_branch": "main", "pytorch_commit": "cafe0001"},
-    }
-    path = tmp_path / "tb.json"
-    path.write_text(json.dumps(data))
-    with Store.open(sqlite_url) as store:
-        report = import_files(store, [str(path)])
-        assert report.files == [(str(path), "tritonbench", 1)] and report.results == 5
-        assert import_files(store, [str(path)]).skipped == 1  # stable run id: no duplicate
-        d = store.get_run(store.runs()[0].uuid)
-    by = {(r.provider, r.metric): r for r in d.results}
-    lat = by[("triton_tutorial_matmul", "latency")]
-    assert (lat.operator, lat.dtype, lat.mode, lat.unit, lat.value) == ("gemm", "bf16", "fwd", "ms", 0.21)
-    assert lat.shape == {"input": "(4096, 4096, 4096)"}
-    assert by[("triton_softmax", "gbps")].status == "error"
-    assert by[("triton_tutorial_matmul", "speedup")].shape == {"input": "aggregate"}
-    assert d.summary.triton_commit == "deadbeef1234"
-
-
-def test_foreign_hud_records_group_into_runs(sqlite_url: str, tmp_path: Path) -> None:
-    def rec(ts: int, sha: str, runner: str, model: str, values: list[float]) -> dict:
-        return {"timestamp": ts, "schema_version": "v3", "repo": "pytorch/pytorch", "head_sha": sha,
-                "head_branch": "main", "benchmark": {"name": "tb", "mode": "fwd", "dtype": "bf16"},
-                "model": {"name": model, "backend": "triton"},
-                "metric": {"name": "latency", "benchmark_values": values, "extra_info": {"input_shape": "(8, 8)"}},
-                "runners": [{"name": runner, "gpu_info": "NVIDIA B200", "gpu_count": 1}],
-                "dependencies": {"triton": {"sha": sha, "version": "3.9.0+git" + sha[:6]}}}
-    records = [rec(1000, "aaaaaa11", "r1", "gemm", [1.0, 1.1]), rec(1000, "aaaaaa11", "r1", "softmax", [2.0]),
-               rec(1000, "aaaaaa11", "r2", "gemm", [1.2]), rec(2000, "bbbbbb22", "r1", "gemm", [0.9])]
-    path = tmp_path / "hud.json"
-    path.write_text(json.dumps(records))
-    with Store.open(sqlite_url) as store:
-        assert import_files(store, [str(path)]).added == 3
-        assert import_files(store, [str(path)]).added == 0
-        runs = store.runs()
-        assert sorted(r.n_results for r in runs) == [1, 1, 2]
-        assert {r.gpu_model for r in runs} == {"NVIDIA B200"}
-
-
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -170,3 +119,52 @@ def test_invalid_run_names_the_field(tmp_path: Path) -> None:
         read_file(path)
     text = str(e.value)
     assert "bad.jsonl:2:" in text and "results.1.unit" in text and "samples" in text
+
+
+INTEROP = Path(__file__).parent.parent / "fixtures" / "interop"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"a": 1, "b": [2]}', r"cannot tell the format: the first line is a JSON object with keys a, b; "
+                               r"tritonwatch reads tritonwatch.run/1 JSONL; tritonbench"),
+        ("hello world\n", "not JSON and not a ';'-separated tritonbench CSV"),
+        ("run_id,started_at,label\n1,2,3\n", "tritonwatch's own CSV export"),
+        ('{"tritonbench_gemm_fwd[x_1-a]_latency": "1.0",\n', r"bad.jsonl:2: not valid JSON.*truncated"),
+    ],
+)
+def test_files_of_no_known_format_say_what_they_looked_like(tmp_path: Path, content: str,
+                                                             message: str) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text(content)
+    with pytest.raises(InputError, match=message):
+        read_file(path)
+
+
+def test_a_forced_format_that_does_not_fit_names_the_real_one(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not a hud file: it looks like a tritonbench nightly"):
+        read_file(INTEROP / "tritonbench" / "nightly_result_A-h100.json", "hud")
+    with pytest.raises(InputError, match="not a jsonl file: it looks like PyTorch HUD"):
+        read_file(INTEROP / "hud" / "json-each-row.json", "jsonl")
+    with pytest.raises(InputError, match="no tritonbench output in this folder"):
+        read_file(tmp_path)
+
+
+def test_an_error_in_a_later_file_writes_nothing(store: Store, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"metric": "not an object"}]))
+    with pytest.raises(InputError, match="'metric' must be an object"):
+        import_files(store, [str(INTEROP / "tritonbench" / "nightly_result_A-h100.json"),
+                             str(INTEROP / "hud" / "hud_tritonbench_v3.json"), str(bad)])
+    counts = store.info().counts
+    assert counts["runs"] == counts["results"] == counts["series"] == 0
+
+
+def test_jsonl_with_lines_longer_than_the_sniffed_head(tmp_path: Path) -> None:
+    path = tmp_path / "big.jsonl"
+    lines = [json.dumps(dump_run(make_run(n_results=400, seed=i))) for i in range(2)]
+    assert len(lines[0]) > 70_000
+    path.write_text("\n".join(lines) + "\n")
+    f = read_file(path)
+    assert (f.format, len(f.runs)) == ("jsonl", 2)

@@ -1,0 +1,213 @@
+"""tritonbench import on the files tritonbench really writes (tests/fixtures/interop/tritonbench)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tritonwatch.formats.exchange import import_files, read_file
+from tritonwatch.formats.options import ImportOptions
+from tritonwatch.formats.tritonbench import parse_id
+from tritonwatch.store import Store
+
+TB = Path(__file__).parent.parent / "fixtures" / "interop" / "tritonbench"
+
+
+def _only_run(store: Store):  # noqa: ANN202 - RunDetail
+    (summary,) = store.runs()
+    return store.get_run(summary.uuid)
+
+
+def _accounted(report) -> None:  # noqa: ANN001
+    """Every id read is a stored result or a skipped item with its reason."""
+    for f in report.files:
+        assert f.tally.items == f.stored + sum(f.tally.skipped.values()), f.tally
+
+
+def test_output_json_file_imports_with_units_directions_and_errors(store: Store) -> None:
+    report = import_files(store, [str(TB / "tb_gemm.json")])
+    assert [(f.format, f.runs) for f in report.files] == [("tritonbench", 1)]
+    _accounted(report)
+    d = _only_run(store)
+    assert d.summary.device == "unknown"  # the file does not say; never a CPU run by default
+    by = {(r.provider, r.metric, r.shape.get("M")): r for r in d.results}
+    lat = by[("aten_matmul", "latency", 1024)]
+    assert (lat.operator, lat.mode, lat.unit, lat.better, lat.value) == (
+        "gemm", "fwd", "ms", "lower", 0.00750510584142562)  # tritonbench writes it as a string
+    assert lat.shape == {"M": 1024, "N": 1024, "K": 1024}
+    tf = by[("aten_matmul", "tflops", 1024)]
+    assert (tf.unit, tf.better) == ("TFLOP/s", "higher")
+    oom = by[("triton_persistent_matmul", "latency", 8192)]
+    assert (oom.status, oom.error) == ("error", "CUDA OOM")
+    assert not any(r.error == "None" for r in d.results)
+    assert by[("triton_tutorial_matmul", "speedup", 1024)].correct is True  # from accuracy
+    avg = by[("triton_persistent_matmul", "tflops-avg", None)]
+    assert (avg.unit, avg.better, avg.shape) == ("TFLOP/s", "higher", {})
+    assert by[("triton_persistent_matmul", "accuracy-avg", None)].value == 0.9375
+    assert by[("triton_tutorial_matmul", "speedup-avg", None)].better == "higher"
+    assert report.files[0].tally.skipped["x_average row (tritonbench's own summary, not an input)"]
+
+
+def test_dict_metrics_go_to_extra_and_walltime_has_its_unit(store: Store) -> None:
+    report = import_files(store, [str(TB / "tb_gemm_more_metrics.json")])
+    _accounted(report)
+    d = _only_run(store)
+    by = {(r.provider, r.metric, r.shape.get("M")): r for r in d.results}
+    tut = by[("triton_tutorial_matmul", "latency", 1024)]
+    assert tut.extra["config"] == {"BLOCK_SIZE_M": 128, "BLOCK_SIZE_N": 256, "BLOCK_SIZE_K": 64,
+                                   "GROUP_SIZE_M": 8, "num_warps": 8, "num_ctas": 1,
+                                   "num_stages": 3}
+    assert tut.extra["x_val"] == "(1024, 1024, 1024)"
+    assert (by[("aten_matmul", "walltime", 1024)].unit, by[("aten_matmul", "gbps", 1024)].unit) \
+        == ("ms", "GB/s")
+    assert by[("aten_matmul", "compile_time", 1024)].value == 0.0  # aten compiles nothing: real 0
+    assert not any(r.metric.startswith("best_config") for r in d.results)
+
+
+def test_cpu_run_and_failed_backend_message(store: Store) -> None:
+    import_files(store, [str(TB / "tb_softmax_cpu_real.json")], opts=ImportOptions(device="cpu"))
+    d = _only_run(store)
+    assert d.summary.device == "cpu" and d.summary.gpu_model is None
+    errors = [r for r in d.results if r.status == "error"]
+    assert len(errors) == 3 and {r.provider for r in errors} == {"triton_softmax"}
+    assert all(r.error.startswith("0 active drivers") for r in errors)
+    ok = [r for r in d.results if r.provider == "naive_softmax" and r.metric == "latency"]
+    assert sorted(r.shape["N"] for r in ok) == [2176, 2240, 2304]
+
+
+def test_semicolon_csv(store: Store) -> None:
+    report = import_files(store, [str(TB / "tb_softmax_cpu_real_output.csv")],
+                          opts=ImportOptions(operator="softmax", device="cpu"))
+    assert report.files[0].format == "tritonbench"
+    _accounted(report)
+    d = _only_run(store)
+    got = {(r.shape["N"], r.metric): r.value for r in d.results}
+    assert got == {(2176, "latency"): 1.2235679626464844, (2176, "gbps"): 6.855857832249938,
+                   (2240, "latency"): 2.037156105041504, (2240, "gbps"): 6.176704852838779}
+    assert {r.operator for r in d.results} == {"softmax"}
+
+
+def test_nightly_result_json_keeps_environment(store: Store) -> None:
+    report = import_files(store, [str(TB / "nightly_result_A-h100.json")])
+    _accounted(report)
+    d = _only_run(store)
+    assert d.summary.started_at.isoformat() == "2025-08-14T02:03:12+00:00"  # env.benchmark_date
+    assert d.summary.device == "cuda" and d.summary.gpu_model == "NVIDIA H100 80GB HBM3"
+    assert d.summary.triton_commit == "3e21741477a2323a5fb397cdc4a0afc5b1bd0ddb"
+    assert d.info["github"]["GITHUB_RUN_ID"] == "16950000001"
+    assert d.machine_info["runner_name"] == "gcp-h100-runner-x7k2p-runner-9qz4d"
+    assert d.machine_info["runner_type"] == "gcp-h100-runner"
+    assert d.machine_info["gpu_state"]["clocks.current.sm"] == "1980"
+    assert d.build_info["torch"]["commit"] == "5462a3393212c1af494b94b3dfa7f2d1a94b4f73"
+    failed = [r for r in d.results if r.metric == "pass" and r.status == "error"]
+    assert [(r.operator, r.dtype) for r in failed] == [("fp8_gemm_rowwise", "fp8")]
+    gemm = [r for r in d.results if r.operator == "gemm" and r.metric == "tflops"]
+    assert {r.dtype for r in gemm} == {"fp16"} and {r.provider for r in gemm} == {
+        "aten_matmul", "triton_tutorial_matmul", "triton_persistent_matmul"}
+
+
+def test_history_orders_by_benchmark_date_not_file_time(store: Store, tmp_path: Path) -> None:
+    """Copied in reverse order, the nightly files still sit on the nights they ran."""
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    shutil.copy(TB / "nightly_result_A-h100.json", a)
+    shutil.copy(TB / "nightly_result_B-h100.json", b)
+    os.utime(a, (2_000_000_000, 2_000_000_000))  # the older night has the newer file time
+    os.utime(b, (1_000_000_000, 1_000_000_000))
+    import_files(store, [str(b), str(a)])
+    runs = store.runs(newest_first=False)
+    assert [r.triton_commit[:8] for r in runs] == ["3e217414", "4919b01e"]
+    (series,) = [s for s in store.series_list(operator="gemm", provider="aten_matmul",
+                                              metric="tflops")
+                 if s.shape == {"M": 4096, "N": 4096, "K": 4096}]
+    assert (series.better, series.unit, series.points) == ("higher", "TFLOP/s", 2)
+    a_value = json.loads((TB / "nightly_result_A-h100.json").read_text())["metrics"][
+        "tritonbench_fp16_gemm_fwd[x_(4096, 4096, 4096)-aten_matmul]_tflops"]
+    first = store.get_run(runs[0].uuid)
+    assert [r.value for r in first.results if r.series_id == series.id] == [a_value]
+
+
+def test_import_twice_adds_nothing(store: Store) -> None:
+    paths = [str(TB / "nightly_result_A-h100.json"), str(TB / "tb_gemm.json")]
+    first = import_files(store, paths)
+    again = import_files(store, paths)
+    assert (first.added, again.added, again.skipped) == (2, 0, 2)
+
+
+def test_output_dir_folder_is_one_run_and_nightly_folder_uses_result_json(
+        store: Store, tmp_path: Path) -> None:
+    per_op = tmp_path / "bench" / "run-20250814020312"
+    per_op.mkdir(parents=True)
+    shutil.copy(TB / "tb_gemm.json", per_op / "gemm.json")
+    shutil.copy(TB / "tb_softmax_cpu_real_output.csv", per_op / "softmax.csv")
+    nightly = tmp_path / "bench" / "run-20250815020547"
+    nightly.mkdir()
+    shutil.copy(TB / "nightly_result_B-h100.json", nightly / "result.json")
+    shutil.copy(TB / "tb_gemm.json", nightly / "fp16_gemm_fwd.json")
+    report = import_files(store, [str(tmp_path / "bench")])
+    _accounted(report)
+    assert report.added == 2
+    older, newer = store.runs(newest_first=False)
+    assert older.started_at.isoformat() == "2025-08-14T02:03:12+00:00"  # the folder's name
+    assert {r.operator for r in store.get_run(older.uuid).results} == {"gemm", "softmax"}
+    assert newer.triton_commit.startswith("4919b01e")
+    assert report.files[0].tally.skipped[
+        "in a per-operator file that the folder's result.json merges"] == 57
+
+
+SYNTHETIC = {
+    "tritonbench_fp8_gemm_rowwise_fwd[x_(1, 2, 3)-cublas_12.8]_tflops": 10.5,
+    "tritonbench_flash_attention_fwd_no_grad[x_(4, 48, 1024, 1024, 64)-cudnn]_91002-latency": "0.5",
+    "tritonbench_flash_attention_bwd[x_(4, 48, 1024, 1024, 64)-cudnn]_sdpa-9-latency": "0.7",
+    "tritonbench_flash_attention_fwd_bwd[cudnn]-91002-latency-avg": 0.6,
+    "tritonbench_gemm_fwd[x_(8, 8, 8)-hw_roofline]_": 989.0,
+    "tritonbench_gemm_fwd[x_(8, 8, 8)-triton]_latency": "0.01",
+    "tritonbench_gemm_fwd[x_(8, 8, 8)-triton]_compile_time_by_stage-ttir": 1.5,
+    "tritonbench_gemm_fwd[x_(8, 8, 8)-triton]_compile_time_by_stage-ptx": 9.0,
+    "tritonbench_gemm_fwd[x_(8, 8, 8)-triton]_determinism": "non_deterministic",
+    "tritonbench_gemm_fwd[x_(8, 8, 8)-triton]_accuracy": 0.0,
+    "tritonbench_gemm_fwd[x_hashes-triton]_kernel_source_hash": "abc",
+    "tritonbench_gemm_fwd-target": 1.0,
+    "tritonbench_gemm_fwd[[broken": 1.0,
+}
+
+
+def test_provider_labels_modes_and_special_metrics(tmp_path: Path) -> None:
+    path = tmp_path / "op.json"
+    path.write_text(json.dumps(SYNTHETIC, indent=4))
+    f = read_file(path, opts=ImportOptions(shape_names=("M", "N", "K")))
+    assert f.format == "tritonbench"
+    assert f.tally.items == f.tally.results + sum(f.tally.skipped.values())
+    assert f.tally.skipped["metric id not understood"] == 1  # counted, and the import goes on
+    (run,) = f.runs
+    by = {(r.provider, r.metric, r.mode): r for r in run.results}
+    assert by[("cublas_12.8", "tflops", "fwd")].dtype == "fp8"
+    assert by[("cublas_12.8", "tflops", "fwd")].shape == {"M": 1, "N": 2, "K": 3}
+    assert ("cudnn-91002", "latency", "fwd_no_grad") in by
+    assert ("cudnn-sdpa-9", "latency", "bwd") in by
+    assert ("cudnn-91002", "latency-avg", "fwd_bwd") in by
+    roof = by[("(input)", "hw_roofline", "fwd")]
+    assert roof.value == 989.0
+    lat = by[("triton", "latency", "fwd")]
+    assert lat.extra["compile_time_by_stage"] == {"ttir": 1.5, "ptx": 9.0}
+    assert lat.extra["determinism"] == "non_deterministic"
+    assert (lat.correct, lat.status) == (False, "incorrect")  # accuracy 0: wrong, not fast
+
+
+@pytest.mark.parametrize("key", ["tritonbench_gemm_fwd", "gemm_fwd[x_1-a]_latency",
+                                 "tritonbench_gemm_fwd[x_1]_latency"])
+def test_ids_that_are_not_tritonbench_ids(key: str) -> None:
+    assert parse_id(key) is None
+
+
+@pytest.mark.parametrize(("name", "op"), [("softmax.csv", "softmax"),
+                                          ("op_layer_norm_k3_x9a1b.csv", "layer_norm"),
+                                          ("my-results.csv", "my-results")])
+def test_csv_operator_from_the_names_tritonbench_gives(tmp_path: Path, name: str, op: str) -> None:
+    path = tmp_path / name
+    shutil.copy(TB / "tb_softmax_cpu_real_output.csv", path)
+    (run,) = read_file(path).runs
+    assert {r.operator for r in run.results} == {op}

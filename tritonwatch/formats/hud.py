@@ -1,0 +1,597 @@
+"""PyTorch HUD ``oss_ci_benchmark_v3`` records in and out (pytorch/test-infra).
+
+The layout is the ClickHouse table ``clickhouse_db_schema/benchmark.oss_ci_benchmark_v3/
+schema.sql``; ``.github/scripts/upload_benchmark_results.py`` uploads records merged as
+``{**ci_metadata, **record}`` (so a field a file sets overrides the CI's, and a record with
+``workflow_id`` or ``job_id`` 0 is skipped), and requires only ``metric``.
+
+Importing groups records into runs as they stream past (bounded memory) and keeps every HUD field
+(run-level ones in ``run.hud``, per-record ones in the result's ``extra.hud``), so an export gives
+HUD back the records it came from. tritonwatch's own results export with ``model.type =
+"tritonwatch"`` and their run/1 fields in ``extra_info`` (as strings: those columns are
+``Map(String, String)``), so they re-import without loss.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from ..errors import InputError, UsageError
+from ..runformat import FORMAT, Run, parse_run
+from .metrics import lookup, unit_of, zero_is_failure
+from .options import DEVICES, ImportOptions, Tally, content_id, device_of_gpu, obj, parse_time
+from .tritonbench import BENCHMARK_PROVIDER, shape_of
+
+SCHEMA_VERSION = "v3"
+# Top-level columns (schema.sql) that describe the upload, not one measurement.
+RUN_FIELDS = (
+    "timestamp",
+    "schema_version",
+    "name",
+    "repo",
+    "head_branch",
+    "head_sha",
+    "workflow_id",
+    "run_attempt",
+    "job_id",
+    "servicelab_experiment_id",
+    "servicelab_trial_id",
+    "runners",
+    "dependencies",
+)
+_INT_FIELDS = (
+    "timestamp",
+    "workflow_id",
+    "run_attempt",
+    "job_id",
+    "servicelab_experiment_id",
+    "servicelab_trial_id",
+)
+_OPEN_GROUPS = 64  # runs being assembled at once while streaming; a HUD file keeps a run together
+_MAX_RUN = 20_000  # records held for one run before it is written as a run of its own
+_FAILED_ZERO = (
+    "0.0 in HUD: tritonbench's converter writes 0.0 for a failed or missing value "
+    "(.ci/test_infra/oss_ci_benchmark_v3.py)"
+)
+
+
+def is_record(obj: Any) -> bool:
+    """What the uploader keeps: a dict with a ``metric``."""
+    return isinstance(obj, dict) and "metric" in obj
+
+
+def _ints(r: dict[str, Any]) -> dict[str, Any]:
+    """ClickHouse writes 64-bit integers quoted ("16950000001"): read them as numbers."""
+    for k in _INT_FIELDS:
+        v = r.get(k)
+        if isinstance(v, str) and v.strip().isdigit():
+            r[k] = int(v)
+    return r
+
+
+def _loads(v: Any) -> Any:
+    if isinstance(v, str):
+        try:
+            return json.loads(v)
+        except json.JSONDecodeError:
+            return None
+    return v
+
+
+def _own(r: dict[str, Any]) -> dict[str, Any] | None:
+    """tritonwatch's own run/1 fields in a record it exported, or None."""
+    bench = r.get("benchmark")
+    if not isinstance(bench, dict):
+        return None
+    extra = bench.get("extra_info")
+    if not isinstance(extra, dict) or "tritonwatch" not in extra:
+        return None
+    tw = _loads(extra["tritonwatch"])
+    return tw if isinstance(tw, dict) and isinstance(tw.get("run"), dict) else None
+
+
+def _runner(r: dict[str, Any]) -> dict[str, Any]:
+    runners = r.get("runners")
+    if isinstance(runners, list) and runners and isinstance(runners[0], dict):
+        return runners[0]
+    return {}
+
+
+def _hashable(v: Any) -> Any:
+    return v if v is None or isinstance(v, (str, int, float)) else repr(v)
+
+
+def _group_key(r: dict[str, Any]) -> tuple[Any, ...]:
+    """Records of one upload share this: time, commit, workflow, job, runner, benchmark."""
+    own = _own(r)
+    if own is not None:
+        return ("tritonwatch", str(own["run"].get("id")))
+    ru = _runner(r)
+    bench = r.get("benchmark")
+    bench = bench if isinstance(bench, dict) else {}
+    extra = bench.get("extra_info")
+    device = extra.get("device") if isinstance(extra, dict) else None
+    g = r.get
+    key = (
+        "hud",
+        g("timestamp"),
+        g("schema_version"),
+        g("name"),
+        g("repo"),
+        g("head_branch"),
+        g("head_sha"),
+        g("workflow_id"),
+        g("run_attempt"),
+        g("job_id"),
+        ru.get("name"),
+        ru.get("type"),
+        ru.get("gpu_info"),
+        bench.get("name"),
+        device,
+    )
+    try:
+        hash(key)
+    except TypeError:  # a field that should be text is an object: compare its text
+        key = tuple(map(_hashable, key))
+    return key
+
+
+def _fingerprint(r: dict[str, Any]) -> str:
+    """What tells one record's measurement from another's, for the run's content id.
+
+    Cheaper than hashing the whole record (this runs per record of a bulk import), and the same
+    however the file was laid out, so a record exported and re-imported keeps its run id.
+    """
+    metric = r["metric"]
+    model = obj(r.get("model"))
+    bench = obj(r.get("benchmark"))
+    mx = obj(metric.get("extra_info"))
+    return repr(
+        (
+            metric.get("name"),
+            metric.get("benchmark_values"),
+            model.get("name"),
+            model.get("backend"),
+            model.get("type"),
+            bench.get("mode"),
+            bench.get("dtype"),
+            mx.get("input_shape"),
+        )
+    )
+
+
+# -- reading --------------------------------------------------------------------------------
+def read_runs(
+    records: Iterable[tuple[int | None, Any]],
+    path: str,
+    opts: ImportOptions,
+    tally: Tally,
+    fallback_time: datetime,
+) -> Iterator[Run]:
+    """Runs from (line, record) pairs, grouped as they stream past.
+
+    Records of one upload (same time, commit, workflow, job and runner) form one run; its id is
+    derived from their content, so two nights never share one and importing twice adds nothing.
+    """
+    open_groups: OrderedDict[tuple[Any, ...], list[dict[str, Any]]] = OrderedDict()
+    for line, rec in records:
+        tally.items += 1
+        if not is_record(rec):
+            tally.skip("not a HUD record (no 'metric'; the uploader skips it too)")
+            continue
+        if not isinstance(rec["metric"], dict):
+            raise InputError("'metric' must be an object", path=path, line=line)
+        key = _group_key(_ints(rec))
+        group = open_groups.get(key)
+        if group is None:
+            if len(open_groups) >= _OPEN_GROUPS:
+                old_key, old = open_groups.popitem(last=False)
+                yield _run(old_key, old, path, opts, tally, fallback_time)
+            group = open_groups[key] = []
+        group.append(rec)
+        if len(group) >= _MAX_RUN:  # records that share no run fields at all: split them
+            del open_groups[key]
+            yield _run(key, group, path, opts, tally, fallback_time)
+    for key, recs in open_groups.items():
+        yield _run(key, recs, path, opts, tally, fallback_time)
+
+
+def _build(doc: dict[str, Any], path: str) -> Run:
+    try:
+        return parse_run(doc)
+    except ValueError as e:
+        raise InputError(f"cannot convert HUD records to a run: {e}", path=path) from None
+
+
+def _run(
+    key: tuple[Any, ...],
+    recs: list[dict[str, Any]],
+    path: str,
+    opts: ImportOptions,
+    tally: Tally,
+    fallback_time: datetime,
+) -> Run:
+    if key[0] == "tritonwatch":
+        return _own_run(recs, path, tally)
+    first = recs[0]
+    top = {k: first[k] for k in RUN_FIELDS if k in first}
+    started = parse_time(first.get("timestamp"))
+    if started is None:
+        tally.warn("records without a timestamp: used the file's modification time")
+        started = fallback_time
+    bench = obj(first.get("benchmark"))
+    machine, device = _machine(first, opts)
+    branch = str(first.get("head_branch") or "").removeprefix("refs/heads/")
+    run: dict[str, Any] = {
+        "id": content_id("hud", list(key), [_fingerprint(r) for r in recs]),
+        "started_at": started,
+        "source": "hud",
+        "device": device,
+    }
+    if branch:
+        run["label"] = branch
+    if bench.get("name"):
+        run["suite"] = str(bench["name"])
+    results = []
+    parts: dict[str, int] = {}
+    part_list: list[dict[str, Any]] = []
+    for r in recs:
+        item = _result(r, opts, tally, parts, part_list)
+        if item is not None:
+            results.append(item)
+    run["hud"] = {"record": top, "parts": part_list}
+    tally.results += len(results)
+    doc = {
+        "format": FORMAT,
+        "run": run,
+        "machine": machine,
+        "build": _build_info(first),
+        "results": results,
+    }
+    return _build(doc, path)
+
+
+def _machine(r: dict[str, Any], opts: ImportOptions) -> tuple[dict[str, Any], str]:
+    """Machine and device from the first runner.
+
+    test-infra's runners (gather_runners_info.py) name the device kind (``cuda``) and put the
+    GPU in ``type``; tritonbench's converter names the host and puts the GPU in ``gpu_info``.
+    The machine is named by its GPU, so ephemeral runner hosts of one kind form one machine.
+    """
+    ru = _runner(r)
+    name, rtype, gpu_info = (_text(ru.get(k)) for k in ("name", "type", "gpu_info"))
+    bench = obj(r.get("benchmark"))
+    bench_device = _text(obj(bench.get("extra_info")).get("device"))
+    if name and name.lower() in DEVICES:
+        device = name.lower()
+        gpu = gpu_info or rtype
+        machine_name = gpu or name
+    else:
+        gpu = gpu_info
+        device = device_of_gpu(gpu) if gpu else (bench_device if bench_device in DEVICES else "cpu")
+        machine_name = gpu or name or rtype or bench_device or "unknown"
+    if device == "cpu":
+        gpu = None
+    if opts.device:
+        device = opts.device
+    machine: dict[str, Any] = {"name": opts.machine or machine_name}
+    if gpu:
+        machine["gpu_model"] = gpu
+    if isinstance(ru.get("gpu_count"), int) and ru["gpu_count"] > 0:
+        machine["gpu_count"] = ru["gpu_count"]
+    extra = obj(ru.get("extra_info"))
+    if extra.get("cuda_version"):
+        machine["toolkit"] = str(extra["cuda_version"])
+    if name and name.lower() not in DEVICES:
+        machine["runner_name"] = name
+    if extra.get("hostname"):
+        machine["runner_name"] = str(extra["hostname"])
+    if rtype:
+        machine["runner_type"] = rtype
+    return machine, device
+
+
+def _text(v: Any) -> str | None:
+    return str(v) if v not in (None, "") else None
+
+
+def _build_info(r: dict[str, Any]) -> dict[str, Any]:
+    """build from ``dependencies``; Triton only from a ``triton`` dependency.
+
+    Without one, ``head_sha`` is recorded as the commit of the repository it belongs to
+    (``repo``, default ``pytorch/pytorch`` as in the table), never as a Triton build.
+    """
+    build: dict[str, Any] = {}
+    deps = obj(r.get("dependencies"))
+    for dep_name, dep in deps.items():
+        if not isinstance(dep, dict):
+            continue
+        version = _text(dep.get("version")) or _text(dep.get("sha"))
+        if not version:
+            continue
+        entry = {
+            "version": version,
+            "commit": _text(dep.get("sha")),
+            "branch": _text(dep.get("branch")),
+            "repo": _text(dep.get("repo")),
+        }
+        extra = obj(dep.get("extra_info"))
+        if extra.get("commit_time"):
+            entry["commit_time"] = str(extra["commit_time"])
+        build["torch" if dep_name == "pytorch" else str(dep_name)] = {
+            k: v for k, v in entry.items() if v
+        }
+    sha = _text(r.get("head_sha"))
+    repo = _text(r.get("repo")) or "pytorch/pytorch"
+    owner = {"pytorch/pytorch": "torch", "triton-lang/triton": "triton"}.get(
+        repo, repo.rsplit("/", 1)[-1]
+    )
+    if sha and owner not in build:
+        build[owner] = {"version": sha, "commit": sha, "repo": repo}
+    build.setdefault("triton", {"version": "unknown"})
+    return build
+
+
+def _values(metric: dict[str, Any]) -> list[float]:
+    out = []
+    for v in metric.get("benchmark_values") or []:
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(x):
+            out.append(x)
+    return out
+
+
+def _result(
+    r: dict[str, Any],
+    opts: ImportOptions,
+    tally: Tally,
+    parts: dict[str, int],
+    part_list: list[dict[str, Any]],
+) -> dict[str, Any] | None:
+    bench = obj(r.get("benchmark"))
+    model = obj(r.get("model"))
+    metric = r["metric"]
+    mx = obj(metric.get("extra_info"))
+    name = _text(metric.get("name")) or "unknown"
+    op = _text(model.get("name")) or _text(bench.get("name")) or "unknown"
+    tritonbench_like = str(model.get("type") or "").startswith("tritonbench")
+    shape: dict[str, Any] = {}
+    if mx.get("input_shape") not in (None, ""):
+        text = str(mx["input_shape"])
+        shape = shape_of(op, text, opts.shape_names) if tritonbench_like else {"input": text}
+    info = lookup(name)
+    item: dict[str, Any] = {
+        "operator": op,
+        "provider": _text(model.get("backend"))
+        or (BENCHMARK_PROVIDER if info is not None and info.kind == "pass" else "default"),
+        "shape": shape,
+        "dtype": _text(bench.get("dtype")) or "unknown",
+        "mode": _text(bench.get("mode")) or "fwd",
+        "metric": name,
+        "unit": _text(mx.get("unit")) or unit_of(name),
+    }
+    values = _values(metric)
+    failed: str | None = None
+    if not values:
+        tally.skip("no benchmark_values")
+        return None
+    if info is not None and info.kind == "pass":
+        if values[0] != 1.0:
+            failed = f"the benchmark did not pass (pass = {values[0]:g})"
+    elif all(v == 0.0 for v in values) and zero_is_failure(name):
+        failed = _FAILED_ZERO
+    # The rest of the record goes into the run's table of parts, shared by the records that
+    # have it in common; the result keeps its part's index and its own input_shape.
+    part_metric = {k: v for k, v in metric.items() if k != "benchmark_values"}
+    hud: dict[str, Any] = {}
+    if "input_shape" in mx:
+        hud["input_shape"] = mx["input_shape"]
+        part_metric["extra_info"] = {k: v for k, v in mx.items() if k != "input_shape"}
+    part: dict[str, Any] = {k: r[k] for k in ("benchmark", "model", "inputs") if k in r}
+    part["metric"] = part_metric
+    ref = repr(part)
+    index = parts.get(ref)
+    if index is None:
+        index = parts[ref] = len(parts)
+        part_list.append(part)
+    hud["part"] = index
+    if failed is not None:
+        hud["benchmark_values"] = metric.get("benchmark_values")
+        item.update(status="error", error=failed)
+    elif len(values) == 1:
+        item["value"] = values[0]
+    else:
+        item["samples"] = values
+    item["extra"] = {"hud": hud}
+    return item
+
+
+def _own_run(recs: list[dict[str, Any]], path: str, tally: Tally) -> Run:
+    tw = _own(recs[0]) or {}
+    results = []
+    for r in recs:
+        mx = r["metric"].get("extra_info") or {}
+        core = _loads(mx.get("tritonwatch_result"))
+        if not isinstance(core, dict):
+            raise InputError("a tritonwatch HUD record without its tritonwatch_result", path=path)
+        item = dict(core)
+        values = r["metric"].get("benchmark_values") or []
+        if "value" in mx:
+            item["value"] = float(mx["value"])
+        if values and str(mx.get("has_samples", "true")).lower() == "true":
+            item["samples"] = [float(v) for v in values]
+        results.append(item)
+    tally.results += len(results)
+    doc = {
+        "format": FORMAT,
+        "run": tw["run"],
+        "machine": tw.get("machine") or {},
+        "build": tw.get("build") or {},
+        "results": results,
+    }
+    return _build(doc, path)
+
+
+# -- writing --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ExportOptions:
+    """CI metadata for tritonwatch's own records, only when asked.
+
+    Left out, the upload script fills ``timestamp``, ``name``, ``repo``, ``head_branch``,
+    ``head_sha``, ``workflow_id``, ``run_attempt`` and ``job_id`` from its ``--metadata``.
+    """
+
+    repo: str | None = None
+    from_ci_env: bool = False
+
+
+# GitHub Actions variables for each CI field; job_id has no standard variable (test-infra's
+# workflows look it up), so it comes from JOB_ID.
+_CI_ENV = {
+    "name": "GITHUB_WORKFLOW",
+    "repo": "GITHUB_REPOSITORY",
+    "head_branch": "GITHUB_REF",
+    "head_sha": "GITHUB_SHA",
+    "workflow_id": "GITHUB_RUN_ID",
+    "run_attempt": "GITHUB_RUN_ATTEMPT",
+    "job_id": "JOB_ID",
+}
+
+
+def ci_metadata(opts: ExportOptions, environ: dict[str, str] | None = None) -> dict[str, Any]:
+    env = os.environ if environ is None else environ
+    meta: dict[str, Any] = {}
+    if opts.from_ci_env:
+        missing = [v for v in _CI_ENV.values() if not env.get(v)]
+        if missing:
+            raise UsageError(
+                "--hud-ci needs the CI's environment variables; missing: " + ", ".join(missing)
+            )
+        for field_name, var in _CI_ENV.items():
+            value = env[var]
+            meta[field_name] = int(value) if field_name in _INT_FIELDS else value
+        meta["timestamp"] = int(datetime.now(UTC).timestamp())
+    if opts.repo:
+        meta["repo"] = opts.repo
+    return meta
+
+
+def records(doc: dict[str, Any], meta: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+    """HUD v3 records for one run/1 document (as :func:`.run1.run_document` makes it)."""
+    run = doc["run"]
+    hud = run.get("hud")
+    if isinstance(hud, dict) and "record" in hud and "parts" in hud:
+        yield from _hud_records(doc)
+    else:
+        yield from _own_records(doc, meta or {})
+
+
+def _hud_records(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The records a HUD import came from, rebuilt from the run's parts and each result."""
+    top, parts = doc["run"]["hud"]["record"], doc["run"]["hud"]["parts"]
+    for r in doc["results"]:
+        hud = (r.get("extra") or {}).get("hud") or {}
+        rec = dict(top)
+        part = parts[hud["part"]]
+        rec.update((k, v) for k, v in part.items() if k != "metric")
+        metric = dict(part["metric"])
+        if "input_shape" in hud:
+            metric["extra_info"] = {
+                **metric.get("extra_info", {}),
+                "input_shape": hud["input_shape"],
+            }
+        if "benchmark_values" in hud:
+            metric["benchmark_values"] = hud["benchmark_values"]
+        else:
+            metric["benchmark_values"] = r.get("samples") or (
+                [r["value"]] if r.get("value") is not None else []
+            )
+        rec["metric"] = metric
+        yield rec
+
+
+def _input_shape(r: dict[str, Any]) -> str:
+    x = (r.get("extra") or {}).get("x_val")
+    if isinstance(x, str):
+        return x
+    values = list(r["shape"].values())
+    if len(values) == 1:
+        return str(values[0])
+    return "(" + ", ".join(str(v) for v in values) + ")"
+
+
+def _own_records(doc: dict[str, Any], meta: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    run, machine, build = doc["run"], doc["machine"], doc["build"]
+    deps = {
+        ("pytorch" if k == "torch" else k): {
+            "repo": v.get("repo")
+            or {"triton": "triton-lang/triton", "torch": "pytorch/pytorch"}.get(k, k),
+            "branch": v.get("branch", ""),
+            "sha": v.get("commit", ""),
+            "version": v["version"],
+            "extra_info": {"commit_time": str(v["commit_time"])} if v.get("commit_time") else {},
+        }
+        for k, v in build.items()
+    }
+    tw = json.dumps(
+        {"run": run, "machine": machine, "build": build}, sort_keys=True, separators=(",", ":")
+    )
+    runner = {
+        "name": machine["name"],
+        "type": machine.get("gpu_model") or run.get("device") or "cpu",
+        "gpu_info": machine.get("gpu_model") or "",
+        "gpu_count": machine.get("gpu_count") or 0,
+        "extra_info": {
+            k: v if isinstance(v, str) else json.dumps(v, sort_keys=True)
+            for k, v in machine.items()
+            if k != "name"
+        },
+    }
+    if machine.get("toolkit"):
+        runner["extra_info"]["cuda_version"] = str(machine["toolkit"])
+    for r in doc["results"]:
+        core = {k: v for k, v in r.items() if k not in ("samples", "value")}
+        mx: dict[str, str] = {
+            "unit": r["unit"],
+            "tritonwatch_result": json.dumps(core, sort_keys=True, separators=(",", ":")),
+            "has_samples": "true" if "samples" in r else "false",
+        }
+        if r["shape"]:
+            mx["input_shape"] = _input_shape(r)
+        if "value" in r:
+            mx["value"] = repr(float(r["value"]))
+        yield {
+            **meta,
+            "schema_version": SCHEMA_VERSION,
+            "benchmark": {
+                "name": run.get("suite") or "tritonwatch",
+                "mode": r["mode"],
+                "dtype": r["dtype"],
+                "extra_info": {"tritonwatch": tw},
+            },
+            "model": {
+                "name": r["operator"],
+                "type": "tritonwatch",
+                "backend": r["provider"],
+                "origins": [],
+                "extra_info": {"variant": r["variant"]},
+            },
+            "inputs": {},
+            "metric": {
+                "name": r["metric"],
+                "benchmark_values": r.get("samples") or ([r["value"]] if "value" in r else []),
+                "extra_info": mx,
+            },
+            "runners": [runner],
+            "dependencies": deps,
+        }
