@@ -74,7 +74,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         seeded = seed(
             st, detector=importlib.util.find_spec("tritonwatch.analysis.detect") is not None
         )
-        token = st.create_token("acme", "browser").token
+        token = st.access.create_token("acme", "browser").token
     port = free_port()
     log = tmp / "server.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRITONWATCH_")}

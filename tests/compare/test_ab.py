@@ -57,7 +57,7 @@ def test_rounds_interleave_with_each_side_its_own_python_and_a_split_budget(
     opts = ABOptions(a="a", b="b", suite=str(planted), device="cpu", rounds=4, budget_ms=400)
     with Store.open(sqlite_url) as st:
         out = run_ab(opts, st)
-        stored = [st.get_run(out.stored.run_a), st.get_run(out.stored.run_b)]
+        stored = [st.runs.get(out.stored.run_a), st.runs.get(out.stored.run_b)]
     assert [c["python"][-1] for c in fake.calls] == list("abbaabba")
     assert all(c["budget_ms"] == pytest.approx(100.0) for c in fake.calls)
     # Both sides of a pair see the same case order; pairs are shuffled differently.
@@ -95,7 +95,7 @@ def test_planted_slowdown_is_slower_and_a_steady_provider_is_same(
     opts = ABOptions(a="current", b=str(slow), suite=str(planted), rounds=2)
     with Store.open(sqlite_url) as st:
         out = run_ab(opts, st)
-        row = st.comparison_detail(out.stored.uuid)
+        row = st.reports.comparison_detail(out.stored.uuid)
     by = {c.key.provider: c for c in out.comparison.results}
     assert by["planted"].verdict == "slower", by["planted"].to_json()
     assert by["planted"].ratio == pytest.approx(1.25, abs=0.08)
@@ -145,7 +145,7 @@ def test_two_real_triton_builds_each_in_its_own_worker(
     opts = ABOptions(a="current", b=str(real_env), suite=str(planted), rounds=2)
     with Store.open(sqlite_url) as st:
         out = run_ab(opts, st)
-        ra, rb = st.get_run(out.stored.run_a), st.get_run(out.stored.run_b)
+        ra, rb = st.runs.get(out.stored.run_a), st.runs.get(out.stored.run_b)
     assert ra.build_info["triton"]["version"] == triton.__version__
     assert rb.build_info["triton"]["version"] == REAL_TRITON
     assert out.env_b.triton_version == REAL_TRITON and out.schedule == "ABBA"
@@ -183,7 +183,7 @@ def test_an_environment_that_cannot_run_the_worker_is_named(
     assert r.exit_code != 0 and "Traceback" not in r.output
     assert "cannot run the benchmark worker" in r.stderr and "--system-site-packages" in r.stderr
     with Store.open(sqlite_url) as st:
-        assert st.comparison_page() == []
+        assert st.reports.comparison_page() == []
 
 
 def test_cases_timed_by_neither_build_are_left_out(

@@ -48,7 +48,7 @@ def _stored_pair(url: str, slow: float, driver_b: str = "550.54") -> tuple[str, 
         doc["machine"]["driver"] = driver
         runs.append(parse_run(doc))
     with Store.open(url) as st:
-        st.add_runs(runs)
+        st.runs.add_many(runs)
     return str(runs[0].run.id), str(runs[1].run.id)
 
 

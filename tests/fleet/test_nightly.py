@@ -39,7 +39,7 @@ def _history_with_a_step(url: str, machine: str = "gpu-n") -> None:
                 "unit": "ms",
                 "samples": (level * (1 + 0.003 * rng.standard_normal(20))).tolist(),
             }
-            st.add_run(
+            st.runs.add(
                 make_run(
                     results=[result],
                     machine=machine,

@@ -20,9 +20,9 @@ T0 = datetime(2026, 10, 1, 2, 0, tzinfo=UTC)
 
 
 def _seed(store: Store) -> None:
-    store.add_runs(read_file(FIXTURE).runs)
+    store.runs.add_many(read_file(FIXTURE).runs)
     for i in range(3):
-        store.add_run(make_run(seed=i, started_at=T0 + timedelta(days=i), label=f"n{i}"))
+        store.runs.add(make_run(seed=i, started_at=T0 + timedelta(days=i), label=f"n{i}"))
 
 
 def test_jsonl_round_trip_is_identical_across_backends(store: Store, tmp_path: Path) -> None:
@@ -64,7 +64,7 @@ def test_csv_and_parquet_hold_every_result(store: Store, tmp_path: Path) -> None
     assert len(rows) == store.info().counts["results"]
     stored = {(d.summary.uuid, r.operator, r.provider, json.dumps(r.shape, sort_keys=True), r.metric):
               (r.value, None if r.samples is None else r.samples.tolist())
-              for d in store.iter_runs() for r in d.results}
+              for d in store.runs.iter() for r in d.results}
     for row in rows:
         key = (row["run_id"], row["operator"], row["provider"], row["shape"], row["metric"])
         value, samples = stored[key]
@@ -101,7 +101,7 @@ def test_tritonbench_json_import(sqlite_url: str, tmp_path: Path) -> None:
         report = import_files(store, [str(path)])
         assert report.files == [(str(path), "tritonbench", 1)] and report.results == 5
         assert import_files(store, [str(path)]).skipped == 1  # stable run id: no duplicate
-        d = store.get_run(store.runs()[0].uuid)
+        d = store.runs.get(store.runs.find()[0].uuid)
     by = {(r.provider, r.metric): r for r in d.results}
     lat = by[("triton_tutorial_matmul", "latency")]
     assert (lat.operator, lat.dtype, lat.mode, lat.unit, lat.value) == ("gemm", "bf16", "fwd", "ms", 0.21)
@@ -126,7 +126,7 @@ def test_foreign_hud_records_group_into_runs(sqlite_url: str, tmp_path: Path) ->
     with Store.open(sqlite_url) as store:
         assert import_files(store, [str(path)]).added == 3
         assert import_files(store, [str(path)]).added == 0
-        runs = store.runs()
+        runs = store.runs.find()
         assert sorted(r.n_results for r in runs) == [1, 1, 2]
         assert {r.gpu_model for r in runs} == {"NVIDIA B200"}
 

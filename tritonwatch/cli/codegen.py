@@ -175,7 +175,7 @@ def blast_cmd(
                 progress=True,
             )
         if store is not None:
-            store.add_blast_report(report)
+            store.codegen.add_report(report)
     finally:
         if store is not None:
             store.close()

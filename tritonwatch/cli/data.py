@@ -194,7 +194,7 @@ def runs_cmd(
 ) -> None:
     """List stored runs, newest first."""
     with open_store(db) as store:
-        rows = store.runs(
+        rows = store.runs.find(
             machine=machine,
             org=org,
             label=label,
@@ -219,7 +219,7 @@ def runs_cmd(
 def show_cmd(run: str, fmt: str, db: str | None) -> None:
     """Show one run's fingerprint and results. RUN is its id or a unique prefix (>= 4 chars)."""
     with open_store(db) as store:
-        detail = store.get_run(run)
+        detail = store.runs.get(run)
     if fmt == "json":
         click.echo(json.dumps(interchange.run_document(detail), indent=2))
         return

@@ -90,7 +90,7 @@ def alerts_cmd(
     from ..report.alerts import alerts_json, alerts_table
 
     with open_store(db) as store:
-        rows = store.alerts(
+        rows = store.alerts.find(
             status=status, machine=machine, operator=operator, direction=direction, limit=limit
         )
     if fmt == "json":
@@ -121,9 +121,9 @@ def alert_cmd(
     with open_store(db) as store:
         if new_status is not None:
             who = actor or os.environ.get("USER") or _user()
-            store.set_alert_status(alert_id, new_status, actor=who, note=note)
-        row = store.get_alert(alert_id)
-        history = store.alert_history(alert_id)
+            store.alerts.set_status(alert_id, new_status, actor=who, note=note)
+        row = store.alerts.get(alert_id)
+        history = store.alerts.history(alert_id)
     console().print(alert_detail(row, history))
 
 
@@ -175,7 +175,7 @@ def notify_cmd(
 
     Alerts are grouped by the build change that caused them, most severe first.
     """
-    from ..analysis.detect import notify
+    from ..notify import notify
 
     with settings.scope(webhook=webhook, base_url=base_url):
         hook, base = settings.get("webhook"), settings.get("base_url")

@@ -154,7 +154,7 @@ def token_cmd() -> None:
 def token_create_cmd(org: str, name: str, scopes: tuple[str, ...], db: str | None) -> None:
     """Create a token and print it once (only its hash is stored)."""
     with open_store(db) as store:
-        made = store.create_token(org, name, scopes=tuple(scopes) or ("upload",))
+        made = store.access.create_token(org, name, scopes=tuple(scopes) or ("upload",))
     click.secho(
         f"token {made.row.id} for {made.row.actor} (scopes: {', '.join(made.row.scopes)}); "
         "it is shown only now:",
@@ -172,7 +172,7 @@ def token_list_cmd(org: str | None, fmt: str, db: str | None) -> None:
     import json
 
     with open_store(db) as store:
-        rows = store.list_tokens(org)
+        rows = store.access.tokens(org)
     if fmt == "json":
         click.echo(
             json.dumps(
@@ -214,7 +214,7 @@ def token_list_cmd(org: str | None, fmt: str, db: str | None) -> None:
 def token_revoke_cmd(token_id: int, db: str | None) -> None:
     """Revoke a token by id (see `tritonwatch token list`); it stops working at once."""
     with open_store(db) as store:
-        row = store.revoke_token(token_id)
+        row = store.access.revoke_token(token_id)
     click.echo(f"revoked token {row.id} ({row.actor})")
 
 

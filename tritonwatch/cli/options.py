@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .. import settings
-from ..errors import NotAvailableYet
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,19 +43,13 @@ def format_option(*choices: str, default: str = "table") -> Callable[[F], F]:
     return deco
 
 
-def open_store(db: str | None, *, create: bool = True) -> Any:
+def open_store(db: str | None, *, create: bool = True) -> Store:
     """The Store for ``--db`` (or the setting), created and migrated on first use."""
     from ..store import Store
 
     with settings.scope(db=db):
         url = settings.get("db")
     return Store.open(url, create=create)
-
-
-def not_available(command: str, issue: int) -> NotAvailableYet:
-    return NotAvailableYet(
-        f"`tritonwatch {command}` is not available yet (tracked in issue #{issue})"
-    )
 
 
 def suite_filters(f: F) -> F:

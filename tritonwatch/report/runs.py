@@ -7,12 +7,8 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
+from ..naming import shape_text
 from ..store.rows import ResultRow, RunDetail, RunSummary
-
-
-def shape_text(shape: dict[str, Any]) -> str:
-    """``M=4096 N=4096 K=4096``: compact, in the producer's key order."""
-    return " ".join(f"{k}={v}" for k, v in shape.items()) or "-"
 
 
 def value_text(value: float | None, unit: str) -> str:
