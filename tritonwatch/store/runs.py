@@ -101,6 +101,8 @@ class Runs:
         the run's own ``run.org``. A run the database cannot hold raises :class:`InputError`
         naming the field; ``checked`` says the caller already asked :func:`storable_problem`.
         """
+        if not checked:
+            self.check(run)
         with self.db.writing() as (conn, staged):
             return self._add(conn, run, staged, org=org, uploaded_by=uploaded_by)
 
@@ -109,6 +111,7 @@ class Runs:
         with self.db.writing() as (conn, staged):
             out = []
             for r in runs:
+                self.check(r)
                 out.append(self._add(conn, r, staged, org=None, uploaded_by=None))
             return out
 
