@@ -149,3 +149,23 @@ def test_db_upgrade_migrates_an_older_database(tmp_path: Path) -> None:
     ]
     listed = CliRunner().invoke(main, ["runs", "--db", db, "--format", "json"])
     assert listed.exit_code == 0 and len(json.loads(listed.output)) == 4
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["runs", "--since", "yesterday"], ["export", "--until", "yesterday"], ["detect", "--since", "yesterday"],
+     ["notify", "--since", "yesterday"]],
+)
+def test_every_date_option_parses_the_same_way(args: list[str], tmp_path: Path) -> None:
+    opt = args[1]
+    _fails_cleanly([*args, "--db", f"sqlite:///{tmp_path / 'tw.db'}"],
+                   f"{opt} 'yesterday' is not a date; use ISO 8601 like 2026-11-01")
+
+
+def test_a_date_option_takes_naive_times_as_utc() -> None:
+    from datetime import UTC, datetime
+
+    from tritonwatch.cli.options import DATE
+
+    assert DATE.convert("2026-11-01", None, None) == datetime(2026, 11, 1, tzinfo=UTC)
+    assert DATE.convert("2026-11-01T12:00Z", None, None) == datetime(2026, 11, 1, 12, tzinfo=UTC)

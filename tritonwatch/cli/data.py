@@ -4,28 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import click
 
 from .. import settings
-from ..errors import UsageError
 from ..report import runs as render
 from ..store import Store, interchange
-from .options import console, db_option, format_option, open_store, progress_bar
-
-
-def _when(value: str | None, name: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(
-            f"{name} {value!r} is not a date; use ISO 8601 like 2026-11-01 or 2026-11-01T12:00"
-        ) from None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
+from .options import DATE, console, db_option, format_option, open_store, progress_bar
 
 
 def _filters(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -36,10 +23,13 @@ def _filters(f: Callable[..., Any]) -> Callable[..., Any]:
             click.option("--label", help="Only runs with this label."),
             click.option(
                 "--since",
+                type=DATE,
                 metavar="DATE",
                 help="Only runs started at or after DATE (ISO 8601, UTC).",
             ),
-            click.option("--until", metavar="DATE", help="Only runs started before DATE."),
+            click.option(
+                "--until", type=DATE, metavar="DATE", help="Only runs started before DATE."
+            ),
         ]
     ):
         f = opt(f)
@@ -156,8 +146,8 @@ def export_cmd(
     machine: str | None,
     org: str | None,
     label: str | None,
-    since: str | None,
-    until: str | None,
+    since: datetime | None,
+    until: datetime | None,
     db: str | None,
 ) -> None:
     """Export stored runs, oldest first. The file appears only when complete."""
@@ -170,8 +160,8 @@ def export_cmd(
             machine=machine,
             org=org,
             label=label,
-            since=_when(since, "--since"),
-            until=_when(until, "--until"),
+            since=since,
+            until=until,
         )
     if output != "-":
         click.echo(f"exported {n} run(s) to {output}", err=True)
@@ -186,8 +176,8 @@ def runs_cmd(
     machine: str | None,
     org: str | None,
     label: str | None,
-    since: str | None,
-    until: str | None,
+    since: datetime | None,
+    until: datetime | None,
     limit: int,
     fmt: str,
     db: str | None,
@@ -198,8 +188,8 @@ def runs_cmd(
             machine=machine,
             org=org,
             label=label,
-            since=_when(since, "--since"),
-            until=_when(until, "--until"),
+            since=since,
+            until=until,
             limit=limit,
         )
     if fmt == "json":

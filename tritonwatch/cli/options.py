@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -11,11 +12,36 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .. import settings
+from ..errors import UsageError
 
 if TYPE_CHECKING:
     from ..store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class DateType(click.ParamType):
+    """A date or time option: ISO 8601 (``2026-11-01``, ``2026-11-01T12:00``, ``...Z``), naive
+    values taken as UTC. The one parser every command's DATE option uses."""
+
+    name = "date"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> datetime:
+        if isinstance(value, datetime):
+            return value if value.tzinfo else value.replace(tzinfo=UTC)
+        try:
+            t = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+        except ValueError:
+            opt = param.opts[0] if param is not None and param.opts else "the date"
+            raise UsageError(
+                f"{opt} {value!r} is not a date; use ISO 8601 like 2026-11-01 or 2026-11-01T12:00"
+            ) from None
+        return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+DATE = DateType()
 
 
 def db_option(f: F) -> F:
