@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from click.testing import CliRunner
+from support.probes import needs
 
 from tritonwatch.cli import main
 from tritonwatch.store import Store
+
+pytestmark = needs("torch", "triton")
 
 
 def test_run_codegen_stores_static_metrics_as_series(sqlite_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.probes import needs
 
 from tritonwatch import settings
 from tritonwatch.bench.runner import RunOptions, run_suite, shuffled
@@ -30,6 +31,7 @@ def _suite(tmp_path: Path, providers: list[str]) -> str:
 
 
 @pytest.mark.slow
+@needs("torch", "triton")
 def test_crash_hang_and_raise_become_error_results_and_the_suite_goes_on(
     tmp_path: Path, fake_plugin: str, sqlite_url: str
 ) -> None:
@@ -132,6 +134,7 @@ def test_gpus_index_the_visible_devices(monkeypatch: pytest.MonkeyPatch) -> None
         gpu_slot(2)
 
 
+@needs("torch", "triton")
 def test_gpu_probe_runs_in_a_child_process(monkeypatch: pytest.MonkeyPatch) -> None:
     """The parent never creates a CUDA context: properties come from a child's JSON."""
     import json

@@ -9,10 +9,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from support.probes import needs
 
 from tritonwatch import settings
 from tritonwatch.cli import main
 from tritonwatch.store import Store
+
+pytestmark = needs("torch", "triton")
+
 
 KERNELS = str(Path(__file__).resolve().parent / "kernels_sample.py")
 

@@ -14,13 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.probes import needs
 
 from tritonwatch import settings
 from tritonwatch.codegen import EnvInfo, blast, create_env
 from tritonwatch.codegen.envs import env_python, probe
 from tritonwatch.errors import CodegenError, TritonwatchError
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, needs("torch", "triton")]
 OLD = "3.8.0"
 KERNELS = (
     Path(__file__).resolve().parent.parent.parent / "tritonwatch" / "codegen" / "sample_kernels.py"

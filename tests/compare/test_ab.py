@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from comparekit import REAL_TRITON, fake_python
+from support.probes import needs
 
 from tritonwatch.bench import ab
 from tritonwatch.bench.ab import ABOptions, BuildEnv, run_ab, schedule
@@ -50,6 +51,7 @@ def _fake_envs(monkeypatch: pytest.MonkeyPatch, versions: dict[str, str]) -> Fak
     return fake
 
 
+@needs("torch", "triton")
 def test_rounds_interleave_with_each_side_its_own_python_and_a_split_budget(
     monkeypatch: pytest.MonkeyPatch, sqlite_url: str, planted: Path
 ) -> None:
@@ -75,6 +77,7 @@ def test_rounds_interleave_with_each_side_its_own_python_and_a_split_budget(
     assert times[0].n == 40 and times[0].extra["rounds"] == [10, 10, 10, 10]
 
 
+@needs("torch", "triton")
 def test_a_worker_that_imports_another_triton_is_refused(
     monkeypatch: pytest.MonkeyPatch, sqlite_url: str, planted: Path
 ) -> None:
@@ -86,6 +89,7 @@ def test_a_worker_that_imports_another_triton_is_refused(
 
 # -- end to end, real worker processes -----------------------------------------------------------
 @pytest.mark.slow
+@needs("torch", "triton")
 def test_planted_slowdown_is_slower_and_a_steady_provider_is_same(
     tmp_path: Path, planted: Path, quick: None, sqlite_url: str
 ) -> None:
@@ -104,6 +108,7 @@ def test_planted_slowdown_is_slower_and_a_steady_provider_is_same(
 
 
 @pytest.mark.slow
+@needs("torch", "triton")
 def test_a_a_is_same_everywhere(planted: Path, quick: None, sqlite_url: str) -> None:
     args = [
         "compare",
@@ -156,6 +161,7 @@ def test_two_real_triton_builds_each_in_its_own_worker(
 
 
 @pytest.mark.slow
+@needs("torch", "triton")
 def test_an_environment_that_cannot_run_the_worker_is_named(
     tmp_path: Path, planted: Path, quick: None, sqlite_url: str
 ) -> None:
@@ -186,6 +192,7 @@ def test_an_environment_that_cannot_run_the_worker_is_named(
         assert st.reports.comparison_page() == []
 
 
+@needs("torch", "triton")
 def test_cases_timed_by_neither_build_are_left_out(
     monkeypatch: pytest.MonkeyPatch, sqlite_url: str, planted: Path
 ) -> None:

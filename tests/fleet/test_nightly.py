@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from fleetkit import Server, free_port, pg_counts
+from support.probes import needs
 
 from tritonwatch.cli import main
 from tritonwatch.store import Store
@@ -104,6 +105,7 @@ def test_unreachable_server_and_webhook_exit_4_before_5_before_1(
 
 @pytest.mark.postgres
 @pytest.mark.slow
+@needs("torch", "triton")
 def test_nightly_runs_pushes_and_detects_end_to_end(
     tmp_path: Path, pg_url: str, make_server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
