@@ -80,4 +80,3 @@ class CodegenError(TritonwatchError):
 
 class RemoteError(TritonwatchError):
     """The tritonwatch server refused a request or could not be reached."""
-

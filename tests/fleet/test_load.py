@@ -29,7 +29,8 @@ READERS = 25
 def test_50_concurrent_uploaders_and_readers(shared_server: Server, module_pg: str) -> None:
     with Store.open(module_pg) as st:
         tokens = [
-            st.access.create_token("load", f"r{i}", scopes=("upload",)).token for i in range(UPLOADERS)
+            st.access.create_token("load", f"r{i}", scopes=("upload",)).token
+            for i in range(UPLOADERS)
         ]
     stop = time.monotonic() + SECONDS
     lock = threading.Lock()

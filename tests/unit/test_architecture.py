@@ -72,10 +72,7 @@ def _imports(path: Path) -> list[tuple[int, list[str]]]:
         if isinstance(node, ast.Import):
             out += [(node.lineno, a.name.split(".")) for a in node.names]
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package[: len(package) - node.level + 1]
-            else:
-                base = []
+            base = package[: len(package) - node.level + 1] if node.level else []
             mod = base + (node.module.split(".") if node.module else [])
             if node.module:
                 out.append((node.lineno, mod))

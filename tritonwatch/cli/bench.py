@@ -1,4 +1,4 @@
-"""Commands of the bench area: ``run``, ``list``, ``calibrate`` (issue #3).
+"""Commands of the bench area: ``run``, ``list``, ``calibrate``.
 
 Each command parses its options and calls one library function in :mod:`tritonwatch.bench`;
 the functions below the commands only render what came back.

@@ -1,4 +1,4 @@
-"""Commands of the codegen area (issue #5): ``env create``, ``env list`` and ``blast``."""
+"""Commands of the codegen area: ``env create``, ``env list`` and ``blast``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Commands of the compare area (issue #7): ``tritonwatch compare``."""
+"""Commands of the compare area: ``tritonwatch compare``."""
 
 from __future__ import annotations
 

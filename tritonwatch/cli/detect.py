@@ -1,4 +1,4 @@
-"""Commands of the detect area (issue #4): detect, alerts, alert, notify, gate."""
+"""Commands of the detect area: detect, alerts, alert, notify, gate."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Commands of the fleet area (issue #8): ``push``, ``nightly`` and ``token``."""
+"""Commands of the fleet area: ``push``, ``nightly`` and ``token``."""
 
 from __future__ import annotations
 
