@@ -72,9 +72,6 @@ class CodegenChange:
     error_b: str | None
 
 
-_STAGES = ("ttir", "ttgir", "llir", "ptx", "amdgcn", "sass", "cubin", "hsaco")
-
-
 class Codegen:
     """``store.codegen``: record codegen rows and blast reports, and read them back."""
 
@@ -229,20 +226,15 @@ class Codegen:
 
     def changes(self, build_a_id: int, build_b_id: int) -> list[CodegenChange]:
         """What generated code changed between two stored builds (rows present in both)."""
+        # Imported here: the codegen package is heavy and only this read needs its stage order.
+        from ..codegen.normalize import changed_stages
+
         a = {(r.kernel, r.spec, r.target): r for r in self.rows(build_id=build_a_id)}
         b = {(r.kernel, r.spec, r.target): r for r in self.rows(build_id=build_b_id)}
         out = []
         for key in sorted(set(a) & set(b)):
             ra, rb = a[key], b[key]
-            first = next(
-                (
-                    st
-                    for st in _STAGES
-                    if ra.stage_hashes.get(st) != rb.stage_hashes.get(st)
-                    and (st in ra.stage_hashes or st in rb.stage_hashes)
-                ),
-                None,
-            )
+            first = next(iter(changed_stages(ra.stage_hashes, rb.stage_hashes)), None)
             if first is None and ra.metrics == rb.metrics and ra.error == rb.error:
                 continue
             out.append(
