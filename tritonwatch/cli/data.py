@@ -70,24 +70,12 @@ def db_info(db: str | None, fmt: str) -> None:
     """Print the database URL, schema version and row counts."""
     with open_store(db) as store:
         info = store.info()
+    from ..report.runs import store_info_json, store_info_text
+
     if fmt == "json":
-        click.echo(
-            json.dumps(
-                {
-                    "url": info.url,
-                    "backend": info.backend,
-                    "schema_version": info.schema_version,
-                    "counts": info.counts,
-                },
-                indent=2,
-            )
-        )
+        click.echo(json.dumps(store_info_json(info), indent=2))
         return
-    click.echo(f"url             {info.url}")
-    click.echo(f"backend         {info.backend}")
-    click.echo(f"schema version  {info.schema_version}")
-    for table, count in info.counts.items():
-        click.echo(f"{table:<15} {count:,}")
+    click.echo(store_info_text(info))
 
 
 @click.command("import")

@@ -8,7 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..naming import shape_text
-from ..store.rows import ResultRow, RunDetail, RunSummary
+from ..store.rows import ResultRow, RunDetail, RunSummary, StoreInfo
 
 
 def value_text(value: float | None, unit: str) -> str:
@@ -127,3 +127,24 @@ def summary_json(r: RunSummary) -> dict[str, Any]:
         "n_results": r.n_results,
         "n_failed": r.n_failed,
     }
+
+
+def store_info_json(info: StoreInfo) -> dict[str, Any]:
+    """`db info --format json`."""
+    return {
+        "url": info.url,
+        "backend": info.backend,
+        "schema_version": info.schema_version,
+        "counts": info.counts,
+    }
+
+
+def store_info_text(info: StoreInfo) -> str:
+    """`db info`: the URL, backend, schema version and a row count per table."""
+    lines = [
+        f"url             {info.url}",
+        f"backend         {info.backend}",
+        f"schema version  {info.schema_version}",
+    ]
+    lines += [f"{table:<15} {count:,}" for table, count in info.counts.items()]
+    return "\n".join(lines)
