@@ -39,7 +39,7 @@ def main() -> None:
             st,
         )
         wall = time.perf_counter() - t0
-        stored = st.get_run(out.stored.uuid)
+        stored = st.runs.get(out.stored.uuid)
     statuses = collections.Counter(o.record.status for o in out.outcomes)
     compile_s = sum(o.record.extra.get("compile_ms") or 0 for o in out.outcomes) / 1e3
     measure_s = sum(o.record.extra.get("measure_ms") or 0 for o in out.outcomes) / 1e3

@@ -119,7 +119,7 @@ def fill(
             if len(pending) < batch:
                 continue
             t = time.perf_counter()
-            store.add_runs(pending) if batch > 1 else store.add_run(pending[0])
+            store.runs.add_many(pending) if batch > 1 else store.runs.add(pending[0])
             spent += time.perf_counter() - t
             written += sum(len(r.results) for r in pending)
             pending = []
@@ -130,7 +130,7 @@ def fill(
                 )
         if pending:
             t = time.perf_counter()
-            store.add_runs(pending)
+            store.runs.add_many(pending)
             spent += time.perf_counter() - t
             written += sum(len(r.results) for r in pending)
     return written, spent
@@ -140,16 +140,16 @@ def query_latency(url: str, queries: int = 200, seed: int = 1) -> dict[str, floa
     """p50/p95/p99 in ms of random one-series queries (365 newest points, one machine)."""
     rnd = random.Random(seed)
     with Store.open(url) as store:
-        pairs = [(s.id, s.machine_id) for s in store.series_list()]
+        pairs = [(s.id, s.machine_id) for s in store.series.find()]
         for sid, mid in rnd.sample(
             pairs, min(20, len(pairs))
         ):  # warm the connection pool and cache
-            store.series(sid, mid)
+            store.series.points(sid, mid)
         times = []
         for _ in range(queries):
             sid, mid = rnd.choice(pairs)
             t = time.perf_counter()
-            points = store.series(sid, mid, limit=365)
+            points = store.series.points(sid, mid, limit=365)
             times.append((time.perf_counter() - t) * 1000)
             assert 0 < len(points) <= 365
     times.sort()

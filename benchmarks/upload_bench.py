@@ -173,7 +173,7 @@ def main() -> None:
         ]
         with Store.open(db) as st:
             tokens = [
-                st.create_token("bench", f"runner-{i}", scopes=("upload",)).token
+                st.access.create_token("bench", f"runner-{i}", scopes=("upload",)).token
                 for i in range(args.uploaders)
             ]
             t0 = time.perf_counter()
@@ -181,9 +181,9 @@ def main() -> None:
                 for night in range(args.history):
                     doc = json.loads(_body(tpl, night)[1])
                     doc["machine"]["name"] = f"bench/{doc['machine']['name']}"
-                    st.add_run(parse_run(doc), org="bench")
+                    st.runs.add(parse_run(doc), org="bench")
             fill_s = time.perf_counter() - t0
-            pairs = [(r.series_id, r.machine_id) for r in st.series_catalog(limit=1000)]
+            pairs = [(r.series_id, r.machine_id) for r in st.series.catalog(limit=1000)]
         print(
             f"database: PostgreSQL {name}; history: {args.uploaders} machines x "
             f"{args.history} nights x {args.results_per_run} results ({fill_s:.1f} s)"
@@ -253,7 +253,7 @@ def main() -> None:
 
         results = sum(tally.accepted.values())
         with Store.open(db) as st:
-            stored = {r.uuid: r.n_results for r in st.runs(org="bench", limit=None)}
+            stored = {r.uuid: r.n_results for r in st.runs.find(org="bench", limit=None)}
         missing = [u for u in tally.accepted if stored.get(u) != tally.accepted[u]]
         print(
             f"load: {args.uploaders} uploaders for {elapsed:.1f} s, "

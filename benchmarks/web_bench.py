@@ -178,7 +178,7 @@ def load(base: str, pairs: list[tuple[int, int]], clients: int, duration: float)
 def bench(url: str, args: argparse.Namespace, folder: Path) -> dict[str, object]:
     with Store.open(url) as st:
         counts = st.info().counts
-        pairs = [(r.series_id, r.machine_id) for r in st.series_catalog(limit=2000)]
+        pairs = [(r.series_id, r.machine_id) for r in st.series.catalog(limit=2000)]
     srv = Server(url, folder / f"serve-{abs(hash(url))}.log")
     try:
         with httpx.Client(base_url=srv.base, timeout=60) as c:

@@ -1,4 +1,7 @@
-"""Fixtures shared by every test tier: temporary SQLite files and real PostgreSQL databases."""
+"""Fixtures shared by every test tier: temporary SQLite files and real PostgreSQL databases.
+
+Shared helpers (free port, server launcher, fake Python, probes) are in ``tests/support/``.
+"""
 
 from __future__ import annotations
 
@@ -8,26 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-PG_ADMIN_URL = os.environ.get(
-    "TRITONWATCH_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-
-
-def _pg_available() -> str | None:
-    try:
-        import psycopg
-    except ImportError:
-        return "psycopg is not installed (pip install 'tritonwatch[postgres]')"
-    try:
-        with psycopg.connect(PG_ADMIN_URL.replace("postgresql+psycopg", "postgresql"),
-                             connect_timeout=3):
-            return None
-    except Exception as e:  # noqa: BLE001 - any failure means "not reachable"
-        return f"PostgreSQL at {PG_ADMIN_URL} is not reachable: {str(e).strip()[:100]}"
-
-
-_PG_PROBLEM = _pg_available()
+from support.probes import PG_ADMIN_URL, require_pg
 
 
 @pytest.fixture(autouse=True)
@@ -47,15 +31,13 @@ def sqlite_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database, dropped after the test."""
-    if _PG_PROBLEM:
-        if os.environ.get("CI"):
-            pytest.fail(_PG_PROBLEM)
-        pytest.skip(_PG_PROBLEM)
+    """A fresh, empty PostgreSQL database, dropped after the test (PostgreSQL is probed on
+    first use, never while the tests are collected)."""
+    require_pg()
     import psycopg
 
     name = f"tw_test_{uuid.uuid4().hex[:12]}"
-    admin = PG_ADMIN_URL.replace("postgresql+psycopg", "postgresql")
+    admin = PG_ADMIN_URL
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     base = admin.rsplit("/", 1)[0]

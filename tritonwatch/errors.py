@@ -13,8 +13,7 @@
     │   └── ReadOnlyLocation      the database cannot be created or written there
     ├── BenchError                the harness (suite file, unknown operator, worker failure)
     ├── CodegenError              build environments and the compile worker
-    ├── RemoteError               the upload server answered with an error or cannot be reached
-    └── NotAvailableYet           a command whose capability has not landed
+    └── RemoteError               the upload server answered with an error or cannot be reached
 
 Anything else that escapes is a bug: the CLI prints a traceback for it.
 """
@@ -81,7 +80,3 @@ class CodegenError(TritonwatchError):
 
 class RemoteError(TritonwatchError):
     """The tritonwatch server refused a request or could not be reached."""
-
-
-class NotAvailableYet(TritonwatchError):
-    """A command whose capability has not landed in this version."""

@@ -18,10 +18,13 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import settings
 from .errors import InputError, TritonwatchError, UsageError
+
+if TYPE_CHECKING:
+    from .store import Store
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +195,7 @@ def _token(cfg: PushSection) -> str | None:
     return settings.get("token")
 
 
-def _run_step(store: Any, cfg: NightlyConfig, report: NightlyReport) -> None:
+def _run_step(store: Store, cfg: NightlyConfig, report: NightlyReport) -> None:
     from .bench.runner import RunOptions, run_suite
 
     r = cfg.run
@@ -232,7 +235,7 @@ def _run_step(store: Any, cfg: NightlyConfig, report: NightlyReport) -> None:
     )
 
 
-def _push_step(store: Any, cfg: NightlyConfig, report: NightlyReport) -> None:
+def _push_step(store: Store, cfg: NightlyConfig, report: NightlyReport) -> None:
     from .push import PushOptions, push
 
     p = cfg.push
@@ -259,12 +262,12 @@ def _push_step(store: Any, cfg: NightlyConfig, report: NightlyReport) -> None:
     report.steps.append(Step("push", res.complete, line, 0 if res.complete else 4))
 
 
-def _detect_step(store: Any, cfg: NightlyConfig, report: NightlyReport) -> list[int]:
+def _detect_step(store: Store, cfg: NightlyConfig, report: NightlyReport) -> list[int]:
     from .analysis.detect import detect
 
     machine = None
     if cfg.detect.this_machine_only and report.run_uuid:
-        machine = store.get_run(report.run_uuid).summary.machine
+        machine = store.runs.get(report.run_uuid).summary.machine
     try:
         rep = detect(store, machine=machine)
     except TritonwatchError as e:
@@ -284,30 +287,23 @@ def _detect_step(store: Any, cfg: NightlyConfig, report: NightlyReport) -> list[
     return [f.alert_id for f in created]
 
 
-def _notify_step(store: Any, cfg: NightlyConfig, new_ids: list[int], report: NightlyReport) -> str:
-    from .analysis.detect import AlertGroup, Notification, notification
-    from .report import notify as render
+def _notify_step(
+    store: Store, cfg: NightlyConfig, new_ids: list[int], report: NightlyReport
+) -> str:
+    from . import notify
 
     n = cfg.notify
     hook = n.webhook or settings.get("webhook")
     base = n.base_url or settings.get("base_url")
     if n.format not in ("markdown", "slack", "discord"):
         raise UsageError(f"notify.format {n.format!r}: use markdown, slack or discord")
-    wanted = set(new_ids)
-    full = notification(store, status="new")
-    groups = [
-        AlertGroup(g.title, g.changes, [a for a in g.alerts if a.id in wanted]) for g in full.groups
-    ]
-    note = Notification([g for g in groups if g.alerts])
+    note = notify.notification(store, status="new").only(set(new_ids))
     if not note.groups:
         report.steps.append(Step("notify", True, "nothing new to announce"))
         return ""
-    if n.format == "markdown":
-        text = render.markdown(note, base)
-        payload: dict[str, Any] = {"text": text}
-    else:
-        payload = (render.slack if n.format == "slack" else render.discord)(note, base)
-        text = render.markdown(note, base)
+    text, payload = notify.payload(note, n.format, base)
+    if n.format != "markdown":
+        text = notify.payload(note, "markdown", base)[0]
     if not hook:
         report.steps.append(
             Step(
@@ -317,13 +313,7 @@ def _notify_step(store: Any, cfg: NightlyConfig, new_ids: list[int], report: Nig
             )
         )
         return text
-    import httpx
-
-    try:
-        resp = httpx.post(hook, json=payload, timeout=30.0, follow_redirects=False)
-        failed = f"HTTP {resp.status_code}" if resp.status_code >= 400 else None
-    except httpx.HTTPError as e:
-        failed = type(e).__name__
+    failed = notify.send(hook, payload, timeout=30.0).error
     if failed:
         report.steps.append(Step("notify", False, f"the webhook failed ({failed})", 5))
     else:
@@ -332,7 +322,7 @@ def _notify_step(store: Any, cfg: NightlyConfig, new_ids: list[int], report: Nig
 
 
 def nightly(
-    store: Any, cfg: NightlyConfig, *, on_step: Callable[[str], None] | None = None
+    store: Store, cfg: NightlyConfig, *, on_step: Callable[[str], None] | None = None
 ) -> tuple[NightlyReport, str]:
     """Run the night's steps in order; returns the report and any text for the terminal."""
     report = NightlyReport()

@@ -23,7 +23,6 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -31,7 +30,8 @@ import httpx
 from . import __version__
 from .errors import RemoteError, UsageError
 from .formats import run1
-from .store.pushes import PendingRun, mark_pushed, pending_runs, server_key
+from .store import Store
+from .store.pushes import PendingRun, server_key
 
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
@@ -159,7 +159,7 @@ def _send_one(
 
 
 def push(
-    store: Any,
+    store: Store,
     server: str,
     token: str,
     options: PushOptions | None = None,
@@ -177,7 +177,7 @@ def push(
         )
     key = server_key(server)
     report = PushReport(server=key)
-    todo = pending_runs(store, key)
+    todo = store.pushes.pending(key)
     headers = {
         "Authorization": f"Bearer {token.strip()}",
         "Content-Type": "application/json",
@@ -197,7 +197,7 @@ def push(
             result = _send_one(client, f"{key}/api/v1/runs", run, body, opts, sleep)
             report.runs.append(result)
             if result.outcome in ("created", "existing"):
-                mark_pushed(store, run.id, key)
+                store.pushes.mark(run.id, key)
             elif result.outcome == "failed":
                 report.left = len(todo) - i - 1
                 report.stopped = result.message

@@ -55,7 +55,7 @@ def detected(tmp_path: Path, sqlite_url: str, history: Any) -> str:
 
 def test_detect_finds_planted_steps_and_is_idempotent(detected: str, history: Any) -> None:
     with Store.open(detected) as st:
-        rows = st.alerts()
+        rows = st.alerts.find()
         first_ids = sorted(a.id for a in rows)
         assert len(rows) == len(history.truth)
         assert all(a.direction == "regression" if a.ratio > 1 else "improvement" for a in rows)
@@ -68,7 +68,7 @@ def test_detect_finds_planted_steps_and_is_idempotent(detected: str, history: An
     again = _run("detect", "--db", detected)
     assert again.exit_code == 0 and " 0 new" in again.output
     with Store.open(detected) as st:
-        assert sorted(a.id for a in st.alerts()) == first_ids
+        assert sorted(a.id for a in st.alerts.find()) == first_ids
 
 
 def test_detect_after_more_nights_updates_instead_of_duplicating(
@@ -80,11 +80,11 @@ def test_detect_after_more_nights_updates_instead_of_duplicating(
     _run("import", str(tmp_path / "a.jsonl"), "--db", sqlite_url)
     assert _run("detect", "--db", sqlite_url).exit_code == 0
     with Store.open(sqlite_url) as st:
-        before = {(a.series_id, a.first_bad_run) for a in st.alerts()}
+        before = {(a.series_id, a.first_bad_run) for a in st.alerts.find()}
     _run("import", str(tmp_path / "b.jsonl"), "--db", sqlite_url)
     assert _run("detect", "--db", sqlite_url).exit_code == 0
     with Store.open(sqlite_url) as st:
-        after = st.alerts()
+        after = st.alerts.find()
     per_series: dict[int, int] = {}
     for a in after:
         per_series[a.series_id] = per_series.get(a.series_id, 0) + 1
@@ -146,7 +146,7 @@ def test_alert_show_and_triage(detected: str, monkeypatch: pytest.MonkeyPatch) -
     assert "acknowledged" in res.output and "bisecting" in res.output and "ana" in res.output
     res = _run("alert", "1", "--db", detected, "--set", "fixed", "--actor", "bo")
     with Store.open(detected) as st:
-        hist = st.alert_history(1)
+        hist = st.alerts.history(1)
         assert [e.new_status for e in hist] == ["new", "acknowledged", "fixed"]
         assert hist[-1].actor == "bo"
     assert "fixed" in _error_line(_run("alert", "1", "--db", detected, "--set", "wontfix"))
@@ -188,7 +188,7 @@ def test_notify_renders_grouped_by_build_change(detected: str) -> None:
     assert md.output.count("### ") >= 2  # one section per build change
     assert "https://perf.example/alerts/" in md.output
     with Store.open(detected) as st:
-        worst = st.alerts(status="new")[0]
+        worst = st.alerts.find(status="new")[0]
     first_section = md.output.split("### ")[1]
     assert f"#{worst.id}]" in first_section  # the most severe change comes first
     for fmt in ("slack", "discord", "github-issue"):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tritonwatch.analysis.detect import detect, notification
+from tritonwatch.analysis.detect import detect
+from tritonwatch.notify import notification
 from tritonwatch.runformat import parse_run
 from tritonwatch.store import Store
 from tritonwatch.testing import history_runs, make_histories
@@ -25,11 +26,11 @@ def test_detect_files_alerts_once_with_what_changed(store: Store) -> None:
         seed=4,
     )
     assert h.truth
-    store.add_runs(parse_run(d) for d in history_runs(h))
+    store.runs.add_many(parse_run(d) for d in history_runs(h))
     first = detect(store)
     assert first.n_series == 8
     assert len(first.created) == len(h.truth)
-    rows = store.alerts()
+    rows = store.alerts.find()
     for a in rows:
         t = next(t for t in h.truth if a.shape["M"] == 128 * (t.row + 1))
         assert a.direction == ("regression" if t.size > 0 else "improvement")
@@ -64,7 +65,7 @@ def test_alert_details_summarise_generated_code_changes(store: Store) -> None:
         seed=8,
     )
     docs = history_runs(h)
-    store.add_runs(parse_run(d) for d in docs)
+    store.runs.add_many(parse_run(d) for d in docs)
     now = datetime.now(UTC)
     changes = [t.night for t in h.truth[:3]] + [10_000] * 3
     with store.engine.begin() as conn:
@@ -91,7 +92,7 @@ def test_alert_details_summarise_generated_code_changes(store: Store) -> None:
                 )
         conn.execute(s.codegen.insert(), rows)
     detect(store)
-    alerts = store.alerts()
+    alerts = store.alerts.find()
     assert len(alerts) == len(h.truth)
     for a in alerts:
         night = int(a.first_bad_build["triton_commit"][1:8], 16)

@@ -61,12 +61,12 @@ def gate_db(sqlite_url: str) -> str:
         _res("layer_norm", "fp16", 0.3, 25),
     ]  # attention is missing
     with Store.open(sqlite_url) as st:
-        st.add_run(
+        st.runs.add(
             make_run(
                 results=base, triton="3.8.0", commit="aaaa1111bbbb", started_at=t0, machine="h100-a"
             )
         )
-        st.add_run(
+        st.runs.add(
             make_run(
                 results=good,
                 triton="3.9.0",
@@ -75,7 +75,7 @@ def gate_db(sqlite_url: str) -> str:
                 machine="h100-a",
             )
         )
-        st.add_run(
+        st.runs.add(
             make_run(
                 results=bad,
                 triton="3.10.0",
@@ -151,7 +151,7 @@ def test_threshold_and_coverage(tmp_path: Path, gate_db: str) -> None:
 
 def test_builds_by_version_commit_and_run(gate_db: str) -> None:
     with Store.open(gate_db) as st:
-        run = st.runs(limit=1)[0]  # newest: 3.10.0
+        run = st.runs.find(limit=1)[0]  # newest: 3.10.0
         assert [r.uuid for r in resolve_build(st, "3.10.0")] == [run.uuid]
         assert [r.uuid for r in resolve_build(st, "eeee3333")] == [run.uuid]
         assert [r.uuid for r in resolve_build(st, run.uuid[:8])] == [run.uuid]

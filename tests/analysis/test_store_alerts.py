@@ -9,16 +9,16 @@ import pytest
 
 from tritonwatch.errors import NotFoundError, UsageError
 from tritonwatch.store import Store
-from tritonwatch.store.alerts import ALERT_STATUSES, AlertDraft
+from tritonwatch.store.alerts import AlertDraft
 from tritonwatch.testing import make_run
 
 
 def _two_runs(store: Store) -> tuple[int, int, int, int]:
     t0 = datetime(2026, 11, 1, tzinfo=UTC)
-    a = store.add_run(
+    a = store.runs.add(
         make_run(n_results=2, triton="3.8.0", commit="aaaa1111", started_at=t0, seed=1)
     )
-    b = store.add_run(
+    b = store.runs.add(
         make_run(
             n_results=2,
             triton="3.9.0",
@@ -27,7 +27,7 @@ def _two_runs(store: Store) -> tuple[int, int, int, int]:
             seed=2,
         )
     )
-    series = store.series_list()
+    series = store.series.find()
     return a.id, b.id, series[0].id, series[0].machine_id
 
 
@@ -51,13 +51,13 @@ def _draft(lg: int, fb: int, sid: int, mid: int, **kw: Any) -> AlertDraft:
 
 def test_upsert_is_idempotent_and_rows_carry_builds(store: Store) -> None:
     lg, fb, sid, mid = _two_runs(store)
-    first = store.upsert_alerts([_draft(lg, fb, sid, mid)])
+    first = store.alerts.upsert([_draft(lg, fb, sid, mid)])
     assert len(first.created) == 1 and not first.updated
-    again = store.upsert_alerts([_draft(lg, fb, sid, mid)])
+    again = store.alerts.upsert([_draft(lg, fb, sid, mid)])
     assert again.created == [] and again.unchanged == first.created
-    changed = store.upsert_alerts([_draft(lg, fb, sid, mid, ratio=1.2)])
+    changed = store.alerts.upsert([_draft(lg, fb, sid, mid, ratio=1.2)])
     assert changed.updated == first.created
-    (row,) = store.alerts()
+    (row,) = store.alerts.find()
     assert row.ratio == pytest.approx(1.2)
     assert row.status == "new" and row.direction == "regression"
     assert row.first_bad_build["triton_version"] == "3.9.0"
@@ -87,16 +87,16 @@ def test_upsert_is_idempotent_and_rows_carry_builds(store: Store) -> None:
         "p",
         "q",
     ]
-    assert len(store.alert_history(row.id)) == 1
+    assert len(store.alerts.history(row.id)) == 1
 
 
 def test_triage_history_and_errors(store: Store) -> None:
     lg, fb, sid, mid = _two_runs(store)
-    (aid,) = store.upsert_alerts([_draft(lg, fb, sid, mid)]).created
-    row = store.set_alert_status(aid, "acknowledged", actor="ana", note="looking")
+    (aid,) = store.alerts.upsert([_draft(lg, fb, sid, mid)]).created
+    row = store.alerts.set_status(aid, "acknowledged", actor="ana", note="looking")
     assert row.status == "acknowledged"
-    store.set_alert_status(aid, "fixed", actor="bo", note="fixed in abc")
-    hist = store.alert_history(aid)
+    store.alerts.set_status(aid, "fixed", actor="bo", note="fixed in abc")
+    hist = store.alerts.history(aid)
     assert [(e.old_status, e.new_status, e.actor) for e in hist] == [
         (None, "new", "tritonwatch detect"),
         ("new", "acknowledged", "ana"),
@@ -104,48 +104,47 @@ def test_triage_history_and_errors(store: Store) -> None:
     ]
     assert hist[-1].note == "fixed in abc"
     # detect updating the numbers keeps the triage status
-    store.upsert_alerts([_draft(lg, fb, sid, mid, ratio=1.3)])
-    assert store.get_alert(aid).status == "fixed"
+    store.alerts.upsert([_draft(lg, fb, sid, mid, ratio=1.3)])
+    assert store.alerts.get(aid).status == "fixed"
     with pytest.raises(UsageError, match="false_positive"):
-        store.set_alert_status(aid, "bogus", actor="x")
+        store.alerts.set_status(aid, "bogus", actor="x")
     with pytest.raises(NotFoundError):
-        store.set_alert_status(aid + 999, "fixed", actor="x")
+        store.alerts.set_status(aid + 999, "fixed", actor="x")
     with pytest.raises(NotFoundError):
-        store.get_alert(aid + 999)
-    assert store.alert_counts()["fixed"] == 1
-    assert set(store.alert_counts()) == set(ALERT_STATUSES)
+        store.alerts.get(aid + 999)
+    assert [a.id for a in store.alerts.find(status="fixed")] == [aid]
 
 
 def test_filters_and_severity_order(store: Store) -> None:
     lg, fb, sid, mid = _two_runs(store)
-    other = [x for x in store.series_list() if x.id != sid][0]
-    store.upsert_alerts(
+    other = [x for x in store.series.find() if x.id != sid][0]
+    store.alerts.upsert(
         [
             _draft(lg, fb, sid, mid, ratio=1.05),
             _draft(lg, fb, other.id, mid, ratio=0.5, direction="improvement"),
             _draft(fb, fb, sid, mid, ratio=0.8, direction="regression", first_bad_run_id=lg),
         ]
     )
-    rows = store.alerts()
+    rows = store.alerts.find()
     assert [r.ratio for r in rows] == [pytest.approx(0.8), pytest.approx(1.05), pytest.approx(0.5)]
-    assert [r.direction for r in store.alerts(direction="improvement")] == ["improvement"]
-    assert len(store.alerts(status="new", limit=1)) == 1
-    assert len(store.alerts(status="new", offset=1)) == 2
-    assert store.alerts(machine="nope") == []
-    assert len(store.alerts(operator="matmul")) == 3
+    assert [r.direction for r in store.alerts.find(direction="improvement")] == ["improvement"]
+    assert len(store.alerts.find(status="new", limit=1)) == 1
+    assert len(store.alerts.find(status="new", offset=1)) == 2
+    assert store.alerts.find(machine="nope") == []
+    assert len(store.alerts.find(operator="matmul")) == 3
     with pytest.raises(UsageError):
-        store.alerts(status="open")
+        store.alerts.find(status="open")
 
 
 def test_bulk_reads(store: Store) -> None:
     lg, fb, sid, mid = _two_runs(store)
-    pts = store.series_points()
+    pts = store.history.points()
     assert len(pts.pairs) == 2 and len(pts.value) == 4
     assert list(pts.run_id[:2]) == [lg, fb]
-    samples = store.result_samples([(lg, sid), (fb, sid)])
+    samples = store.history.samples([(lg, sid), (fb, sid)])
     assert set(samples) == {(lg, sid), (fb, sid)} and len(samples[(lg, sid)]) == 20
-    refs = store.run_refs([lg, fb])
-    infos = store.build_infos([refs[lg]["build_id"], refs[fb]["build_id"]])
+    refs = store.history.runs([lg, fb])
+    infos = store.history.builds([refs[lg]["build_id"], refs[fb]["build_id"]])
     assert infos[refs[fb]["build_id"]]["triton"]["commit"] == "bbbb2222"
-    assert store.codegen_hashes([refs[lg]["build_id"]]) == {refs[lg]["build_id"]: {}}
-    assert store.series_points(machine="nope").pairs == []
+    assert store.history.codegen_hashes([refs[lg]["build_id"]]) == {refs[lg]["build_id"]: {}}
+    assert store.history.points(machine="nope").pairs == []

@@ -6,9 +6,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from support.probes import needs
 
 from tritonwatch.cli import main
 from tritonwatch.store import Store
+
+pytestmark = needs("torch", "triton")
 
 
 @pytest.mark.slow
@@ -38,9 +41,9 @@ def test_run_stores_one_cpu_run(sqlite_url: str) -> None:
     assert res.exit_code == 0, res.output
     assert "correct (interpreter)" in res.output and "stored as run" in res.output
     with Store.open(sqlite_url) as st:
-        (summary,) = st.runs()
+        (summary,) = st.runs.find()
         assert summary.device == "cpu" and summary.label == "cli-test" and summary.gpu_model is None
-        run = st.get_run(summary.uuid)
+        run = st.runs.get(summary.uuid)
     by = {(r.provider, r.metric): r for r in run.results}
     t = by[("torch", "time")]
     assert t.status == "ok" and t.unit == "ms" and t.samples is not None and len(t.samples) >= 10

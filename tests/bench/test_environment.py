@@ -6,6 +6,7 @@ import sys
 import types
 
 import pytest
+from support.probes import needs
 
 from tritonwatch.bench import environment as env
 from tritonwatch.bench.spec import DeviceInfo
@@ -68,6 +69,7 @@ def test_nvml_errors_are_reported_not_raised(monkeypatch: pytest.MonkeyPatch) ->
     assert "GPU_IS_LOST" in env.gpu_state(0)["nvml_error"]
 
 
+@needs("torch", "triton")
 def test_cpu_fingerprint_has_machine_and_build() -> None:
     import triton
 
@@ -79,6 +81,7 @@ def test_cpu_fingerprint_has_machine_and_build() -> None:
     assert b["torch"]["version"] and b["python"]["version"]
 
 
+@needs("torch", "triton")
 def test_gpu_fingerprint_uses_nvml_when_present(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml())
     monkeypatch.setattr(
@@ -97,6 +100,7 @@ def test_gpu_fingerprint_uses_nvml_when_present(monkeypatch: pytest.MonkeyPatch)
     assert "driver" not in fp["machine"] and fp["machine"]["gpu_model"] == "NVIDIA H100 80GB HBM3"
 
 
+@needs("torch", "triton")
 def test_source_build_commit_is_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
     import triton
 

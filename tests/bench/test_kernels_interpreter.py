@@ -10,6 +10,7 @@ import ast
 from pathlib import Path
 
 import pytest
+from support.probes import needs
 
 from tritonwatch import plugins
 from tritonwatch.bench.registry import expand, load_suite
@@ -20,6 +21,7 @@ KERNELS = Path(__file__).parents[2] / "tritonwatch" / "ops" / "kernels"
 
 
 @pytest.mark.slow
+@needs("torch", "triton")
 def test_every_triton_provider_is_correct_on_smoke_shapes() -> None:
     reg = plugins.load()
     cpu = DeviceInfo("cpu", "cpu", interpreter=True)
@@ -79,6 +81,7 @@ def test_kernel_files_import_only_triton_and_stdlib(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", sorted(KERNELS.glob("*.py")), ids=lambda p: p.name)
+@needs("torch", "triton")
 def test_compile_specs_name_real_kernels(path: Path) -> None:
     import importlib.util
 

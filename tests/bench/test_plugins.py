@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.probes import needs
 
 from tritonwatch import plugins
 from tritonwatch.errors import BenchError
@@ -35,6 +36,7 @@ def register(reg):
 """
 
 
+@needs("torch", "triton")
 def test_an_installed_package_adds_operators_and_providers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -48,6 +50,7 @@ def test_an_installed_package_adds_operators_and_providers(
     assert "mylib" in reg.provider_names()
 
 
+@needs("torch", "triton")
 def test_duplicate_operator_is_rejected_naming_both_plugins(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -58,6 +61,7 @@ def test_duplicate_operator_is_rejected_naming_both_plugins(
         plugins.load()
 
 
+@needs("torch", "triton")
 def test_a_broken_plugin_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _install(
         tmp_path,
@@ -70,6 +74,7 @@ def test_a_broken_plugin_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         plugins.load()
 
 
+@needs("torch", "triton")
 def test_extra_plugin_spec_must_be_module_colon_function() -> None:
     with pytest.raises(BenchError, match="module:function"):
         plugins.load(["no_colon_here"])
@@ -89,6 +94,7 @@ def test_importing_tritonwatch_loads_no_plugin() -> None:
     assert out.stdout.split() == ["False", "False"]
 
 
+@needs("torch", "triton")
 def test_worker_side_imports_no_database_or_web_code() -> None:
     """The worker's own modules pull in only stdlib, numpy, torch and triton.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.probes import needs
 
 from tritonwatch import plugins
 from tritonwatch.bench.registry import Registry, expand, load_suite, parse_suite
@@ -50,6 +51,7 @@ def test_duplicates_and_orphans_are_rejected() -> None:
         r.add_operator(Operator(**{**_op("y").__dict__, "dtypes": ("fp64",)}))
 
 
+@needs("torch", "triton")
 def test_every_builtin_operator_has_smoke_and_nightly_shapes_and_costs(reg: Registry) -> None:
     assert {
         "vector_add",
@@ -70,6 +72,7 @@ def test_every_builtin_operator_has_smoke_and_nightly_shapes_and_costs(reg: Regi
     assert variants >= {"pointers", "block_ptr", "device_desc", "host_desc", "persistent"}
 
 
+@needs("torch", "triton")
 def test_availability_depends_on_the_device(reg: Registry) -> None:
     fp8 = Case("matmul", "triton", "pointers", {"M": 1, "N": 1, "K": 1}, "fp8e4m3")
     assert "fp8" in (reg.why_not(fp8, CPU) or "") and "fp8" in (reg.why_not(fp8, A100) or "")
@@ -85,6 +88,7 @@ def test_availability_depends_on_the_device(reg: Registry) -> None:
     assert (blk is not None and "removed block pointers" in blk) == removed
 
 
+@needs("torch", "triton")
 def test_filters_and_k_patterns(reg: Registry) -> None:
     plan = expand(
         reg, load_suite("smoke"), CPU, providers=["torch"], dtypes=["fp16"], patterns=["softmax"]
@@ -98,6 +102,7 @@ def test_filters_and_k_patterns(reg: Registry) -> None:
     assert plan.cases and all(c.variant == "persistent" and c.shape["M"] == 64 for c in plan.cases)
 
 
+@needs("torch", "triton")
 def test_inductor_on_cpu_only_when_asked(reg: Registry) -> None:
     plan = expand(reg, load_suite("smoke"), CPU, patterns=["vector_add"])
     assert not [c for c in plan.cases if c.provider == "inductor"]
@@ -106,6 +111,7 @@ def test_inductor_on_cpu_only_when_asked(reg: Registry) -> None:
     assert plan.cases and all(c.provider == "inductor" for c in plan.cases)
 
 
+@needs("torch", "triton")
 def test_unknown_names_list_the_valid_ones(reg: Registry) -> None:
     with pytest.raises(UsageError, match="unknown provider 'cublas'; valid: .*torch.*triton"):
         expand(reg, load_suite("smoke"), CPU, providers=["cublas"])
@@ -119,6 +125,7 @@ def test_unknown_names_list_the_valid_ones(reg: Registry) -> None:
         reg.operator("conv")
 
 
+@needs("torch", "triton")
 def test_suite_file(tmp_path: Path, reg: Registry) -> None:
     p = tmp_path / "mine.toml"
     p.write_text(
@@ -145,6 +152,7 @@ def test_suite_file(tmp_path: Path, reg: Registry) -> None:
         ('\n\n[[cases]]\nprovider = ["x"]\n', 3, "unknown key"),
     ],
 )
+@needs("torch", "triton")
 def test_suite_file_errors_name_the_line(
     tmp_path: Path, reg: Registry, text: str, line: int, message: str
 ) -> None:
@@ -155,6 +163,7 @@ def test_suite_file_errors_name_the_line(
     assert f"bad.toml:{line}:" in str(e.value)
 
 
+@needs("torch", "triton")
 def test_nightly_on_cpu_skips_what_the_interpreter_cannot_run(reg: Registry) -> None:
     plan = expand(reg, load_suite("nightly"), CPU, patterns=["matmul"])
     assert not [c for c in plan.cases if c.provider == "triton"]

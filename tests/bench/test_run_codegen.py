@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from click.testing import CliRunner
+from support.probes import needs
 
 from tritonwatch.cli import main
 from tritonwatch.store import Store
+
+pytestmark = needs("torch", "triton")
 
 
 def test_run_codegen_stores_static_metrics_as_series(sqlite_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -32,8 +35,8 @@ def test_run_codegen_stores_static_metrics_as_series(sqlite_url: str, tmp_path) 
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     with Store.open(sqlite_url) as store:
-        (summary,) = store.runs()
-        detail = store.get_run(summary.uuid)
+        (summary,) = store.runs.find()
+        detail = store.runs.get(summary.uuid)
         info = store.info()
     static = [r for r in detail.results if r.mode == "codegen"]
     assert static, "no codegen results stored"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.probes import needs
 
 from tritonwatch import settings
 from tritonwatch.bench.runner import RunOptions, run_suite, shuffled
@@ -30,6 +31,7 @@ def _suite(tmp_path: Path, providers: list[str]) -> str:
 
 
 @pytest.mark.slow
+@needs("torch", "triton")
 def test_crash_hang_and_raise_become_error_results_and_the_suite_goes_on(
     tmp_path: Path, fake_plugin: str, sqlite_url: str
 ) -> None:
@@ -55,7 +57,7 @@ def test_crash_hang_and_raise_become_error_results_and_the_suite_goes_on(
     assert by["segv"].status == "error" and "crashed" in (by["segv"].error or "")
     assert by["hang"].status == "error" and "timeout" in (by["hang"].error or "")
     # Stored as one run: the time result per case, plus derived metrics for the good one.
-    run = store.get_run(outcome.stored.uuid)
+    run = store.runs.get(outcome.stored.uuid)
     assert run.summary.device == "cpu" and run.summary.label == "faults"
     times = {r.provider: r for r in run.results if r.metric == "time"}
     assert times["good"].status == "ok" and times["good"].samples is not None
@@ -113,8 +115,8 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_finished(
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     with Store.open(sqlite_url) as st:
-        (summary,) = st.runs()
-        run = st.get_run(summary.uuid)
+        (summary,) = st.runs.find()
+        run = st.runs.get(summary.uuid)
     assert run.info["interrupted"] is True
     assert [(r.provider, r.status) for r in run.results if r.metric == "time"] == [("good", "ok")]
 
@@ -132,6 +134,7 @@ def test_gpus_index_the_visible_devices(monkeypatch: pytest.MonkeyPatch) -> None
         gpu_slot(2)
 
 
+@needs("torch", "triton")
 def test_gpu_probe_runs_in_a_child_process(monkeypatch: pytest.MonkeyPatch) -> None:
     """The parent never creates a CUDA context: properties come from a child's JSON."""
     import json

@@ -5,8 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tritonwatch.bench.timing import FakeTimer, WallTimer, ci_width, measure, median_ci
-from tritonwatch.store.store import median_ci as store_median_ci
+from tritonwatch.bench.timing import (
+    FakeTimer,
+    WallTimer,
+    ci_width,
+    measure,
+    median_ci,
+    median_ci_rows,
+)
 
 
 def test_quiet_kernel_stops_on_the_ci_target() -> None:
@@ -32,7 +38,7 @@ def test_at_least_ten_samples_even_past_the_budget() -> None:
 def test_ci_matches_the_store() -> None:
     x = np.random.default_rng(0).lognormal(0, 0.1, 101)
     med, lo, hi = median_ci(x.tolist())
-    smed, slo, shi = store_median_ci(x[None, :])
+    smed, slo, shi = median_ci_rows(x[None, :])
     assert (med, lo, hi) == (smed[0], slo[0], shi[0])
     assert ci_width([1.0] * 20) == 0.0
 

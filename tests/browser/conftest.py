@@ -6,19 +6,15 @@ Without Debian's Chromium the tests skip, except in CI (env CI set), where they 
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
+from support.server import ServeProcess
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "web"))
 from webseed import Seeded, seed  # noqa: E402
@@ -43,12 +39,6 @@ def _skip_or_fail(reason: str) -> None:
     pytest.skip(reason)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Server:
     url: str
@@ -70,45 +60,24 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("serve")
     url = f"sqlite:///{tmp / 'dash.db'}"
     with Store.open(url) as st:
-        # The real detection pass files the alerts when the detection area is installed.
-        seeded = seed(
-            st, detector=importlib.util.find_spec("tritonwatch.analysis.detect") is not None
-        )
-        token = st.create_token("acme", "browser").token
-    port = free_port()
-    log = tmp / "server.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRITONWATCH_")}
-    env["TRITONWATCH_CONFIG"] = str(tmp / "none.toml")
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tritonwatch", "serve", "--db", url, "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=tmp,
-        )
-    srv = Server(url=f"http://127.0.0.1:{port}", log=log, seeded=seeded, token=token)
+        seeded = seed(st, detector=True)  # the real detection pass files the alerts
+        token = st.access.create_token("acme", "browser").token
+    proc = ServeProcess(
+        url,
+        tmp / "server.log",
+        env={"TRITONWATCH_CONFIG": str(tmp / "none.toml")},
+        clean_env=True,
+        cwd=tmp,
+    )
+    srv = Server(url=proc.url, log=proc.log_path, seeded=seeded, token=token)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"tritonwatch serve exited with {proc.returncode}:\n{srv.log_text()}")
-            try:
-                if httpx.get(srv.url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"tritonwatch serve did not answer in 30 s:\n{srv.log_text()}")
-            time.sleep(0.2)
+        try:
+            proc.start(timeout=30)
+        except RuntimeError as e:
+            pytest.fail(f"tritonwatch serve did not start: {e}")
         yield srv
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        proc.stop()
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.probes import needs
 
 from tritonwatch.codegen import blast, static_metrics
 from tritonwatch.codegen.cache import CompileCache
 from tritonwatch.errors import CodegenError, NotFoundError, UsageError
 from tritonwatch.runformat import Result
+
+pytestmark = needs("torch", "triton")
+
 
 KERNELS = Path(__file__).resolve().parent / "kernels_sample.py"
 TARGETS = "sm90,gfx942"

@@ -8,10 +8,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from support.probes import needs
 
 from tritonwatch import settings
 from tritonwatch.cli import main
 from tritonwatch.store import Store
+
+pytestmark = needs("torch", "triton")
+
 
 KERNELS = str(Path(__file__).resolve().parent / "kernels_sample.py")
 
@@ -57,7 +61,7 @@ def test_blast_writes_a_report_and_stores_it(tmp_path: Path, sqlite_url: str) ->
     assert (row["kernel"], row["spec"], row["target"]) == ("scale_kernel", "scale_fp32", "gfx942")
     assert row["first_changed_stage"] is None and row["a"]["metrics"]["vgprs"] > 0
     with Store.open(sqlite_url) as st:
-        (info,) = st.codegen_reports()
+        (info,) = st.codegen.reports()
         assert info.uuid == doc["uuid"]
     table = CliRunner().invoke(
         main,

@@ -14,13 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.probes import needs
 
 from tritonwatch import settings
 from tritonwatch.codegen import EnvInfo, blast, create_env
 from tritonwatch.codegen.envs import env_python, probe
 from tritonwatch.errors import CodegenError, TritonwatchError
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, needs("torch", "triton")]
 OLD = "3.8.0"
 KERNELS = (
     Path(__file__).resolve().parent.parent.parent / "tritonwatch" / "codegen" / "sample_kernels.py"
@@ -40,7 +41,9 @@ def envs_root() -> Path:
 
 def _imports(folder: Path, module: str) -> bool:
     code = f"import {module}"
-    return subprocess.run([str(env_python(folder)), "-c", code], capture_output=True).returncode == 0
+    return (
+        subprocess.run([str(env_python(folder)), "-c", code], capture_output=True).returncode == 0
+    )
 
 
 def _ensure(root: Path, name: str, triton: str, *, system: bool = False) -> EnvInfo:

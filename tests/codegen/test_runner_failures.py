@@ -7,9 +7,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.probes import needs
 
 from tritonwatch import settings
 from tritonwatch.codegen import blast
+
+pytestmark = needs("torch", "triton")
+
 
 KERNELS = Path(__file__).resolve().parent / "kernels_sample.py"
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from support.probes import needs
 
 from tritonwatch.codegen import specs as specs_mod
 from tritonwatch.codegen.specs import CompileSpec, load_file, load_specs, parse_targets
@@ -29,6 +30,7 @@ def _write(tmp_path: Path, specs: str, name: str = "mine.py") -> Path:
     return p
 
 
+@needs("torch", "triton")
 def test_load_file_reads_the_sample_kernels() -> None:
     got = load_file(KERNELS)
     assert [s.name for s in got] == ["scale_fp32", "pipelined_fp16", "breakable_fp32"]
@@ -39,6 +41,7 @@ def test_load_file_reads_the_sample_kernels() -> None:
     assert s.compile_options() == {"num_warps": 4, "num_stages": 3}
 
 
+@needs("torch", "triton")
 def test_user_file_with_defaults_and_target_restriction(tmp_path: Path) -> None:
     p = _write(
         tmp_path,
@@ -65,6 +68,7 @@ def test_user_file_with_defaults_and_target_restriction(tmp_path: Path) -> None:
         ('[{"kernel": "k", "signature": {}, "targets": ["h100"]}]', "unknown target"),
     ],
 )
+@needs("torch", "triton")
 def test_bad_specs_name_the_file_and_the_problem(tmp_path: Path, specs: str, message: str) -> None:
     p = _write(tmp_path, specs)
     with pytest.raises(
@@ -86,6 +90,7 @@ def test_file_without_specs_or_with_foreign_imports(tmp_path: Path) -> None:
         load_file(tmp_path / "missing.py")
 
 
+@needs("torch", "triton")
 def test_pattern_filters_by_kernel_or_spec_name() -> None:
     assert [s.name for s in load_specs([KERNELS], pattern="scale")] == ["scale_fp32"]
     assert [s.name for s in load_specs([KERNELS], pattern="*_fp16")] == ["pipelined_fp16"]
@@ -95,6 +100,7 @@ def test_pattern_filters_by_kernel_or_spec_name() -> None:
     assert load_specs([KERNELS], pattern="nothing-matches") == []
 
 
+@needs("torch", "triton")
 def test_duplicate_spec_names_are_refused(tmp_path: Path) -> None:
     one = '{"name": "a", "kernel": "k", "signature": {"x_ptr": "*fp32", "BLOCK": "constexpr"}, "constexprs": {"BLOCK": 64}}'
     p = _write(tmp_path, f"[{one}, {one}]")
@@ -144,12 +150,14 @@ def test_entry_points_name_modules_with_specs(
         specs_mod.entry_point_files()
 
 
+@needs("torch", "triton")
 def test_spec_key_changes_with_what_decides_the_code() -> None:
     (a,) = load_specs([KERNELS], pattern="scale")
     b = CompileSpec(**{**a.__dict__, "num_warps": 8})
     assert a.key() != b.key()
 
 
+@needs("torch", "triton")
 def test_requirements_exclude_targets_and_triton_versions(tmp_path: Path) -> None:
     p = _write(
         tmp_path,

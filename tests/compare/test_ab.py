@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from comparekit import REAL_TRITON, fake_python
+from support.probes import needs
 
 from tritonwatch.bench import ab
 from tritonwatch.bench.ab import ABOptions, BuildEnv, run_ab, schedule
@@ -50,6 +51,7 @@ def _fake_envs(monkeypatch: pytest.MonkeyPatch, versions: dict[str, str]) -> Fak
     return fake
 
 
+@needs("torch", "triton")
 def test_rounds_interleave_with_each_side_its_own_python_and_a_split_budget(
     monkeypatch: pytest.MonkeyPatch, sqlite_url: str, planted: Path
 ) -> None:
@@ -57,7 +59,7 @@ def test_rounds_interleave_with_each_side_its_own_python_and_a_split_budget(
     opts = ABOptions(a="a", b="b", suite=str(planted), device="cpu", rounds=4, budget_ms=400)
     with Store.open(sqlite_url) as st:
         out = run_ab(opts, st)
-        stored = [st.get_run(out.stored.run_a), st.get_run(out.stored.run_b)]
+        stored = [st.runs.get(out.stored.run_a), st.runs.get(out.stored.run_b)]
     assert [c["python"][-1] for c in fake.calls] == list("abbaabba")
     assert all(c["budget_ms"] == pytest.approx(100.0) for c in fake.calls)
     # Both sides of a pair see the same case order; pairs are shuffled differently.
@@ -75,6 +77,7 @@ def test_rounds_interleave_with_each_side_its_own_python_and_a_split_budget(
     assert times[0].n == 40 and times[0].extra["rounds"] == [10, 10, 10, 10]
 
 
+@needs("torch", "triton")
 def test_every_round_of_both_sides_uses_the_first_rounds_timer(
     monkeypatch: pytest.MonkeyPatch, sqlite_url: str, planted: Path
 ) -> None:
@@ -103,6 +106,7 @@ def test_every_round_of_both_sides_uses_the_first_rounds_timer(
         assert call["timers"] == dict.fromkeys(ids, "graph")
 
 
+@needs("torch", "triton")
 def test_a_worker_that_imports_another_triton_is_refused(
     monkeypatch: pytest.MonkeyPatch, sqlite_url: str, planted: Path
 ) -> None:
@@ -114,6 +118,7 @@ def test_a_worker_that_imports_another_triton_is_refused(
 
 # -- end to end, real worker processes -----------------------------------------------------------
 @pytest.mark.slow
+@needs("torch", "triton")
 def test_planted_slowdown_is_slower_and_a_steady_provider_is_same(
     tmp_path: Path, planted: Path, quick: None, sqlite_url: str
 ) -> None:
@@ -123,7 +128,7 @@ def test_planted_slowdown_is_slower_and_a_steady_provider_is_same(
     opts = ABOptions(a="current", b=str(slow), suite=str(planted), rounds=2)
     with Store.open(sqlite_url) as st:
         out = run_ab(opts, st)
-        row = st.comparison_detail(out.stored.uuid)
+        row = st.reports.comparison_detail(out.stored.uuid)
     by = {c.key.provider: c for c in out.comparison.results}
     assert by["planted"].verdict == "slower", by["planted"].to_json()
     assert by["planted"].ratio == pytest.approx(1.25, abs=0.08)
@@ -132,6 +137,7 @@ def test_planted_slowdown_is_slower_and_a_steady_provider_is_same(
 
 
 @pytest.mark.slow
+@needs("torch", "triton")
 def test_a_a_is_same_everywhere(planted: Path, quick: None, sqlite_url: str) -> None:
     args = [
         "compare",
@@ -173,7 +179,7 @@ def test_two_real_triton_builds_each_in_its_own_worker(
     opts = ABOptions(a="current", b=str(real_env), suite=str(planted), rounds=2)
     with Store.open(sqlite_url) as st:
         out = run_ab(opts, st)
-        ra, rb = st.get_run(out.stored.run_a), st.get_run(out.stored.run_b)
+        ra, rb = st.runs.get(out.stored.run_a), st.runs.get(out.stored.run_b)
     assert ra.build_info["triton"]["version"] == triton.__version__
     assert rb.build_info["triton"]["version"] == REAL_TRITON
     assert out.env_b.triton_version == REAL_TRITON and out.schedule == "ABBA"
@@ -184,6 +190,7 @@ def test_two_real_triton_builds_each_in_its_own_worker(
 
 
 @pytest.mark.slow
+@needs("torch", "triton")
 def test_an_environment_that_cannot_run_the_worker_is_named(
     tmp_path: Path, planted: Path, quick: None, sqlite_url: str
 ) -> None:
@@ -211,9 +218,10 @@ def test_an_environment_that_cannot_run_the_worker_is_named(
     assert r.exit_code != 0 and "Traceback" not in r.output
     assert "cannot run the benchmark worker" in r.stderr and "--system-site-packages" in r.stderr
     with Store.open(sqlite_url) as st:
-        assert st.comparison_page() == []
+        assert st.reports.comparison_page() == []
 
 
+@needs("torch", "triton")
 def test_cases_timed_by_neither_build_are_left_out(
     monkeypatch: pytest.MonkeyPatch, sqlite_url: str, planted: Path
 ) -> None:

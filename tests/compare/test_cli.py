@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from support.probes import needs
 
 from tritonwatch.cli import main
 from tritonwatch.cli.compare import parse_threshold
@@ -48,7 +49,7 @@ def _stored_pair(url: str, slow: float, driver_b: str = "550.54") -> tuple[str, 
         doc["machine"]["driver"] = driver
         runs.append(parse_run(doc))
     with Store.open(url) as st:
-        st.add_runs(runs)
+        st.runs.add_many(runs)
     return str(runs[0].run.id), str(runs[1].run.id)
 
 
@@ -59,6 +60,7 @@ def test_threshold_is_a_percentage_or_a_fraction(text: str | None, value: float 
     assert parse_threshold(text) == (pytest.approx(value) if value is not None else None)
 
 
+@needs("torch", "triton")
 def test_bad_options_fail_in_one_line(sqlite_url: str) -> None:
     _fails(["compare", "--db", sqlite_url, "--a", "current"], "give --a ENV and --b ENV")
     _fails(

@@ -7,7 +7,6 @@ the others share one server per module (starting one costs seconds on a loaded m
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,30 +14,13 @@ from typing import Any
 
 import pytest
 from fleetkit import SHARED_LIMIT_MB, Server
-
-PG_ADMIN_URL = os.environ.get(
-    "TRITONWATCH_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-).replace("postgresql+psycopg", "postgresql")
-
-
-def _pg_problem() -> str | None:
-    try:
-        import psycopg
-
-        with psycopg.connect(PG_ADMIN_URL, connect_timeout=3):
-            return None
-    except Exception as e:  # noqa: BLE001 - any failure means "not reachable"
-        return f"PostgreSQL at {PG_ADMIN_URL} is not reachable: {str(e).strip()[:100]}"
+from support.probes import PG_ADMIN_URL, require_pg
 
 
 @pytest.fixture(scope="module")
 def module_pg() -> Iterator[str]:
     """A fresh PostgreSQL database shared by one module's tests (as tests/conftest's pg_url)."""
-    problem = _pg_problem()
-    if problem:
-        if os.environ.get("CI"):
-            pytest.fail(problem)
-        pytest.skip(problem)
+    require_pg()
     import psycopg
 
     name = f"tw_fleet_{uuid.uuid4().hex[:12]}"

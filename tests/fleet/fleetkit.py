@@ -1,98 +1,21 @@
-"""Helpers of the fleet tests: a `tritonwatch serve` child process, run documents, row counts."""
+"""Helpers of the fleet tests: run documents and row counts (the server launcher and the free
+port come from tests/support)."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import uuid
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import httpx
+from support.net import free_port
+from support.server import ServeProcess
+
+__all__ = ["SHARED_LIMIT_MB", "Server", "free_port", "make_run", "pg_counts"]
 
 SHARED_LIMIT_MB = 2  # the shared server's upload limit: small, so size tests need no 32 MiB bodies
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Server:
-    """`tritonwatch serve` as a child process; start, kill -9 and restart it."""
-
-    db: str
-    log_path: Path
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
-    env: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, wait: bool = True) -> Server:
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tritonwatch",
-                "serve",
-                "--db",
-                self.db,
-                "--port",
-                str(self.port),
-                "--host",
-                "127.0.0.1",
-                "--log-level",
-                "warning",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **self.env},
-        )
-        log.close()
-        if wait:
-            self.wait_ready()
-        return self
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"server did not answer /healthz in {timeout} s:\n{self.log()}")
-
-    def kill9(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill9()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+# The fleet tests' server is the shared `tritonwatch serve` launcher.
+Server = ServeProcess
 
 
 def make_run(

@@ -25,7 +25,6 @@ from fleetkit import make_run, pg_counts
 from tritonwatch.push import PushOptions, PushReport, push
 from tritonwatch.runformat import parse_run
 from tritonwatch.store import Store
-from tritonwatch.store.pushes import pending_runs
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -55,7 +54,7 @@ def _wait_for(what: str, cond: Callable[[], bool], timeout: float = 90.0) -> Non
 def _local_runs(url: str) -> None:
     with Store.open(url) as st:
         for i in range(N_RUNS):
-            st.add_run(
+            st.runs.add(
                 parse_run(
                     make_run(
                         N_RESULTS,
@@ -163,7 +162,7 @@ def test_kill_9_a_push_midway_then_push_again(
     # only runs the server accepted are marked; the server may hold one not yet marked
     assert state["pushes"] <= on_server < N_RUNS
     with Store.open(local) as st:
-        assert len(pending_runs(st, srv.url)) == N_RUNS - state["pushes"]
+        assert len(st.pushes.pending(srv.url)) == N_RUNS - state["pushes"]
     again = _cli("push", "--db", local, "--server", srv.url, env=env)
     out = again.communicate(timeout=120)[0]
     assert again.returncode == 0, out

@@ -29,7 +29,8 @@ READERS = 25
 def test_50_concurrent_uploaders_and_readers(shared_server: Server, module_pg: str) -> None:
     with Store.open(module_pg) as st:
         tokens = [
-            st.create_token("load", f"r{i}", scopes=("upload",)).token for i in range(UPLOADERS)
+            st.access.create_token("load", f"r{i}", scopes=("upload",)).token
+            for i in range(UPLOADERS)
         ]
     stop = time.monotonic() + SECONDS
     lock = threading.Lock()
@@ -108,7 +109,7 @@ def test_50_concurrent_uploaders_and_readers(shared_server: Server, module_pg: s
     assert created and statuses["points 200"] > 0 and statuses["retry 200"] > 0, statuses
     # nothing lost, nothing duplicated, nothing partial
     with Store.open(module_pg) as st:
-        stored = {r.uuid: r.n_results for r in st.runs(org="load", limit=None)}
+        stored = {r.uuid: r.n_results for r in st.runs.find(org="load", limit=None)}
     assert stored == created
     c = pg_counts(module_pg)
     assert c["dup_uuids"] == 0 and c["partial"] == 0

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from fleetkit import Server, free_port, pg_counts
+from support.probes import needs
 
 from tritonwatch.cli import main
 from tritonwatch.store import Store
@@ -39,7 +40,7 @@ def _history_with_a_step(url: str, machine: str = "gpu-n") -> None:
                 "unit": "ms",
                 "samples": (level * (1 + 0.003 * rng.standard_normal(20))).tolist(),
             }
-            st.add_run(
+            st.runs.add(
                 make_run(
                     results=[result],
                     machine=machine,
@@ -104,6 +105,7 @@ def test_unreachable_server_and_webhook_exit_4_before_5_before_1(
 
 @pytest.mark.postgres
 @pytest.mark.slow
+@needs("torch", "triton")
 def test_nightly_runs_pushes_and_detects_end_to_end(
     tmp_path: Path, pg_url: str, make_server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

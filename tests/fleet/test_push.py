@@ -20,7 +20,7 @@ from tritonwatch.errors import RemoteError, UsageError
 from tritonwatch.push import PushOptions, push
 from tritonwatch.runformat import parse_run
 from tritonwatch.store import Store
-from tritonwatch.store.pushes import pending_runs, server_key, spool_status
+from tritonwatch.store.pushes import server_key
 
 SERVER = "http://tw.test:8000"
 FAST = PushOptions(attempts=4, backoff_s=0.0)
@@ -29,7 +29,7 @@ FAST = PushOptions(attempts=4, backoff_s=0.0)
 def _local(url: str, n: int, **kw: Any) -> Store:
     st = Store.open(url)
     for i in range(n):
-        st.add_run(parse_run(make_run(3, started_at=f"2026-11-0{i + 1}T00:00:00Z", **kw)))
+        st.runs.add(parse_run(make_run(3, started_at=f"2026-11-0{i + 1}T00:00:00Z", **kw)))
     return st
 
 
@@ -59,13 +59,13 @@ def test_retries_with_backoff_then_marks_runs_pushed(sqlite_url: str) -> None:
     assert [r.attempts for r in rep.runs] == [3, 1, 1]
     assert len(delays) == 2 and 0.25 <= delays[0] <= 0.5 and 0.5 <= delays[1] <= 1.0
     assert all(s["auth"] == "Bearer tw_x" for s in seen)
-    assert pending_runs(st, SERVER) == [] and spool_status(st, SERVER).pushed == 3
+    assert st.pushes.pending(SERVER) == [] and st.pushes.status(SERVER).pushed == 3
     # safe to re-run: nothing left to send, nothing sent
     seen.clear()
     again = push(st, SERVER + "/", "tw_x", FAST, transport=_server([], seen))
     assert again.runs == [] and seen == []
     # another server has its own spool
-    assert len(pending_runs(st, "https://other.example")) == 3
+    assert len(st.pushes.pending("https://other.example")) == 3
     st.close()
 
 
@@ -82,7 +82,7 @@ def test_unreachable_server_leaves_the_rest_spooled(sqlite_url: str) -> None:
     )
     assert rep.count("created") == 1 and rep.count("failed") == 1 and rep.left == 1
     assert rep.pending == 2 and not rep.complete and "503" in (rep.stopped or "")
-    assert len(pending_runs(st, SERVER)) == 2
+    assert len(st.pushes.pending(SERVER)) == 2
     st.close()
 
 
@@ -94,7 +94,7 @@ def test_refused_run_stays_spooled_and_the_others_go_on(sqlite_url: str) -> None
     )
     assert [r.outcome for r in rep.runs] == ["created", "refused", "created"]
     assert rep.runs[1].attempts == 1 and "scripted 422" in rep.runs[1].message
-    assert [p.uuid for p in pending_runs(st, SERVER)] == [rep.runs[1].uuid]
+    assert [p.uuid for p in st.pushes.pending(SERVER)] == [rep.runs[1].uuid]
     st.close()
 
 
@@ -102,7 +102,7 @@ def test_a_refused_token_stops_the_push(sqlite_url: str) -> None:
     st = _local(sqlite_url, 2)
     with pytest.raises(RemoteError, match="refused the token"):
         push(st, SERVER, "tw_bad", FAST, transport=_server([401], []), sleep=lambda _s: None)
-    assert len(pending_runs(st, SERVER)) == 2
+    assert len(st.pushes.pending(SERVER)) == 2
     with pytest.raises(UsageError, match="needs a token"):
         push(st, SERVER, "", FAST)
     st.close()
@@ -112,7 +112,7 @@ def test_an_answer_that_does_not_name_the_run_is_not_acceptance(sqlite_url: str)
     st = _local(sqlite_url, 1)
     transport = httpx.MockTransport(lambda r: httpx.Response(200, text="<html>proxy</html>"))
     rep = push(st, SERVER, "tw_x", FAST, transport=transport, sleep=lambda _s: None)
-    assert rep.count("failed") == 1 and len(pending_runs(st, SERVER)) == 1
+    assert rep.count("failed") == 1 and len(st.pushes.pending(SERVER)) == 1
     st.close()
 
 
@@ -171,7 +171,7 @@ def test_push_end_to_end_server_down_at_first(
     out2 = again.communicate(timeout=60)[0]
     assert again.returncode == 0 and "0 sent, 0 already there, 0 still spooled" in out2
     with Store.open(local) as st:
-        st.add_run(parse_run(make_run(2, machine="gpu-7", started_at="2026-11-09T00:00:00Z")))
+        st.runs.add(parse_run(make_run(2, machine="gpu-7", started_at="2026-11-09T00:00:00Z")))
     third = _cli("push", "--db", local, "--server", srv.url, env=env)
     out3 = third.communicate(timeout=60)[0]
     assert third.returncode == 0 and "1 sent, 0 already there" in out3

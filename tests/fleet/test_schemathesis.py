@@ -36,7 +36,7 @@ def test_no_5xx_for_any_generated_request(
     which: str, shared_server: Server, module_pg: str, tmp_path: Path
 ) -> None:
     with Store.open(module_pg) as st:
-        token = st.create_token("fuzz", f"schemathesis-{which}").token
+        token = st.access.create_token("fuzz", f"schemathesis-{which}").token
     for i in range(3):  # something to read, so the read paths go past "not found"
         r = httpx.post(
             f"{shared_server.url}/api/v1/runs",
@@ -90,7 +90,7 @@ def test_no_5xx_for_any_generated_request(
     assert "Server error" not in out
     # the fuzzer got past validation and auth: generated runs were stored
     with Store.open(module_pg) as st:
-        assert len(st.runs(org="fuzz", limit=None)) > 3 or which != "writes", out[-3000:]
+        assert len(st.runs.find(org="fuzz", limit=None)) > 3 or which != "writes", out[-3000:]
 
 
 # What the fuzzer found in the read API: ids and offsets beyond PostgreSQL's BIGINT reach the
@@ -117,7 +117,7 @@ def test_out_of_range_ids_and_offsets_are_4xx(shared_server: Server, path: str) 
 
 def test_out_of_range_alert_id_in_triage_is_404(shared_server: Server, module_pg: str) -> None:
     with Store.open(module_pg) as st:
-        token = st.create_token("fuzz", "triager", scopes=("triage",)).token
+        token = st.access.create_token("fuzz", "triager", scopes=("triage",)).token
     r = httpx.post(
         f"{shared_server.url}/api/v1/alerts/{HUGE}/status",
         json={"status": "new"},
@@ -132,7 +132,7 @@ def test_nul_characters_in_a_saved_view_are_4xx(
     shared_server: Server, module_pg: str, field: str
 ) -> None:
     with Store.open(module_pg) as st:
-        token = st.create_token("fuzz", f"viewer-{field}", scopes=("views",)).token
+        token = st.access.create_token("fuzz", f"viewer-{field}", scopes=("views",)).token
     body = {"name": "v", "page": "runs", "query": "", field: "a\x00b"}
     r = httpx.post(
         f"{shared_server.url}/api/v1/views",

@@ -30,7 +30,7 @@ def test_create_prints_the_token_once_and_stores_only_its_hash(sqlite_url: str) 
         with st.engine.connect() as conn:
             stored = conn.exec_driver_sql("SELECT token_hash FROM tokens").scalar_one()
         assert token not in stored and len(stored) == 64
-        row = st.check_token(token)
+        row = st.access.check_token(token)
         assert row is not None and row.actor == "amd/mi300x-1"
     table = _run("token", "list", "--org", "amd", "--db", sqlite_url)
     assert "mi300x-1" in table.stdout and token not in table.stdout
@@ -53,14 +53,14 @@ def test_scopes_revoke_and_errors(sqlite_url: str) -> None:
     )
     token = res.stdout.strip()
     with Store.open(sqlite_url) as st:
-        row = st.check_token(token)
+        row = st.access.check_token(token)
         assert row is not None and row.scopes == ("triage", "views")
     again = _run("token", "create", "--org", "acme", "--name", "alice", "--db", sqlite_url)
     assert again.exit_code == 2 and again.output.startswith("error: ") and "already" in again.output
     res = _run("token", "revoke", str(row.id), "--db", sqlite_url)
     assert res.exit_code == 0 and "revoked token" in res.stdout
     with Store.open(sqlite_url) as st:
-        assert st.check_token(token) is None
+        assert st.access.check_token(token) is None
     missing = _run("token", "revoke", "999", "--db", sqlite_url)
     assert missing.exit_code == 2 and "no token with id 999" in missing.output
     assert "Traceback" not in missing.output

@@ -20,11 +20,11 @@ pytestmark = pytest.mark.postgres
 @pytest.fixture(scope="module")
 def tokens(module_pg: str) -> dict[str, Any]:
     with Store.open(module_pg) as st:
-        a = st.create_token("acme", "runner-a", scopes=("upload",))
-        a_triage = st.create_token("acme", "triager", scopes=("triage",))
-        b = st.create_token("globex", "runner-b", scopes=("upload", "triage"))
-        gone = st.create_token("acme", "old-runner")
-        st.revoke_token(gone.row.id)
+        a = st.access.create_token("acme", "runner-a", scopes=("upload",))
+        a_triage = st.access.create_token("acme", "triager", scopes=("triage",))
+        b = st.access.create_token("globex", "runner-b", scopes=("upload", "triage"))
+        gone = st.access.create_token("acme", "old-runner")
+        st.access.revoke_token(gone.row.id)
     return {"a": a, "a_triage": a_triage, "b": b, "revoked": gone}
 
 
@@ -52,10 +52,10 @@ def test_upload_is_idempotent_and_the_run_belongs_to_the_tokens_org(
     assert again.status_code == 200 and again.json()["id"] == body["id"]
     assert again.json()["created"] is False
     with Store.open(module_pg) as st:
-        runs = st.runs(org="acme", limit=None)
+        runs = st.runs.find(org="acme", limit=None)
         stored = [r for r in runs if r.uuid == doc["run"]["id"]]
         assert len(stored) == 1 and stored[0].n_results == 5
-        assert st.get_run(doc["run"]["id"]).info["org"] == "acme"
+        assert st.runs.get(doc["run"]["id"]).info["org"] == "acme"
     counts = pg_counts(module_pg)
     assert counts["dup_uuids"] == 0 and counts["partial"] == 0
     # the dashboard's org filter sees it
@@ -147,7 +147,7 @@ def test_malformed_invalid_and_oversized_payloads_get_a_4xx_with_a_message(
 
 
 def _alert_for(st: Store, run_uuid: str, org: str) -> int:
-    d = st.get_run(run_uuid)
+    d = st.runs.get(run_uuid)
     from sqlalchemy import select
 
     from tritonwatch.store import schema as s
@@ -159,7 +159,7 @@ def _alert_for(st: Store, run_uuid: str, org: str) -> int:
             .limit(1)
         ).one()
         oid = conn.execute(select(s.orgs.c.id).where(s.orgs.c.name == org)).scalar_one()
-    res = st.upsert_alerts(
+    res = st.alerts.upsert(
         [
             AlertDraft(
                 series_id=sid,
@@ -196,7 +196,7 @@ def test_a_token_can_neither_write_nor_triage_another_orgs_data(
     theirs = make_run(3, machine="shared-name")
     assert _post(shared_server, theirs, tokens["b"]).json()["machine"] == "globex/shared-name"
     with Store.open(module_pg) as st:
-        names = {m.name for m in st.machines()}
+        names = {m.name for m in st.series.machines()}
         assert {"acme/shared-name", "globex/shared-name"} <= names
         alert_id = _alert_for(st, mine["run"]["id"], "acme")
     url = f"{shared_server.url}/api/v1/alerts/{alert_id}/status"
@@ -207,8 +207,8 @@ def test_a_token_can_neither_write_nor_triage_another_orgs_data(
     r = httpx.post(url, json={"status": "acknowledged"}, headers=_auth(tokens["a_triage"]))
     assert r.status_code == 200, r.text
     with Store.open(module_pg) as st:
-        assert st.get_alert(alert_id).status == "acknowledged"
-        assert [e.actor for e in st.alert_history(alert_id)][-1] == "acme/triager"
+        assert st.alerts.get(alert_id).status == "acknowledged"
+        assert [e.actor for e in st.alerts.history(alert_id)][-1] == "acme/triager"
 
 
 def test_a_new_run_id_is_refused_by_uuid_format(

@@ -62,9 +62,14 @@ def test_csv_and_parquet_hold_every_result(store: Store, tmp_path: Path) -> None
     with (tmp_path / "r.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == store.info().counts["results"]
-    stored = {(d.summary.uuid, r.operator, r.provider, json.dumps(r.shape, sort_keys=True), r.metric):
-              (r.value, None if r.samples is None else r.samples.tolist())
-              for d in store.iter_runs() for r in d.results}
+    stored = {
+        (d.summary.uuid, r.operator, r.provider, json.dumps(r.shape, sort_keys=True), r.metric): (
+            r.value,
+            None if r.samples is None else r.samples.tolist(),
+        )
+        for d in store.iter_runs()
+        for r in d.results
+    }
     for row in rows:
         key = (row["run_id"], row["operator"], row["provider"], row["shape"], row["metric"])
         value, samples = stored[key]
@@ -75,8 +80,9 @@ def test_csv_and_parquet_hold_every_result(store: Store, tmp_path: Path) -> None
     table = pq.read_table(tmp_path / "r.parquet").to_pylist()
     assert len(table) == len(rows)
     for item in table:
-        value, samples = stored[(item["run_id"], item["operator"], item["provider"], item["shape"],
-                                 item["metric"])]
+        value, samples = stored[
+            (item["run_id"], item["operator"], item["provider"], item["shape"], item["metric"])
+        ]
         assert item["value"] == value and item["samples"] == samples
 
 
@@ -127,15 +133,22 @@ INTEROP = Path(__file__).parent.parent / "fixtures" / "interop"
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ('{"a": 1, "b": [2]}', r"cannot tell the format: the first line is a JSON object with keys a, b; "
-                               r"tritonwatch reads tritonwatch.run/1 JSONL; tritonbench"),
+        (
+            '{"a": 1, "b": [2]}',
+            r"cannot tell the format: the first line is a JSON object with keys a, b; "
+            r"tritonwatch reads tritonwatch.run/1 JSONL; tritonbench",
+        ),
         ("hello world\n", "not JSON and not a ';'-separated tritonbench CSV"),
         ("run_id,started_at,label\n1,2,3\n", "tritonwatch's own CSV export"),
-        ('{"tritonbench_gemm_fwd[x_1-a]_latency": "1.0",\n', r"bad.jsonl:2: not valid JSON.*truncated"),
+        (
+            '{"tritonbench_gemm_fwd[x_1-a]_latency": "1.0",\n',
+            r"bad.jsonl:2: not valid JSON.*truncated",
+        ),
     ],
 )
-def test_files_of_no_known_format_say_what_they_looked_like(tmp_path: Path, content: str,
-                                                             message: str) -> None:
+def test_files_of_no_known_format_say_what_they_looked_like(
+    tmp_path: Path, content: str, message: str
+) -> None:
     path = tmp_path / "bad.jsonl"
     path.write_text(content)
     with pytest.raises(InputError, match=message):
@@ -155,8 +168,14 @@ def test_an_error_in_a_later_file_writes_nothing(store: Store, tmp_path: Path) -
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"metric": "not an object"}]))
     with pytest.raises(InputError, match="'metric' must be an object"):
-        import_files(store, [str(INTEROP / "tritonbench" / "nightly_result_A-h100.json"),
-                             str(INTEROP / "hud" / "hud_tritonbench_v3.json"), str(bad)])
+        import_files(
+            store,
+            [
+                str(INTEROP / "tritonbench" / "nightly_result_A-h100.json"),
+                str(INTEROP / "hud" / "hud_tritonbench_v3.json"),
+                str(bad),
+            ],
+        )
     counts = store.info().counts
     assert counts["runs"] == counts["results"] == counts["series"] == 0
 

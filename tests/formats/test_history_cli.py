@@ -13,8 +13,13 @@ from click.testing import CliRunner
 from tritonwatch.cli import main
 from tritonwatch.store import Store
 
-NIGHTLY = Path(__file__).parent.parent / "fixtures" / "interop" / "tritonbench" / \
-    "nightly_result_A-h100.json"
+NIGHTLY = (
+    Path(__file__).parent.parent
+    / "fixtures"
+    / "interop"
+    / "tritonbench"
+    / "nightly_result_A-h100.json"
+)
 SLOWED = "triton_tutorial_matmul"
 
 
@@ -66,11 +71,20 @@ def test_tritonbench_history_to_alerts_in_two_commands(tmp_path: Path, sqlite_ur
         assert {a.first_bad_build["triton_commit"][:4] for a in alerts} == {"0020"}
 
 
-def test_import_reports_what_it_skipped_and_bad_input_is_one_line(tmp_path: Path,
-                                                                  sqlite_url: str) -> None:
+def test_import_reports_what_it_skipped_and_bad_input_is_one_line(
+    tmp_path: Path, sqlite_url: str
+) -> None:
     gemm = NIGHTLY.parent / "tb_gemm.json"
-    res = _run("import", str(gemm), "--db", sqlite_url, "--machine", "h100-01",
-               "--date", "2025-08-14T02:00")
+    res = _run(
+        "import",
+        str(gemm),
+        "--db",
+        sqlite_url,
+        "--machine",
+        "h100-01",
+        "--date",
+        "2025-08-14T02:00",
+    )
     assert res.exit_code == 0, res.output
     assert "57 item(s) read, 44 result(s) stored" in res.output
     assert "10 not stored: x_average row" in res.output

@@ -19,17 +19,53 @@ HUD = Path(__file__).parent.parent / "fixtures" / "interop" / "hud"
 TRITONBENCH_V3 = HUD / "hud_tritonbench_v3.json"
 
 # clickhouse_db_schema/benchmark.oss_ci_benchmark_v3/schema.sql (pytorch/test-infra)
-COLUMNS = {"timestamp", "schema_version", "name", "repo", "head_branch", "head_sha", "workflow_id",
-           "run_attempt", "job_id", "servicelab_experiment_id", "servicelab_trial_id", "_meta",
-           "runners", "benchmark", "model", "inputs", "dependencies", "metric"}
-RUNNER = {"name", "type", "cpu_info", "cpu_count", "mem_info", "avail_mem_in_gb", "gpu_info",
-          "gpu_count", "gpu_mem_info", "avail_gpu_mem_in_gb", "extra_info"}
+COLUMNS = {
+    "timestamp",
+    "schema_version",
+    "name",
+    "repo",
+    "head_branch",
+    "head_sha",
+    "workflow_id",
+    "run_attempt",
+    "job_id",
+    "servicelab_experiment_id",
+    "servicelab_trial_id",
+    "_meta",
+    "runners",
+    "benchmark",
+    "model",
+    "inputs",
+    "dependencies",
+    "metric",
+}
+RUNNER = {
+    "name",
+    "type",
+    "cpu_info",
+    "cpu_count",
+    "mem_info",
+    "avail_mem_in_gb",
+    "gpu_info",
+    "gpu_count",
+    "gpu_mem_info",
+    "avail_gpu_mem_in_gb",
+    "extra_info",
+}
 BENCHMARK = {"name", "mode", "dtype", "extra_info"}
 MODEL = {"name", "type", "backend", "origins", "extra_info"}
 DEPENDENCY = {"repo", "branch", "sha", "version", "extra_info"}
 METRIC = {"name", "benchmark_values", "target_value", "extra_info"}
-CI_FIELDS = ("timestamp", "name", "repo", "head_branch", "head_sha", "workflow_id", "run_attempt",
-             "job_id")
+CI_FIELDS = (
+    "timestamp",
+    "name",
+    "repo",
+    "head_branch",
+    "head_sha",
+    "workflow_id",
+    "run_attempt",
+    "job_id",
+)
 
 
 def _canon(records: list[dict[str, Any]]) -> list[str]:
@@ -49,12 +85,15 @@ def test_tritonbench_records_import_as_hud_groups_them(store: Store) -> None:
     runs = store.runs(newest_first=False)
     assert {(r.machine, r.device, r.gpu_model) for r in runs} == {
         ("NVIDIA H100 80GB HBM3", "cuda", "NVIDIA H100 80GB HBM3"),
-        ("NVIDIA B200", "cuda", "NVIDIA B200")}
+        ("NVIDIA B200", "cuda", "NVIDIA B200"),
+    }
     assert [r.triton_commit[:8] for r in runs] == ["3e217414"] * 2 + ["4919b01e"] * 2
     d = store.get_run(runs[0].uuid)
     assert d.machine_info["runner_name"] == "gcp-h100-runner-x7k2p-runner-9qz4d"
-    by = {(r.operator, r.provider, r.metric, json.dumps(r.shape, sort_keys=True)): r
-          for r in d.results}
+    by = {
+        (r.operator, r.provider, r.metric, json.dumps(r.shape, sort_keys=True)): r
+        for r in d.results
+    }
     lat = by[("gemm", "aten_matmul", "latency", json.dumps({"K": 1024, "M": 1024, "N": 1024}))]
     assert (lat.unit, lat.better, lat.dtype) == ("ms", "lower", "fp16")
     assert by[("softmax", "quack", "speedup-avg", "{}")].better == "higher"
@@ -81,23 +120,39 @@ def test_round_trip_field_by_field_for_hud_tritonbench_query(store: Store, tmp_p
     back = _exported(store, tmp_path)
 
     def key(r: dict[str, Any]) -> tuple:
-        return (r["timestamp"], r["workflow_id"], r["model"]["name"], r["model"]["backend"] or "",
-                r["metric"]["name"], r["metric"]["extra_info"].get("input_shape", ""))
+        return (
+            r["timestamp"],
+            r["workflow_id"],
+            r["model"]["name"],
+            r["model"]["backend"] or "",
+            r["metric"]["name"],
+            r["metric"]["extra_info"].get("input_shape", ""),
+        )
 
     def query_fields(r: dict[str, Any]) -> dict[str, Any]:
         ru = r["runners"][0]
         return {
-            "timestamp": r["timestamp"], "benchmark.name": r["benchmark"]["name"],
-            "mode": r["benchmark"]["mode"], "dtype": r["benchmark"]["dtype"],
-            "model.name": r["model"]["name"], "model.type": r["model"]["type"],
-            "model.backend": r["model"]["backend"], "repo": r["repo"],
-            "head_sha": r["head_sha"], "head_branch": r["head_branch"],
+            "timestamp": r["timestamp"],
+            "benchmark.name": r["benchmark"]["name"],
+            "mode": r["benchmark"]["mode"],
+            "dtype": r["benchmark"]["dtype"],
+            "model.name": r["model"]["name"],
+            "model.type": r["model"]["type"],
+            "model.backend": r["model"]["backend"],
+            "repo": r["repo"],
+            "head_sha": r["head_sha"],
+            "head_branch": r["head_branch"],
             "workflow_id": r["workflow_id"],
-            **{f"{d}.{k}": r["dependencies"][d][k] for d in ("pytorch", "triton", "tritonbench")
-               for k in ("repo", "sha")},
-            "dependencies.triton.commit_time":
-                r["dependencies"]["triton"]["extra_info"]["commit_time"],
-            "gpu_info": ru["gpu_info"], "cuda_version": ru["extra_info"]["cuda_version"],
+            **{
+                f"{d}.{k}": r["dependencies"][d][k]
+                for d in ("pytorch", "triton", "tritonbench")
+                for k in ("repo", "sha")
+            },
+            "dependencies.triton.commit_time": r["dependencies"]["triton"]["extra_info"][
+                "commit_time"
+            ],
+            "gpu_info": ru["gpu_info"],
+            "cuda_version": ru["extra_info"]["cuda_version"],
             "runner.name": ru["name"],
             "input_shape": r["metric"]["extra_info"].get("input_shape"),
             "aggregation": r["metric"]["extra_info"].get("aggregation"),
@@ -110,18 +165,25 @@ def test_round_trip_field_by_field_for_hud_tritonbench_query(store: Store, tmp_p
         assert got[key(r)] == query_fields(r)
 
 
-def test_test_infra_fixtures_import_as_the_uploader_reads_them(store: Store,
-                                                                tmp_path: Path) -> None:
+def test_test_infra_fixtures_import_as_the_uploader_reads_them(
+    store: Store, tmp_path: Path
+) -> None:
     rows = import_files(store, [str(HUD / "json-each-row.json")])
     assert rows.files[0].tally.items == 3 and rows.results == 3  # a line may be a list
-    assert import_files(store, [str(HUD / "add_loop_eager.json")]).results == 1  # no benchmark runner
+    assert (
+        import_files(store, [str(HUD / "add_loop_eager.json")]).results == 1
+    )  # no benchmark runner
     pretty = tmp_path / "pretty.json"
-    pretty.write_text(json.dumps(json.loads((HUD / "do_not_overwrite_runners_info.json")
-                                            .read_text()), indent=2))
+    pretty.write_text(
+        json.dumps(json.loads((HUD / "do_not_overwrite_runners_info.json").read_text()), indent=2)
+    )
     assert import_files(store, [str(pretty)]).results == 1
     no_bench = tmp_path / "no_benchmark.json"
-    no_bench.write_text(json.dumps({"model": {"name": "m"}, "metric": {
-        "name": "latency", "benchmark_values": [1.5]}}))
+    no_bench.write_text(
+        json.dumps(
+            {"model": {"name": "m"}, "metric": {"name": "latency", "benchmark_values": [1.5]}}
+        )
+    )
     assert import_files(store, [str(no_bench)]).results == 1
     devices = {(r.machine, r.device) for r in store.runs()}
     assert ("cpu", "cpu") in devices and ("cuda", "cuda") in devices
@@ -130,11 +192,23 @@ def test_test_infra_fixtures_import_as_the_uploader_reads_them(store: Store,
 
 def _record(**over: Any) -> dict[str, Any]:
     r: dict[str, Any] = {
-        "timestamp": 1755137112, "schema_version": "v3", "name": "inductor", "repo":
-        "pytorch/pytorch", "head_branch": "main", "head_sha": "a" * 40, "workflow_id": 1,
-        "run_attempt": 1, "job_id": 2,
-        "runners": [{"name": "cuda", "type": "NVIDIA H100 80GB HBM3", "gpu_count": 1,
-                     "extra_info": {"hostname": "host-1"}}],
+        "timestamp": 1755137112,
+        "schema_version": "v3",
+        "name": "inductor",
+        "repo": "pytorch/pytorch",
+        "head_branch": "main",
+        "head_sha": "a" * 40,
+        "workflow_id": 1,
+        "run_attempt": 1,
+        "job_id": 2,
+        "runners": [
+            {
+                "name": "cuda",
+                "type": "NVIDIA H100 80GB HBM3",
+                "gpu_count": 1,
+                "extra_info": {"hostname": "host-1"},
+            }
+        ],
         "benchmark": {"name": "llm", "mode": "inference", "dtype": "bfloat16"},
         "model": {"name": "llama", "type": "OSS model", "backend": "inductor"},
         "metric": {"name": "tokens_per_second", "benchmark_values": [100.0, 101.0]},
@@ -150,7 +224,9 @@ def test_test_infra_runners_device_gpu_and_builds(store: Store, tmp_path: Path) 
     import_files(store, [str(path)])
     runs = store.runs()
     assert sorted((r.machine, r.device) for r in runs) == [
-        ("NVIDIA A100-SXM4-80GB", "cuda"), ("NVIDIA H100 80GB HBM3", "cuda")]
+        ("NVIDIA A100-SXM4-80GB", "cuda"),
+        ("NVIDIA H100 80GB HBM3", "cuda"),
+    ]
     d = store.get_run(runs[0].uuid)
     assert d.summary.triton_version == "unknown"  # no triton dependency: no Triton build
     assert d.build_info["torch"]["commit"] == "a" * 40  # head_sha, named as PyTorch's
@@ -159,9 +235,11 @@ def test_test_infra_runners_device_gpu_and_builds(store: Store, tmp_path: Path) 
 
 
 def test_converter_zero_is_a_failure_and_real_zero_is_kept(tmp_path: Path) -> None:
-    records = [_record(metric={"name": "latency", "benchmark_values": [0.0]}),
-               _record(metric={"name": "compile_time", "benchmark_values": [0.0]}),
-               _record(metric={"name": "speedup-avg", "benchmark_values": [0.0]})]
+    records = [
+        _record(metric={"name": "latency", "benchmark_values": [0.0]}),
+        _record(metric={"name": "compile_time", "benchmark_values": [0.0]}),
+        _record(metric={"name": "speedup-avg", "benchmark_values": [0.0]}),
+    ]
     path = tmp_path / "z.json"
     path.write_text(json.dumps(records))
     (run,) = read_file(path).runs
@@ -172,8 +250,11 @@ def test_converter_zero_is_a_failure_and_real_zero_is_kept(tmp_path: Path) -> No
 
 
 def test_nights_without_timestamp_or_sha_never_collide(store: Store, tmp_path: Path) -> None:
-    night = {"benchmark": {"name": "pr_time_benchmarks"}, "model": {"name": "add_loop"},
-             "metric": {"name": "compile_time_instruction_count", "benchmark_values": [3.0e9]}}
+    night = {
+        "benchmark": {"name": "pr_time_benchmarks"},
+        "model": {"name": "add_loop"},
+        "metric": {"name": "compile_time_instruction_count", "benchmark_values": [3.0e9]},
+    }
     other = copy.deepcopy(night)
     other["metric"]["benchmark_values"] = [3.1e9]
     a, b = tmp_path / "a.json", tmp_path / "b.json"
@@ -191,8 +272,11 @@ def test_clickhouse_output_with_quoted_64_bit_integers(tmp_path: Path) -> None:
     rows = tmp_path / "ch.jsonl"
     rows.write_text(json.dumps(rec) + "\n")
     wrapped = tmp_path / "ch.json"
-    wrapped.write_text(json.dumps({"meta": [{"name": "timestamp", "type": "UInt64"}],
-                                   "data": [rec], "rows": 1}, indent=1))
+    wrapped.write_text(
+        json.dumps(
+            {"meta": [{"name": "timestamp", "type": "UInt64"}], "data": [rec], "rows": 1}, indent=1
+        )
+    )
     for path in (rows, wrapped):
         (run,) = read_file(path).runs
         assert run.run.started_at.isoformat() == "2025-08-14T02:05:12+00:00"
@@ -214,14 +298,23 @@ def _upload(records: list[dict[str, Any]], metadata: dict[str, Any]) -> list[dic
     return [r for r in merged if r.get("workflow_id") and r.get("job_id")]
 
 
-def test_own_export_is_accepted_by_the_uploader_and_fits_the_schema(store: Store,
-                                                                     tmp_path: Path) -> None:
+def test_own_export_is_accepted_by_the_uploader_and_fits_the_schema(
+    store: Store, tmp_path: Path
+) -> None:
     store.add_run(make_run(seed=1))
     records = _exported(store, tmp_path)
     assert records and not any(k in r for r in records for k in CI_FIELDS)
-    ci = {"timestamp": 1, "schema_version": "v3", "name": "ci", "repo": "triton-lang/triton",
-          "head_branch": "main", "head_sha": "b" * 40, "workflow_id": 7, "run_attempt": 1,
-          "job_id": 8}
+    ci = {
+        "timestamp": 1,
+        "schema_version": "v3",
+        "name": "ci",
+        "repo": "triton-lang/triton",
+        "head_branch": "main",
+        "head_sha": "b" * 40,
+        "workflow_id": 7,
+        "run_attempt": 1,
+        "job_id": 8,
+    }
     uploaded = _upload(records, ci)
     assert len(uploaded) == len(records) and {r["workflow_id"] for r in uploaded} == {7}
     for r in records:
@@ -229,30 +322,42 @@ def test_own_export_is_accepted_by_the_uploader_and_fits_the_schema(store: Store
         assert set(r["benchmark"]) <= BENCHMARK and set(r["model"]) <= MODEL
         assert set(r["metric"]) <= METRIC and all(set(u) <= RUNNER for u in r["runners"])
         assert all(set(d) <= DEPENDENCY for d in r["dependencies"].values())
-        maps = [r["benchmark"]["extra_info"], r["model"]["extra_info"],
-                r["metric"]["extra_info"], *(u["extra_info"] for u in r["runners"]),
-                *(d["extra_info"] for d in r["dependencies"].values())]
+        maps = [
+            r["benchmark"]["extra_info"],
+            r["model"]["extra_info"],
+            r["metric"]["extra_info"],
+            *(u["extra_info"] for u in r["runners"]),
+            *(d["extra_info"] for d in r["dependencies"].values()),
+        ]
         assert all(isinstance(v, str) for m in maps for v in m.values())  # Map(String, String)
         assert r["model"]["type"] == "tritonwatch"
     shaped = [r for r in records if r["model"]["name"] == "matmul"]
     assert shaped and all("input_shape" in r["metric"]["extra_info"] for r in shaped)
 
 
-def test_ci_metadata_only_when_asked(store: Store, tmp_path: Path,
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ci_metadata_only_when_asked(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store.add_run(make_run(seed=1))
     repo_only = _exported(store, tmp_path, hud_options=hud.ExportOptions(repo="acme/kernels"))
     assert {r["repo"] for r in repo_only} == {"acme/kernels"}
     with pytest.raises(UsageError, match="GITHUB_RUN_ID"):
         _exported(store, tmp_path, hud_options=hud.ExportOptions(from_ci_env=True))
-    env = {"GITHUB_WORKFLOW": "nightly", "GITHUB_REPOSITORY": "acme/kernels",
-           "GITHUB_REF": "refs/heads/main", "GITHUB_SHA": "c" * 40, "GITHUB_RUN_ID": "123",
-           "GITHUB_RUN_ATTEMPT": "2", "JOB_ID": "456"}
+    env = {
+        "GITHUB_WORKFLOW": "nightly",
+        "GITHUB_REPOSITORY": "acme/kernels",
+        "GITHUB_REF": "refs/heads/main",
+        "GITHUB_SHA": "c" * 40,
+        "GITHUB_RUN_ID": "123",
+        "GITHUB_RUN_ATTEMPT": "2",
+        "JOB_ID": "456",
+    }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     ci = _exported(store, tmp_path, hud_options=hud.ExportOptions(from_ci_env=True))
     assert {(r["workflow_id"], r["job_id"], r["run_attempt"], r["head_sha"]) for r in ci} == {
-        (123, 456, 2, "c" * 40)}
+        (123, 456, 2, "c" * 40)
+    }
 
 
 def test_records_stream_into_runs_without_reading_everything_first() -> None:
@@ -268,8 +373,13 @@ def test_records_stream_into_runs_without_reading_everything_first() -> None:
         for night in range(10_000):
             for op in ("a", "b"):
                 consumed += 1
-                yield consumed, _record(timestamp=1_700_000_000 + night * 86400,
-                                        model={"name": op, "backend": "triton"})
+                yield (
+                    consumed,
+                    _record(
+                        timestamp=1_700_000_000 + night * 86400,
+                        model={"name": op, "backend": "triton"},
+                    ),
+                )
 
     runs = hud.read_runs(records(), "<gen>", ImportOptions(), Tally(), datetime.now(UTC))
     first = next(runs)
@@ -277,11 +387,11 @@ def test_records_stream_into_runs_without_reading_everything_first() -> None:
     assert consumed < 200  # a few open runs' worth, not 20,000 records
 
 
-def test_a_pretty_printed_list_streams_and_a_cut_one_is_refused(tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch
-                                                                 ) -> None:
-    from tritonwatch.formats import exchange
+def test_a_pretty_printed_list_streams_and_a_cut_one_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from tritonwatch.errors import InputError
+    from tritonwatch.formats import exchange
 
     monkeypatch.setattr(exchange, "_CHUNK", 1000)  # many buffer refills across records
     f = read_file(TRITONBENCH_V3)
@@ -298,9 +408,16 @@ def test_records_sharing_no_run_fields_are_split_not_held(monkeypatch: pytest.Mo
     from tritonwatch.formats.options import ImportOptions, Tally
 
     monkeypatch.setattr(hud, "_MAX_RUN", 50)
-    recs = ((i, {"model": {"name": f"m{i}"}, "metric": {"name": "latency",
-                                                         "benchmark_values": [1.0 + i]}})
-            for i in range(120))
+    recs = (
+        (
+            i,
+            {
+                "model": {"name": f"m{i}"},
+                "metric": {"name": "latency", "benchmark_values": [1.0 + i]},
+            },
+        )
+        for i in range(120)
+    )
     runs = list(hud.read_runs(recs, "<gen>", ImportOptions(), Tally(), datetime.now(UTC)))
     assert [len(r.results) for r in runs] == [50, 50, 20]
     assert len({r.run.id for r in runs}) == 3

@@ -13,10 +13,14 @@ BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "interop_bench.py"
 def test_interop_bench_prints_rate_and_peak_memory(tmp_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, str(BENCH), "--records", "700", "--dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=300, check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
     ).stdout
-    m = re.search(r"^sqlite\s+([\d,]+)\s+([\d,]+)\s+[\d.]+\s+([\d,]+)\s+([\d,]+)\s+([\d,]+)",
-                  out, re.M)
+    m = re.search(
+        r"^sqlite\s+([\d,]+)\s+([\d,]+)\s+[\d.]+\s+([\d,]+)\s+([\d,]+)\s+([\d,]+)", out, re.M
+    )
     assert m, out
     records, runs, rate, cpu_rate, peak = (int(g.replace(",", "")) for g in m.groups())
     assert (records, runs) == (700, 12)  # 61 records per runner-night: 11 whole + 1 partial

@@ -37,7 +37,12 @@ def test_output_json_file_imports_with_units_directions_and_errors(store: Store)
     by = {(r.provider, r.metric, r.shape.get("M")): r for r in d.results}
     lat = by[("aten_matmul", "latency", 1024)]
     assert (lat.operator, lat.mode, lat.unit, lat.better, lat.value) == (
-        "gemm", "fwd", "ms", "lower", 0.00750510584142562)  # tritonbench writes it as a string
+        "gemm",
+        "fwd",
+        "ms",
+        "lower",
+        0.00750510584142562,
+    )  # tritonbench writes it as a string
     assert lat.shape == {"M": 1024, "N": 1024, "K": 1024}
     tf = by[("aten_matmul", "tflops", 1024)]
     assert (tf.unit, tf.better) == ("TFLOP/s", "higher")
@@ -58,12 +63,20 @@ def test_dict_metrics_go_to_extra_and_walltime_has_its_unit(store: Store) -> Non
     d = _only_run(store)
     by = {(r.provider, r.metric, r.shape.get("M")): r for r in d.results}
     tut = by[("triton_tutorial_matmul", "latency", 1024)]
-    assert tut.extra["config"] == {"BLOCK_SIZE_M": 128, "BLOCK_SIZE_N": 256, "BLOCK_SIZE_K": 64,
-                                   "GROUP_SIZE_M": 8, "num_warps": 8, "num_ctas": 1,
-                                   "num_stages": 3}
+    assert tut.extra["config"] == {
+        "BLOCK_SIZE_M": 128,
+        "BLOCK_SIZE_N": 256,
+        "BLOCK_SIZE_K": 64,
+        "GROUP_SIZE_M": 8,
+        "num_warps": 8,
+        "num_ctas": 1,
+        "num_stages": 3,
+    }
     assert tut.extra["x_val"] == "(1024, 1024, 1024)"
-    assert (by[("aten_matmul", "walltime", 1024)].unit, by[("aten_matmul", "gbps", 1024)].unit) \
-        == ("ms", "GB/s")
+    assert (by[("aten_matmul", "walltime", 1024)].unit, by[("aten_matmul", "gbps", 1024)].unit) == (
+        "ms",
+        "GB/s",
+    )
     assert by[("aten_matmul", "compile_time", 1024)].value == 0.0  # aten compiles nothing: real 0
     assert not any(r.metric.startswith("best_config") for r in d.results)
 
@@ -80,14 +93,21 @@ def test_cpu_run_and_failed_backend_message(store: Store) -> None:
 
 
 def test_semicolon_csv(store: Store) -> None:
-    report = import_files(store, [str(TB / "tb_softmax_cpu_real_output.csv")],
-                          opts=ImportOptions(operator="softmax", device="cpu"))
+    report = import_files(
+        store,
+        [str(TB / "tb_softmax_cpu_real_output.csv")],
+        opts=ImportOptions(operator="softmax", device="cpu"),
+    )
     assert report.files[0].format == "tritonbench"
     _accounted(report)
     d = _only_run(store)
     got = {(r.shape["N"], r.metric): r.value for r in d.results}
-    assert got == {(2176, "latency"): 1.2235679626464844, (2176, "gbps"): 6.855857832249938,
-                   (2240, "latency"): 2.037156105041504, (2240, "gbps"): 6.176704852838779}
+    assert got == {
+        (2176, "latency"): 1.2235679626464844,
+        (2176, "gbps"): 6.855857832249938,
+        (2240, "latency"): 2.037156105041504,
+        (2240, "gbps"): 6.176704852838779,
+    }
     assert {r.operator for r in d.results} == {"softmax"}
 
 
@@ -107,7 +127,10 @@ def test_nightly_result_json_keeps_environment(store: Store) -> None:
     assert [(r.operator, r.dtype) for r in failed] == [("fp8_gemm_rowwise", "fp8")]
     gemm = [r for r in d.results if r.operator == "gemm" and r.metric == "tflops"]
     assert {r.dtype for r in gemm} == {"fp16"} and {r.provider for r in gemm} == {
-        "aten_matmul", "triton_tutorial_matmul", "triton_persistent_matmul"}
+        "aten_matmul",
+        "triton_tutorial_matmul",
+        "triton_persistent_matmul",
+    }
 
 
 def test_history_orders_by_benchmark_date_not_file_time(store: Store, tmp_path: Path) -> None:
@@ -120,12 +143,15 @@ def test_history_orders_by_benchmark_date_not_file_time(store: Store, tmp_path: 
     import_files(store, [str(b), str(a)])
     runs = store.runs(newest_first=False)
     assert [r.triton_commit[:8] for r in runs] == ["3e217414", "4919b01e"]
-    (series,) = [s for s in store.series_list(operator="gemm", provider="aten_matmul",
-                                              metric="tflops")
-                 if s.shape == {"M": 4096, "N": 4096, "K": 4096}]
+    (series,) = [
+        s
+        for s in store.series_list(operator="gemm", provider="aten_matmul", metric="tflops")
+        if s.shape == {"M": 4096, "N": 4096, "K": 4096}
+    ]
     assert (series.better, series.unit, series.points) == ("higher", "TFLOP/s", 2)
     a_value = json.loads((TB / "nightly_result_A-h100.json").read_text())["metrics"][
-        "tritonbench_fp16_gemm_fwd[x_(4096, 4096, 4096)-aten_matmul]_tflops"]
+        "tritonbench_fp16_gemm_fwd[x_(4096, 4096, 4096)-aten_matmul]_tflops"
+    ]
     first = store.get_run(runs[0].uuid)
     assert [r.value for r in first.results if r.series_id == series.id] == [a_value]
 
@@ -138,7 +164,8 @@ def test_import_twice_adds_nothing(store: Store) -> None:
 
 
 def test_output_dir_folder_is_one_run_and_nightly_folder_uses_result_json(
-        store: Store, tmp_path: Path) -> None:
+    store: Store, tmp_path: Path
+) -> None:
     per_op = tmp_path / "bench" / "run-20250814020312"
     per_op.mkdir(parents=True)
     shutil.copy(TB / "tb_gemm.json", per_op / "gemm.json")
@@ -154,8 +181,10 @@ def test_output_dir_folder_is_one_run_and_nightly_folder_uses_result_json(
     assert older.started_at.isoformat() == "2025-08-14T02:03:12+00:00"  # the folder's name
     assert {r.operator for r in store.get_run(older.uuid).results} == {"gemm", "softmax"}
     assert newer.triton_commit.startswith("4919b01e")
-    assert report.files[0].tally.skipped[
-        "in a per-operator file that the folder's result.json merges"] == 57
+    assert (
+        report.files[0].tally.skipped["in a per-operator file that the folder's result.json merges"]
+        == 57
+    )
 
 
 SYNTHETIC = {
@@ -197,15 +226,21 @@ def test_provider_labels_modes_and_special_metrics(tmp_path: Path) -> None:
     assert (lat.correct, lat.status) == (False, "incorrect")  # accuracy 0: wrong, not fast
 
 
-@pytest.mark.parametrize("key", ["tritonbench_gemm_fwd", "gemm_fwd[x_1-a]_latency",
-                                 "tritonbench_gemm_fwd[x_1]_latency"])
+@pytest.mark.parametrize(
+    "key", ["tritonbench_gemm_fwd", "gemm_fwd[x_1-a]_latency", "tritonbench_gemm_fwd[x_1]_latency"]
+)
 def test_ids_that_are_not_tritonbench_ids(key: str) -> None:
     assert parse_id(key) is None
 
 
-@pytest.mark.parametrize(("name", "op"), [("softmax.csv", "softmax"),
-                                          ("op_layer_norm_k3_x9a1b.csv", "layer_norm"),
-                                          ("my-results.csv", "my-results")])
+@pytest.mark.parametrize(
+    ("name", "op"),
+    [
+        ("softmax.csv", "softmax"),
+        ("op_layer_norm_k3_x9a1b.csv", "layer_norm"),
+        ("my-results.csv", "my-results"),
+    ],
+)
 def test_csv_operator_from_the_names_tritonbench_gives(tmp_path: Path, name: str, op: str) -> None:
     path = tmp_path / name
     shutil.copy(TB / "tb_softmax_cpu_real_output.csv", path)

@@ -11,9 +11,11 @@ import pytest
 
 from tritonwatch.errors import NotFoundError, UsageError
 from tritonwatch.formats.exchange import read_file
-from tritonwatch.formats.run1 import document, run_document
+from tritonwatch.formats.run1 import run_document
 from tritonwatch.runformat import dump_run, parse_run
 from tritonwatch.store import Store
+from tritonwatch.store import runs as runs_module
+from tritonwatch.store.database import Database
 from tritonwatch.store.rows import utc
 from tritonwatch.testing import make_run
 
@@ -23,8 +25,8 @@ T0 = datetime(2026, 10, 1, 2, 0, tzinfo=UTC)
 
 def test_add_run_is_idempotent_by_uuid(store: Store) -> None:
     run = make_run(n_results=4, started_at=T0)
-    first = store.add_run(run)
-    again = store.add_run(run)
+    first = store.runs.add(run)
+    again = store.runs.add(run)
     assert first.created and not again.created
     assert first.id == again.id
     counts = store.info().counts
@@ -33,16 +35,27 @@ def test_add_run_is_idempotent_by_uuid(store: Store) -> None:
 
 def test_run_round_trips_through_the_database(store: Store) -> None:
     (run,) = read_file(FIXTURE).runs
-    store.add_run(run)
-    doc = document(store, str(run.run.id))
+    store.runs.add(run)
+    doc = run_document(store.runs.get(str(run.run.id)))
     original = dump_run(run)
     assert doc["run"] == original["run"]
     assert doc["machine"] == original["machine"]
     assert doc["build"] == original["build"]
     for got, want in zip(doc["results"], original["results"], strict=True):
         assert got.get("samples") == want.get("samples")
-        for key in ("operator", "provider", "variant", "shape", "dtype", "mode", "metric", "unit",
-                    "status", "error", "correct"):
+        for key in (
+            "operator",
+            "provider",
+            "variant",
+            "shape",
+            "dtype",
+            "mode",
+            "metric",
+            "unit",
+            "status",
+            "error",
+            "correct",
+        ):
             assert got.get(key) == want.get(key), key
         assert got.get("extra", {}) == want.get("extra", {})
     # a result given as samples is summarised by their median
@@ -51,8 +64,8 @@ def test_run_round_trips_through_the_database(store: Store) -> None:
 
 def test_failed_results_keep_status_and_error(store: Store) -> None:
     (run,) = read_file(FIXTURE).runs
-    store.add_run(run)
-    detail = store.get_run(str(run.run.id)[:8])
+    store.runs.add(run)
+    detail = store.runs.get(str(run.run.id)[:8])
     by_op = {r.operator: r for r in detail.results}
     assert by_op["attention"].status == "error" and "out of memory" in by_op["attention"].error
     assert by_op["rmsnorm"].status == "incorrect" and by_op["rmsnorm"].correct is False
@@ -61,67 +74,74 @@ def test_failed_results_keep_status_and_error(store: Store) -> None:
 
 def test_add_runs_is_all_or_nothing(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     good, bad = make_run(seed=1), make_run(seed=2)
-    real = Store._result_rows
+    real = runs_module.result_rows
 
     def explode(run, *args):  # type: ignore[no-untyped-def]
         if run is bad:
             raise RuntimeError("disk full")
         return real(run, *args)
 
-    monkeypatch.setattr(Store, "_result_rows", staticmethod(explode))
+    monkeypatch.setattr(runs_module, "result_rows", explode)
     with pytest.raises(RuntimeError):
-        store.add_runs([good, bad])
+        store.runs.add_many([good, bad])
     assert store.info().counts["runs"] == 0
     assert store.info().counts["results"] == 0
 
 
 def test_runs_are_listed_newest_first_and_filtered(store: Store) -> None:
     for i in range(5):
-        store.add_run(make_run(seed=i, started_at=T0 + timedelta(days=i),
-                               machine="a" if i % 2 else "b", label=f"night{i}", org="acme"))
-    runs = store.runs()
+        store.runs.add(
+            make_run(
+                seed=i,
+                started_at=T0 + timedelta(days=i),
+                machine="a" if i % 2 else "b",
+                label=f"night{i}",
+                org="acme",
+            )
+        )
+    runs = store.runs.find()
     assert [r.label for r in runs] == ["night4", "night3", "night2", "night1", "night0"]
-    assert {r.label for r in store.runs(machine="a")} == {"night1", "night3"}
-    assert [r.label for r in store.runs(since=T0 + timedelta(days=3))] == ["night4", "night3"]
-    assert [r.label for r in store.runs(limit=2, offset=1)] == ["night3", "night2"]
-    assert store.runs(org="other") == []
+    assert {r.label for r in store.runs.find(machine="a")} == {"night1", "night3"}
+    assert [r.label for r in store.runs.find(since=T0 + timedelta(days=3))] == ["night4", "night3"]
+    assert [r.label for r in store.runs.find(limit=2, offset=1)] == ["night3", "night2"]
+    assert store.runs.find(org="other") == []
     assert all(r.org == "acme" for r in runs)
 
 
 def test_run_lookup_by_prefix(store: Store) -> None:
     run = make_run()
-    store.add_run(run)
+    store.runs.add(run)
     uid = str(run.run.id)
-    assert store.get_run(uid[:6]).summary.uuid == uid
+    assert store.runs.get(uid[:6]).summary.uuid == uid
     with pytest.raises(NotFoundError, match="tritonwatch runs"):
-        store.get_run("ffffffff")
+        store.runs.get("ffffffff")
     with pytest.raises(UsageError, match="too short"):
-        store.get_run("ab")
+        store.runs.get("ab")
 
 
 def test_series_points_are_ordered_and_keep_raw_samples(store: Store) -> None:
     runs = [make_run(n_results=2, seed=i, started_at=T0 + timedelta(days=i)) for i in range(6)]
     for run in reversed(runs):  # stored out of order on purpose
-        store.add_run(run)
-    (info, _) = store.series_list(operator="matmul")
-    points = store.series(info.id, info.machine_id, with_samples=True)
+        store.runs.add(run)
+    (info, _) = store.series.find(operator="matmul")
+    points = store.series.points(info.id, info.machine_id, with_samples=True)
     assert [p.run_uuid for p in points] == [str(r.run.id) for r in runs]
     want = runs[3].results[info.shape["M"] // 256 - 1].samples
     assert points[3].samples is not None and points[3].samples.tolist() == want
     assert points[3].value == pytest.approx(np.median(want))
     assert points[3].ci_low <= points[3].value <= points[3].ci_high
-    newest_two = store.series(info.id, info.machine_id, limit=2)
+    newest_two = store.series.points(info.id, info.machine_id, limit=2)
     assert [p.run_uuid for p in newest_two] == [str(r.run.id) for r in runs[-2:]]
 
 
 def test_cpu_results_never_join_gpu_series(store: Store) -> None:
     gpu = make_run(n_results=1, machine="box", seed=1)
     cpu = make_run(n_results=1, machine="box", gpu_model=None, seed=2)
-    store.add_run(gpu)
-    store.add_run(cpu)
-    rows = store.series_list(operator="matmul")
+    store.runs.add(gpu)
+    store.runs.add(cpu)
+    rows = store.series.find(operator="matmul")
     assert len(rows) == 2 and rows[0].id == rows[1].id
-    assert {m.device for m in store.machines()} == {"cuda", "cpu"}
+    assert {m.device for m in store.series.machines()} == {"cuda", "cpu"}
 
 
 def test_concurrent_writers_of_one_run_store_it_once(store: Store) -> None:
@@ -132,7 +152,7 @@ def test_concurrent_writers_of_one_run_store_it_once(store: Store) -> None:
     def write() -> None:
         try:
             with Store.open(store.engine.url.render_as_string(hide_password=False)) as own:
-                created.append(own.add_run(run).created)
+                created.append(own.runs.add(run).created)
         except BaseException as e:  # noqa: BLE001 - collected and asserted below
             errors.append(e)
 
@@ -146,40 +166,42 @@ def test_concurrent_writers_of_one_run_store_it_once(store: Store) -> None:
 
 
 def test_machine_peaks(store: Store) -> None:
-    assert store.machine_peaks("m", "cuda", "H100", 1) is None
-    store.set_machine_peaks("m", "cuda", "H100", 1, {"gbps": 3000.0, "bf16_tflops": 700.0})
-    assert store.machine_peaks("m", "cuda", "H100", 1) == {"gbps": 3000.0, "bf16_tflops": 700.0}
+    assert store.series.peaks("m", "cuda", "H100", 1) is None
+    store.series.set_peaks("m", "cuda", "H100", 1, {"gbps": 3000.0, "bf16_tflops": 700.0})
+    assert store.series.peaks("m", "cuda", "H100", 1) == {"gbps": 3000.0, "bf16_tflops": 700.0}
 
 
 def test_run_document_is_valid_run_format(store: Store) -> None:
-    store.add_run(make_run(seed=3))
-    (summary,) = store.runs()
-    doc = run_document(store.get_run(summary.uuid))
+    store.runs.add(make_run(seed=3))
+    (summary,) = store.runs.find()
+    doc = run_document(store.runs.get(summary.uuid))
     assert parse_run(doc).run.id.hex == summary.uuid.replace("-", "")
 
 
-def test_a_rolled_back_write_leaves_no_stale_ids(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_rolled_back_write_leaves_no_stale_ids(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Series/machine/build ids created in a failed transaction must not be reused later."""
     fresh = make_run(machine="new-box", triton="9.9.9", n_results=3, seed=7)
-    real = Store._write_results
+    real = Database.bulk_insert
 
-    def fail(self, conn, rows):  # type: ignore[no-untyped-def]
+    def fail(self, conn, table, columns, rows):  # type: ignore[no-untyped-def]
         raise RuntimeError("connection lost")
 
-    monkeypatch.setattr(Store, "_write_results", fail)
+    monkeypatch.setattr(Database, "bulk_insert", fail)
     with pytest.raises(RuntimeError):
-        store.add_run(fresh)
-    monkeypatch.setattr(Store, "_write_results", real)
-    assert store.add_run(fresh).created
-    assert len(store.get_run(str(fresh.run.id)).results) == 3
+        store.runs.add(fresh)
+    monkeypatch.setattr(Database, "bulk_insert", real)
+    assert store.runs.add(fresh).created
+    assert len(store.runs.get(str(fresh.run.id)).results) == 3
 
 
 def test_time_filters_see_results_written_in_bulk(store: Store) -> None:
     """results.t is written by the raw bulk path; it must compare like SQLAlchemy's own values."""
     for i in range(4):
-        store.add_run(make_run(n_results=1, seed=i, started_at=T0 + timedelta(days=i)))
-    (info,) = store.series_list()
-    since = store.series(info.id, info.machine_id, since=T0 + timedelta(days=2))
+        store.runs.add(make_run(n_results=1, seed=i, started_at=T0 + timedelta(days=i)))
+    (info,) = store.series.find()
+    since = store.series.points(info.id, info.machine_id, since=T0 + timedelta(days=2))
     assert [p.t for p in since] == [T0 + timedelta(days=2), T0 + timedelta(days=3)]
     with store.engine.connect() as conn:
         from sqlalchemy import select
@@ -207,8 +229,8 @@ def test_result_statistics_for_mixed_sample_counts(store: Store) -> None:
         {"samples": rng.random(20).tolist(), "extra": {"stop": "ci"}},
     ]
     run = make_run(results=[base | {"shape": {"N": i}} | sp for i, sp in enumerate(specs)])
-    store.add_run(run)
-    got = {r.shape["N"]: r for r in store.get_run(str(run.run.id)).results}
+    store.runs.add(run)
+    got = {r.shape["N"]: r for r in store.runs.get(str(run.run.id)).results}
     for i, sp in enumerate(specs):
         r = got[i]
         samples = sp.get("samples")

@@ -121,20 +121,20 @@ def test_schema_1_sqlite_database_upgrades_keeping_every_instant(tmp_path: Path)
     with Store.open(url) as store:
         with store.engine.connect() as conn:
             assert compare_metadata(MigrationContext.configure(conn), metadata) == []
-        starts = {r.uuid: r.started_at for r in store.runs(limit=None)}
+        starts = {r.uuid: r.started_at for r in store.runs.find(limit=None)}
         micro = sorted(t for t in starts.values() if t.microsecond)
         assert [t.isoformat() for t in micro] == [
             f"2026-11-0{3 + k}T02:30:05.12345{6 + k}+00:00" for k in range(3)
         ]
-        for info in store.series_list():
-            points = store.series(info.id, info.machine_id, ok_only=False)
+        for info in store.series.find():
+            points = store.series.points(info.id, info.machine_id, ok_only=False)
             assert [p.t for p in points] == sorted(starts.values())
             cut = micro[1] - timedelta(microseconds=1)
-            late = store.series(info.id, info.machine_id, since=cut, ok_only=False)
+            late = store.series.points(info.id, info.machine_id, since=cut, ok_only=False)
             assert [p.t for p in late] == micro[1:]
             assert info.last_t == micro[-1]
         # and it takes new runs next to the converted ones
-        assert store.add_run(make_run(n_results=2, seed=9)).created
+        assert store.runs.add(make_run(n_results=2, seed=9)).created
 
 
 @pytest.mark.postgres
@@ -151,7 +151,7 @@ def test_schema_1_postgres_database_upgrades_unchanged(pg_url: str) -> None:
     assert Store.upgrade(pg_url) == (1, SCHEMA_VERSION)
     with Store.open(pg_url) as store:
         run = make_run(n_results=2, seed=3)
-        store.add_run(run)
-        (info, _) = store.series_list()
-        (point,) = store.series(info.id, info.machine_id)
+        store.runs.add(run)
+        (info, _) = store.series.find()
+        (point,) = store.series.points(info.id, info.machine_id)
         assert point.t == run.run.started_at

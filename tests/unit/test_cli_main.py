@@ -25,9 +25,28 @@ def _all_commands(cmd: click.Command, path: tuple[str, ...] = ()) -> list[tuple[
     return out
 
 
-DESIGN_COMMANDS = {"run", "list", "calibrate", "compare", "db", "import", "export", "runs", "show",
-                   "detect", "alerts", "alert", "notify", "gate", "env", "blast", "serve", "push",
-                   "nightly", "token"}
+DESIGN_COMMANDS = {
+    "run",
+    "list",
+    "calibrate",
+    "compare",
+    "db",
+    "import",
+    "export",
+    "runs",
+    "show",
+    "detect",
+    "alerts",
+    "alert",
+    "notify",
+    "gate",
+    "env",
+    "blast",
+    "serve",
+    "push",
+    "nightly",
+    "token",
+}
 
 
 def test_every_design_command_is_listed() -> None:
@@ -103,7 +122,9 @@ def test_unknown_export_format_is_a_usage_error() -> None:
 
 
 def test_show_unknown_run(tmp_path: Path) -> None:
-    _fails_cleanly(["show", "abcdef12", "--db", f"sqlite:///{tmp_path / 'tw.db'}"], "no run 'abcdef12'")
+    _fails_cleanly(
+        ["show", "abcdef12", "--db", f"sqlite:///{tmp_path / 'tw.db'}"], "no run 'abcdef12'"
+    )
 
 
 def test_import_runs_show_export_through_the_cli(tmp_path: Path) -> None:
@@ -127,8 +148,19 @@ def test_import_runs_show_export_through_the_cli(tmp_path: Path) -> None:
 
 def test_rich_markup_in_names_is_printed_literally(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'tw.db'}"
-    run = make_run(results=[{"operator": "[bold red]evil[/]", "provider": "p", "shape": {"n": 1},
-                             "dtype": "fp16", "metric": "time", "unit": "ms", "value": 1.0}])
+    run = make_run(
+        results=[
+            {
+                "operator": "[bold red]evil[/]",
+                "provider": "p",
+                "shape": {"n": 1},
+                "dtype": "fp16",
+                "metric": "time",
+                "unit": "ms",
+                "value": 1.0,
+            }
+        ]
+    )
     path = tmp_path / "r.jsonl"
     path.write_text(json.dumps(dump_run(run)) + "\n")
     CliRunner().invoke(main, ["import", "--db", db, str(path)])
@@ -149,3 +181,29 @@ def test_db_upgrade_migrates_an_older_database(tmp_path: Path) -> None:
     ]
     listed = CliRunner().invoke(main, ["runs", "--db", db, "--format", "json"])
     assert listed.exit_code == 0 and len(json.loads(listed.output)) == 4
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["runs", "--since", "yesterday"],
+        ["export", "--until", "yesterday"],
+        ["detect", "--since", "yesterday"],
+        ["notify", "--since", "yesterday"],
+    ],
+)
+def test_every_date_option_parses_the_same_way(args: list[str], tmp_path: Path) -> None:
+    opt = args[1]
+    _fails_cleanly(
+        [*args, "--db", f"sqlite:///{tmp_path / 'tw.db'}"],
+        f"{opt} 'yesterday' is not a date; use ISO 8601 like 2026-11-01",
+    )
+
+
+def test_a_date_option_takes_naive_times_as_utc() -> None:
+    from datetime import UTC, datetime
+
+    from tritonwatch.cli.options import DATE
+
+    assert DATE.convert("2026-11-01", None, None) == datetime(2026, 11, 1, tzinfo=UTC)
+    assert DATE.convert("2026-11-01T12:00Z", None, None) == datetime(2026, 11, 1, 12, tzinfo=UTC)

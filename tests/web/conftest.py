@@ -18,7 +18,7 @@ from tritonwatch.web.app import create_app  # noqa: E402
 
 def make_site(store: Store) -> Iterator[Site]:
     seeded = seed(store)
-    token = store.create_token("acme", "ci").token
+    token = store.access.create_token("acme", "ci").token
     with TestClient(create_app(store)) as client:
         yield Site(client=client, store=store, seeded=seeded, token=token)
 

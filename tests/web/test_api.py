@@ -116,7 +116,7 @@ def test_heatmap_sees_a_step_between_the_newest_two_runs(tmp_path: object) -> No
 
     with Store.open(f"sqlite:///{tmp_path}/step.db") as st:
         seed(st, nights=STEP_NIGHT + 1)  # the newest run is the first bad one
-        cells = {(c.operator, c.dtype, c.machine): c for c in st.heatmap()}
+        cells = {(c.operator, c.dtype, c.machine): c for c in st.overview.heatmap()}
     fp16 = cells[("matmul", "fp16", "h100-a")]
     assert fp16.worst == pytest.approx(1.2, rel=0.03)  # the 1024 time and pct_peak series
     assert cells[("matmul", "bf16", "h100-a")].change == pytest.approx(1.0, abs=0.02)
@@ -152,16 +152,16 @@ def test_alerts_list_detail_and_triage(site: Site) -> None:
 
 
 def test_revoked_token_and_missing_scope(site: Site) -> None:
-    made = site.store.create_token("acme", "uploader", scopes=("upload",))
+    made = site.store.access.create_token("acme", "uploader", scopes=("upload",))
     r = site.client.post(
         f"/api/v1/alerts/{site.seeded.alert_id}/status",
         json={"status": "fixed"},
         headers={"Authorization": f"Bearer {made.token}"},
     )
     assert r.status_code == 403 and "triage" in r.json()["error"]
-    row = site.store.check_token(site.token)
+    row = site.store.access.check_token(site.token)
     assert row is not None
-    site.store.revoke_token(row.id)
+    site.store.access.revoke_token(row.id)
     r = site.client.post(
         "/api/v1/views",
         json={"name": "v", "page": "runs"},
@@ -182,7 +182,7 @@ def test_views_need_a_token_and_round_trip(site: Site) -> None:
     assert (
         page.status_code == 303 and page.headers["location"] == "/series?operator=matmul&dtype=fp16"
     )
-    other = site.store.create_token("other", "x").token
+    other = site.store.access.create_token("other", "x").token
     taken = c.post("/api/v1/views", json=body, headers={"Authorization": f"Bearer {other}"})
     assert taken.status_code == 400 and "belongs to another token" in taken.json()["error"]
 

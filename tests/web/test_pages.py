@@ -106,7 +106,7 @@ def test_alert_page_shows_generated_code_changes(site: Site) -> None:
 
 
 def test_saved_view_redirects_to_its_page(site: Site) -> None:
-    site.store.save_view("mine", "alerts", "status=new", None)
+    site.store.access.save_view("mine", "alerts", "status=new", None)
     r = site.client.get("/view", params={"name": "mine"}, follow_redirects=False)
     assert r.headers["location"] == "/alerts?status=new"
     assert site.client.get("/view", params={"name": "nope"}).status_code == 404

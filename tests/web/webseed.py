@@ -153,13 +153,13 @@ def seed(store: Store, *, nights: int = NIGHTS, detector: bool = False) -> Seede
             doc["machine"]["driver"] = "550.54" if night < STEP_NIGHT else "555.42"
             from tritonwatch.runformat import parse_run
 
-            added = store.add_run(parse_run(doc))
+            added = store.runs.add(parse_run(doc))
             out.runs.setdefault(machine, []).append(added.uuid)
             run_ids.setdefault(machine, []).append(added.id)
-    mid = store.machine_id("h100-a", "cuda", "NVIDIA H100 80GB HBM3", None)
+    mid = store.series.machine_id("h100-a", "cuda", "NVIDIA H100 80GB HBM3", None)
     assert mid is not None
     out.machine_id = mid
-    step = store.series_catalog(
+    step = store.series.catalog(
         operator="matmul",
         provider="triton",
         dtype="fp16",
@@ -167,7 +167,7 @@ def seed(store: Store, *, nights: int = NIGHTS, detector: bool = False) -> Seede
         shape='{"K":1024,"M":1024,"N":1024}',
         machine="h100-a",
     )
-    xss = store.series_catalog(operator=XSS, machine="h100-a")
+    xss = store.series.catalog(operator=XSS, machine="h100-a")
     ids = run_ids["h100-a"]
     drafts = [
         AlertDraft(
@@ -189,12 +189,12 @@ def seed(store: Store, *, nights: int = NIGHTS, detector: bool = False) -> Seede
         from tritonwatch.analysis.detect import detect
 
         detect(store)
-        found = {(a.series_id, a.machine_id): a.id for a in store.alerts()}
+        found = {(a.series_id, a.machine_id): a.id for a in store.alerts.find()}
         out.alert_id = found[(step[0].series_id, mid)]
         out.xss_alert_id = found[(xss[0].series_id, mid)]
     else:
-        out.alert_id, out.xss_alert_id = store.upsert_alerts(drafts).created
-    out.n_alerts = len(store.alerts())
+        out.alert_id, out.xss_alert_id = store.alerts.upsert(drafts).created
+    out.n_alerts = len(store.alerts.find())
     out.step_series_id = step[0].series_id
     _reports(store)
     return out

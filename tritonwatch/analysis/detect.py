@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from ..store.alerts import AlertDraft, ExistingAlert
 from ..store.history import SeriesPoints
 from .changepoint import Change, ChangeSet, DetectConfig, apply_fdr, locate_parallel
 from .stats import mann_whitney, ratio_of_medians_ci
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 # Detection looks at the newest points of a series; older history adds cost, not evidence.
 HISTORY = 120
@@ -191,7 +194,7 @@ def _with_samples(
 
 
 def detect(
-    store: Any,
+    store: Store,
     *,
     since: datetime | None = None,
     machine: str | None = None,
@@ -207,8 +210,8 @@ def detect(
     cfg = config or DetectConfig()
     step = progress or (lambda _what, _i, _n: None)
     step("reading series", 0, 4)
-    infos = {(si.id, si.machine_id): si for si in store.series_list(machine=machine)}
-    points = store.series_points(machine=machine)
+    infos = {(si.id, si.machine_id): si for si in store.series.find(machine=machine)}
+    points = store.history.points(machine=machine)
     chosen = _select(points, infos, pattern)
     values, spans = _matrix(points, chosen)
     step("locating changes", 1, 4)
@@ -224,7 +227,7 @@ def detect(
         sid = points.pairs[chosen[c.row]][0]
         runs = points.run_id[sl]
         keys += [(int(runs[j]), sid) for j in (*c.before_cols, *c.after_cols)]
-    samples = store.result_samples(keys) if keys else {}
+    samples = store.history.samples(keys) if keys else {}
     tested = _with_samples(found.changes, points, spans, chosen, samples)
     kept = apply_fdr(
         ChangeSet(changes=tested, n_series=found.n_series, n_screened=found.n_screened), cfg
@@ -233,12 +236,12 @@ def detect(
     run_ids = {
         int(points.run_id[spans[c.row]][j]) for c in kept for j in (c.last_good, c.first_bad)
     }
-    refs = store.run_refs(run_ids)
-    builds = store.build_infos(r["build_id"] for r in refs.values())
-    hashes = store.codegen_hashes(r["build_id"] for r in refs.values())
+    refs = store.history.runs(run_ids)
+    builds = store.history.builds(r["build_id"] for r in refs.values())
+    hashes = store.history.codegen_hashes(r["build_id"] for r in refs.values())
     pairs = [points.pairs[chosen[c.row]] for c in kept]
     existing: dict[tuple[int, int], list[ExistingAlert]] = {}
-    for e in store.existing_alerts(set(pairs)):
+    for e in store.alerts.existing(set(pairs)):
         existing.setdefault((e.series_id, e.machine_id), []).append(e)
     drafts: list[AlertDraft] = []
     meta: list[tuple[Change, tuple[int, int]]] = []
@@ -307,7 +310,7 @@ def detect(
             )
         )
         meta.append((c, pair))
-    result = store.upsert_alerts(drafts)
+    result = store.alerts.upsert(drafts)
     findings = [
         Finding(
             series_id=pair[0],
@@ -330,114 +333,3 @@ def detect(
         n_changes=len(found.changes),
         findings=findings,
     )
-
-
-# -- notifications ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class AlertGroup:
-    """Alerts caused by one build change (last good build -> first bad build), worst first."""
-
-    title: str
-    changes: dict[str, dict[str, Any]]
-    alerts: list[Any]
-
-
-@dataclass(frozen=True)
-class Notification:
-    """Alerts to announce, grouped by build change, the group with the worst alert first."""
-
-    groups: list[AlertGroup]
-
-    @property
-    def alert_ids(self) -> list[int]:
-        return [a.id for g in self.groups for a in g.alerts]
-
-
-@dataclass(frozen=True)
-class NotifyResult:
-    """What `notify` rendered and, with a webhook, what the receiver answered."""
-
-    notification: Notification
-    text: str
-    posted: bool
-    status_code: int | None
-
-
-def _severity_key(a: Any) -> tuple[bool, float]:
-    return (a.direction != "regression", -a.severity)
-
-
-def notification(
-    store: Any, *, status: str = "new", machine: str | None = None, since: datetime | None = None
-) -> Notification:
-    """The alerts with ``status`` (filed at or after ``since``), grouped by build change."""
-    from ..report.notify import build_title
-
-    rows = store.alerts(status=status, machine=machine, created_since=since)
-    groups: dict[str, list[Any]] = {}
-    for a in rows:
-        groups.setdefault(build_title(a.last_good_build, a.first_bad_build), []).append(a)
-    out = []
-    for title, alerts in groups.items():
-        alerts.sort(key=_severity_key)
-        changes = {
-            k: v
-            for k, v in (alerts[0].details.get("changes") or {}).items()
-            if k not in ("triton", "triton commit")
-        }
-        out.append(AlertGroup(title=title, changes=changes, alerts=alerts))
-    out.sort(key=lambda g: _severity_key(g.alerts[0]))
-    return Notification(groups=out)
-
-
-def notify(
-    store: Any,
-    *,
-    fmt: str,
-    webhook: str | None = None,
-    base_url: str | None = None,
-    status: str = "new",
-    machine: str | None = None,
-    since: datetime | None = None,
-    timeout: float = 10.0,
-) -> NotifyResult:
-    """Render the alerts with ``status`` as ``fmt``; with ``webhook``, POST the payload there.
-
-    Slack and Discord webhooks take the JSON of their format; for markdown and github-issue a
-    webhook receives ``{"text": markdown}`` (what Slack-compatible receivers such as Mattermost
-    and Rocket.Chat accept).
-    """
-    import httpx
-
-    from ..errors import RemoteError, UsageError
-    from ..report import notify as render
-
-    if fmt not in ("markdown", "slack", "discord", "github-issue"):
-        raise UsageError(f"unknown format {fmt!r}; use markdown, slack, discord or github-issue")
-    n = notification(store, status=status, machine=machine, since=since)
-    payload: dict[str, Any]
-    if fmt == "markdown":
-        text = render.markdown(n, base_url)
-        payload = {"text": text}
-    else:
-        payload = {
-            "slack": render.slack,
-            "discord": render.discord,
-            "github-issue": render.github_issue,
-        }[fmt](n, base_url)
-        text = json.dumps(payload, indent=2)
-        if fmt == "github-issue":
-            payload = {"text": payload["body"]}
-    if not webhook:
-        return NotifyResult(notification=n, text=text, posted=False, status_code=None)
-    if not webhook.startswith(("http://", "https://")):
-        raise UsageError(f"webhook {webhook!r} is not an http(s) URL")
-    if not n.groups:
-        return NotifyResult(notification=n, text=text, posted=False, status_code=None)
-    try:
-        resp = httpx.post(webhook, json=payload, timeout=timeout)
-    except httpx.HTTPError as e:
-        raise RemoteError(f"cannot post to the webhook: {e}") from None
-    if resp.status_code >= 400:
-        raise RemoteError(f"the webhook answered {resp.status_code}: {resp.text[:200]}")
-    return NotifyResult(notification=n, text=text, posted=True, status_code=resp.status_code)

@@ -14,7 +14,7 @@ import fnmatch
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -22,6 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..errors import InputError, NotFoundError, UsageError
 from ..runformat import describe_errors
 from .stats import mann_whitney, ratio_of_medians_ci
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 
 class _Strict(BaseModel):
@@ -115,7 +118,7 @@ def _match(value: str | None, patterns: list[str] | None) -> bool:
     return any(fnmatch.fnmatch(v, p.lower()) for p in patterns)
 
 
-def resolve_build(store: Any, ref: str) -> list[Any]:
+def resolve_build(store: Store, ref: str) -> list[Any]:
     """Runs named by BUILD: the newest run per machine of that build.
 
     BUILD is ``version:X`` (a Triton version), ``commit:PREFIX`` (a Triton commit prefix),
@@ -130,7 +133,7 @@ def resolve_build(store: Any, ref: str) -> list[Any]:
     )
     if not value:
         raise UsageError(f"empty build reference {ref!r}; give a Triton version, commit or run id")
-    runs = store.runs(limit=None)
+    runs = store.runs.find(limit=None)
     low = value.lower()
     by_kind = {
         "version": [r for r in runs if r.triton_version == value],
@@ -167,12 +170,12 @@ def _key(r: Any) -> tuple[str, str, str, str, str, str]:
 
 
 def evaluate(
-    store: Any, policy: Policy, baseline: str, candidate: str, *, policy_name: str = "policy"
+    store: Store, policy: Policy, baseline: str, candidate: str, *, policy_name: str = "policy"
 ) -> GateResult:
     """Apply ``policy`` to the candidate build against the baseline build."""
     base_runs = {r.machine_id: r for r in resolve_build(store, baseline)}
     cand_runs = {r.machine_id: r for r in resolve_build(store, candidate)}
-    details = {r.uuid: store.get_run(r.uuid) for r in [*base_runs.values(), *cand_runs.values()]}
+    details = {r.uuid: store.runs.get(r.uuid) for r in [*base_runs.values(), *cand_runs.values()]}
     d = policy.gate
     cases: list[GateCase] = []
     for i, e in enumerate(policy.block):

@@ -4,7 +4,7 @@ Both builds run the same planned cases on the same device, each in its own worke
 started with its own Python (so two Triton builds never share a process), in rounds ordered
 A B B A A B B A ...: slow drift (clocks, temperature, other load) then hits both sides alike.
 Each round gets ``budget / rounds`` per case, so a side's total budget equals one ``run``'s.
-The two sides become two stored runs plus a comparison (see :mod:`tritonwatch.store.comparisons`).
+The two sides become two stored runs plus a comparison (see :mod:`tritonwatch.analysis.compare_runs`).
 """
 
 from __future__ import annotations
@@ -149,7 +149,7 @@ def run_ab(
 ) -> ABOutcome:
     """Plan once, measure both builds in interleaved rounds, store two runs and the comparison."""
     from .. import plugins
-    from ..store.comparisons import save_comparison
+    from ..analysis.compare_runs import save_comparison
 
     t0 = time.monotonic()
     order_ab = schedule(opts.rounds)

@@ -368,7 +368,7 @@ def _with_codegen(run: Any, opts: RunOptions, progress: Progress | None) -> tupl
 
     if progress is not None:
         progress("codegen", None, None)
-    m = static_metrics(targets=opts.codegen_targets, pattern=opts.codegen_pattern, progress=False)
+    m = static_metrics(targets=opts.codegen_targets, pattern=opts.codegen_pattern)
     extra = [Result.model_validate(r) for r in m.results()]
     return run.model_copy(update={"results": [*run.results, *extra]}), [r.compiled for r in m.rows]
 

@@ -1,7 +1,7 @@
-"""Commands of the bench area: ``run``, ``list``, ``calibrate`` (issue #3).
+"""Commands of the bench area: ``run``, ``list``, ``calibrate``.
 
 Each command parses its options and calls one library function in :mod:`tritonwatch.bench`;
-the functions below the commands only render what came back.
+:mod:`tritonwatch.report.bench` renders what comes back.
 """
 
 from __future__ import annotations
@@ -11,10 +11,9 @@ import sys
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from ..errors import UsageError
+from ..report import bench as bench_report
 from .options import console, db_option, open_store, progress_bar, split_names, suite_filters
 
 
@@ -126,7 +125,7 @@ def run_cmd(
             outcome = run_suite(opts, store, progress=progress, on_plan=on_plan)
     finally:
         store.close()
-    render_results(outcome, console())
+    console().print(bench_report.results(outcome))
     if outcome.interrupted:
         click.secho(
             f"interrupted: stored the {outcome.n_finished} cases that finished",
@@ -134,88 +133,6 @@ def run_cmd(
             fg="yellow",
         )
         sys.exit(130)
-
-
-def _fmt(v: float | None, spec: str) -> str:
-    return "" if v is None or v != v else format(v, spec)
-
-
-def render_results(outcome: Any, console: Console) -> None:
-    """The per-case table and a one-line summary."""
-    t = Table(
-        title=f"run {outcome.run.run.id} ({outcome.run.run.device}, suite {outcome.run.run.suite})"
-    )
-    for col in (
-        "case",
-        "provider",
-        "dtype",
-        "median ms",
-        "95% CI",
-        "TFLOP/s",
-        "GB/s",
-        "% peak",
-        "status",
-    ):
-        t.add_column(
-            col, justify="right" if col not in ("case", "provider", "dtype", "status") else "left"
-        )
-    order = {"ok": 0, "incorrect": 1, "error": 2, "checked under the interpreter": 3}
-    rows = sorted(
-        outcome.outcomes,
-        key=lambda o: (
-            o.record.case.operator,
-            str(o.record.case.shape),
-            o.record.case.dtype,
-            o.record.case.provider_key,
-        ),
-    )
-    counts: dict[str, int] = {}
-    for o in rows:
-        r = o.record
-        key = r.status
-        if r.status == "skipped":
-            key = "checked under the interpreter" if r.correct else "not available here"
-        counts[key] = counts.get(key, 0) + 1
-        if r.status == "skipped" and not r.correct:
-            continue  # not runnable here: `tritonwatch list` says why; counted below
-        c = r.case
-        shape = ",".join(f"{k}={v}" for k, v in c.shape.items())
-        ci = ""
-        if o.median_ms:
-            ci = f"{(o.ci_low or 0):.4g}-{(o.ci_high or 0):.4g}"
-        d = o.derived
-        if r.status == "ok":
-            status = "[green]ok[/]" + (
-                " [yellow](throttled)[/]" if r.extra.get("throttled") else ""
-            )
-        elif r.status == "incorrect":
-            status = f"[red]INCORRECT[/] {r.error}"
-        elif r.status == "skipped":
-            status = "[cyan]correct[/] (interpreter)"
-        else:
-            status = f"[red]error[/] {(r.error or '')[:80]}"
-        t.add_row(
-            f"{c.operator}[{shape}]",
-            c.provider_key,
-            c.dtype,
-            _fmt(o.median_ms, ".4g"),
-            ci,
-            _fmt(d.tflops if d else None, ".3g"),
-            _fmt(d.gbps if d else None, ".4g"),
-            _fmt(d.pct_peak if d else None, ".1f"),
-            status,
-        )
-    console.print(t)
-    summary = ", ".join(f"{counts[k]} {k}" for k in sorted(counts, key=lambda k: order.get(k, 9)))
-    if "not available here" in counts:
-        summary += " (`tritonwatch list` says why)"
-    peak = (
-        f"% of peak from {outcome.peak_source} peaks"
-        if outcome.peak_source
-        else "no % of peak (no known peaks)"
-    )
-    stored = f"stored as run {outcome.stored.uuid}" if outcome.stored else "nothing stored"
-    console.print(f"{summary}; {peak}; {stored}; {outcome.elapsed_s:.1f} s")
 
 
 @click.command("list")
@@ -244,23 +161,7 @@ def list_cmd(device: str | None, suite: str, plugins: tuple[str, ...]) -> None:
     from ..bench.runner import listing
 
     info = listing(device=device, suite=suite, plugins=plugins)
-    out = console()
-    t = Table(title=f"operators and providers on {info.device.kind} ({info.device.arch})")
-    for col in ("operator", "provider", "kind", "cases", "available here"):
-        t.add_column(col)
-    for row in info.rows:
-        ok = [dt for dt, why in row["dtypes"].items() if why is None]
-        by_reason: dict[str, list[str]] = {}
-        for dt, why in row["dtypes"].items():
-            if why:
-                by_reason.setdefault(why, []).append(dt)
-        notes = [f"{', '.join(dts)}: {why}" for why, dts in by_reason.items()]
-        if ok and row["kind"] == "inductor" and info.device.kind == "cpu":
-            notes.append("runs on CPU only with --provider inductor (slow C++ compiles)")
-        avail = (", ".join(ok) or "[red]none[/]") + "".join(f"\n[dim]{n}[/]" for n in notes)
-        t.add_row(row["operator"], row["provider"], row["kind"], str(row["cases"]), avail)
-    out.print(t)
-    out.print(f"{info.n_cases} cases in suite {suite!r} can run here; {info.n_skipped} cannot")
+    console().print(bench_report.listing(info, suite))
 
 
 @click.command("calibrate")

@@ -1,4 +1,4 @@
-"""Commands of the codegen area (issue #5): ``env create``, ``env list`` and ``blast``."""
+"""Commands of the codegen area: ``env create``, ``env list`` and ``blast``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from rich.table import Table
 
 from .. import settings
 from ..errors import InputError, UsageError
-from .options import console, db_option, open_store
+from .options import console, db_option, open_store, progress_bar
 
 
 @click.group("env")
@@ -164,7 +164,12 @@ def blast_cmd(
     # Open the database first: a bad --db should fail before minutes of compiling, not after.
     store = None if no_store else open_store(db)
     try:
-        with settings.scope(jobs=jobs):
+        with settings.scope(jobs=jobs), progress_bar() as bar:
+            task = bar.add_task("compiling", total=None)
+
+            def step(label: str, done: int, total: int) -> None:
+                bar.update(task, description=label, completed=done, total=total)
+
             report = blast(
                 env_a,
                 env_b,
@@ -172,10 +177,10 @@ def blast_cmd(
                 jobs=jobs,
                 pattern=pattern,
                 kernel_files=list(kernel_files) or None,
-                progress=True,
+                progress=step,
             )
         if store is not None:
-            store.add_blast_report(report)
+            store.codegen.add_report(report)
     finally:
         if store is not None:
             store.close()

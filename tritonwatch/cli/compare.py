@@ -1,11 +1,11 @@
-"""Commands of the compare area (issue #7): ``tritonwatch compare``."""
+"""Commands of the compare area: ``tritonwatch compare``."""
 
 from __future__ import annotations
 
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -20,6 +20,9 @@ from .options import (
     split_names,
     suite_filters,
 )
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 
 def parse_threshold(text: str | None) -> float | None:
@@ -176,16 +179,16 @@ def compare_cmd(
         sys.exit(1)
 
 
-def _runs(store: Any, runs: tuple[str, str], thr: float | None, force: bool) -> Any:
+def _runs(store: Store, runs: tuple[str, str], thr: float | None, force: bool) -> Any:
     from .. import settings
-    from ..store.comparisons import compare_stored_runs
+    from ..analysis.compare_runs import compare_stored_runs
 
     with settings.scope(threshold=thr):
         threshold = float(settings.get("threshold"))
     return compare_stored_runs(store, runs[0], runs[1], threshold=threshold, force=force)
 
 
-def _measure(store: Any, a: str, b: str, **kw: Any) -> Any:
+def _measure(store: Store, a: str, b: str, **kw: Any) -> Any:
     from ..bench.ab import ABOptions, run_ab
 
     opts = ABOptions(a=a, b=b, command=shlex.join(["tritonwatch", *sys.argv[1:]]), **kw)

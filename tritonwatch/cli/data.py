@@ -4,31 +4,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
 from .. import settings
-from ..errors import UsageError
 from ..formats import exchange, hud, run1
 from ..formats.options import DEVICES, ImportOptions
 from ..report import runs as render
 from ..store import Store
-from .options import console, db_option, format_option, open_store, progress_bar
-
-
-def _when(value: str | None, name: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(
-            f"{name} {value!r} is not a date; use ISO 8601 like 2026-11-01 or 2026-11-01T12:00"
-        ) from None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
+from .options import DATE, console, db_option, format_option, open_store, progress_bar
 
 
 def _filters(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -39,10 +26,13 @@ def _filters(f: Callable[..., Any]) -> Callable[..., Any]:
             click.option("--label", help="Only runs with this label."),
             click.option(
                 "--since",
+                type=DATE,
                 metavar="DATE",
                 help="Only runs started at or after DATE (ISO 8601, UTC).",
             ),
-            click.option("--until", metavar="DATE", help="Only runs started before DATE."),
+            click.option(
+                "--until", type=DATE, metavar="DATE", help="Only runs started before DATE."
+            ),
         ]
     ):
         f = opt(f)
@@ -83,24 +73,12 @@ def db_info(db: str | None, fmt: str) -> None:
     """Print the database URL, schema version and row counts."""
     with open_store(db) as store:
         info = store.info()
+    from ..report.runs import store_info_json, store_info_text
+
     if fmt == "json":
-        click.echo(
-            json.dumps(
-                {
-                    "url": info.url,
-                    "backend": info.backend,
-                    "schema_version": info.schema_version,
-                    "counts": info.counts,
-                },
-                indent=2,
-            )
-        )
+        click.echo(json.dumps(store_info_json(info), indent=2))
         return
-    click.echo(f"url             {info.url}")
-    click.echo(f"backend         {info.backend}")
-    click.echo(f"schema version  {info.schema_version}")
-    for table, count in info.counts.items():
-        click.echo(f"{table:<15} {count:,}")
+    click.echo(store_info_text(info))
 
 
 @click.command("import")
@@ -134,6 +112,7 @@ def db_info(db: str | None, fmt: str) -> None:
 )
 @click.option(
     "--date",
+    type=DATE,
     metavar="DATE",
     help="Run time for files that record none (ISO 8601); "
     "default: a run-TIMESTAMP folder name, else the file's modification time.",
@@ -146,7 +125,7 @@ def import_cmd(
     operator: str | None,
     machine: str | None,
     device: str | None,
-    date: str | None,
+    date: datetime | None,
     db: str | None,
 ) -> None:
     """Import runs from PATHS: tritonwatch.run/1 JSONL, tritonbench output, HUD v3 records.
@@ -166,7 +145,7 @@ def import_cmd(
         operator=operator,
         machine=machine,
         device=device,
-        started_at=_when(date, "--date"),
+        started_at=date,
     )
     total = sum(_size(p) for p in paths)
     with open_store(db) as store, progress_bar(in_bytes=True) as progress:
@@ -239,8 +218,8 @@ def export_cmd(
     machine: str | None,
     org: str | None,
     label: str | None,
-    since: str | None,
-    until: str | None,
+    since: datetime | None,
+    until: datetime | None,
     db: str | None,
 ) -> None:
     """Export stored runs, oldest first. The file appears only when complete."""
@@ -254,8 +233,8 @@ def export_cmd(
             machine=machine,
             org=org,
             label=label,
-            since=_when(since, "--since"),
-            until=_when(until, "--until"),
+            since=since,
+            until=until,
         )
     if output != "-":
         click.echo(f"exported {n} run(s) to {output}", err=True)
@@ -270,20 +249,20 @@ def runs_cmd(
     machine: str | None,
     org: str | None,
     label: str | None,
-    since: str | None,
-    until: str | None,
+    since: datetime | None,
+    until: datetime | None,
     limit: int,
     fmt: str,
     db: str | None,
 ) -> None:
     """List stored runs, newest first."""
     with open_store(db) as store:
-        rows = store.runs(
+        rows = store.runs.find(
             machine=machine,
             org=org,
             label=label,
-            since=_when(since, "--since"),
-            until=_when(until, "--until"),
+            since=since,
+            until=until,
             limit=limit,
         )
     if fmt == "json":
@@ -303,7 +282,7 @@ def runs_cmd(
 def show_cmd(run: str, fmt: str, db: str | None) -> None:
     """Show one run's fingerprint and results. RUN is its id or a unique prefix (>= 4 chars)."""
     with open_store(db) as store:
-        detail = store.get_run(run)
+        detail = store.runs.get(run)
     if fmt == "json":
         click.echo(json.dumps(run1.run_document(detail), indent=2))
         return

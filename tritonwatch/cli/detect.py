@@ -1,33 +1,24 @@
-"""Commands of the detect area (issue #4): detect, alerts, alert, notify, gate."""
+"""Commands of the detect area: detect, alerts, alert, notify, gate."""
 
 from __future__ import annotations
 
 import getpass
 import os
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import click
 
 from .. import settings
 from ..errors import UsageError
-from .options import console, db_option, format_option, open_store, progress_bar
-
-
-def _when(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"--since {value!r} is not a date; use ISO 8601 like 2026-11-01") from None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
+from .options import DATE, console, db_option, format_option, open_store, progress_bar
 
 
 @click.command("detect")
 @click.option(
     "--since",
+    type=DATE,
     metavar="DATE",
     help="Only file changes whose first bad run started at or after DATE (ISO 8601, "
     "UTC); older nights are still read as the baseline.",
@@ -41,7 +32,9 @@ def _when(value: str | None) -> datetime | None:
     "contains PATTERN, or matches it as a glob when it has * ? or [.",
 )
 @db_option
-def detect_cmd(since: str | None, machine: str | None, pattern: str | None, db: str | None) -> None:
+def detect_cmd(
+    since: datetime | None, machine: str | None, pattern: str | None, db: str | None
+) -> None:
     """Find regressions and improvements in every series and file alerts (idempotent).
 
     Running it twice on the same data files nothing new; an alert already filed for a change is
@@ -50,14 +43,13 @@ def detect_cmd(since: str | None, machine: str | None, pattern: str | None, db: 
     from ..analysis.detect import detect
     from ..report.alerts import detect_summary, detect_table
 
-    when = _when(since)
     with open_store(db) as store, progress_bar() as bar:
         task = bar.add_task("detect", total=4)
 
         def step(what: str, i: int, n: int) -> None:
             bar.update(task, description=what, completed=i, total=n)
 
-        report = detect(store, since=when, machine=machine, pattern=pattern, progress=step)
+        report = detect(store, since=since, machine=machine, pattern=pattern, progress=step)
     if report.findings:
         console().print(detect_table(report))
     else:
@@ -90,7 +82,7 @@ def alerts_cmd(
     from ..report.alerts import alerts_json, alerts_table
 
     with open_store(db) as store:
-        rows = store.alerts(
+        rows = store.alerts.find(
             status=status, machine=machine, operator=operator, direction=direction, limit=limit
         )
     if fmt == "json":
@@ -121,9 +113,9 @@ def alert_cmd(
     with open_store(db) as store:
         if new_status is not None:
             who = actor or os.environ.get("USER") or _user()
-            store.set_alert_status(alert_id, new_status, actor=who, note=note)
-        row = store.get_alert(alert_id)
-        history = store.alert_history(alert_id)
+            store.alerts.set_status(alert_id, new_status, actor=who, note=note)
+        row = store.alerts.get(alert_id)
+        history = store.alerts.history(alert_id)
     console().print(alert_detail(row, history))
 
 
@@ -160,7 +152,9 @@ def _user() -> str:
     help="Which alerts to announce (a triage status).",
 )
 @click.option("--machine", help="Only alerts on this machine.")
-@click.option("--since", metavar="DATE", help="Only alerts filed at or after DATE (ISO 8601, UTC).")
+@click.option(
+    "--since", type=DATE, metavar="DATE", help="Only alerts filed at or after DATE (ISO 8601, UTC)."
+)
 @db_option
 def notify_cmd(
     fmt: str,
@@ -168,14 +162,14 @@ def notify_cmd(
     base_url: str | None,
     status: str,
     machine: str | None,
-    since: str | None,
+    since: datetime | None,
     db: str | None,
 ) -> None:
     """Render new alerts for Markdown, Slack, Discord or a GitHub issue, or post them.
 
     Alerts are grouped by the build change that caused them, most severe first.
     """
-    from ..analysis.detect import notify
+    from ..notify import notify
 
     with settings.scope(webhook=webhook, base_url=base_url):
         hook, base = settings.get("webhook"), settings.get("base_url")
@@ -187,7 +181,7 @@ def notify_cmd(
             base_url=base,
             status=status,
             machine=machine,
-            since=_when(since),
+            since=since,
         )
     if result.posted:
         click.echo(

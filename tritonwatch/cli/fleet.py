@@ -1,4 +1,4 @@
-"""Commands of the fleet area (issue #8): ``push``, ``nightly`` and ``token``."""
+"""Commands of the fleet area: ``push``, ``nightly`` and ``token``."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.table import Table
 
 from .. import settings
+from ..report import fleet as fleet_report
 from .options import console, db_option, format_option, open_store, progress_bar
 
 
@@ -122,13 +122,8 @@ def nightly_cmd(config_path: Path | None, db: str | None) -> None:
     err = console(err=True)
     with open_store(db or cfg.db) as store:
         report, text = nightly(store, cfg, on_step=lambda s: err.print(f"nightly: {s} ..."))
-    table = Table(title="tritonwatch nightly", show_lines=False)
-    for col in ("step", "ok", "what happened"):
-        table.add_column(col)
-    for s in report.steps:
-        table.add_row(s.name, "yes" if s.ok else "[red]no[/red]", s.summary)
     out = console()
-    out.print(table)
+    out.print(fleet_report.nightly_table(report))
     if text:
         click.echo(text, nl=not text.endswith("\n"))
     out.print(f"exit status {report.exit_code}")
@@ -154,7 +149,7 @@ def token_cmd() -> None:
 def token_create_cmd(org: str, name: str, scopes: tuple[str, ...], db: str | None) -> None:
     """Create a token and print it once (only its hash is stored)."""
     with open_store(db) as store:
-        made = store.create_token(org, name, scopes=tuple(scopes) or ("upload",))
+        made = store.access.create_token(org, name, scopes=tuple(scopes) or ("upload",))
     click.secho(
         f"token {made.row.id} for {made.row.actor} (scopes: {', '.join(made.row.scopes)}); "
         "it is shown only now:",
@@ -172,40 +167,11 @@ def token_list_cmd(org: str | None, fmt: str, db: str | None) -> None:
     import json
 
     with open_store(db) as store:
-        rows = store.list_tokens(org)
+        rows = store.access.tokens(org)
     if fmt == "json":
-        click.echo(
-            json.dumps(
-                [
-                    {
-                        "id": r.id,
-                        "org": r.org,
-                        "name": r.name,
-                        "scopes": list(r.scopes),
-                        "created_at": r.created_at.isoformat(),
-                        "last_used_at": r.last_used_at.isoformat() if r.last_used_at else None,
-                        "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None,
-                    }
-                    for r in rows
-                ],
-                indent=2,
-            )
-        )
+        click.echo(json.dumps(fleet_report.tokens_json(rows), indent=2))
         return
-    table = Table()
-    for col in ("id", "org", "name", "scopes", "created", "last used", "revoked"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(
-            str(r.id),
-            r.org,
-            r.name,
-            ",".join(r.scopes),
-            f"{r.created_at:%Y-%m-%d %H:%M}",
-            f"{r.last_used_at:%Y-%m-%d %H:%M}" if r.last_used_at else "never",
-            f"{r.revoked_at:%Y-%m-%d %H:%M}" if r.revoked_at else "",
-        )
-    console().print(table)
+    console().print(fleet_report.tokens_table(rows))
 
 
 @token_cmd.command("revoke")
@@ -214,7 +180,7 @@ def token_list_cmd(org: str | None, fmt: str, db: str | None) -> None:
 def token_revoke_cmd(token_id: int, db: str | None) -> None:
     """Revoke a token by id (see `tritonwatch token list`); it stops working at once."""
     with open_store(db) as store:
-        row = store.revoke_token(token_id)
+        row = store.access.revoke_token(token_id)
     click.echo(f"revoked token {row.id} ({row.actor})")
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
@@ -19,9 +20,36 @@ from rich.progress import (
 )
 
 from .. import settings
-from ..errors import NotAvailableYet
+from ..errors import UsageError
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class DateType(click.ParamType):
+    """A date or time option: ISO 8601 (``2026-11-01``, ``2026-11-01T12:00``, ``...Z``), naive
+    values taken as UTC. The one parser every command's DATE option uses."""
+
+    name = "date"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> datetime:
+        if isinstance(value, datetime):
+            return value if value.tzinfo else value.replace(tzinfo=UTC)
+        try:
+            t = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+        except ValueError:
+            opt = param.opts[0] if param is not None and param.opts else "the date"
+            raise UsageError(
+                f"{opt} {value!r} is not a date; use ISO 8601 like 2026-11-01 or 2026-11-01T12:00"
+            ) from None
+        return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+DATE = DateType()
 
 
 def db_option(f: F) -> F:
@@ -49,19 +77,13 @@ def format_option(*choices: str, default: str = "table") -> Callable[[F], F]:
     return deco
 
 
-def open_store(db: str | None, *, create: bool = True) -> Any:
+def open_store(db: str | None, *, create: bool = True) -> Store:
     """The Store for ``--db`` (or the setting), created and migrated on first use."""
     from ..store import Store
 
     with settings.scope(db=db):
         url = settings.get("db")
     return Store.open(url, create=create)
-
-
-def not_available(command: str, issue: int) -> NotAvailableYet:
-    return NotAvailableYet(
-        f"`tritonwatch {command}` is not available yet (tracked in issue #{issue})"
-    )
 
 
 def suite_filters(f: F) -> F:

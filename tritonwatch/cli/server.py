@@ -1,4 +1,4 @@
-"""Commands of the server area (issue #6): ``tritonwatch serve``."""
+"""Commands of the server area: ``tritonwatch serve``."""
 
 from __future__ import annotations
 

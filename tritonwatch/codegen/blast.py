@@ -25,7 +25,7 @@ from .cache import CompileCache
 from .diff import BlastSummary, KernelDiff, compare_all
 from .envs import EnvInfo, probe, resolve_env
 from .metrics import Compiled, analyze
-from .runner import CompileOutcome, compile_all
+from .runner import CompileOutcome, CompileProgress, compile_all
 from .specs import CompileSpec, dtype_of, load_specs, parse_targets
 
 
@@ -122,7 +122,7 @@ def blast(
     jobs: int | None = None,
     pattern: str | None = None,
     kernel_files: Sequence[str | Path] | None = None,
-    progress: bool = False,
+    progress: CompileProgress | None = None,
     cache: CompileCache | None = None,
 ) -> BlastReport:
     """Compile every spec for every target with environments ``a`` and ``b`` and compare.
@@ -252,7 +252,7 @@ def static_metrics(
     kernel_files: Sequence[str | Path] | None = None,
     pattern: str | None = None,
     jobs: int | None = None,
-    progress: bool = False,
+    progress: CompileProgress | None = None,
     cache: CompileCache | None = None,
 ) -> StaticMetrics:
     """Compile the suite's specs with one environment (default: this Python) for ``targets``

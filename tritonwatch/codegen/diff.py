@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .metrics import Compiled
-from .normalize import STAGE_LABELS, STAGE_ORDER, strip_header
+from .normalize import STAGE_LABELS, changed_stages, strip_header
 
 MAX_DIFF_LINES = 200
 
@@ -180,8 +180,7 @@ def _first_code_stage(a: Compiled, b: Compiled, changed: list[str]) -> str | Non
 
 
 def _changed_stages(a: Compiled, b: Compiled) -> list[str]:
-    order = [s for s in STAGE_ORDER if s in a.stage_hashes or s in b.stage_hashes]
-    return [s for s in order if a.stage_hashes.get(s) != b.stage_hashes.get(s)]
+    return changed_stages(a.stage_hashes, b.stage_hashes)
 
 
 def compare(a: Compiled, b: Compiled, *, diff_stages: int = 1) -> KernelDiff:

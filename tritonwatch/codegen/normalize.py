@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 
 #: Stages in pipeline order; the first one whose normalised text differs is "where it changed".
 STAGE_ORDER = ("ttir", "ttgir", "llir", "ptx", "amdgcn", "sass", "cubin", "hsaco")
@@ -27,6 +28,17 @@ STAGE_LABELS = {
     "cubin": "CUBIN",
     "hsaco": "HSACO",
 }
+
+
+def changed_stages(hashes_a: Mapping[str, str], hashes_b: Mapping[str, str]) -> list[str]:
+    """The stages whose normalised text differs between two builds, in compile order.
+
+    A stage only one side has counts as changed; the first entry is the "first changed stage"
+    that blast reports and alerts name.
+    """
+    order = [s for s in STAGE_ORDER if s in hashes_a or s in hashes_b]
+    return [s for s in order if hashes_a.get(s) != hashes_b.get(s)]
+
 
 # Patterns start with a literal "/" so the regex engine can skip ahead (a look-behind here made
 # normalising a large LLVM module 100x slower); the look-behind is checked in _path instead.

@@ -23,13 +23,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from .. import settings
 from .cache import CompileCache, cache_key
 from .envs import WORKER, EnvInfo
 from .specs import CompileSpec, file_hash
+
+# progress(label, done, total): how the caller shows compile progress (a bar, a log line).
+CompileProgress = Callable[[str, int, int], None]
 
 # Tool locations a user may point Triton at on purpose; every other TRITON_* switch is dropped so
 # both sides compile the same way.
@@ -203,10 +203,14 @@ def compile_all(
     *,
     jobs: int | None = None,
     cache: CompileCache | None = None,
-    progress: bool = False,
+    progress: CompileProgress | None = None,
     label: str = "compiling",
 ) -> CompileOutcome:
-    """Compile every applicable spec x target in every environment; results keyed by indices."""
+    """Compile every applicable spec x target in every environment; results keyed by indices.
+
+    ``progress(label, done, total)`` is called once before compiling (cached results count as
+    done) and after each result, from worker threads one at a time, as the runner reports.
+    """
     t0 = time.perf_counter()
     jobs = max(1, int(jobs if jobs is not None else settings.get("jobs")))
     timeout_s = float(settings.get("case_timeout_s"))
@@ -239,31 +243,22 @@ def compile_all(
         for c in range(n_chunks):
             chunks.append((ei, tasks[c::n_chunks]))  # interleave targets and kernels
     lock = threading.Lock()
-    console = Console(stderr=True)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        disable=not progress,
-        transient=False,
-    ) as bar:
-        ptask = bar.add_task(label, total=out.n_tasks, completed=out.n_cached)
+    report = progress or (lambda _label, _done, _total: None)
+    report(label, out.n_cached, out.n_tasks)
 
-        def on_result(task: Task, result: dict[str, Any]) -> None:
-            with lock:
-                out.results[(task.env_index, task.spec_index, task.target)] = result
-                out.n_compiled += 1
-                bar.advance(ptask)
-            cache.put(task.key, result)
+    def on_result(task: Task, result: dict[str, Any]) -> None:
+        with lock:
+            out.results[(task.env_index, task.spec_index, task.target)] = result
+            out.n_compiled += 1
+            report(label, out.n_cached + out.n_compiled, out.n_tasks)
+        cache.put(task.key, result)
 
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = [
-                pool.submit(_run_chunk, envs[ei], specs, chunk, timeout_s, on_result)
-                for ei, chunk in chunks
-            ]
-            for f in futures:
-                f.result()
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [
+            pool.submit(_run_chunk, envs[ei], specs, chunk, timeout_s, on_result)
+            for ei, chunk in chunks
+        ]
+        for f in futures:
+            f.result()
     out.wall_s = time.perf_counter() - t0
     return out

@@ -76,7 +76,7 @@ def run_document(d: RunDetail) -> dict[str, Any]:
 
 def document(store: Store, ref: str) -> dict[str, Any]:
     """The stored run ``ref`` (UUID or unique prefix) as a run/1 document."""
-    return run_document(store.get_run(ref))
+    return run_document(store.runs.get(ref))
 
 
 def write(runs: Iterable[RunDetail], out: TextIO) -> int:

@@ -13,11 +13,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from ..naming import build_change_text, build_text, shape_text
 from ..store.alerts import AlertEvent, AlertRow
-
-
-def shape_text(shape: dict[str, Any]) -> str:
-    return " ".join(f"{k}={v}" for k, v in shape.items()) or "-"
 
 
 def series_text(a: AlertRow) -> str:
@@ -51,15 +48,8 @@ def p_text(p: float | None) -> str:
     return f"{p:.1e}" if p < 1e-3 else f"{p:.3f}"
 
 
-def build_text(b: dict[str, Any]) -> str:
-    """``3.9.0 (a1b2c3d4e5)``."""
-    v = b.get("triton_version") or "?"
-    c = b.get("triton_commit")
-    return f"{v} ({c[:10]})" if c else v
-
-
-def build_change_text(a: AlertRow) -> str:
-    return f"{build_text(a.last_good_build)} -> {build_text(a.first_bad_build)}"
+def alert_build_change(a: AlertRow) -> str:
+    return build_change_text(a.last_good_build, a.first_bad_build)
 
 
 def _direction(a: AlertRow) -> Text:
@@ -121,7 +111,7 @@ def alerts_table(rows: list[AlertRow]) -> Table:
             change_text(a.ratio),
             ci_text(a.ci),
             p_text(a.q),
-            escape(build_change_text(a)),
+            escape(alert_build_change(a)),
         )
     return t
 

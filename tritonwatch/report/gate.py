@@ -7,7 +7,8 @@ from rich.table import Table
 from rich.text import Text
 
 from ..analysis.gate import GateCase, GateResult
-from .alerts import change_text, ci_text, p_text, shape_text
+from ..naming import shape_text
+from .alerts import change_text, ci_text, p_text
 
 
 def _case_name(c: GateCase) -> str:

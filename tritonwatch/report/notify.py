@@ -1,6 +1,6 @@
 """Renderers for notifications: Markdown, Slack and Discord webhook payloads, GitHub issues.
 
-They render a :class:`tritonwatch.analysis.detect.Notification` (alerts already grouped by the
+They render a :class:`tritonwatch.notify.Notification` (alerts already grouped by the
 build change that caused them, most severe first) and never compute anything.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..store.alerts import AlertRow
-from .alerts import build_text, change_text, ci_text, p_text, series_text
+from .alerts import change_text, ci_text, p_text, series_text
 
 MAX_LINES = 50  # alerts listed per message; the rest are counted
 
@@ -143,7 +143,3 @@ def discord(n: Any, base_url: str | None = None) -> dict[str, Any]:
             }
         )
     return {"content": _summary(n)[:2000], "embeds": embeds}
-
-
-def build_title(lg: dict[str, Any], fb: dict[str, Any]) -> str:
-    return f"{build_text(lg)} -> {build_text(fb)}"

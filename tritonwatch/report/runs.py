@@ -7,12 +7,8 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from ..store.rows import ResultRow, RunDetail, RunSummary
-
-
-def shape_text(shape: dict[str, Any]) -> str:
-    """``M=4096 N=4096 K=4096``: compact, in the producer's key order."""
-    return " ".join(f"{k}={v}" for k, v in shape.items()) or "-"
+from ..naming import shape_text
+from ..store.rows import ResultRow, RunDetail, RunSummary, StoreInfo
 
 
 def value_text(value: float | None, unit: str) -> str:
@@ -131,3 +127,24 @@ def summary_json(r: RunSummary) -> dict[str, Any]:
         "n_results": r.n_results,
         "n_failed": r.n_failed,
     }
+
+
+def store_info_json(info: StoreInfo) -> dict[str, Any]:
+    """`db info --format json`."""
+    return {
+        "url": info.url,
+        "backend": info.backend,
+        "schema_version": info.schema_version,
+        "counts": info.counts,
+    }
+
+
+def store_info_text(info: StoreInfo) -> str:
+    """`db info`: the URL, backend, schema version and a row count per table."""
+    lines = [
+        f"url             {info.url}",
+        f"backend         {info.backend}",
+        f"schema version  {info.schema_version}",
+    ]
+    lines += [f"{table:<15} {count:,}" for table, count in info.counts.items()]
+    return "\n".join(lines)

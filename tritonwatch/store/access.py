@@ -1,7 +1,6 @@
-"""Store queries for organisations, upload tokens and saved views.
+"""Upload tokens and saved views, as ``store.access``.
 
-Mixed into :class:`tritonwatch.store.Store`. Tokens are shown once and stored only as their
-sha256. The dashboard's read queries live in ``dashboard.py``.
+Tokens are shown once and stored only as their sha256.
 """
 
 from __future__ import annotations
@@ -10,24 +9,22 @@ import hashlib
 import secrets
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from typing import cast as cast_
 
-from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
+from sqlalchemy import Select, select
+from sqlalchemy.engine import Connection, RowMapping
 
 from ..errors import NotFoundError, UsageError
 from . import schema as s
+from .database import Caches, Database
+from .limits import max_length
 from .rows import utc
-
-if TYPE_CHECKING:
-    from sqlalchemy import Engine
 
 TOKEN_PREFIX = "tw_"
 SCOPES = ("upload", "triage", "views")
-OPEN_ALERT_STATUSES = ("new", "confirmed", "acknowledged")
-SERIES_FIELDS = ("operator", "provider", "variant", "shape", "dtype", "mode", "metric")
+MAX_VIEW_NAME = max_length(s.views.c.name)
+MAX_VIEW_PAGE = max_length(s.views.c.page)
 
 
 def _utc(t: datetime) -> datetime:
@@ -74,30 +71,21 @@ class SavedView:
     created_at: datetime
 
 
-def _org_id(conn: Connection, name: str) -> int:
-    """The id of organisation ``name``, created if new (safe against a concurrent creator)."""
-    ins = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(s.orgs)
-    conn.execute(ins.values(name=name, created_at=datetime.now(UTC)).on_conflict_do_nothing())
-    return int(conn.execute(select(s.orgs.c.id).where(s.orgs.c.name == name)).scalar_one())
+class Access:
+    """``store.access``: create, check, list and revoke tokens; save and read views."""
 
-
-class AccessMixin:
-    """Store methods for tokens and saved views."""
-
-    engine: Engine
-
-    if TYPE_CHECKING:
-
-        def _run_query(self) -> Any: ...
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     # -- tokens ------------------------------------------------------------------------------
-    def _token_query(self) -> Any:
+    @staticmethod
+    def _token_query() -> Select[Any]:
         return select(s.tokens, s.orgs.c.name.label("org")).join(
             s.orgs, s.orgs.c.id == s.tokens.c.org_id
         )
 
     @staticmethod
-    def _token_row(r: Any) -> TokenRow:
+    def _token_row(r: RowMapping) -> TokenRow:
         return TokenRow(
             id=r["id"],
             org=r["org"],
@@ -119,8 +107,8 @@ class AccessMixin:
         if bad:
             raise UsageError(f"unknown scope(s) {', '.join(bad)}; known: {', '.join(SCOPES)}")
         plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        with self.engine.begin() as conn:
-            oid = _org_id(conn, org)
+        with self.db.writing() as (conn, staged):
+            oid = self._org_id(conn, org, staged)
             taken = conn.execute(
                 select(s.tokens.c.id).where(s.tokens.c.org_id == oid, s.tokens.c.name == name)
             ).scalar()
@@ -147,7 +135,7 @@ class AccessMixin:
         """The token row for a plaintext token, or None if unknown or revoked."""
         if not plaintext:
             return None
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             row = (
                 conn.execute(
                     self._token_query().where(
@@ -166,16 +154,16 @@ class AccessMixin:
             )
         return replace(self._token_row(row), last_used_at=now)
 
-    def list_tokens(self, org: str | None = None) -> list[TokenRow]:
+    def tokens(self, org: str | None = None) -> list[TokenRow]:
         q = self._token_query().order_by(s.orgs.c.name, s.tokens.c.name)
         if org:
             q = q.where(s.orgs.c.name == org)
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             return [self._token_row(r) for r in conn.execute(q).mappings()]
 
     def revoke_token(self, token_id: int) -> TokenRow:
         """Revoke a token by id; it stops working at once. Revoking twice is harmless."""
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             found = conn.execute(select(s.tokens.c.id).where(s.tokens.c.id == token_id)).scalar()
             if found is None:
                 raise NotFoundError(
@@ -191,9 +179,14 @@ class AccessMixin:
             )
         return self._token_row(row)
 
+    def _org_id(self, conn: Connection, name: str, staged: Caches) -> int:
+        oid = self.db.org_id(conn, name, staged)
+        assert oid is not None  # name is not empty: create_token checked it
+        return oid
+
     # -- saved views -------------------------------------------------------------------------
     @staticmethod
-    def _view(r: Any) -> SavedView:
+    def _view(r: RowMapping) -> SavedView:
         return SavedView(
             id=r["id"],
             name=r["name"],
@@ -206,12 +199,12 @@ class AccessMixin:
     def save_view(self, name: str, page: str, query: str, token_id: int | None) -> SavedView:
         """Store a named view (a page and its URL query); its owner may overwrite it."""
         name, page = name.strip(), page.strip().strip("/")
-        if not name or len(name) > 200:
-            raise UsageError("a view needs a name of 1 to 200 characters")
-        if not page or len(page) > 50:
-            raise UsageError("a view needs a page name of 1 to 50 characters")
+        if not name or len(name) > MAX_VIEW_NAME:
+            raise UsageError(f"a view needs a name of 1 to {MAX_VIEW_NAME} characters")
+        if not page or len(page) > MAX_VIEW_PAGE:
+            raise UsageError(f"a view needs a page name of 1 to {MAX_VIEW_PAGE} characters")
         query = query.lstrip("?")
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             old = conn.execute(select(s.views).where(s.views.c.name == name)).mappings().first()
             values = {
                 "page": page,
@@ -229,14 +222,14 @@ class AccessMixin:
         return self._view(row)
 
     def views(self) -> list[SavedView]:
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             return [
                 self._view(r)
                 for r in conn.execute(select(s.views).order_by(s.views.c.name)).mappings()
             ]
 
     def get_view(self, name: str) -> SavedView:
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             row = conn.execute(select(s.views).where(s.views.c.name == name)).mappings().first()
         if row is None:
             raise NotFoundError(f"no saved view named {name!r}")

@@ -1,26 +1,47 @@
-"""Store queries for alerts and their triage history (issue #4); bulk reads are in history.
+"""Alerts and their triage history, as ``store.alerts``, and the rules every layer shares about
+them: the statuses, the directions and the severity of a change.
 
-Mixed into :class:`tritonwatch.store.Store`; methods use ``self.engine`` and the tables in
-``schema``. An alert is keyed by (series, machine, first bad run), so filing the same change
-twice updates one row instead of creating a second.
+An alert is keyed by (series, machine, first bad run), so filing the same change twice updates
+one row instead of creating a second. The bulk reads detect needs are in ``history.py``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import Engine, and_, case, func, select
+from sqlalchemy import Select, and_, case, select
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import aliased
 
 from ..errors import NotFoundError, UsageError
 from . import schema as s
+from .database import Database
 from .rows import series_fields, utc
 
 ALERT_STATUSES = ("new", "confirmed", "acknowledged", "false_positive", "fixed")
+AlertStatus = Literal["new", "confirmed", "acknowledged", "false_positive", "fixed"]
+# Statuses of an alert someone still has to act on (the overview lists these).
+OPEN_ALERT_STATUSES = ("new", "confirmed", "acknowledged")
 DIRECTIONS = ("regression", "improvement")
+# Severity classes by the size of the change: at least 25% is critical, at least 10% major.
+SEVERITY_CLASSES = (("critical", 1.25), ("major", 1.10), ("minor", 0.0))
+
+
+def change_factor(ratio: float | None) -> float:
+    """The size of a change as a factor >= 1 whichever way it went (1.10 for +10% or -9.1%)."""
+    if ratio is None or not math.isfinite(ratio) or ratio <= 0:
+        return 1.0
+    return max(ratio, 1.0 / ratio)
+
+
+def severity_class(ratio: float | None) -> str:
+    """critical (>= 25% change), major (>= 10%), minor otherwise."""
+    factor = change_factor(ratio)
+    return next(name for name, at in SEVERITY_CLASSES if factor >= at)
 
 
 @dataclass(frozen=True)
@@ -60,8 +81,12 @@ class AlertRow:
     @property
     def severity(self) -> float:
         """Size of the change as a factor >= 1 (1.10 for a 10% change either way)."""
-        r = self.ratio if self.ratio > 0 else 1.0
-        return max(r, 1.0 / r)
+        return change_factor(self.ratio)
+
+    @property
+    def severity_class(self) -> str:
+        """critical, major or minor (see :func:`severity_class`)."""
+        return severity_class(self.ratio)
 
     def to_json(self) -> dict[str, Any]:
         """The fields `tritonwatch alerts --format json` prints, in the documented order."""
@@ -120,7 +145,7 @@ class AlertDraft:
 
 @dataclass(frozen=True)
 class UpsertResult:
-    """Alert ids that `upsert_alerts` created, changed, or found already as they were.
+    """Alert ids that ``store.alerts.upsert`` created, changed, or found already as they were.
 
     ``ids`` and ``actions`` follow the order of the drafts.
     """
@@ -151,13 +176,19 @@ def _num_equal(a: float | None, b: float | None) -> bool:
     return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
 
 
-class AlertsMixin:
-    """Store methods for alerts and their triage history (detection issue #4)."""
+class Alerts:
+    """``store.alerts``: find, read, triage, and file (``upsert``) alerts."""
 
-    engine: Engine
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def __call__(self, **filters: Any) -> list[AlertRow]:  # legacy delegate (house refactor)
+        """The old ``store.alerts(...)``: the same as :meth:`find`."""
+        return self.find(**filters)
 
     # -- reading alerts ------------------------------------------------------------------
-    def _alert_query(self) -> Any:
+    @staticmethod
+    def _query() -> Select[Any]:
         lg_run, fb_run = aliased(s.runs), aliased(s.runs)
         lg_b, fb_b = aliased(s.builds), aliased(s.builds)
         a = s.alerts
@@ -195,7 +226,7 @@ class AlertsMixin:
         )
 
     @staticmethod
-    def _alert_row(r: Any) -> AlertRow:
+    def _row(r: RowMapping) -> AlertRow:
         ci = None
         if r["ci_low"] is not None and r["ci_high"] is not None:
             ci = (float(r["ci_low"]), float(r["ci_high"]))
@@ -232,7 +263,7 @@ class AlertsMixin:
             gpu_model=r["gpu_model"],
         )
 
-    def alerts(
+    def find(
         self,
         *,
         status: str | Sequence[str] | None = None,
@@ -250,7 +281,7 @@ class AlertsMixin:
 
         ``status`` is one status or several; severity is the size of the change as a factor.
         """
-        q = self._alert_query()
+        q = self._query()
         if status:
             wanted = [status] if isinstance(status, str) else list(status)
             for st in wanted:
@@ -283,40 +314,26 @@ class AlertsMixin:
         ).offset(offset)
         if limit is not None:
             q = q.limit(limit)
-        with self.engine.connect() as conn:
-            return [self._alert_row(r) for r in conn.execute(q).mappings()]
+        with self.db.connect() as conn:
+            return [self._row(r) for r in conn.execute(q).mappings()]
 
-    def alert_counts(self) -> dict[str, int]:
-        """Number of alerts per status (every status present, zero where none)."""
-        counts = dict.fromkeys(ALERT_STATUSES, 0)
-        with self.engine.connect() as conn:
-            for st, n in conn.execute(
-                select(s.alerts.c.status, func.count()).group_by(s.alerts.c.status)
-            ):
-                counts[st] = int(n)
-        return counts
-
-    def get_alert(self, alert_id: int) -> AlertRow:
+    def get(self, alert_id: int) -> AlertRow:
         """One alert by id; NotFoundError when there is none."""
-        with self.engine.connect() as conn:
-            r = (
-                conn.execute(self._alert_query().where(s.alerts.c.id == int(alert_id)))
-                .mappings()
-                .first()
-            )
+        with self.db.connect() as conn:
+            r = conn.execute(self._query().where(s.alerts.c.id == int(alert_id))).mappings().first()
         if r is None:
             raise NotFoundError(f"no alert {alert_id}; `tritonwatch alerts` lists them")
-        return self._alert_row(r)
+        return self._row(r)
 
-    def alert_history(self, alert_id: int) -> list[AlertEvent]:
+    def history(self, alert_id: int) -> list[AlertEvent]:
         """The triage history of an alert, oldest first."""
-        self.get_alert(alert_id)
+        self.get(alert_id)
         q = (
             select(s.alert_events)
             .where(s.alert_events.c.alert_id == int(alert_id))
             .order_by(s.alert_events.c.at, s.alert_events.c.id)
         )
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             return [
                 AlertEvent(
                     at=_utc(r["at"]),
@@ -328,8 +345,20 @@ class AlertsMixin:
                 for r in conn.execute(q).mappings()
             ]
 
+    def org_of(self, alert_id: int) -> str | None:
+        """The organisation an alert belongs to (None: filed on a run without one, or no alert)."""
+        if not 0 < alert_id < 2**63:  # no such id can exist; PostgreSQL would refuse the query
+            raise NotFoundError(f"no alert {alert_id}; `tritonwatch alerts` lists them")
+        q = (
+            select(s.orgs.c.name)
+            .select_from(s.alerts.outerjoin(s.orgs, s.orgs.c.id == s.alerts.c.org_id))
+            .where(s.alerts.c.id == int(alert_id))
+        )
+        with self.db.connect() as conn:
+            return conn.execute(q).scalar()
+
     # -- triage --------------------------------------------------------------------------
-    def set_alert_status(
+    def set_status(
         self, alert_id: int, status: str, *, actor: str, note: str | None = None
     ) -> AlertRow:
         """Change an alert's status and record who did it, when and why."""
@@ -337,7 +366,7 @@ class AlertsMixin:
         if not actor or not actor.strip():
             raise UsageError("an actor is needed to change an alert's status; pass --actor NAME")
         now = datetime.now(UTC)
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             old = conn.execute(
                 select(s.alerts.c.status).where(s.alerts.c.id == int(alert_id))
             ).scalar()
@@ -358,12 +387,10 @@ class AlertsMixin:
                     note=note,
                 )
             )
-        return self.get_alert(alert_id)
+        return self.get(alert_id)
 
     # -- writing (detect) ----------------------------------------------------------------
-    def existing_alerts(
-        self, pairs: Iterable[tuple[int, int]] | None = None
-    ) -> list[ExistingAlert]:
+    def existing(self, pairs: Iterable[tuple[int, int]] | None = None) -> list[ExistingAlert]:
         """Alerts already filed, for detect to match new findings against (all when no pairs)."""
         q = select(
             s.alerts.c.id,
@@ -375,7 +402,7 @@ class AlertsMixin:
             s.runs.c.started_at,
         ).join(s.runs, s.runs.c.id == s.alerts.c.first_bad_run_id)
         wanted = set(pairs) if pairs is not None else None
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             rows = conn.execute(q).all()
         out = [
             ExistingAlert(
@@ -393,7 +420,7 @@ class AlertsMixin:
             out = [e for e in out if (e.series_id, e.machine_id) in wanted]
         return out
 
-    def upsert_alerts(
+    def upsert(
         self, drafts: Sequence[AlertDraft], *, actor: str = "tritonwatch detect"
     ) -> UpsertResult:
         """Create or update alerts in one transaction; idempotent.
@@ -409,7 +436,7 @@ class AlertsMixin:
         actions: list[str] = []
         now = datetime.now(UTC)
         a = s.alerts
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             for d in drafts:
                 if d.direction not in DIRECTIONS:
                     raise UsageError(f"alert direction must be one of {', '.join(DIRECTIONS)}")

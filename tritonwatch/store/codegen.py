@@ -1,7 +1,6 @@
-"""Store queries for codegen metrics and blast-radius reports (issue #5).
+"""Codegen metrics and blast-radius reports, as ``store.codegen``.
 
-Mixed into :class:`tritonwatch.store.Store`; methods use ``self.engine`` and the tables in
-``schema``. Codegen rows are keyed by (build, kernel, spec, target); a build is the same ``builds``
+Codegen rows are keyed by (build, kernel, spec, target); a build is the same ``builds``
 row a run with the same build section uses, so alerts can ask what generated code changed
 between the last good and the first bad build.
 """
@@ -16,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from ..errors import NotFoundError, UsageError
 from . import schema as s
+from .database import Database
 from .rows import utc
 
 if TYPE_CHECKING:
@@ -73,40 +72,13 @@ class CodegenChange:
     error_b: str | None
 
 
-_STAGES = ("ttir", "ttgir", "llir", "ptx", "amdgcn", "sass", "cubin", "hsaco")
+class Codegen:
+    """``store.codegen``: record codegen rows and blast reports, and read them back."""
 
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
-class CodegenMixin:
-    """Store methods for codegen metrics and blast-radius reports (issue #5)."""
-
-    # Provided by Store (the class this is mixed into).
-    engine: Any
-    _writing: Any
-    _get_or_create: Any
-    _insert_ignore: Any
-
-    def _build_id(self, conn: Connection, build: dict[str, Any], staged: Any) -> int:
-        from .rows import key_hash
-
-        triton = build.get("triton") or {}
-        if not triton.get("version"):
-            raise UsageError("a codegen build needs build['triton']['version']")
-        return self._get_or_create(
-            conn,
-            s.builds,
-            staged.builds,  # merged into the Store's cache only when the write commits
-            "key",
-            key_hash(build),
-            {
-                "triton_version": triton["version"],
-                "triton_commit": triton.get("commit"),
-                "torch_version": (build.get("torch") or {}).get("version"),
-                "info": build,
-                "created_at": datetime.now(UTC),
-            },
-        )
-
-    def _upsert_codegen(self, conn: Connection, build_id: int, rows: Sequence[Compiled]) -> None:
+    def _upsert(self, conn: Connection, build_id: int, rows: Sequence[Compiled]) -> None:
         now = datetime.now(UTC)
         for c in rows:
             if c.status in ("unavailable", "skipped"):
@@ -119,27 +91,27 @@ class CodegenMixin:
                 "error": (c.error or None) and c.error[:20000],
                 "created_at": now,
             }
-            ins = self._insert_ignore(s.codegen).values(
+            ins = self.db.insert(s.codegen).values(
                 build_id=build_id, kernel=c.kernel, spec=c.spec, target=c.target, **values
             )
             conn.execute(
-                ins.on_conflict_do_update(
+                ins.on_conflict_do_update(  # type: ignore[attr-defined]
                     index_elements=["build_id", "kernel", "spec", "target"], set_=values
                 )
             )
 
-    def add_codegen(self, build: dict[str, Any], rows: Sequence[Compiled]) -> int:
+    def add(self, build: dict[str, Any], rows: Sequence[Compiled]) -> int:
         """Record one build's codegen rows (replacing earlier ones); returns the build id.
 
         ``build`` is a run's build section (``{"triton": {"version": ..., "commit": ...}, ...}``),
         so codegen rows join the runs measured with the same build.
         """
-        with self._writing() as (conn, staged):
-            bid = self._build_id(conn, build, staged)
-            self._upsert_codegen(conn, bid, rows)
+        with self.db.writing() as (conn, staged):
+            bid = self.db.build_id(conn, build, staged)
+            self._upsert(conn, bid, rows)
         return bid
 
-    def add_blast_report(self, report: BlastReport) -> str:
+    def add_report(self, report: BlastReport) -> str:
         """Store both builds' codegen rows and the report, in one transaction; returns its UUID."""
         doc = report.to_json(with_diffs=True)
         for row in doc["results"]:
@@ -147,11 +119,11 @@ class CodegenMixin:
                 lines = text.splitlines()
                 if len(lines) > STORED_DIFF_LINES:
                     row["diffs"][stage] = "\n".join(lines[:STORED_DIFF_LINES] + ["..."])
-        with self._writing() as (conn, staged):
-            a_id = self._build_id(conn, report.env_a.build_info(), staged)
-            b_id = self._build_id(conn, report.env_b.build_info(), staged)
-            self._upsert_codegen(conn, a_id, [r.a for r in report.rows])
-            self._upsert_codegen(conn, b_id, [r.b for r in report.rows])
+        with self.db.writing() as (conn, staged):
+            a_id = self.db.build_id(conn, report.env_a.build_info(), staged)
+            b_id = self.db.build_id(conn, report.env_b.build_info(), staged)
+            self._upsert(conn, a_id, [r.a for r in report.rows])
+            self._upsert(conn, b_id, [r.b for r in report.rows])
             conn.execute(
                 s.codegen_reports.insert().values(
                     uuid=report.uuid,
@@ -167,7 +139,7 @@ class CodegenMixin:
             )
         return report.uuid
 
-    def codegen_reports(self, *, limit: int = 50) -> list[CodegenReportInfo]:
+    def reports(self, *, limit: int = 50) -> list[CodegenReportInfo]:
         """Stored blast reports, newest first."""
         q = (
             select(
@@ -181,7 +153,7 @@ class CodegenMixin:
             .order_by(s.codegen_reports.c.created_at.desc(), s.codegen_reports.c.id.desc())
             .limit(limit)
         )
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             return [
                 CodegenReportInfo(
                     uuid=r.uuid,
@@ -196,25 +168,16 @@ class CodegenMixin:
                 for r in conn.execute(q)
             ]
 
-    def codegen_report(self, ref: str) -> dict[str, Any]:
+    def report(self, ref: str) -> dict[str, Any]:
         """A stored blast report (the JSON document ``blast --format json`` writes, with capped
         diffs), by UUID or a unique prefix of at least 4 characters."""
-        ref = ref.strip().lower()
-        if len(ref) < 4:
-            raise UsageError(f"report id {ref!r} is too short; give at least 4 characters")
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(s.codegen_reports.c.report)
-                .where(s.codegen_reports.c.uuid.like(ref.replace("%", "") + "%"))
-                .limit(2)
-            ).all()
-        if not rows:
-            raise NotFoundError(f"no blast report {ref!r}")
-        if len(rows) > 1:
-            raise UsageError(f"report id {ref!r} is ambiguous; give more characters")
-        return rows[0][0]
+        with self.db.connect() as conn:
+            rid = self.db.resolve(s.codegen_reports, ref, "blast report", conn=conn)
+            return conn.execute(
+                select(s.codegen_reports.c.report).where(s.codegen_reports.c.id == rid)
+            ).scalar_one()
 
-    def codegen_rows(
+    def rows(
         self,
         *,
         build_id: int | None = None,
@@ -237,7 +200,7 @@ class CodegenMixin:
         q = q.order_by(
             s.codegen.c.build_id, s.codegen.c.kernel, s.codegen.c.spec, s.codegen.c.target
         )
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             out = []
             for r in conn.execute(q).mappings():
                 metrics = dict(r["metrics"] or {})
@@ -261,22 +224,17 @@ class CodegenMixin:
                 )
             return out
 
-    def codegen_changes(self, build_a_id: int, build_b_id: int) -> list[CodegenChange]:
+    def changes(self, build_a_id: int, build_b_id: int) -> list[CodegenChange]:
         """What generated code changed between two stored builds (rows present in both)."""
-        a = {(r.kernel, r.spec, r.target): r for r in self.codegen_rows(build_id=build_a_id)}
-        b = {(r.kernel, r.spec, r.target): r for r in self.codegen_rows(build_id=build_b_id)}
+        # Imported here: the codegen package is heavy and only this read needs its stage order.
+        from ..codegen.normalize import changed_stages
+
+        a = {(r.kernel, r.spec, r.target): r for r in self.rows(build_id=build_a_id)}
+        b = {(r.kernel, r.spec, r.target): r for r in self.rows(build_id=build_b_id)}
         out = []
         for key in sorted(set(a) & set(b)):
             ra, rb = a[key], b[key]
-            first = next(
-                (
-                    st
-                    for st in _STAGES
-                    if ra.stage_hashes.get(st) != rb.stage_hashes.get(st)
-                    and (st in ra.stage_hashes or st in rb.stage_hashes)
-                ),
-                None,
-            )
+            first = next(iter(changed_stages(ra.stage_hashes, rb.stage_hashes)), None)
             if first is None and ra.metrics == rb.metrics and ra.error == rb.error:
                 continue
             out.append(

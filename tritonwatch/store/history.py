@@ -1,6 +1,5 @@
-"""Store reads for a detection pass: many series' points in one query, and what they refer to.
-
-Mixed into :class:`tritonwatch.store.Store`. ``detect`` reads every ok point of the series it
+"""Bulk reads for a detection pass, as ``store.history``: many series' points in one query, and
+what they refer to. ``detect`` reads every ok point of the series it
 tests at once (:class:`SeriesPoints`), then the raw samples, builds, runs and codegen digests
 of the few changes it found, each in chunked ``IN`` queries.
 """
@@ -14,10 +13,11 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 
 from . import schema as s
-from .rows import utc
+from .database import Database
+from .rows import decode_samples, utc
 
 
 @dataclass(frozen=True)
@@ -37,12 +37,13 @@ class SeriesPoints:
     starts: np.ndarray
 
 
-class HistoryMixin:
-    """Store methods that read history in bulk for ``detect``."""
+class History:
+    """``store.history``: every point of many series, and the samples, builds and runs behind them."""
 
-    engine: Engine
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
-    def series_points(
+    def points(
         self,
         *,
         machine: str | None = None,
@@ -65,7 +66,7 @@ class HistoryMixin:
             q = q.where(r.c.t >= since)
         if series_ids is not None:
             q = q.where(r.c.series_id.in_(list(series_ids)))
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             rows = conn.execute(q).all()
         n = len(rows)
         cols = list(zip(*rows, strict=True)) if n else [(), (), (), (), ()]
@@ -90,16 +91,14 @@ class HistoryMixin:
             starts=starts,
         )
 
-    def result_samples(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], np.ndarray]:
+    def samples(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], np.ndarray]:
         """Raw samples for (run id, series id) pairs that have them, in chunked queries."""
-        from .rows import decode_samples
-
         out: dict[tuple[int, int], np.ndarray] = {}
         by_run: dict[int, list[int]] = {}
         for rid, sid in keys:
             by_run.setdefault(int(rid), []).append(int(sid))
         r = s.results
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             runs = sorted(by_run)
             for i in range(0, len(runs), 200):
                 chunk = runs[i : i + 200]
@@ -117,11 +116,11 @@ class HistoryMixin:
                                 out[(int(rid), int(sid))] = arr
         return out
 
-    def build_infos(self, build_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    def builds(self, build_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
         """The stored build sections (every dependency version and commit) by build id."""
         ids = sorted({int(b) for b in build_ids})
         out: dict[int, dict[str, Any]] = {}
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             for i in range(0, len(ids), 500):
                 for bid, info in conn.execute(
                     select(s.builds.c.id, s.builds.c.info).where(
@@ -131,7 +130,7 @@ class HistoryMixin:
                     out[int(bid)] = info or {}
         return out
 
-    def run_refs(self, run_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    def runs(self, run_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
         """uuid, start time, build id, org id and machine section of runs by id."""
         ids = sorted({int(r) for r in run_ids})
         out: dict[int, dict[str, Any]] = {}
@@ -143,7 +142,7 @@ class HistoryMixin:
             s.runs.c.org_id,
             s.runs.c.machine_info,
         )
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             for i in range(0, len(ids), 500):
                 for r in conn.execute(q.where(s.runs.c.id.in_(ids[i : i + 500]))).mappings():
                     out[int(r["id"])] = {
@@ -162,7 +161,7 @@ class HistoryMixin:
         ids = sorted({int(b) for b in build_ids})
         out: dict[int, dict[tuple[str, str, str], str]] = {b: {} for b in ids}
         c = s.codegen
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             for i in range(0, len(ids), 500):
                 q = select(c.c.build_id, c.c.kernel, c.c.spec, c.c.target, c.c.stage_hashes).where(
                     c.c.build_id.in_(ids[i : i + 500])

@@ -3,25 +3,20 @@
 The spool is not a separate queue: it is every run in the local database without a row in
 ``pushes`` for that server. A run is marked only after the server answered 200/201, so a push
 killed at any point leaves at worst a run that is sent again, and the server's idempotency by
-run UUID turns that resend into a no-op. Plain functions taking a Store (the lead may fold them
-into a mixin later).
+run UUID turns that resend into a no-op. Reached as ``store.pushes``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import and_, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ..errors import UsageError
 from . import schema as s
-
-if TYPE_CHECKING:
-    from .store import Store
+from .database import Database
 
 
 @dataclass(frozen=True)
@@ -59,48 +54,52 @@ def server_key(url: str) -> str:
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, "", ""))
 
 
-def pending_runs(store: Store, server: str, limit: int | None = None) -> list[PendingRun]:
-    """Local runs that ``server`` has not accepted yet, oldest first."""
-    key = server_key(server)
-    q = (
-        select(s.runs.c.id, s.runs.c.uuid, s.runs.c.started_at, s.runs.c.n_results)
-        .select_from(
-            s.runs.outerjoin(
-                s.pushes, and_(s.pushes.c.run_id == s.runs.c.id, s.pushes.c.server == key)
+class Pushes:
+    """``store.pushes``: which local runs each server has accepted."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def pending(self, server: str, limit: int | None = None) -> list[PendingRun]:
+        """Local runs that ``server`` has not accepted yet, oldest first."""
+        key = server_key(server)
+        q = (
+            select(s.runs.c.id, s.runs.c.uuid, s.runs.c.started_at, s.runs.c.n_results)
+            .select_from(
+                s.runs.outerjoin(
+                    s.pushes, and_(s.pushes.c.run_id == s.runs.c.id, s.pushes.c.server == key)
+                )
             )
+            .where(s.pushes.c.run_id.is_(None))
+            .order_by(s.runs.c.started_at, s.runs.c.id)
         )
-        .where(s.pushes.c.run_id.is_(None))
-        .order_by(s.runs.c.started_at, s.runs.c.id)
-    )
-    if limit is not None:
-        q = q.limit(limit)
-    with store.engine.connect() as conn:
-        return [
-            PendingRun(id=int(r[0]), uuid=r[1], started_at=r[2], n_results=int(r[3]))
-            for r in conn.execute(q)
-        ]
+        if limit is not None:
+            q = q.limit(limit)
+        with self.db.connect() as conn:
+            return [
+                PendingRun(id=int(r[0]), uuid=r[1], started_at=r[2], n_results=int(r[3]))
+                for r in conn.execute(q)
+            ]
 
+    def mark(self, run_id: int, server: str) -> None:
+        """Record that ``server`` accepted run ``run_id`` (harmless if already recorded)."""
+        key = server_key(server)
+        ins = self.db.insert(s.pushes)
+        with self.db.begin() as conn:
+            conn.execute(
+                ins.values(
+                    run_id=run_id, server=key, pushed_at=datetime.now(UTC)
+                ).on_conflict_do_nothing()  # type: ignore[attr-defined]
+            )
 
-def mark_pushed(store: Store, run_id: int, server: str) -> None:
-    """Record that ``server`` accepted run ``run_id`` (harmless if already recorded)."""
-    key = server_key(server)
-    ins = (postgresql.insert if store.dialect == "postgresql" else sqlite.insert)(s.pushes)
-    with store.engine.begin() as conn:
-        conn.execute(
-            ins.values(
-                run_id=run_id, server=key, pushed_at=datetime.now(UTC)
-            ).on_conflict_do_nothing()
-        )
-
-
-def spool_status(store: Store, server: str) -> SpoolStatus:
-    """Counts of accepted and waiting runs for ``server``."""
-    key = server_key(server)
-    with store.engine.connect() as conn:
-        total = conn.execute(select(func.count()).select_from(s.runs)).scalar_one()
-        pushed = conn.execute(
-            select(func.count())
-            .select_from(s.pushes.join(s.runs, s.runs.c.id == s.pushes.c.run_id))
-            .where(s.pushes.c.server == key)
-        ).scalar_one()
-    return SpoolStatus(server=key, pushed=int(pushed), pending=int(total) - int(pushed))
+    def status(self, server: str) -> SpoolStatus:
+        """Counts of accepted and waiting runs for ``server``."""
+        key = server_key(server)
+        with self.db.connect() as conn:
+            total = conn.execute(select(func.count()).select_from(s.runs)).scalar_one()
+            pushed = conn.execute(
+                select(func.count())
+                .select_from(s.pushes.join(s.runs, s.runs.c.id == s.pushes.c.run_id))
+                .where(s.pushes.c.server == key)
+            ).scalar_one()
+        return SpoolStatus(server=key, pushed=int(pushed), pending=int(total) - int(pushed))

@@ -1,46 +1,69 @@
-"""Store queries for machines and series: the catalog, one series' points, measured peaks.
+"""Machines and series, as ``store.series``: the catalog, one series' points, measured peaks.
 
-Mixed into :class:`tritonwatch.store.Store`. A series query is one range scan of the index
-``results(series_id, machine_id, t)`` joined to the run and build for hover text.
+A series query is one range scan of the index ``results(series_id, machine_id, t)`` joined to
+the run and build for hover text; the explorer's catalog is one LIMIT 1 probe per pair.
 """
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.engine import Connection
 
+from ..errors import UsageError
 from . import schema as s
+from .database import Database
 from .rows import MachineRow, Point, SeriesInfo, decode_samples, key_hash, utc
 
-if TYPE_CHECKING:
-    from sqlalchemy import Engine
+SERIES_FIELDS = ("operator", "provider", "variant", "shape", "dtype", "mode", "metric")
 
 
-class SeriesMixin:
-    """Store methods for machines and series."""
+@dataclass(frozen=True)
+class SeriesRef:
+    """One series on one machine, as the explorer lists it."""
 
-    engine: Engine
+    series_id: int
+    machine_id: int
+    machine: str
+    operator: str
+    provider: str
+    variant: str
+    shape: str  # canonical JSON
+    dtype: str
+    mode: str
+    metric: str
+    unit: str
+    better: str
 
-    if TYPE_CHECKING:
 
-        def _writing(self) -> AbstractContextManager[tuple[Connection, Any]]: ...
+@dataclass(frozen=True)
+class SeriesAlert:
+    id: int
+    series_id: int
+    machine_id: int
+    t: datetime | None
+    run_uuid: str
+    ratio: float
+    direction: str
+    status: str
 
-        def _get_or_create(
-            self,
-            conn: Connection,
-            table: Any,
-            cache: dict[str, int],
-            key_col: str,
-            key: str,
-            values: dict[str, Any],
-        ) -> int: ...
+
+class Series:
+    """``store.series``: machines, the series measured on them, and their points."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def __call__(
+        self, series_id: int, machine_id: int, **kw: Any
+    ) -> list[Point]:  # legacy delegate (house refactor)
+        """The old ``store.series(...)``: the same as :meth:`points`."""
+        return self.points(series_id, machine_id, **kw)
 
     def machines(self) -> list[MachineRow]:
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             return [
                 MachineRow.from_row(r)
                 for r in conn.execute(select(s.machines).order_by(s.machines.c.name)).mappings()
@@ -51,10 +74,10 @@ class SeriesMixin:
     ) -> int | None:
         """The id of a machine by the fields that identify it, or None if it was never stored."""
         key = key_hash([name, device, gpu_model, gpu_count])
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             return conn.execute(select(s.machines.c.id).where(s.machines.c.key == key)).scalar()
 
-    def set_machine_peaks(
+    def set_peaks(
         self,
         name: str,
         device: str,
@@ -65,8 +88,8 @@ class SeriesMixin:
     ) -> int:
         """Store measured peaks (``calibrate``) for a machine, creating the machine if needed."""
         key = key_hash([name, device, gpu_model, gpu_count])
-        with self._writing() as (conn, staged):
-            mid = self._get_or_create(
+        with self.db.writing() as (conn, staged):
+            mid = self.db.get_or_create(
                 conn,
                 s.machines,
                 staged.machines,
@@ -84,15 +107,15 @@ class SeriesMixin:
             conn.execute(s.machines.update().where(s.machines.c.id == mid).values(peaks=peaks))
         return mid
 
-    def machine_peaks(
+    def peaks(
         self, name: str, device: str, gpu_model: str | None, gpu_count: int | None
     ) -> dict[str, Any] | None:
         """Peaks stored by ``calibrate`` for this machine, or None."""
         key = key_hash([name, device, gpu_model, gpu_count])
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             return conn.execute(select(s.machines.c.peaks).where(s.machines.c.key == key)).scalar()
 
-    def series_list(
+    def find(
         self,
         *,
         operator: str | None = None,
@@ -128,10 +151,10 @@ class SeriesMixin:
             q = q.where(s.machines.c.name == machine)
         if limit:
             q = q.limit(limit)
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             return [SeriesInfo.from_row(r) for r in conn.execute(q).mappings()]
 
-    def series(
+    def points(
         self,
         series_id: int,
         machine_id: int,
@@ -168,7 +191,7 @@ class SeriesMixin:
         if since:
             q = q.where(s.results.c.t >= since)
         q = q.order_by(s.results.c.t.desc()).limit(limit)
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             rows = list(conn.execute(q).mappings())
         rows.reverse()
         return [
@@ -188,3 +211,123 @@ class SeriesMixin:
             )
             for r in rows
         ]
+
+    # -- the explorer --------------------------------------------------------------------------
+    def facets(self, limit: int = 500) -> dict[str, list[str]]:
+        """Distinct values of each series field (for filter menus), at most ``limit`` each."""
+        out: dict[str, list[str]] = {}
+        with self.db.connect() as conn:
+            for f in SERIES_FIELDS:
+                col = s.series.c[f]
+                out[f] = [
+                    v
+                    for v in conn.execute(
+                        select(col).distinct().order_by(col).limit(limit)
+                    ).scalars()
+                ]
+            out["machine"] = [
+                v
+                for v in conn.execute(
+                    select(s.machines.c.name).distinct().order_by(s.machines.c.name)
+                ).scalars()
+            ]
+        return out
+
+    def catalog(
+        self, *, limit: int = 200, machine: str | None = None, **filters: str | None
+    ) -> list[SeriesRef]:
+        """Series x machines that have at least one result and match the exact-value filters.
+
+        Uses one LIMIT 1 probe on the results(series_id, machine_id, t) index per pair instead
+        of grouping the results table, so it stays fast with millions of results.
+        """
+        unknown = set(filters) - set(SERIES_FIELDS)
+        if unknown:
+            raise UsageError(f"unknown series filter(s): {', '.join(sorted(unknown))}")
+        # A correlated LIMIT 1 subquery, not EXISTS: PostgreSQL turns EXISTS into a semi-join
+        # that aggregates the whole results table; LIMIT keeps it one index probe per pair.
+        probe = (
+            select(s.results.c.id)
+            .where(
+                s.results.c.series_id == s.series.c.id, s.results.c.machine_id == s.machines.c.id
+            )
+            .limit(1)
+            .scalar_subquery()
+            .is_not(None)
+        )
+        q = (
+            select(
+                s.series, s.machines.c.id.label("machine_id"), s.machines.c.name.label("machine")
+            )
+            .select_from(s.series.join(s.machines, s.machines.c.id.is_not(None)))
+            .where(probe)
+        )
+        for f, v in filters.items():
+            if v:
+                q = q.where(s.series.c[f] == v)
+        if machine:
+            q = q.where(s.machines.c.name == machine)
+        q = q.order_by(
+            s.series.c.operator,
+            s.series.c.provider,
+            s.series.c.variant,
+            s.series.c.shape,
+            s.series.c.dtype,
+            s.series.c.metric,
+            s.machines.c.name,
+        ).limit(limit)
+        with self.db.connect() as conn:
+            return [
+                SeriesRef(
+                    series_id=r["id"],
+                    machine_id=r["machine_id"],
+                    machine=r["machine"],
+                    operator=r["operator"],
+                    provider=r["provider"],
+                    variant=r["variant"],
+                    shape=r["shape"],
+                    dtype=r["dtype"],
+                    mode=r["mode"],
+                    metric=r["metric"],
+                    unit=r["unit"],
+                    better=r["better"],
+                )
+                for r in conn.execute(q).mappings()
+            ]
+
+    def alerts(self, pairs: list[tuple[int, int]]) -> list[SeriesAlert]:
+        """Alerts (change points) on the given (series_id, machine_id) pairs, oldest first."""
+        if not pairs:
+            return []
+        series_ids = sorted({p[0] for p in pairs})
+        wanted = set(pairs)
+        q = (
+            select(
+                s.alerts.c.id,
+                s.alerts.c.series_id,
+                s.alerts.c.machine_id,
+                s.alerts.c.ratio,
+                s.alerts.c.direction,
+                s.alerts.c.status,
+                s.runs.c.started_at,
+                s.runs.c.uuid,
+            )
+            .join(s.runs, s.runs.c.id == s.alerts.c.first_bad_run_id)
+            .where(s.alerts.c.series_id.in_(series_ids))
+            .order_by(s.runs.c.started_at)
+        )
+        with self.db.connect() as conn:
+            return [
+                SeriesAlert(
+                    id=r["id"],
+                    series_id=r["series_id"],
+                    machine_id=r["machine_id"],
+                    t=utc(r["started_at"]),
+                    run_uuid=r["uuid"],
+                    ratio=r["ratio"],
+                    direction=r["direction"],
+                    status=r["status"],
+                )
+                for r in conn.execute(q).mappings()
+                if (r["series_id"], r["machine_id"]) in wanted
+            ]

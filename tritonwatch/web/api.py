@@ -17,13 +17,12 @@ from pydantic import BaseModel, Field
 from ..errors import NotFoundError, UsageError
 from ..formats import run1
 from ..store import Store
+from ..store.alerts import AlertStatus
 from . import data
-from .auth import require_token
+from .auth import require_alert_org, require_token
 from .export import jsonable, record, table_response
-from .upload import require_alert_org
 
 MAX_LIMIT = 1000
-ALERT_STATUSES = ("new", "confirmed", "acknowledged", "false_positive", "fixed")
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
 
@@ -73,7 +72,7 @@ def list_runs(
     offset: Offset = 0,
     format: Format = "json",
 ) -> Response:
-    runs = _store(request).runs(
+    runs = _store(request).runs.find(
         machine=machine, org=org, label=label, since=since, until=until, limit=limit, offset=offset
     )
     return _page([record(r) for r in runs], format, "runs", limit, offset)
@@ -81,7 +80,7 @@ def list_runs(
 
 @router.get("/runs/{ref}", summary="One run: summary, fingerprint and every result")
 def get_run(request: Request, ref: str, samples: bool = False, format: Format = "json") -> Response:
-    d = _store(request).get_run(ref)
+    d = _store(request).runs.get(ref)
     results = []
     for r in d.results:
         row = record(r)
@@ -118,7 +117,7 @@ def list_results(
     offset: Offset = 0,
     format: Format = "json",
 ) -> Response:
-    rows = _store(request).results_page(
+    rows = _store(request).overview.results(
         run=run, machine=sf.machine, status=status, limit=limit, offset=offset, **sf.fields()
     )
     return _page(rows, format, "results", limit, offset)
@@ -126,7 +125,9 @@ def list_results(
 
 @router.get("/machines", summary="Machines that have stored runs")
 def list_machines(request: Request, format: Format = "json") -> Response:
-    return table_response([record(m) for m in _store(request).machines()], format, "machines")
+    return table_response(
+        [record(m) for m in _store(request).series.machines()], format, "machines"
+    )
 
 
 # -- series -------------------------------------------------------------------------------------
@@ -137,7 +138,7 @@ def list_series(
     limit: Limit = 200,
     format: Format = "json",
 ) -> Response:
-    refs = _store(request).series_catalog(limit=limit, machine=sf.machine, **sf.fields())
+    refs = _store(request).series.catalog(limit=limit, machine=sf.machine, **sf.fields())
     return table_response([record(r) for r in refs], format, "series", {"limit": limit})
 
 
@@ -153,7 +154,7 @@ def series_points(
 ) -> Response:
     _known_id(series_id, "series")
     _known_id(machine_id, "machine")
-    pts = _store(request).series(
+    pts = _store(request).series.points(
         series_id, machine_id, since=since, limit=limit, with_samples=samples
     )
     rows = [record(p) for p in pts]
@@ -188,7 +189,6 @@ def overview(request: Request) -> dict[str, Any]:
     return jsonable(
         {
             "latest": [{"newest": m.newest, "previous": m.previous} for m in ov.latest],
-            "alerts_available": ov.alerts_available,
             "open_alerts": {k: [record(a) for a in v] for k, v in ov.open_alerts.items()},
             "heatmap": ov.heatmap,
         }
@@ -197,18 +197,15 @@ def overview(request: Request) -> dict[str, Any]:
 
 @router.get("/heatmap", summary="Newest vs previous run: geomean change per cell")
 def heatmap(request: Request, format: Format = "json") -> Response:
-    return table_response([record(c) for c in _store(request).heatmap()], format, "heatmap")
+    return table_response(
+        [record(c) for c in _store(request).overview.heatmap()], format, "heatmap"
+    )
 
 
 # -- alerts -------------------------------------------------------------------------------------
 class TriageBody(BaseModel):
-    status: Literal["new", "confirmed", "acknowledged", "false_positive", "fixed"]
+    status: AlertStatus
     note: str | None = Field(None, max_length=2000, pattern=NoNul)
-
-
-def _need_alerts(store: Store) -> None:
-    if not data.has_alerts(store):
-        raise NotFoundError("alerts are not available: the detection area is not installed")
 
 
 @router.get("/alerts", summary="Alerts, filtered by status, machine, operator, direction")
@@ -223,8 +220,7 @@ def list_alerts(
     format: Format = "json",
 ) -> Response:
     store = _store(request)
-    _need_alerts(store)
-    rows = store.alerts(
+    rows = store.alerts.find(
         status=status,
         machine=machine,
         operator=operator,
@@ -232,7 +228,7 @@ def list_alerts(
         limit=limit,
         offset=offset,
     )
-    items = [{**record(a), "severity": data.severity(a.ratio)} for a in rows]
+    items = [{**record(a), "severity": a.severity_class} for a in rows]
     return _page(items, format, "alerts", limit, offset)
 
 
@@ -240,7 +236,6 @@ def list_alerts(
 def get_alert(request: Request, alert_id: int) -> dict[str, Any]:
     _known_id(alert_id, "alert")
     store = _store(request)
-    _need_alerts(store)
     v = data.alert_view(store, alert_id)
     return jsonable(record(v))
 
@@ -250,9 +245,8 @@ def triage(request: Request, alert_id: int, body: TriageBody) -> dict[str, Any]:
     _known_id(alert_id, "alert")
     token = require_token(request, "triage")
     store = _store(request)
-    _need_alerts(store)
     require_alert_org(store, alert_id, token)
-    store.set_alert_status(
+    store.alerts.set_status(
         alert_id,
         body.status,
         actor=token.actor,
@@ -260,8 +254,8 @@ def triage(request: Request, alert_id: int, body: TriageBody) -> dict[str, Any]:
     )
     return jsonable(
         {
-            "alert": record(store.get_alert(alert_id)),
-            "history": [record(e) for e in store.alert_history(alert_id)],
+            "alert": record(store.alerts.get(alert_id)),
+            "history": [record(e) for e in store.alerts.history(alert_id)],
         }
     )
 
@@ -271,13 +265,13 @@ def triage(request: Request, alert_id: int, body: TriageBody) -> dict[str, Any]:
 def list_codegen(
     request: Request, limit: Limit = 50, offset: Offset = 0, format: Format = "json"
 ) -> Response:
-    rows = _store(request).codegen_report_page(limit=limit, offset=offset)
+    rows = _store(request).reports.codegen_page(limit=limit, offset=offset)
     return _page([_report_item(r) for r in rows], format, "codegen", limit, offset)
 
 
 @router.get("/codegen/{ref}", summary="One blast-radius report with its per-kernel rows")
 def get_codegen(request: Request, ref: str, format: Format = "json") -> Response:
-    r = _store(request).codegen_report_detail(ref)
+    r = _store(request).reports.codegen_detail(ref)
     return table_response(
         r.rows if isinstance(r.rows, list) else [],
         format,
@@ -290,13 +284,13 @@ def get_codegen(request: Request, ref: str, format: Format = "json") -> Response
 def list_comparisons(
     request: Request, limit: Limit = 50, offset: Offset = 0, format: Format = "json"
 ) -> Response:
-    rows = _store(request).comparison_page(limit=limit, offset=offset)
+    rows = _store(request).reports.comparison_page(limit=limit, offset=offset)
     return _page([_report_item(r) for r in rows], format, "comparisons", limit, offset)
 
 
 @router.get("/comparisons/{ref}", summary="One comparison with its per-case verdicts")
 def get_comparison(request: Request, ref: str, format: Format = "json") -> Response:
-    r = _store(request).comparison_detail(ref)
+    r = _store(request).reports.comparison_detail(ref)
     return table_response(r.rows, format, f"compare-{r.uuid[:8]}", {"comparison": _report_item(r)})
 
 
@@ -315,16 +309,16 @@ class ViewBody(BaseModel):
 
 @router.get("/views", summary="Saved views")
 def list_views(request: Request, format: Format = "json") -> Response:
-    return table_response([record(v) for v in _store(request).views()], format, "views")
+    return table_response([record(v) for v in _store(request).access.views()], format, "views")
 
 
 @router.get("/views/{name}", summary="One saved view")
 def get_view(request: Request, name: str) -> dict[str, Any]:
-    return jsonable(record(_store(request).get_view(name)))
+    return jsonable(record(_store(request).access.get_view(name)))
 
 
 @router.post("/views", summary="Save a named view (needs a token)", status_code=201)
 def save_view(request: Request, body: ViewBody) -> dict[str, Any]:
     token = require_token(request)
-    v = _store(request).save_view(body.name, body.page, body.query, token.id)
+    v = _store(request).access.save_view(body.name, body.page, body.query, token.id)
     return jsonable(record(v))

@@ -1,13 +1,10 @@
 """What each dashboard page shows, as plain objects: the HTML pages and the JSON API share them.
 
 Nothing here renders: ``views.py`` turns these objects into HTML, ``api.py`` into JSON.
-Alerts come from the detection area's Store methods (``alerts``, ``get_alert``,
-``alert_history``); when those are absent the pages show an empty state.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,30 +12,15 @@ from typing import Any
 import numpy as np
 
 from ..errors import NotFoundError, UsageError
+from ..naming import shape_text
 from ..store import Store
-from ..store.dashboard import OPEN_ALERT_STATUSES, SERIES_FIELDS, HeatCell, SeriesAlert, SeriesRef
+from ..store.alerts import OPEN_ALERT_STATUSES, severity_class
+from ..store.overview import HeatCell
 from ..store.rows import RunSummary
+from ..store.series import SERIES_FIELDS, SeriesAlert, SeriesRef
 
 MAX_TRACES = 24
 NORMS = ("none", "first", "provider")
-
-
-def severity(ratio: float | None) -> str:
-    """critical (>= 25% change), major (>= 10%), minor otherwise."""
-    if not ratio or ratio <= 0 or not math.isfinite(ratio):
-        return "minor"
-    change = max(ratio, 1 / ratio)
-    return "critical" if change >= 1.25 else "major" if change >= 1.10 else "minor"
-
-
-def has_alerts(store: Store) -> bool:
-    return all(hasattr(store, m) for m in ("alerts", "get_alert", "alert_history"))
-
-
-def shape_text(shape: str | dict[str, Any]) -> str:
-    """A shape as people write it: ``M=4096 N=4096 K=512``."""
-    d = json.loads(shape) if isinstance(shape, str) else shape
-    return " ".join(f"{k}={v}" for k, v in d.items()) or "-"
 
 
 # -- overview ---------------------------------------------------------------------------------
@@ -60,7 +42,6 @@ class Heatmap:
 @dataclass(frozen=True)
 class Overview:
     latest: list[MachineLatest]
-    alerts_available: bool
     open_alerts: dict[str, list[Any]]  # severity -> AlertRow, worst first
     heatmap: Heatmap
 
@@ -82,20 +63,18 @@ def build_heatmap(cells: list[HeatCell]) -> Heatmap:
 def overview(store: Store) -> Overview:
     latest = [
         MachineLatest(newest=r[0], previous=r[1] if len(r) > 1 else None)
-        for r in store.latest_runs(2).values()
+        for r in store.overview.latest_runs(2).values()
     ]
     latest.sort(key=lambda m: m.newest.started_at, reverse=True)
     groups: dict[str, list[Any]] = {"critical": [], "major": [], "minor": []}
-    if has_alerts(store):
-        for a in store.alerts(status=OPEN_ALERT_STATUSES, limit=1000):
-            groups[severity(a.ratio)].append(a)
-        for v in groups.values():
-            v.sort(key=lambda a: -abs(math.log(a.ratio)) if a.ratio and a.ratio > 0 else 0)
+    for a in store.alerts.find(status=OPEN_ALERT_STATUSES, limit=1000):
+        groups[severity_class(a.ratio)].append(a)
+    for v in groups.values():
+        v.sort(key=lambda a: -abs(math.log(a.ratio)) if a.ratio and a.ratio > 0 else 0)
     return Overview(
         latest=latest,
-        alerts_available=has_alerts(store),
         open_alerts=groups,
-        heatmap=build_heatmap(store.heatmap()),
+        heatmap=build_heatmap(store.overview.heatmap()),
     )
 
 
@@ -181,7 +160,7 @@ def _points(store: Store, ref: SeriesRef, limit: int) -> list[dict[str, Any]]:
             "build": p.triton_version,
             "commit": p.triton_commit,
         }
-        for p in store.series(ref.series_id, ref.machine_id, limit=limit)
+        for p in store.series.points(ref.series_id, ref.machine_id, limit=limit)
     ]
 
 
@@ -192,15 +171,15 @@ def series_view(store: Store, f: SeriesFilters, *, with_facets: bool = True) -> 
         raise UsageError("norm=provider needs base=PROVIDER, the provider to divide by")
     if not 1 <= f.limit <= 5000:
         raise UsageError("limit must be between 1 and 5000 points")
-    catalog = store.series_catalog(limit=MAX_TRACES * 20 + 1, machine=f.machine, **f.fields())
+    catalog = store.series.catalog(limit=MAX_TRACES * 20 + 1, machine=f.machine, **f.fields())
     pct = (
         bool(
-            store.series_catalog(limit=1, machine=f.machine, **{**f.fields(), "metric": "pct_peak"})
+            store.series.catalog(limit=1, machine=f.machine, **{**f.fields(), "metric": "pct_peak"})
         )
         if f.metric != "pct_peak"
         else False
     )
-    facets = store.series_facets() if with_facets else {}
+    facets = store.series.facets() if with_facets else {}
     selected = catalog if f.norm != "provider" else [c for c in catalog if c.provider != f.base]
     too_many = len(selected) > MAX_TRACES
     traces: list[Trace] = []
@@ -226,7 +205,7 @@ def series_view(store: Store, f: SeriesFilters, *, with_facets: bool = True) -> 
             )
         units = {c.unit for c in selected}
         unit = "ratio" if f.norm != "none" else ", ".join(sorted(units))
-        alerts = store.series_alerts([(c.series_id, c.machine_id) for c in selected])
+        alerts = store.series.alerts([(c.series_id, c.machine_id) for c in selected])
     return SeriesView(
         filters=f,
         catalog=catalog[: MAX_TRACES * 20],
@@ -250,7 +229,7 @@ def _divide_by_provider(
 ) -> bool:
     fields = {k: getattr(ref, k) for k in SERIES_FIELDS}
     fields["provider"] = f.base
-    base = store.series_catalog(limit=1, machine=ref.machine, **fields)
+    base = store.series.catalog(limit=1, machine=ref.machine, **fields)
     if not base:
         for p in pts:
             p["value"] = p["ci_low"] = p["ci_high"] = None
@@ -296,11 +275,9 @@ def _diff(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, Any, Any]]:
 
 
 def alert_view(store: Store, alert_id: int, *, window: int = 5) -> AlertView:
-    if not has_alerts(store):
-        raise NotFoundError("alerts are not available in this version (detection not installed)")
-    alert = store.get_alert(alert_id)
-    history = list(store.alert_history(alert_id))
-    pts = store.series(alert.series_id, alert.machine_id, limit=5000, with_samples=True)
+    alert = store.alerts.get(alert_id)
+    history = list(store.alerts.history(alert_id))
+    pts = store.series.points(alert.series_id, alert.machine_id, limit=5000, with_samples=True)
     bad_uuid = _uuid(alert.first_bad_run)
     idx = next((i for i, p in enumerate(pts) if p.run_uuid == bad_uuid), None)
     before: list[float] = []
@@ -319,8 +296,8 @@ def alert_view(store: Store, alert_id: int, *, window: int = 5) -> AlertView:
             after_runs.append(p.run_uuid)
     good_uuid = _uuid(alert.last_good_run)
     try:
-        good = store.get_run(good_uuid) if good_uuid else None
-        bad = store.get_run(bad_uuid) if bad_uuid else None
+        good = store.runs.get(good_uuid) if good_uuid else None
+        bad = store.runs.get(bad_uuid) if bad_uuid else None
     except NotFoundError:
         good = bad = None
     if good is not None and bad is not None:
@@ -340,7 +317,7 @@ def alert_view(store: Store, alert_id: int, *, window: int = 5) -> AlertView:
         build_changes=build_changes,
         machine_changes=machine_changes,
         codegen_changes=codegen,
-        severity=severity(alert.ratio),
+        severity=severity_class(alert.ratio),
     )
 
 
@@ -350,7 +327,7 @@ def codegen_between(
     """Kernels whose generated code changed between two builds, the operator's own first."""
     if not hasattr(store, "codegen_changes"):
         return []
-    changes = store.codegen_changes(build_a, build_b)
+    changes = store.codegen.changes(build_a, build_b)
     op = operator.lower()
     changes.sort(key=lambda c: (op not in c.kernel.lower(), c.kernel, c.spec, c.target))
     out = []

@@ -14,7 +14,8 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from .. import __version__
-from .data import severity, shape_text
+from ..naming import build_text, canonical_shape, shape_text
+from ..store.alerts import severity_class
 from .export import jsonable, parquet_available
 
 templates = Jinja2Templates(
@@ -67,7 +68,7 @@ def _canon(shape: Any) -> str:
     """A shape as stored in ``series.shape`` (canonical JSON), for filter links."""
     if isinstance(shape, str):
         return shape
-    return json.dumps(shape, sort_keys=True, separators=(",", ":"))
+    return canonical_shape(shape)
 
 
 def _cirange(ci: Any) -> str:
@@ -84,12 +85,8 @@ def _cirange(ci: Any) -> str:
 
 
 def _build(b: Any) -> str:
-    """A build as ``3.9.0 @ abc1234567`` (alerts carry builds as dicts)."""
-    if not isinstance(b, dict):
-        return _fmt(b)
-    text = str(b.get("triton_version") or b.get("version") or "?")
-    commit = b.get("triton_commit") or b.get("commit")
-    return f"{text} @ {str(commit)[:10]}" if commit else text
+    """A build as the CLI writes it, ``3.9.0 (abc1234567)`` (alerts carry builds as dicts)."""
+    return build_text(b) if isinstance(b, dict) else _fmt(b)
 
 
 def _without(d: dict[str, Any], *keys: str) -> dict[str, Any]:
@@ -102,7 +99,7 @@ env.filters.update(
     when=_when,
     pct=_pct,
     shape=shape_text,
-    severity=severity,
+    severity=severity_class,
     canon=_canon,
     build=_build,
     cirange=_cirange,

@@ -4,7 +4,8 @@ Order of checks, cheapest first: the declared size (``Content-Length``), the bea
 ``upload``; unknown and revoked tokens get 401), then the body is read with the size limit
 enforced while reading (a chunked body cannot sneak past), parsed and validated with
 :func:`tritonwatch.runformat.parse_run` (a message per field), checked against what the database
-can hold, and stored in one transaction. Every refusal is a 4xx ``{"error": message}``.
+can hold (:func:`tritonwatch.store.limits.storable_problem`), and stored in one transaction.
+Every refusal is a 4xx ``{"error": message}``.
 
 Organisations: the stored run belongs to the token's organisation. A run that names another
 organisation is refused (403), and so is a run UUID already stored for another organisation
@@ -22,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
 import re
 import sys
 from collections.abc import AsyncIterator
@@ -31,16 +31,14 @@ from typing import Any, NoReturn
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from .. import settings
-from ..errors import NotFoundError
 from ..runformat import Run, describe_errors, json_schema
 from ..store import Store
-from ..store import schema as s
 from ..store.access import TokenRow
+from ..store.limits import MAX_MACHINE, storable_problem
 from .auth import AuthError, require_token
 
 # The interpreter's GIL switch interval while the app runs. A request thread waiting for the GIL
@@ -64,16 +62,9 @@ router = APIRouter(prefix="/api/v1", tags=["upload"], lifespan=_lifespan)
 
 # Uploads parsed and stored at once. Parsing and validating a run is CPU work under the GIL; with
 # every upload doing it at once, the dashboard's reads queue behind them (series p95 went from
-# 5 ms to 400 ms with 8 uploaders). Two slots keep ingest at full speed and reads responsive;
+# 5 ms to 400 ms with 8 uploaders). One slot keeps ingest at full speed and reads responsive;
 # other uploads wait their turn with their body already read.
 UPLOAD_SLOTS = 1
-
-# Column limits the run format does not state (the database would refuse them with a 5xx).
-_MAX_DEVICE = 20
-_MAX_GPU_MODEL = 200
-_MAX_SHAPE = 1000
-_MAX_MACHINE = 200
-_INT32 = 2**31 - 1
 
 
 def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
@@ -119,94 +110,20 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _walk_strings(node: Any, path: str) -> str | None:
-    """The path of the first string holding a NUL, or of the first non-finite float."""
-    if isinstance(node, str):
-        return path if "\x00" in node else None
-    if isinstance(node, float):
-        return path if not math.isfinite(node) else None
-    if isinstance(node, dict):
-        for k, v in node.items():
-            if isinstance(k, str) and "\x00" in k:
-                return f"{path}.{k!r}"
-            found = _walk_strings(v, f"{path}.{k}")
-            if found:
-                return found
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            found = _walk_strings(v, f"{path}.{i}")
-            if found:
-                return found
-    return None
-
-
-def storable_problem(run: Run, *, suspicious: bool = True) -> str | None:
-    """What in a valid run the database cannot hold, as ``field: message``, or None.
-
-    ``suspicious=False`` skips the walk over every string and number (NUL, NaN, Infinity), for
-    a body known not to contain them.
-    """
-    m = run.machine
-    if run.run.device is not None and len(run.run.device) > _MAX_DEVICE:
-        return f"run.device: at most {_MAX_DEVICE} characters"
-    if m.gpu_model is not None and len(m.gpu_model) > _MAX_GPU_MODEL:
-        return f"machine.gpu_model: at most {_MAX_GPU_MODEL} characters"
-    if m.gpu_count is not None and not 0 <= m.gpu_count <= _INT32:
-        return "machine.gpu_count: must be between 0 and 2**31-1"
-    for i, r in enumerate(run.results):
-        if len(json.dumps(r.shape, sort_keys=True, separators=(",", ":"))) > _MAX_SHAPE:
-            return f"results.{i}.shape: its JSON form is longer than {_MAX_SHAPE} characters"
-    if not suspicious:
-        return None
-    bad = _walk_strings(run.model_dump(mode="python", exclude={"results"}), "")
-    if bad is None:
-        for i, r in enumerate(run.results):
-            bad = _walk_strings(
-                {
-                    "shape": r.shape,
-                    "extra": r.extra,
-                    "error": r.error,
-                    "unit": r.unit,
-                    "operator": r.operator,
-                    "provider": r.provider,
-                    "variant": r.variant,
-                    "dtype": r.dtype,
-                    "mode": r.mode,
-                    "metric": r.metric,
-                },
-                f".results.{i}",
-            )
-            if bad:
-                break
-    if bad:
-        return f"{bad.lstrip('.')}: NUL characters and NaN/Infinity cannot be stored"
-    return None
-
-
 def _owned(run: Run, org: str) -> Run:
     """The run as the server stores it: the token's organisation, the machine as ``ORG/NAME``."""
     name = run.machine.name
     if not name.startswith(org + "/"):
         name = f"{org}/{name}"
-    if len(name) > _MAX_MACHINE:
+    if len(name) > MAX_MACHINE:
         raise _error(
             422,
             f"machine.name: with the organisation prefix {org + '/'!r} it is "
-            f"longer than {_MAX_MACHINE} characters",
+            f"longer than {MAX_MACHINE} characters",
         )
     machine = run.machine.model_copy(update={"name": name})
     info = run.run.model_copy(update={"org": org})
     return run.model_copy(update={"machine": machine, "run": info})
-
-
-def _stored_org(store: Store, run_id: int) -> str | None:
-    q = (
-        select(s.orgs.c.name)
-        .select_from(s.runs.outerjoin(s.orgs, s.orgs.c.id == s.runs.c.org_id))
-        .where(s.runs.c.id == run_id)
-    )
-    with store.engine.connect() as conn:
-        return conn.execute(q).scalar()
 
 
 def _parse(body: bytes) -> Run:
@@ -253,9 +170,9 @@ def _store_run(store: Store, run: Run, token: TokenRow) -> tuple[int, dict[str, 
             status=403,
         )
     owned = _owned(run, token.org)
-    added = store.add_run(owned, org=token.org, uploaded_by=token.id)
+    added = store.runs.add(owned, org=token.org, uploaded_by=token.id, checked=True)
     if not added.created:
-        holder = _stored_org(store, added.id)
+        holder = store.runs.org_of(added.id)
         if holder != token.org:
             raise _error(
                 409,
@@ -337,27 +254,3 @@ def _slots(request: Request) -> asyncio.Semaphore:
     if slots is None:
         slots = state.upload_slots = asyncio.Semaphore(UPLOAD_SLOTS)
     return slots
-
-
-def require_alert_org(store: Store, alert_id: int, token: TokenRow) -> None:
-    """Refuse (403) triage of an alert that belongs to another organisation than the token's.
-
-    Alerts on runs without an organisation (imported locally by the server's operator) belong
-    to nobody and may be triaged by any token with the triage scope. A missing alert is left to
-    the caller's 404.
-    """
-    if not 0 < alert_id < 2**63:  # no such id can exist; PostgreSQL would refuse the query
-        raise NotFoundError(f"no alert {alert_id}; `tritonwatch alerts` lists them")
-    q = (
-        select(s.orgs.c.name)
-        .select_from(s.alerts.outerjoin(s.orgs, s.orgs.c.id == s.alerts.c.org_id))
-        .where(s.alerts.c.id == int(alert_id))
-    )
-    with store.engine.connect() as conn:
-        owner = conn.execute(q).scalar()
-    if owner is not None and owner != token.org:
-        raise AuthError(
-            f"alert {alert_id} belongs to organisation {owner!r}; the token {token.actor} "
-            f"may triage only {token.org!r}'s alerts",
-            status=403,
-        )

@@ -12,8 +12,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 
 from ..errors import NotFoundError
+from ..naming import shape_text
 from ..store import Store
-from ..store.dashboard import SERIES_FIELDS
+from ..store.alerts import ALERT_STATUSES
+from ..store.series import SERIES_FIELDS
 from . import data
 from .templating import templates
 
@@ -53,7 +55,7 @@ def series_page(
         "series",
         view=view,
         fields=SERIES_FIELDS,
-        shape_text=data.shape_text,
+        shape_text=shape_text,
     )
 
 
@@ -67,8 +69,8 @@ def runs_page(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> HTMLResponse:
     store = _store(request)
-    runs = store.runs(machine=machine, org=org, label=label, limit=limit, offset=offset)
-    machines = [m.name for m in store.machines()]
+    runs = store.runs.find(machine=machine, org=org, label=label, limit=limit, offset=offset)
+    machines = [m.name for m in store.series.machines()]
     return _render(
         request, "runs.html", "runs", runs=runs, machines=machines, limit=limit, offset=offset
     )
@@ -76,7 +78,7 @@ def runs_page(
 
 @router.get("/runs/{ref}", response_class=HTMLResponse)
 def run_page(request: Request, ref: str) -> HTMLResponse:
-    return _render(request, "run.html", "run", run=_store(request).get_run(ref))
+    return _render(request, "run.html", "run", run=_store(request).runs.get(ref))
 
 
 @router.get("/alerts", response_class=HTMLResponse)
@@ -90,25 +92,22 @@ def alerts_page(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> HTMLResponse:
     store = _store(request)
-    rows: list[Any] = []
-    if data.has_alerts(store):
-        rows = store.alerts(
-            status=status,
-            machine=machine,
-            operator=operator,
-            direction=direction,
-            limit=limit,
-            offset=offset,
-        )
+    rows = store.alerts.find(
+        status=status,
+        machine=machine,
+        operator=operator,
+        direction=direction,
+        limit=limit,
+        offset=offset,
+    )
     return _render(
         request,
         "alerts.html",
         "alerts",
         alerts=rows,
-        available=data.has_alerts(store),
         limit=limit,
         offset=offset,
-        statuses=("new", "confirmed", "acknowledged", "false_positive", "fixed"),
+        statuses=ALERT_STATUSES,
     )
 
 
@@ -130,7 +129,7 @@ def codegen_page(
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> HTMLResponse:
-    rows = _store(request).codegen_report_page(limit=limit, offset=offset)
+    rows = _store(request).reports.codegen_page(limit=limit, offset=offset)
     return _render(
         request,
         "reports.html",
@@ -148,7 +147,7 @@ def codegen_page(
 
 @router.get("/codegen/{ref}", response_class=HTMLResponse)
 def codegen_detail(request: Request, ref: str) -> HTMLResponse:
-    r = _store(request).codegen_report_detail(ref)
+    r = _store(request).reports.codegen_detail(ref)
     return _render(
         request,
         "report.html",
@@ -166,7 +165,7 @@ def compare_page(
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> HTMLResponse:
-    rows = _store(request).comparison_page(limit=limit, offset=offset)
+    rows = _store(request).reports.comparison_page(limit=limit, offset=offset)
     return _render(
         request,
         "reports.html",
@@ -184,7 +183,7 @@ def compare_page(
 
 @router.get("/compare/{ref}", response_class=HTMLResponse)
 def compare_detail(request: Request, ref: str) -> HTMLResponse:
-    r = _store(request).comparison_detail(ref)
+    r = _store(request).reports.comparison_detail(ref)
     return _render(
         request,
         "report.html",
@@ -198,14 +197,16 @@ def compare_detail(request: Request, ref: str) -> HTMLResponse:
 
 @router.get("/views", response_class=HTMLResponse)
 def views_page(request: Request) -> HTMLResponse:
-    return _render(request, "views.html", "views", views=_store(request).views(), pages=PAGES)
+    return _render(
+        request, "views.html", "views", views=_store(request).access.views(), pages=PAGES
+    )
 
 
 @router.get("/view", response_class=HTMLResponse)
 def open_view(request: Request, name: str) -> Any:
     from fastapi.responses import RedirectResponse
 
-    v = _store(request).get_view(name)
+    v = _store(request).access.get_view(name)
     if v.page not in PAGES or v.page in ("run", "alert"):
         raise NotFoundError(f"saved view {name!r} points at an unknown page {v.page!r}")
     path = "/" if v.page == "overview" else f"/{v.page}"

@@ -1,57 +1,29 @@
-"""Comparisons in the Store: save an A/B comparison with its two runs, read one back, and build
-one from two stored runs (``tritonwatch compare --runs``) after checking they may be compared.
+"""Comparing two stored runs (``tritonwatch compare --runs``) and saving comparisons.
 
-Plain functions taking a :class:`~tritonwatch.store.Store`; the dashboard reads the same rows
-through ``Store.comparison_page`` / ``comparison_detail``.
+The rules live here, above the store: which metadata must match before two runs may be compared
+(pyperf's ``_CHECKED_METADATA``), how a stored result becomes one side of a case, and how a
+:class:`~.compare.Comparison` becomes the JSON rows ``store.reports`` keeps.
 """
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
 
-from ..analysis.compare import CaseKey, Comparison, Side, compare_sides, json_safe
-from ..errors import NotFoundError, UsageError
+from ..errors import UsageError
 from ..runformat import Run
-from . import schema as s
-from .rows import RunDetail, utc
+from ..store import Store
+from ..store.reports import SavedComparison
+from ..store.rows import ResultRow, RunDetail
+from .compare import CaseKey, Comparison, Side, compare_sides, json_safe
 
 # What must match before two stored runs may be compared (pyperf's _CHECKED_METADATA).
 CHECKED_KEYS = ("device", "gpu_model", "driver", "clocks", "suite_version")
 
 
-@dataclass(frozen=True)
-class SavedComparison:
-    id: int
-    uuid: str
-    kind: str
-    run_a: str
-    run_b: str
-
-
-@dataclass(frozen=True)
-class StoredComparison:
-    """A comparison row as stored: summary and per-case rows (``CaseComparison.to_json``)."""
-
-    id: int
-    uuid: str
-    kind: str
-    label_a: str
-    label_b: str
-    run_a: str | None
-    run_b: str | None
-    summary: dict[str, Any]
-    cases: list[dict[str, Any]]
-    created_at: datetime | None
-
-
 def save_comparison(
-    store: Any, comparison: Comparison, run_a: Run | None, run_b: Run | None, *, kind: str
+    store: Store, comparison: Comparison, run_a: Run | None, run_b: Run | None, *, kind: str
 ) -> SavedComparison:
     """Store both runs (if given; already stored ones are left alone) and the comparison.
 
@@ -63,74 +35,32 @@ def save_comparison(
     uuids = ["", ""]
     given = [r for r in (run_a, run_b) if r is not None]
     if given:
-        added = store.add_runs(given)
-        it = iter(added)
+        it = iter(store.runs.add_many(given))
         for i, r in enumerate((run_a, run_b)):
             if r is not None:
                 a = next(it)
                 ids[i], uuids[i] = a.id, a.uuid
-    return _insert(store, comparison, kind, ids, uuids)
+    return _insert(store, comparison, kind, (ids[0], ids[1]), (uuids[0], uuids[1]))
 
 
 def _insert(
-    store: Any, comparison: Comparison, kind: str, ids: list[int | None], uuids: list[str]
+    store: Store,
+    comparison: Comparison,
+    kind: str,
+    ids: tuple[int | None, int | None],
+    uuids: tuple[str, str],
 ) -> SavedComparison:
-    uid = str(uuid.uuid4())
-    row = {
-        "uuid": uid,
-        "kind": kind,
-        "run_a_id": ids[0],
-        "run_b_id": ids[1],
-        "label_a": comparison.label_a[:500],
-        "label_b": comparison.label_b[:500],
-        "summary": json_safe(comparison.summary()),
-        "cases": [json_safe(c.to_json()) for c in comparison.results],
-        "created_at": datetime.now(UTC),
-    }
-    with store.engine.begin() as conn:
-        cid = conn.execute(s.comparisons.insert().values(**row).returning(s.comparisons.c.id))
-        new_id = int(cid.scalar_one())
-    return SavedComparison(id=new_id, uuid=uid, kind=kind, run_a=uuids[0], run_b=uuids[1])
-
-
-def get_comparison(store: Any, ref: str) -> StoredComparison:
-    """A stored comparison by id or UUID prefix, with the UUIDs of its two runs."""
-    t = s.comparisons
-    ref = ref.strip()
-    if not ref:
-        raise UsageError("empty comparison id")
-    ra, rb = s.runs.alias("ra"), s.runs.alias("rb")
-    base = (
-        select(t, ra.c.uuid.label("uuid_a"), rb.c.uuid.label("uuid_b"))
-        .outerjoin(ra, ra.c.id == t.c.run_a_id)
-        .outerjoin(rb, rb.c.id == t.c.run_b_id)
-        .limit(2)
-    )
-    with store.engine.connect() as conn:
-        # A UUID prefix first: one made only of digits ("17138651") is still a prefix.
-        rows = conn.execute(base.where(t.c.uuid.like(ref.replace("%", "") + "%"))).mappings().all()
-        if not rows and ref.isdigit() and int(ref) < 2**63:
-            rows = conn.execute(base.where(t.c.id == int(ref))).mappings().all()
-    if len(rows) != 1:
-        raise NotFoundError(
-            f"no comparison {ref!r}" if not rows else f"comparison id {ref!r} is ambiguous"
-        )
-    r = rows[0]
-    return StoredComparison(
-        id=r["id"],
-        uuid=r["uuid"],
-        kind=r["kind"],
-        label_a=r["label_a"],
-        label_b=r["label_b"],
-        run_a=r["uuid_a"],
-        run_b=r["uuid_b"],
-        summary=dict(r["summary"] or {}),
-        cases=list(r["cases"] or []),
-        created_at=utc(r["created_at"]),
+    return store.reports.add_comparison(
+        kind=kind,
+        label_a=comparison.label_a,
+        label_b=comparison.label_b,
+        summary=json_safe(comparison.summary()),
+        cases=[json_safe(c.to_json()) for c in comparison.results],
+        run_ids=ids,
+        run_uuids=uuids,
     )
 
 
-# -- comparing two stored runs -------------------------------------------------------------------
 def checked_metadata(run: RunDetail) -> dict[str, Any]:
     """The values of :data:`CHECKED_KEYS` for a stored run (None where it did not record one).
 
@@ -157,7 +87,7 @@ def mismatched_keys(a: RunDetail, b: RunDetail) -> dict[str, tuple[Any, Any]]:
     return {k: (ma[k], mb[k]) for k in CHECKED_KEYS if ma[k] != mb[k]}
 
 
-def _side(r: Any) -> Side:
+def _side(r: ResultRow) -> Side:
     samples = r.samples if r.samples is not None else np.empty(0)
     if r.status == "ok" and samples.size == 0 and r.value is not None:
         samples = np.array([r.value])
@@ -166,14 +96,14 @@ def _side(r: Any) -> Side:
 
 
 def compare_stored_runs(
-    store: Any, ref_a: str, ref_b: str, *, threshold: float, force: bool = False
+    store: Store, ref_a: str, ref_b: str, *, threshold: float, force: bool = False
 ) -> tuple[Comparison, SavedComparison]:
     """Compare the ``time`` results two stored runs share, and store the comparison.
 
     Raises :class:`UsageError` naming the keys when the runs were measured under different
     conditions (:data:`CHECKED_KEYS`), unless ``force``; or when they share no case.
     """
-    a, b = store.get_run(ref_a), store.get_run(ref_b)
+    a, b = store.runs.get(ref_a), store.runs.get(ref_b)
     if a.summary.uuid == b.summary.uuid:
         raise UsageError("--runs names the same run twice; give two different runs")
     bad = mismatched_keys(a, b)
@@ -184,7 +114,7 @@ def compare_stored_runs(
             "comparing them would measure the difference, not the builds (--force compares anyway)"
         )
 
-    def times(run: RunDetail) -> dict[CaseKey, Any]:
+    def times(run: RunDetail) -> dict[CaseKey, ResultRow]:
         return {
             CaseKey.of(r.operator, r.provider, r.variant, r.shape, r.dtype, r.mode): r
             for r in run.results
@@ -222,6 +152,6 @@ def compare_stored_runs(
         meta={k: v for k, v in meta.items() if v is not None},
     )
     saved = _insert(
-        store, comparison, "runs", [a.summary.id, b.summary.id], [a.summary.uuid, b.summary.uuid]
+        store, comparison, "runs", (a.summary.id, b.summary.id), (a.summary.uuid, b.summary.uuid)
     )
     return comparison, saved

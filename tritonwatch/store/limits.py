@@ -1,0 +1,126 @@
+"""What the database can hold, read from the column definitions in ``schema.py``.
+
+The run format validates what a run may say; this module checks the rest, which only the
+database knows (column lengths, 32-bit integers, no NUL in text, no NaN in JSON). Every way a run
+enters the store (``run``, ``import``, the upload API) goes through :func:`storable_problem`, so
+a run that cannot be stored is refused with one line naming the field, never a driver traceback.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from sqlalchemy import Column, String
+
+from ..naming import canonical_shape
+from ..runformat import Run
+from . import schema as s
+
+INT32_MAX = 2**31 - 1
+
+
+def max_length(column: Column[Any]) -> int:
+    """The length of a ``String(n)`` column."""
+    if not isinstance(column.type, String) or column.type.length is None:
+        raise TypeError(f"{column} has no length")
+    return int(column.type.length)
+
+
+MAX_DEVICE = max_length(s.machines.c.device)
+MAX_GPU_MODEL = max_length(s.machines.c.gpu_model)
+MAX_MACHINE = max_length(s.machines.c.name)
+MAX_SHAPE = max_length(s.series.c.shape)
+MAX_ORG = max_length(s.orgs.c.name)
+MAX_LABEL = max_length(s.runs.c.label)
+MAX_SUITE = max_length(s.runs.c.suite)
+MAX_TRITON_VERSION = max_length(s.builds.c.triton_version)
+MAX_TRITON_COMMIT = max_length(s.builds.c.triton_commit)
+MAX_TORCH_VERSION = max_length(s.builds.c.torch_version)
+# Series fields the run format bounds itself; checked again in case the two ever drift apart.
+SERIES_TEXT = {
+    f: max_length(s.series.c[f])
+    for f in ("operator", "provider", "variant", "dtype", "mode", "metric", "unit")
+}
+
+
+def _walk(node: Any, path: str) -> str | None:
+    """The path of the first string holding a NUL, or of the first non-finite float."""
+    if isinstance(node, str):
+        return path if "\x00" in node else None
+    if isinstance(node, float):
+        return path if not math.isfinite(node) else None
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if isinstance(k, str) and "\x00" in k:
+                return f"{path}.{k!r}"
+            found = _walk(v, f"{path}.{k}")
+            if found:
+                return found
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            found = _walk(v, f"{path}.{i}")
+            if found:
+                return found
+    return None
+
+
+def _too_long(value: str | None, limit: int) -> bool:
+    return value is not None and len(value) > limit
+
+
+def storable_problem(run: Run, *, suspicious: bool = True) -> str | None:
+    """What in a valid run the database cannot hold, as ``field: message``, or None.
+
+    ``suspicious=False`` skips the walk over every string and number (NUL, NaN, Infinity), for
+    a body known not to contain them.
+    """
+    m, info, triton = run.machine, run.run, run.build.triton
+    torch = getattr(run.build, "torch", None)
+    checks = (
+        ("run.device", info.device, MAX_DEVICE),
+        ("run.org", info.org, MAX_ORG),
+        ("run.label", info.label, MAX_LABEL),
+        ("run.suite", info.suite, MAX_SUITE),
+        ("machine.name", m.name, MAX_MACHINE),
+        ("machine.gpu_model", m.gpu_model, MAX_GPU_MODEL),
+        ("build.triton.version", triton.version, MAX_TRITON_VERSION),
+        ("build.triton.commit", triton.commit, MAX_TRITON_COMMIT),
+        ("build.torch.version", getattr(torch, "version", None), MAX_TORCH_VERSION),
+    )
+    for name, value, limit in checks:
+        if _too_long(value, limit):
+            return f"{name}: at most {limit} characters"
+    if m.gpu_count is not None and not 0 <= m.gpu_count <= INT32_MAX:
+        return "machine.gpu_count: must be between 0 and 2**31-1"
+    for i, r in enumerate(run.results):
+        if len(canonical_shape(r.shape)) > MAX_SHAPE:
+            return f"results.{i}.shape: its JSON form is longer than {MAX_SHAPE} characters"
+        for f, limit in SERIES_TEXT.items():
+            if len(getattr(r, f)) > limit:
+                return f"results.{i}.{f}: at most {limit} characters"
+    if not suspicious:
+        return None
+    bad = _walk(run.model_dump(mode="python", exclude={"results"}), "")
+    if bad is None:
+        for i, r in enumerate(run.results):
+            bad = _walk(
+                {
+                    "shape": r.shape,
+                    "extra": r.extra,
+                    "error": r.error,
+                    "unit": r.unit,
+                    "operator": r.operator,
+                    "provider": r.provider,
+                    "variant": r.variant,
+                    "dtype": r.dtype,
+                    "mode": r.mode,
+                    "metric": r.metric,
+                },
+                f".results.{i}",
+            )
+            if bad:
+                break
+    if bad:
+        return f"{bad.lstrip('.')}: NUL characters and NaN/Infinity cannot be stored"
+    return None

@@ -1,0 +1,385 @@
+"""Runs and their results: writing a run whole (one transaction, idempotent by run UUID) and
+reading runs back, as ``store.runs``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from itertools import chain, repeat
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Select, bindparam, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.dml import ReturningInsert
+
+from ..bench.timing import median_ci_rows
+from ..errors import InputError
+from ..naming import canonical_shape
+from ..runformat import Run, metric_better
+from . import schema as s
+from .database import Caches, Database
+from .limits import storable_problem
+from .rows import AddedRun, ResultRow, RunDetail, RunSummary, key_hash
+
+_RUN_BY_UUID = select(s.runs.c.id).where(s.runs.c.uuid == bindparam("uuid"))
+
+RESULT_COLUMNS = (
+    "run_id",
+    "series_id",
+    "machine_id",
+    "t",
+    "status",
+    "value",
+    "n",
+    "ci_low",
+    "ci_high",
+    "samples",
+    "correct",
+    "error",
+    "extra",
+)
+
+
+def series_key(
+    operator: str,
+    provider: str,
+    variant: str,
+    shape: str,
+    dtype: str,
+    mode: str,
+    metric: str,
+    unit: str,
+) -> str:
+    """The ``series.key`` of a series: a hash of its identifying fields (shape canonical)."""
+    return key_hash([operator, provider, variant, shape, dtype, mode, metric, unit])
+
+
+def run_query() -> Select[Any]:
+    """Runs joined to their machine, build and organisation: the columns of a RunSummary."""
+    return (
+        select(
+            s.runs,
+            s.machines.c.name.label("machine"),
+            s.machines.c.gpu_model,
+            s.builds.c.triton_version,
+            s.builds.c.triton_commit,
+            s.orgs.c.name.label("org"),
+        )
+        .join(s.machines, s.machines.c.id == s.runs.c.machine_id)
+        .join(s.builds, s.builds.c.id == s.runs.c.build_id)
+        .outerjoin(s.orgs, s.orgs.c.id == s.runs.c.org_id)
+    )
+
+
+class Runs:
+    """``store.runs``: add runs, list them, name one by UUID prefix, read one back whole."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._insert: ReturningInsert[Any] | None = None
+
+    def __call__(self, **filters: Any) -> list[RunSummary]:  # legacy delegate (house refactor)
+        """The old ``store.runs(...)``: the same as :meth:`find`."""
+        return self.find(**filters)
+
+    # -- writing -------------------------------------------------------------------------
+    def add(
+        self,
+        run: Run,
+        *,
+        org: str | None = None,
+        uploaded_by: int | None = None,
+        checked: bool = False,
+    ) -> AddedRun:
+        """Write a run and all its results in one transaction.
+
+        A run whose UUID is already stored is left as it is (``created=False``): imports,
+        uploads and retries never duplicate. ``org`` (the uploader's organisation) overrides
+        the run's own ``run.org``. A run the database cannot hold raises :class:`InputError`
+        naming the field; ``checked`` says the caller already asked :func:`storable_problem`.
+        """
+        if not checked:
+            self.check(run)
+        with self.db.writing() as (conn, staged):
+            return self._add(conn, run, staged, org=org, uploaded_by=uploaded_by)
+
+    def add_many(self, runs: Iterable[Run]) -> list[AddedRun]:
+        """Write several runs in one transaction: all of them or, on any error, none."""
+        with self.db.writing() as (conn, staged):
+            out = []
+            for r in runs:
+                self.check(r)
+                out.append(self._add(conn, r, staged, org=None, uploaded_by=None))
+            return out
+
+    def check(self, run: Run) -> None:
+        """Refuse a run the database cannot hold, with one line naming the field."""
+        # SQLite holds NUL and NaN; PostgreSQL refuses them, so only there is every value walked.
+        problem = storable_problem(run, suspicious=self.db.dialect == "postgresql")
+        if problem:
+            raise InputError(f"run {run.run.id} cannot be stored: {problem}")
+
+    def _add(
+        self,
+        conn: Connection,
+        run: Run,
+        staged: Caches,
+        *,
+        org: str | None,
+        uploaded_by: int | None,
+    ) -> AddedRun:
+        uid = str(run.run.id)
+        existing = conn.execute(_RUN_BY_UUID, {"uuid": uid}).scalar()
+        if existing is not None:
+            return AddedRun(uuid=uid, id=int(existing), created=False, n_results=len(run.results))
+        run_info = run.run.model_dump(mode="json", exclude_none=True)
+        if org:
+            run_info["org"] = org
+        org_id = self.db.org_id(conn, run_info.get("org"), staged)
+        m = run.machine
+        device = run.run.device or ("cuda" if m.gpu_model else "cpu")
+        machine_info = m.model_dump(mode="json", exclude_none=True)
+        machine_id = self.db.get_or_create(
+            conn,
+            s.machines,
+            staged.machines,
+            "key",
+            key_hash([m.name, device, m.gpu_model, m.gpu_count]),
+            {
+                "name": m.name,
+                "device": device,
+                "gpu_model": m.gpu_model,
+                "gpu_count": m.gpu_count,
+                "org_id": org_id,
+                "info": machine_info,
+                "created_at": datetime.now(UTC),
+            },
+        )
+        build_id = self.db.build_id(
+            conn, run.build.model_dump(mode="json", exclude_none=True), staged
+        )
+        started = run.run.started_at
+        row = {
+            "uuid": uid,
+            "org_id": org_id,
+            "machine_id": machine_id,
+            "build_id": build_id,
+            "started_at": started,
+            "finished_at": run.run.finished_at,
+            "label": run.run.label,
+            "suite": run.run.suite,
+            "device": device,
+            "n_results": len(run.results),
+            "n_failed": sum(1 for r in run.results if r.status != "ok"),
+            "info": run_info,
+            "machine_info": machine_info,
+            "ingested_at": datetime.now(UTC),
+            "uploaded_by": uploaded_by,
+        }
+        if self._insert is None:  # built once: statement construction was a third of a run's cost
+            self._insert = (
+                self.db.insert(s.runs).on_conflict_do_nothing().returning(s.runs.c.id)  # type: ignore[attr-defined]
+            )
+        run_id = conn.execute(self._insert, row).scalar()
+        if run_id is None:  # a concurrent writer stored the same UUID first
+            got = conn.execute(_RUN_BY_UUID, {"uuid": uid}).scalar_one()
+            return AddedRun(uuid=uid, id=int(got), created=False, n_results=len(run.results))
+        series_ids = self._series_ids(conn, run, staged)
+        # The dialect's own processor: SQLite must store the text form SQLAlchemy compares with.
+        t = s.results.c.t.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+        t_value = t(started) if t else started
+        rows = result_rows(run, run_id, machine_id, series_ids, t_value)
+        self.db.bulk_insert(conn, s.results, RESULT_COLUMNS, rows)
+        return AddedRun(uuid=uid, id=int(run_id), created=True, n_results=len(run.results))
+
+    def _series_ids(self, conn: Connection, run: Run, staged: Caches) -> list[int]:
+        committed, fast = self.db.caches.series_by_tuple, staged.series_by_tuple
+        ids: list[int | None] = []
+        pending: dict[str, tuple[Any, dict[str, Any]]] = {}
+        slots: list[tuple[int, str]] = []
+        for i, r in enumerate(run.results):
+            tkey = (
+                r.operator,
+                r.provider,
+                r.variant,
+                tuple(r.shape.items()),
+                r.dtype,
+                r.mode,
+                r.metric,
+                r.unit,
+            )
+            sid = committed.get(tkey) or fast.get(tkey)
+            if sid is None:
+                shape = canonical_shape(r.shape)
+                k = series_key(
+                    r.operator, r.provider, r.variant, shape, r.dtype, r.mode, r.metric, r.unit
+                )
+                if k not in pending:
+                    pending[k] = (
+                        tkey,
+                        {
+                            "key": k,
+                            "operator": r.operator,
+                            "provider": r.provider,
+                            "variant": r.variant,
+                            "shape": shape,
+                            "dtype": r.dtype,
+                            "mode": r.mode,
+                            "metric": r.metric,
+                            "unit": r.unit,
+                            "better": metric_better(r.metric, r.better),
+                        },
+                    )
+                slots.append((i, k))
+            ids.append(sid)
+        if pending:
+            found: dict[str, int] = {}
+            keys = list(pending)
+            for i in range(0, len(keys), 500):
+                q = select(s.series.c.key, s.series.c.id).where(
+                    s.series.c.key.in_(keys[i : i + 500])
+                )
+                found.update({str(k): int(v) for k, v in conn.execute(q)})
+            new = [row for k, (_, row) in pending.items() if k not in found]
+            if new:
+                conn.execute(self.db.insert(s.series).on_conflict_do_nothing(), new)  # type: ignore[attr-defined]
+                for i in range(0, len(new), 500):
+                    chunk = [r["key"] for r in new[i : i + 500]]
+                    q = select(s.series.c.key, s.series.c.id).where(s.series.c.key.in_(chunk))
+                    found.update({str(k): int(v) for k, v in conn.execute(q)})
+            for k, (tkey, _) in pending.items():
+                fast[tkey] = found[k]
+            for i, k in slots:
+                ids[i] = found[k]
+        return ids  # type: ignore[return-value]
+
+    # -- reading -------------------------------------------------------------------------
+    def find(
+        self,
+        *,
+        machine: str | None = None,
+        org: str | None = None,
+        label: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = 50,
+        offset: int = 0,
+        newest_first: bool = True,
+    ) -> list[RunSummary]:
+        """Stored runs, newest first, filtered by machine name, organisation, label and time."""
+        q = run_query()
+        if machine:
+            q = q.where(s.machines.c.name == machine)
+        if org:
+            q = q.where(s.orgs.c.name == org)
+        if label:
+            q = q.where(s.runs.c.label == label)
+        if since:
+            q = q.where(s.runs.c.started_at >= since)
+        if until:
+            q = q.where(s.runs.c.started_at < until)
+        order = s.runs.c.started_at.desc() if newest_first else s.runs.c.started_at.asc()
+        q = q.order_by(order, s.runs.c.id.desc() if newest_first else s.runs.c.id).offset(offset)
+        if limit is not None:
+            q = q.limit(limit)
+        with self.db.connect() as conn:
+            return [RunSummary.from_row(r) for r in conn.execute(q).mappings()]
+
+    def resolve(self, ref: str, conn: Connection | None = None) -> int:
+        """The database id of a run named by its UUID or a unique UUID prefix (>= 4 chars)."""
+        return self.db.resolve(s.runs, ref, "run", hint="`tritonwatch runs` lists them", conn=conn)
+
+    def get(self, ref: str) -> RunDetail:
+        """A run with its machine, build and every result (samples decoded)."""
+        with self.db.connect() as conn:
+            rid = self.resolve(ref, conn)
+            row = conn.execute(run_query().where(s.runs.c.id == rid)).mappings().one()
+            build = conn.execute(
+                select(s.builds.c.info).where(s.builds.c.id == row["build_id"])
+            ).scalar_one()
+            q = (
+                select(s.results, s.series)
+                .join(s.series, s.series.c.id == s.results.c.series_id)
+                .where(s.results.c.run_id == rid)
+                .order_by(s.results.c.id)
+            )
+            results = [ResultRow.from_row(r) for r in conn.execute(q).mappings()]
+        return RunDetail(
+            summary=RunSummary.from_row(row),
+            info=row["info"],
+            machine_info=row["machine_info"],
+            build_info=build,
+            results=results,
+        )
+
+    def iter(self, **filters: Any) -> Iterator[RunDetail]:
+        """Every run matching ``find(**filters)``, oldest first, with its results."""
+        for summary in self.find(limit=None, newest_first=False, **filters):
+            yield self.get(summary.uuid)
+
+    def org_of(self, run_id: int) -> str | None:
+        """The organisation a stored run belongs to (None for a run without one)."""
+        q = (
+            select(s.orgs.c.name)
+            .select_from(s.runs.outerjoin(s.orgs, s.orgs.c.id == s.runs.c.org_id))
+            .where(s.runs.c.id == run_id)
+        )
+        with self.db.connect() as conn:
+            return conn.execute(q).scalar()
+
+
+def result_rows(
+    run: Run, run_id: int, machine_id: int, series_ids: Sequence[int], t: Any
+) -> list[tuple[Any, ...]]:
+    """One tuple per result in RESULT_COLUMNS order; ``t`` is already in the driver's form.
+
+    Column-wise: statistics for all results with the same sample count come from one numpy
+    call, and ``zip`` builds the tuples, so the Python cost per result stays a few list
+    slots (this runs for every result ingested).
+    """
+    res = run.results
+    n = len(res)
+    value: list[float | None] = [r.value for r in res]
+    lo: list[float | None] = [None] * n
+    hi: list[float | None] = [None] * n
+    counts = [0] * n
+    blobs: list[bytes | None] = [None] * n
+    by_n: dict[int, list[int]] = {}
+    for i, r in enumerate(res):
+        if r.samples:
+            by_n.setdefault(len(r.samples), []).append(i)
+    for k, idxs in by_n.items():
+        flat = chain.from_iterable(res[i].samples or () for i in idxs)
+        arr = np.fromiter(flat, dtype="<f8", count=k * len(idxs)).reshape(len(idxs), k)
+        med, l_, h_ = median_ci_rows(arr)
+        raw, width = arr.tobytes(), 8 * k
+        chunks: list[bytes | None] = [raw[j : j + width] for j in range(0, len(raw), width)]
+        if len(idxs) == n:  # the usual run: every result has k samples, whole columns at once
+            value = [v if v is not None else m for v, m in zip(value, med.tolist(), strict=True)]
+            lo, hi, counts, blobs = l_.tolist(), h_.tolist(), [k] * n, chunks
+            continue
+        for i, m, a, b, c in zip(idxs, med.tolist(), l_.tolist(), h_.tolist(), chunks, strict=True):
+            if value[i] is None:
+                value[i] = m
+            lo[i], hi[i], counts[i], blobs[i] = a, b, k, c
+    return list(
+        zip(
+            repeat(run_id, n),
+            series_ids,
+            repeat(machine_id, n),
+            repeat(t, n),
+            [r.status for r in res],
+            value,
+            counts,
+            lo,
+            hi,
+            blobs,
+            [r.correct for r in res],
+            [r.error for r in res],
+            [json.dumps(r.extra) if r.extra else None for r in res],
+            strict=True,
+        )
+    )
