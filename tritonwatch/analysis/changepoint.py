@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .stats import benjamini_hochberg, pooled_t, ratio_of_medians_ci, robust_sigma
+from .stats import MAD_SCALE, benjamini_hochberg, pooled_t, ratio_of_medians_ci, robust_sigma
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class Change:
     row: int
     first_bad: int
     last_good: int
-    method: str  # "e-divisive" or "tail"
+    method: str  # "e-divisive", "window" (epidemic rule) or "tail"
     log_change: float  # median(after) - median(before), log space
     ratio: float  # exp(log_change), the value ratio after / before
     sigma: float  # pooled noise sd of the two windows (log space)
@@ -227,6 +227,46 @@ def _segment_screen(
     return float(t[i]), int(nl[i])
 
 
+# marks a split found by the epidemic (window) rule in the ``found`` dicts (p_perm is None)
+WINDOW = -1.0
+
+
+def epidemic_split(
+    seg: np.ndarray, cfg: DetectConfig, rng: np.random.Generator
+) -> tuple[int, int] | None:
+    """The best window ``seg[a:b]`` that differs from the rest (a change and its reversion).
+
+    E-Divisive's single split is weak on a short excursion in the middle of a series: no single
+    cut separates it, and shuffles of the same values score alike. The epidemic alternative
+    (Levin & Kline 1985) compares the mean inside ``[a, b)`` with the mean outside for every
+    window with ``min_size`` nights inside and on each side. The largest standardised difference
+    is kept when it beats the same statistic on ``permutations`` shuffles of the segment at level
+    ``perm_alpha``: the same distribution-free test E-Divisive's splits get.
+    """
+    n = seg.size
+    m = cfg.min_size
+    if n < 3 * m:
+        return None
+    a, b = np.triu_indices(n + 1, k=m)
+    ok = (a >= m) & (b <= n - m)
+    a, b = a[ok], b[ok]
+    if a.size == 0:
+        return None
+    n_in = (b - a).astype(np.float64)
+    scale = np.sqrt(1 / n_in + 1 / (n - n_in))
+    xs = np.concatenate([seg[None, :], rng.permuted(np.tile(seg, (cfg.permutations, 1)), axis=1)])
+    cs = np.concatenate([np.zeros((xs.shape[0], 1)), np.cumsum(xs, axis=1)], axis=1)
+    inside = cs[:, b] - cs[:, a]
+    diff = inside / n_in - (cs[:, n : n + 1] - inside) / (n - n_in)
+    stat = np.abs(diff) / scale
+    best = stat.max(axis=1)
+    i = int(np.argmax(stat[0]))
+    p = (1 + np.sum(best[1:] >= best[0])) / (cfg.permutations + 1)
+    if p > cfg.perm_alpha or abs(diff[0, i]) < np.log1p(cfg.min_change):
+        return None
+    return int(a[i]), int(b[i])
+
+
 def _recurse(
     y: np.ndarray,
     start: int,
@@ -245,6 +285,13 @@ def _recurse(
         return
     tau, p = edivisive_split(seg[None, :], cfg, rng)
     if p[0] > cfg.perm_alpha or tau[0] <= 0:
+        win = epidemic_split(seg, cfg, rng)
+        if win is not None:
+            a, b = win
+            for cut in (start + a, start + b):
+                found[cut] = WINDOW
+            _recurse(y, start, start + a, sigma, cfg, rng, found)
+            _recurse(y, start + b, stop, sigma, cfg, rng, found)
         return
     cut = start + int(tau[0])
     found[cut] = float(p[0])
@@ -254,6 +301,12 @@ def _recurse(
 
 # (log change, sd, floor, p_night, before window, after window)
 Assessed = tuple[float, float, float, float, tuple[int, int], tuple[int, int]]
+
+
+def _lim(w: np.ndarray, med: float, sigma_mad: float) -> float:
+    """Winsorising distance for one window: 4 robust sds (its own MAD when it has 5 nights)."""
+    own = MAD_SCALE * float(np.median(np.abs(w - med))) if w.size >= 5 else 0.0
+    return 4 * max(sigma_mad, own, 1e-6)
 
 
 def _assess(
@@ -271,10 +324,11 @@ def _assess(
     change = mr - ml
     head = right[: cfg.persist] - ml
     # winsorise each window at 4 robust sds around its median: a two-night spike the outlier
-    # rule cannot see must not inflate the noise and hide a real step
-    lim = 4 * max(sigma_mad, 1e-6)
-    left = np.clip(left, ml - lim, ml + lim)
-    right = np.clip(right, mr - lim, mr + lim)
+    # rule cannot see must not inflate the noise and hide a real step. Each window uses its own
+    # robust sd when it is noisier than the series' (a variance change must not shrink the
+    # noisy side to the quiet side's scale, which would make a chance shift significant)
+    left = np.clip(left, ml - _lim(left, ml, sigma_mad), ml + _lim(left, ml, sigma_mad))
+    right = np.clip(right, mr - _lim(right, mr, sigma_mad), mr + _lim(right, mr, sigma_mad))
     t = pooled_t(left, right, min_sd=sigma_mad)
     df = left.size + right.size - 2
     sd = float(
@@ -289,6 +343,11 @@ def _assess(
     # change yet); an older change has the whole segment after it as evidence
     newest = a1 == y.size and right.size < cfg.min_size + cfg.persist
     if newest and np.any(head * np.sign(change) < 0.5 * abs(change)):
+        return None
+    # an older change needs min_size nights of its new segment past that midpoint: a two-night
+    # spike with a normal night after it is not a three-night segment
+    past = int(np.sum((y[tau:a1] - ml) * np.sign(change) >= 0.5 * abs(change)))
+    if not newest and past < min(cfg.min_size, a1 - tau):
         return None
     tried = max(1, y.size - cfg.min_size - cfg.persist + 1)
     return change, sd, floor, min(1.0, t.p * tried), (b0, tau), (tau, a1)
@@ -350,6 +409,12 @@ def locate(values: np.ndarray, cfg: DetectConfig | None = None) -> ChangeSet:
             found[tau] = p
             _recurse(yr, 0, tau, float(sigma[r]), cfg, rng, found)
             _recurse(yr, tau, n, float(sigma[r]), cfg, rng, found)
+        else:
+            win = epidemic_split(yr, cfg, rng)
+            if win is not None:
+                found[win[0]] = found[win[1]] = WINDOW
+                _recurse(yr, 0, win[0], float(sigma[r]), cfg, rng, found)
+                _recurse(yr, win[1], n, float(sigma[r]), cfg, rng, found)
         kept = _accept(yr, found, float(sigma[r]), cfg)
         # the tail: a change too new for E-Divisive's edge-weighted statistic
         last = max(kept) if kept else 0
@@ -368,13 +433,13 @@ def locate(values: np.ndarray, cfg: DetectConfig | None = None) -> ChangeSet:
                     row=r,
                     first_bad=int(cols[r, tau]),
                     last_good=int(cols[r, tau - 1]),
-                    method="tail" if np.isnan(pp) else "e-divisive",
+                    method="tail" if np.isnan(pp) else "window" if pp == WINDOW else "e-divisive",
                     log_change=change,
                     ratio=float(np.exp(change)),
                     sigma=sd,
                     floor=floor,
                     p_night=p_night,
-                    p_perm=None if np.isnan(pp) else pp,
+                    p_perm=None if np.isnan(pp) or pp == WINDOW else pp,
                     before=(int(cols[r, before[0]]), int(cols[r, before[1] - 1]) + 1),
                     after=(int(cols[r, after[0]]), int(cols[r, after[1] - 1]) + 1),
                     before_cols=tuple(int(cols[r, j]) for j in range(*before)),

@@ -1,0 +1,89 @@
+"""Slow drift versus steps: which model explains a series' changes better (pure functions).
+
+A drift is a ramp between two flat stretches; a step detector cuts it into small steps at
+arbitrary nights. Each series with changes (or a significant trend) is fitted both ways and the
+model with the lower Bayesian information criterion wins. ``docs/detection.md`` has the rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from scipy import special as _special
+
+
+@dataclass(frozen=True)
+class Ramp:
+    """The best flat-ramp-flat fit of one series (indices into its compacted values)."""
+
+    start: int  # last index before the ramp
+    stop: int  # last index of the ramp
+    total: float  # log change over the ramp
+    slope: float  # log change per index
+    sse: float
+    p: float  # slope t-test, Bonferroni over the (start, stop) pairs tried
+    pairs: int
+
+
+@lru_cache(maxsize=64)
+def _design(n: int, min_nights: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centred ramp regressors for every (start, stop) pair with stop - start >= min_nights."""
+    a, b = np.triu_indices(n, k=min_nights)
+    t = np.arange(n, dtype=np.float64)
+    x = np.clip((t[None, :] - a[:, None]) / (b - a)[:, None], 0.0, 1.0)
+    xc = x - x.mean(axis=1, keepdims=True)
+    return np.stack([a, b], axis=1), xc, np.sum(xc * xc, axis=1)
+
+
+def fit_ramp(y: np.ndarray, min_nights: int = 10) -> Ramp | None:
+    """Least-squares flat-ramp-flat fit of one series (no NaN).
+
+    Parameters
+    ----------
+    y : ndarray
+        Log values of one series, spikes removed.
+    min_nights : int
+        Shortest ramp: a change spread over fewer nights is a step (or several).
+
+    Returns
+    -------
+    Ramp or None
+        The (start, stop) pair with the least squared error, its slope test (t with ``n - 4``
+        degrees of freedom, multiplied by the number of pairs tried), or None when the series is
+        too short for a ramp with flat ends.
+    """
+    n = y.size
+    if n < min_nights + 6:
+        return None
+    ab, xc, sxx = _design(n, min_nights)
+    yc = y - y.mean()
+    sxy = xc @ yc
+    sse = float(yc @ yc) - sxy * sxy / sxx
+    i = int(np.argmin(sse))
+    total = float(sxy[i] / sxx[i])
+    s2 = max(float(sse[i]), 1e-30) / (n - 4)
+    t = total / np.sqrt(s2 / sxx[i])
+    p = float(min(1.0, 2 * _special.stdtr(n - 4, -abs(t)) * len(sxx)))
+    a, b = int(ab[i, 0]), int(ab[i, 1])
+    return Ramp(a, b, total, total / (b - a), float(sse[i]), p, len(sxx))
+
+
+def steps_sse(y: np.ndarray, cuts: list[int]) -> float:
+    """Squared error of the piecewise-constant fit with breaks before ``cuts``."""
+    edges = [0, *sorted(cuts), y.size]
+    return float(sum(np.sum((y[a:b] - y[a:b].mean()) ** 2) for a, b in zip(edges, edges[1:])))
+
+
+def prefers_ramp(y: np.ndarray, cuts: list[int], ramp: Ramp) -> bool:
+    """True when the ramp explains ``y`` better than steps at ``cuts`` (lower BIC).
+
+    A piecewise-constant fit with ``k`` breaks has ``2k + 1`` parameters (a place and a level per
+    break, and the first level); the ramp has four (level, change, start, stop).
+    """
+    n = y.size
+    floor = 1e-30
+    bic_steps = n * np.log(max(steps_sse(y, cuts), floor) / n) + (2 * len(cuts) + 1) * np.log(n)
+    bic_ramp = n * np.log(max(ramp.sse, floor) / n) + 4 * np.log(n)
+    return bool(bic_ramp < bic_steps)

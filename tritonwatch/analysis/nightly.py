@@ -1,0 +1,381 @@
+"""One detection pass over nightly series, behaviour by behaviour (issue 16); pure, no I/O.
+
+On top of :mod:`.changepoint` (steps): nights at a lower recorded GPU clock are explained and
+left out; banded series have their band gap taken out (:mod:`.bands`); a change better explained
+by a ramp is a drift (:mod:`.drift`); a regression followed by its reversion is one alert marked
+fixed; a variance-only change is a stability note; a change too new to report says how many more
+nights it needs. ``docs/detection.md`` gives every rule and its measured effect.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from scipy import stats as _st
+
+from .bands import clock_explained, fit_bands_local, screen_bands
+from .changepoint import Change, DetectConfig, _compact, locate_parallel, outlier_mask
+from .drift import fit_ramp, prefers_ramp
+from .stats import benjamini_hochberg, robust_sigma
+
+
+@dataclass(frozen=True)
+class NightlyConfig:
+    """Thresholds of the behaviour rules; the step detector's are in ``detect``."""
+
+    detect: DetectConfig = field(default_factory=DetectConfig)
+    clock_tolerance: float = 0.02  # a night > 2% under the series' median clock is explained
+    band_separation: float = 3.0  # band gap in sds of a within-band night-to-night difference
+    drift_nights: int = 10  # a change spread over at least this many nights can be a drift
+    revert_share: float = 0.5  # a fix takes the level back by at least half the regression
+    stability_ratio: float = 1.5  # noise change (either way) worth a stability note
+    stability_min: int = 8  # nights each side of a noise change
+
+
+@dataclass(frozen=True)
+class NightlyAlert:
+    """A change to file: a step (possibly fixed since) or a drift, with its evidence.
+
+    Night indices are columns of the input matrix. For a drift, ``first_bad`` is the first night
+    of the ramp and ``end`` its last; for a step that reverted, ``fixed_at`` is the first night
+    back at the old level.
+    """
+
+    row: int
+    kind: str  # "step" | "drift"
+    first_bad: int
+    last_good: int
+    ratio: float  # after / before (a drift: over the whole ramp)
+    p: float
+    q: float = 1.0
+    fixed_at: int | None = None
+    fixed_ratio: float | None = None  # level after the fix / level before the regression
+    end: int | None = None  # a drift's last night
+    change: Change | None = None  # the step, as :mod:`.changepoint` found it
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Note:
+    """Not an alert: a ``stability`` change (noise up or down), a ``pending`` change that needs
+    ``detail['needs']`` more nights, or ``explained`` nights (lower clock)."""
+
+    row: int
+    kind: str
+    night: int
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything one pass found."""
+
+    alerts: list[NightlyAlert]
+    notes: list[Note]
+    n_series: int
+    n_screened: int
+    banded: dict[int, dict[str, float]]  # row -> band model (gap, upper share)
+
+
+def _band_adjust(
+    y: np.ndarray, lengths: np.ndarray, cfg: NightlyConfig
+) -> tuple[np.ndarray, dict[int, dict[str, float]]]:
+    """Take the band gap out of every banded row (log values, compacted)."""
+    bs = screen_bands(y, lengths, separation=cfg.band_separation)
+    out = y.copy()
+    models: dict[int, dict[str, float]] = {}
+    for r in np.flatnonzero(bs.banded):
+        n = int(lengths[r])
+        upper = fit_bands_local(y[r, :n], float(bs.gap[r]))
+        out[r, :n] -= np.where(upper, bs.gap[r], 0.0)
+        models[int(r)] = {"gap": float(np.expm1(bs.gap[r])), "upper_share": float(upper.mean())}
+    return out, models
+
+
+def _drift(
+    yr: np.ndarray, cuts: list[int], sigma: float, cfg: NightlyConfig
+) -> tuple[int, int, float, float, float] | None:
+    """(start, stop, total, slope, p) when a ramp explains the row better than its steps."""
+    dc = cfg.detect
+    keep = ~outlier_mask(yr[None, :], np.array([sigma]), dc)[0]
+    keep[-1] = True
+    idx = np.flatnonzero(keep)
+    z = yr[idx]
+    ramp = fit_ramp(z, cfg.drift_nights)
+    if ramp is None:
+        return None
+    zc = [int(np.searchsorted(idx, c)) for c in cuts]
+    if not prefers_ramp(z, zc, ramp):
+        return None
+    resid_sd = np.sqrt(ramp.sse / max(1, z.size - 4))
+    floor = max(dc.min_change, float(np.expm1(dc.noise_floor * max(resid_sd, sigma))))
+    if abs(ramp.total) < np.log1p(floor):
+        return None
+    return int(idx[ramp.start]), int(idx[ramp.stop]), ramp.total, ramp.slope, ramp.p
+
+
+def _trend_rows(y: np.ndarray, lengths: np.ndarray, sigma: np.ndarray, t_min: float) -> np.ndarray:
+    """Rows whose least-squares slope over their whole history has |t| >= t_min."""
+    s, n = y.shape
+    t = np.arange(n, dtype=np.float64)[None, :]
+    ok = np.isfinite(y)
+    cnt = np.maximum(lengths, 1)
+    tm = np.where(ok, t, 0).sum(axis=1) / cnt
+    ym = np.where(ok, y, 0).sum(axis=1) / cnt
+    tc = np.where(ok, t - tm[:, None], 0.0)
+    sxx = (tc * tc).sum(axis=1)
+    sxy = (tc * np.where(ok, y - ym[:, None], 0.0)).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tstat = np.abs(sxy / sxx) * np.sqrt(sxx) / np.maximum(sigma, 1e-9)
+    return np.flatnonzero((lengths >= 16) & (np.nan_to_num(tstat) >= t_min))
+
+
+def _stability(
+    y: np.ndarray, lengths: np.ndarray, cols: np.ndarray, cfg: NightlyConfig
+) -> list[Note]:
+    """Noise changes: the mean absolute night-to-night difference before and after a split.
+
+    ``log(mean |d|)`` of half-normal differences has sd ``0.756 / sqrt(n)``; the split with the
+    largest |z| is tested with Bonferroni over the splits, then Benjamini-Hochberg over rows.
+    """
+    s, n = y.shape
+    m = cfg.stability_min
+    if n < 2 * m + 2:
+        return []
+    d = np.abs(np.diff(y, axis=1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        med = np.nanmedian(d, axis=1)
+    d = np.minimum(d, 5 * med[:, None])  # a step or a spike is one or two huge differences
+    nd = np.maximum(lengths - 1, 0)
+    z = np.where(np.isfinite(d), d, 0.0)
+    cs = np.cumsum(z, axis=1)
+    k = np.arange(1, n)[None, :]
+    tot = cs[np.arange(s), np.maximum(nd - 1, 0)][:, None]
+    nr = nd[:, None] - k
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = ((tot - cs) / nr) / (cs / k)
+        zz = np.log(ratio) / (0.756 * np.sqrt(1 / k + 1 / nr))
+    ok = (k >= m) & (nr >= m) & np.isfinite(zz)
+    zz = np.where(ok, np.abs(zz), 0.0)
+    best = np.argmax(zz, axis=1)
+    zb = zz[np.arange(s), best]
+    splits = np.maximum(nd - 2 * m + 1, 1)
+    p = np.minimum(1.0, 2 * _st.norm.sf(zb) * splits)
+    q = benjamini_hochberg(p)
+    rb = ratio[np.arange(s), best]
+    hit = (q <= cfg.detect.fdr) & ((rb >= cfg.stability_ratio) | (rb <= 1 / cfg.stability_ratio))
+    return [
+        Note(int(r), "stability", int(cols[r, best[r] + 1]), {"noise_ratio": float(rb[r])})
+        for r in np.flatnonzero(hit)
+    ]
+
+
+def _pending(
+    y: np.ndarray,
+    lengths: np.ndarray,
+    cols: np.ndarray,
+    sigma: np.ndarray,
+    alerted: set[int],
+    cfg: NightlyConfig,
+) -> list[Note]:
+    """Changes in the newest nights not reported yet, with the nights they still need.
+
+    The need is the number of further nights at the new level after which the change's t would
+    pass the strictest Benjamini-Hochberg threshold of the pass (``fdr / n_series``, Bonferroni
+    over the splits of the series), and at least the persistence rule.
+    """
+    dc = cfg.detect
+    s = y.shape[0]
+    notes: list[Note] = []
+    for r in range(s):
+        n = int(lengths[r])
+        if r in alerted or n < dc.min_size + 1:
+            continue
+        best: tuple[float, int, float] | None = None
+        for j in range(1, dc.min_size + dc.persist):
+            nb = min(dc.window, n - j)
+            if nb < dc.min_size:
+                break
+            ml = float(np.median(y[r, n - j - nb : n - j]))
+            tail = y[r, n - j : n] - ml
+            delta = float(np.median(tail))
+            if np.any(tail * np.sign(delta) < 0.5 * abs(delta)):
+                continue
+            t = abs(delta) / (sigma[r] * np.sqrt(1 / nb + 1 / j))
+            if best is None or t > best[0]:
+                best = (t, j, delta)
+        if best is None or best[0] < 3.0:
+            continue
+        t, j, delta = best
+        floor = max(dc.min_change, float(np.expm1(dc.noise_floor * sigma[r])))
+        if abs(delta) < np.log1p(floor):
+            continue
+        nb = min(dc.window, n - j)
+        tried = max(1, n - dc.min_size - dc.persist + 1)
+        t_req = float(_st.norm.isf(dc.fdr / max(1, s) / tried / 2))
+        room = (delta / (sigma[r] * t_req)) ** 2 - 1 / nb
+        if room <= 0:
+            continue
+        need = max(int(np.ceil(1 / room)), dc.persist) - j
+        notes.append(
+            Note(
+                r,
+                "pending",
+                int(cols[r, n - j]),
+                {"needs": max(need, 1), "ratio": float(np.exp(delta)), "nights": j},
+            )
+        )
+    return notes
+
+
+def analyse(
+    values: np.ndarray,
+    clocks: np.ndarray | None = None,
+    cfg: NightlyConfig | None = None,
+    *,
+    jobs: int = 1,
+) -> Analysis:
+    """Find steps, fixes, drifts, stability changes and pending changes in every row.
+
+    Parameters
+    ----------
+    values : ndarray
+        Nightly values, one series per row, one night per column, NaN where missing.
+    clocks : ndarray, optional
+        Recorded GPU clock per night (same shape, NaN where not recorded).
+    cfg : NightlyConfig, optional
+        Thresholds; defaults documented in ``docs/detection.md``.
+    jobs : int
+        Worker processes for the step detector.
+
+    Returns
+    -------
+    Analysis
+        Alerts after false-discovery-rate control over every series of the pass (each series is
+        a hypothesis; each extra change or drift adds one), and notes.
+    """
+    cfg = cfg or NightlyConfig()
+    dc = cfg.detect
+    v = np.array(values, dtype=np.float64, copy=True)
+    if v.ndim != 2:
+        raise ValueError("values must be a 2-D array: one series per row")
+    notes: list[Note] = []
+    if clocks is not None:
+        c = np.asarray(clocks, dtype=np.float64)
+        if c.shape != v.shape:
+            raise ValueError(f"clocks have shape {c.shape}, values {v.shape}: give one per night")
+        explained = clock_explained(c, tolerance=cfg.clock_tolerance) & np.isfinite(v)
+        for r in np.flatnonzero(explained.any(axis=1)):
+            nights = [int(x) for x in np.flatnonzero(explained[r])]
+            notes.append(Note(int(r), "explained", nights[0], {"nights": nights}))
+        v[explained] = np.nan
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logv = np.where(v > 0, np.log(np.where(v > 0, v, 1.0)), np.nan)
+    y, lengths, cols = _compact(logv)
+    y, banded = _band_adjust(y, lengths, cfg)
+    adj = np.full_like(v, np.nan)
+    rows_i = np.repeat(np.arange(v.shape[0]), v.shape[1]).reshape(v.shape)
+    fin = np.isfinite(y)
+    adj[rows_i[fin], cols[fin]] = np.exp(y[fin])
+    found = locate_parallel(adj, dc, jobs=jobs)
+    sigma = np.maximum(np.nan_to_num(robust_sigma(y, axis=1), nan=0.0), 1e-6)
+    by_row: dict[int, list[Change]] = {}
+    for ch in found.changes:
+        by_row.setdefault(ch.row, []).append(ch)
+    cand = set(by_row) | {int(r) for r in _trend_rows(y, lengths, sigma, dc.screen_t)}
+    drafts: list[NightlyAlert] = []
+    for r in sorted(cand):
+        n = int(lengths[r])
+        yr = y[r, :n]
+        rc = cols[r, :n]
+        changes = by_row.get(r, [])
+        cuts = [int(np.searchsorted(rc, ch.first_bad)) for ch in changes]
+        dr = _drift(yr, cuts, float(sigma[r]), cfg)
+        if dr is not None:
+            a, b, total, slope, p = dr
+            drafts.append(
+                NightlyAlert(
+                    row=r,
+                    kind="drift",
+                    first_bad=int(rc[a + 1]),
+                    last_good=int(rc[a]),
+                    ratio=float(np.exp(total)),
+                    p=p,
+                    end=int(rc[b]),
+                    evidence={
+                        "slope_per_night": float(np.expm1(slope)),
+                        "nights": int(b - a),
+                        "noise": float(sigma[r]),
+                    },
+                )
+            )
+            continue
+        for ch in changes:
+            drafts.append(
+                NightlyAlert(
+                    row=r,
+                    kind="step",
+                    first_bad=ch.first_bad,
+                    last_good=ch.last_good,
+                    ratio=ch.ratio,
+                    p=ch.p,
+                    change=ch,
+                )
+            )
+    # FDR: every series is one hypothesis (p = 1 where nothing was found), each extra one adds
+    rows_with = len({d.row for d in drafts})
+    p = np.concatenate([[d.p for d in drafts], np.ones(max(0, v.shape[0] - rows_with))])
+    q = benjamini_hochberg(p)[: len(drafts)] if drafts else np.array([])
+    kept = [replace(d, q=float(qi)) for d, qi in zip(drafts, q, strict=True) if qi <= dc.fdr]
+    alerts = _link_fixes(kept, cfg)
+    for a in alerts:
+        a.evidence.update(banded.get(a.row, {}) and {"bands": banded[a.row]})
+    notes += _stability(y, lengths, cols, cfg)
+    notes += _pending(y, lengths, cols, sigma, {a.row for a in alerts}, cfg)
+    return Analysis(
+        alerts=alerts,
+        notes=notes,
+        n_series=int(v.shape[0]),
+        n_screened=found.n_screened,
+        banded=banded,
+    )
+
+
+def _link_fixes(kept: list[NightlyAlert], cfg: NightlyConfig) -> list[NightlyAlert]:
+    """A regression followed by an opposite step that takes the level back is one fixed alert.
+
+    In log terms the regression is ``d1 > 0`` (worse) and the next change ``d2``; it reverted when
+    ``|d1 + d2| <= revert_share * |d1|``: the level after the fix is nearer the old level than the
+    regressed one. Direction here is "up" (a larger value); the caller maps it to better/worse.
+    """
+    out: list[NightlyAlert] = []
+    by_row: dict[int, list[NightlyAlert]] = {}
+    for a in kept:
+        by_row.setdefault(a.row, []).append(a)
+    for _, items in sorted(by_row.items()):
+        items.sort(key=lambda a: a.first_bad)
+        i = 0
+        while i < len(items):
+            a = items[i]
+            nxt = items[i + 1] if i + 1 < len(items) else None
+            if (
+                a.kind == "step"
+                and nxt is not None
+                and nxt.kind == "step"
+                and np.sign(np.log(a.ratio)) != np.sign(np.log(nxt.ratio))
+                and abs(np.log(a.ratio) + np.log(nxt.ratio))
+                <= cfg.revert_share * abs(np.log(a.ratio))
+            ):
+                out.append(
+                    replace(a, fixed_at=nxt.first_bad, fixed_ratio=float(a.ratio * nxt.ratio))
+                )
+                i += 2
+                continue
+            out.append(a)
+            i += 1
+    return out
+
