@@ -395,7 +395,7 @@ def score_corpus(corpus: Corpus, alerts: Sequence[Found], *, tolerance: int = 1)
         b: _tally(
             np.flatnonzero(corpus.behaviour == b), corpus, matched, by_row, set(), every, tolerance
         )
-        for b in BEHAVIOURS
+        for b in [*BEHAVIOURS, *sorted(set(corpus.behaviour.tolist()) - set(BEHAVIOURS))]
         if np.any(corpus.behaviour == b)
     }
     pooled = _tally(

@@ -7,6 +7,7 @@ series is tested for changes like any other. ``docs/detection.md`` explains the 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -156,7 +157,9 @@ def fit_bands_local(y: np.ndarray, gap: float, half: int = 10) -> np.ndarray:
     for w in (left, right):
         cand = np.concatenate([w, w - gap], axis=1)  # (n, C)
         dev = w[:, None, :] - cand[:, :, None]  # (n, C, half+1)
-        cost = np.nanmean(np.minimum(np.abs(dev), np.abs(dev - gap)), axis=2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # NaN candidates (padding)
+            cost = np.nanmean(np.minimum(np.abs(dev), np.abs(dev - gap)), axis=2)
         cost = np.where(np.isfinite(cost), cost, np.inf)
         j = np.argmin(cost, axis=1)
         c = cost[np.arange(n), j]
@@ -186,10 +189,8 @@ def clock_explained(clocks: np.ndarray, *, tolerance: float = 0.02) -> np.ndarra
         of change detection (never alerted, and never used as evidence).
     """
     c = np.asarray(clocks, dtype=np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # rows with no clock at all
+        ref = np.nanmedian(c, axis=1)
     with np.errstate(invalid="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            ref = np.nanmedian(c, axis=1)
         return np.isfinite(c) & (c < (ref * (1 - tolerance))[:, None])

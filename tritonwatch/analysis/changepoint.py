@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy import special as _special
 
 from .stats import MAD_SCALE, benjamini_hochberg, pooled_t, ratio_of_medians_ci, robust_sigma
 
@@ -92,7 +93,8 @@ def outlier_mask(y: np.ndarray, sigma: np.ndarray, cfg: DetectConfig) -> np.ndar
 
     A point is a spike when it sits on the same side of both neighbours by more than
     ``max(outlier_k * sigma, min_change)`` and the neighbours agree with each other to within
-    half that distance. The newest point is never called a spike: whether it reverts is not yet
+    half that distance; two adjacent points are a spiked pair under the same rule with the nights
+    before and after the pair as neighbours (a pair is shorter than a ``min_size`` segment). The newest point is never called a spike: whether it reverts is not yet
     known, which is what the persistence rule is for.
     """
     thr = np.maximum(cfg.outlier_k * sigma, np.log1p(cfg.min_change))[:, None]
@@ -108,6 +110,24 @@ def outlier_mask(y: np.ndarray, sigma: np.ndarray, cfg: DetectConfig) -> np.ndar
         )
     out = np.zeros_like(y, dtype=bool)
     out[:, 1:-1] = spike
+    if y.shape[1] >= 4:
+        # a pair of spiked nights (shorter than a min_size segment): both on the same side of
+        # the nights around the pair, which agree with each other
+        a, b = y[:, 1:-2], y[:, 2:-1]
+        lo, hi = y[:, :-3], y[:, 3:]
+        d1 = np.minimum((a - lo) * np.sign(a - lo), (a - hi) * np.sign(a - lo))
+        d2 = np.minimum((b - lo) * np.sign(a - lo), (b - hi) * np.sign(a - lo))
+        small2 = np.minimum(d1, d2)
+        with np.errstate(invalid="ignore"):
+            pair = (
+                (np.sign(a - lo) == np.sign(a - hi))
+                & (np.sign(b - lo) == np.sign(a - lo))
+                & (np.sign(b - hi) == np.sign(a - lo))
+                & (small2 > thr)
+                & (np.abs(hi - lo) < 0.5 * small2)
+            )
+        out[:, 1:-2] |= pair
+        out[:, 2:-1] |= pair
     return out
 
 
@@ -303,6 +323,22 @@ def _recurse(
 Assessed = tuple[float, float, float, float, tuple[int, int], tuple[int, int]]
 
 
+def _lag1(left: np.ndarray, right: np.ndarray) -> float:
+    """Lag-1 autocorrelation of the two windows' residuals (pairs inside one window), in [0, 0.8].
+
+    Negative estimates are taken as 0 (differences of independent noise); 0.8 caps the
+    correction where two windows of 20 nights cannot tell a strong correlation from a trend.
+    """
+    num = den = 0.0
+    for w in (left, right):
+        r = w - w.mean()
+        num += float(np.dot(r[:-1], r[1:]))
+        den += float(np.dot(r, r))
+    if den <= 0:
+        return 0.0
+    return float(min(max(num / den, 0.0), 0.8))
+
+
 def _lim(w: np.ndarray, med: float, sigma_mad: float) -> float:
     """Winsorising distance for one window: 4 robust sds (its own MAD when it has 5 nights)."""
     own = MAD_SCALE * float(np.median(np.abs(w - med))) if w.size >= 5 else 0.0
@@ -330,6 +366,15 @@ def _assess(
     left = np.clip(left, ml - _lim(left, ml, sigma_mad), ml + _lim(left, ml, sigma_mad))
     right = np.clip(right, mr - _lim(right, mr, sigma_mad), mr + _lim(right, mr, sigma_mad))
     t = pooled_t(left, right, min_sd=sigma_mad)
+    # nightly noise is often correlated from one night to the next (a machine's state lasts
+    # days); with lag-1 autocorrelation rho the variance of a window mean grows by about
+    # (1 + rho) / (1 - rho), so the t statistic shrinks by its square root
+    rho = _lag1(left, right)
+    if rho > 0:
+        df_t = left.size + right.size - 2
+        t = replace(
+            t, p=float(2 * _special.stdtr(df_t, -abs(t.statistic) * np.sqrt((1 - rho) / (1 + rho))))
+        )
     df = left.size + right.size - 2
     sd = float(
         np.sqrt((np.sum((left - left.mean()) ** 2) + np.sum((right - right.mean()) ** 2)) / df)

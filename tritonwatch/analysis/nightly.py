@@ -184,49 +184,58 @@ def _pending(
 ) -> list[Note]:
     """Changes in the newest nights not reported yet, with the nights they still need.
 
-    The need is the number of further nights at the new level after which the change's t would
-    pass the strictest Benjamini-Hochberg threshold of the pass (``fdr / n_series``, Bonferroni
-    over the splits of the series), and at least the persistence rule.
+    For the newest ``j`` nights (``j < min_size + persist``), all past the midpoint between the
+    level before them (median of up to ``window`` nights) and their median: the need is the
+    number of further nights at that level after which the change's t would pass the strictest
+    Benjamini-Hochberg threshold of the pass (``fdr / n_series``, Bonferroni over the splits of
+    the series), and at least the persistence rule. Noted when the change clears the series'
+    floor and its t is already 3 or more (visible, not yet provable).
     """
     dc = cfg.detect
-    s = y.shape[0]
-    notes: list[Note] = []
-    for r in range(s):
-        n = int(lengths[r])
-        if r in alerted or n < dc.min_size + 1:
-            continue
-        best: tuple[float, int, float] | None = None
+    s, width = y.shape
+    if s == 0 or width < dc.min_size + 1:
+        return []
+    rows = np.arange(s)
+    best_t = np.zeros(s)
+    best_j = np.zeros(s, np.int64)
+    best_d = np.zeros(s)
+    best_nb = np.ones(s)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         for j in range(1, dc.min_size + dc.persist):
-            nb = min(dc.window, n - j)
-            if nb < dc.min_size:
-                break
-            ml = float(np.median(y[r, n - j - nb : n - j]))
-            tail = y[r, n - j : n] - ml
-            delta = float(np.median(tail))
-            if np.any(tail * np.sign(delta) < 0.5 * abs(delta)):
-                continue
-            t = abs(delta) / (sigma[r] * np.sqrt(1 / nb + 1 / j))
-            if best is None or t > best[0]:
-                best = (t, j, delta)
-        if best is None or best[0] < 3.0:
+            nb = np.minimum(dc.window, lengths - j)
+            idx = (lengths - j - nb)[:, None] + np.arange(dc.window)[None, :]
+            ok = (np.arange(dc.window)[None, :] < nb[:, None]) & (idx >= 0)
+            before = np.where(ok, y[rows[:, None], np.clip(idx, 0, width - 1)], np.nan)
+            ml = np.nanmedian(before, axis=1)
+            tidx = (lengths - j)[:, None] + np.arange(j)[None, :]
+            tail = y[rows[:, None], np.clip(tidx, 0, width - 1)] - ml[:, None]
+            delta = np.median(tail, axis=1)
+            same = np.all(tail * np.sign(delta)[:, None] >= 0.5 * np.abs(delta)[:, None], axis=1)
+            t = np.abs(delta) / (sigma * np.sqrt(1 / np.maximum(nb, 1) + 1 / j))
+            t = np.where(same & (nb >= dc.min_size) & np.isfinite(t), t, 0.0)
+            better = t > best_t
+            best_t = np.where(better, t, best_t)
+            best_j = np.where(better, j, best_j)
+            best_d = np.where(better, delta, best_d)
+            best_nb = np.where(better, nb, best_nb)
+    floor = np.maximum(dc.min_change, np.expm1(dc.noise_floor * sigma))
+    tried = np.maximum(1, lengths - dc.min_size - dc.persist + 1)
+    t_req = _st.norm.isf(dc.fdr / s / tried / 2)
+    room = (best_d / (sigma * t_req)) ** 2 - 1 / best_nb
+    hit = (best_t >= 3.0) & (np.abs(best_d) >= np.log1p(floor)) & (room > 0)
+    notes = []
+    for r in np.flatnonzero(hit):
+        if int(r) in alerted:
             continue
-        t, j, delta = best
-        floor = max(dc.min_change, float(np.expm1(dc.noise_floor * sigma[r])))
-        if abs(delta) < np.log1p(floor):
-            continue
-        nb = min(dc.window, n - j)
-        tried = max(1, n - dc.min_size - dc.persist + 1)
-        t_req = float(_st.norm.isf(dc.fdr / max(1, s) / tried / 2))
-        room = (delta / (sigma[r] * t_req)) ** 2 - 1 / nb
-        if room <= 0:
-            continue
-        need = max(int(np.ceil(1 / room)), dc.persist) - j
+        j = int(best_j[r])
+        need = max(int(np.ceil(1 / room[r])), dc.persist) - j
         notes.append(
             Note(
-                r,
+                int(r),
                 "pending",
-                int(cols[r, n - j]),
-                {"needs": max(need, 1), "ratio": float(np.exp(delta)), "nights": j},
+                int(cols[r, lengths[r] - j]),
+                {"needs": max(need, 1), "ratio": float(np.exp(best_d[r])), "nights": j},
             )
         )
     return notes
@@ -378,4 +387,3 @@ def _link_fixes(kept: list[NightlyAlert], cfg: NightlyConfig) -> list[NightlyAle
             out.append(a)
             i += 1
     return out
-
