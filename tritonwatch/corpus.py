@@ -419,7 +419,8 @@ def score_corpus(corpus: Corpus, alerts: Sequence[Found], *, tolerance: int = 1)
             for i, e in enumerate(corpus.events)
             if i in every and i not in want and i not in matched
             for a in by_row.get(e.row, [])
-            if a[1] == "step" and abs(a[2] - e.night) <= tolerance
+            if (a[1] == "step" and abs(a[2] - e.night) <= tolerance)
+            or (a[1] == "drift" and a[2] - tolerance <= e.night <= (a[4] or a[2]) + tolerance)
         }
         return _tally(rows, corpus, matched, by_row, small, want, tolerance)
 

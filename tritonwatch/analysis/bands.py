@@ -27,7 +27,7 @@ class BandScreen:
 
 
 def screen_bands(
-    y: np.ndarray, lengths: np.ndarray, *, min_jumps: int = 4, separation: float = 3.0
+    y: np.ndarray, lengths: np.ndarray, *, min_jumps: int = 6, separation: float = 3.0
 ) -> BandScreen:
     """Find rows whose night-to-night jumps have two sizes: noise, and one recurring gap.
 
@@ -38,7 +38,8 @@ def screen_bands(
     lengths : ndarray
         Number of finite values per row.
     min_jumps : int
-        A banded series changes band at least this often (two visits to the other band).
+        A banded series changes band at least this often: three visits to the other band (a
+        regression window and a spike of the same size make two).
     separation : float
         The gap must be at least this many standard deviations of a within-band difference.
 

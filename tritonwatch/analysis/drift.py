@@ -76,6 +76,25 @@ def steps_sse(y: np.ndarray, cuts: list[int]) -> float:
     return float(sum(np.sum((y[a:b] - y[a:b].mean()) ** 2) for a, b in zip(edges, edges[1:])))
 
 
+def refine_cuts(y: np.ndarray, cuts: list[int], reach: int = 3) -> list[int]:
+    """Move each cut by up to ``reach`` places to where the piecewise fit has the least error.
+
+    The step detector places a cut where its statistic peaks, not where the squared error is
+    least; the model comparison should give the steps their best placement.
+    """
+    out = sorted(cuts)
+    for i in range(len(out)):
+        lo = (out[i - 1] + 1) if i else 1
+        hi = (out[i + 1] - 1) if i + 1 < len(out) else y.size - 1
+        best = min(
+            range(max(lo, out[i] - reach), min(hi, out[i] + reach) + 1),
+            key=lambda c: steps_sse(y, [*out[:i], c, *out[i + 1 :]]),
+            default=out[i],
+        )
+        out[i] = best
+    return out
+
+
 def prefers_ramp(y: np.ndarray, cuts: list[int], ramp: Ramp) -> bool:
     """True when the ramp explains ``y`` better than steps at ``cuts`` (lower BIC).
 
@@ -84,6 +103,7 @@ def prefers_ramp(y: np.ndarray, cuts: list[int], ramp: Ramp) -> bool:
     """
     n = y.size
     floor = 1e-30
+    cuts = refine_cuts(y, cuts)
     bic_steps = n * np.log(max(steps_sse(y, cuts), floor) / n) + (2 * len(cuts) + 1) * np.log(n)
     bic_ramp = n * np.log(max(ramp.sse, floor) / n) + 4 * np.log(n)
     return bool(bic_ramp < bic_steps)

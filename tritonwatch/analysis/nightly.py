@@ -29,7 +29,7 @@ class NightlyConfig:
     detect: DetectConfig = field(default_factory=DetectConfig)
     clock_tolerance: float = 0.02  # a night > 2% under the series' median clock is explained
     band_separation: float = 3.0  # band gap in sds of a within-band night-to-night difference
-    drift_nights: int = 10  # a change spread over at least this many nights can be a drift
+    drift_nights: int = 15  # a change spread over at least this many nights can be a drift
     revert_share: float = 0.5  # a fix takes the level back by at least half the regression
     stability_ratio: float = 1.5  # noise change (either way) worth a stability note
     stability_min: int = 8  # nights each side of a noise change
