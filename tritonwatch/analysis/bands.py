@@ -49,7 +49,9 @@ def screen_bands(
         A row is banded when splitting its absolute first differences into a small and a large
         class (Otsu's rule on their logs) gives at least ``min_jumps`` large ones whose median,
         the gap, is ``separation`` sds of the small ones away, whose own spread is under a
-        third of the gap (one recurring size, not steps and spikes of all sizes), and whose
+        third of the gap and under 4 sds of a small one (under the two-level model a jump is the
+        gap plus the noise of one difference: one recurring size, not steps and spikes of
+        several sizes), and whose
         signs alternate (up, down, up, ...: up and down counts differ by at most a quarter).
     """
     s, n = y.shape
@@ -93,7 +95,7 @@ def screen_bands(
         banded = (
             valid
             & (gap >= separation * diff_sd)
-            & (spread <= gap / SPREAD)
+            & (spread <= np.minimum(gap / SPREAD, 4 * diff_sd))
             & (np.abs(up - down) <= 1 + big / 4)
         )
     return BandScreen(banded, np.where(banded, gap, 0.0), np.where(banded, diff_sd, 0.0))

@@ -394,6 +394,11 @@ def _assess(
     past = int(np.sum((y[tau:a1] - ml) * np.sign(change) >= 0.5 * abs(change)))
     if not newest and past < min(cfg.min_size, a1 - tau):
         return None
+    # ... and so does the segment before it, seen from the new level (a spiked pair at the start
+    # of a history is not a level either)
+    held = int(np.sum((y[b0:tau] - mr) * np.sign(change) <= -0.5 * abs(change)))
+    if held < min(cfg.min_size, tau - b0):
+        return None
     tried = max(1, y.size - cfg.min_size - cfg.persist + 1)
     return change, sd, floor, min(1.0, t.p * tried), (b0, tau), (tau, a1)
 
