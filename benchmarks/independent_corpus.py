@@ -42,7 +42,7 @@ def make_independent(n_series: int, n_nights: int = 60, seed: int = 7) -> Corpus
         if kinds[i] == "jump":
             at = int(g.integers(10, n_nights - 4))
             f = float(g.choice(sizes)) * (1 if g.random() < 0.6 else -1)
-            f = f if f > 0 else -(-f) / (1 - f)
+            f = f if f > 0 else f / (1 - f)
             logv[at:] += np.log1p(f)
             events.append(Event(i, "step", at, f))
         elif kinds[i] == "revert":

@@ -255,7 +255,7 @@ def make_corpus(
     return Corpus(values=values, clocks=clocks, behaviour=kinds, noise=noise, events=events)
 
 
-Found = tuple[int, str, int, float, "int | None"]
+Found = tuple[int, str, int, float, int | None]
 
 
 @dataclass(frozen=True)
@@ -320,13 +320,11 @@ def _tally(
         i for i in wanted if corpus.events[i].end is not None and corpus.events[i].kind == "step"
     ]
     windows = [i for i in windows if corpus.events[i].row in rowset]
-    fixed = sum(
-        1
-        for i in windows
-        if i in matched
-        and matched[i][1][4] is not None
-        and abs(int(matched[i][1][4]) - int(corpus.events[i].end or 0)) <= tolerance
-    )
+    fixed = 0
+    for i in windows:
+        end = matched[i][1][4] if i in matched else None
+        if end is not None and abs(int(end) - int(corpus.events[i].end or 0)) <= tolerance:
+            fixed += 1
     nights = int(np.isfinite(corpus.values[list(rowset)]).sum()) if rowset else 0
     prec, rec = _ratio(tp, tp + fp), _ratio(tp, len(evs))
     return BehaviourScore(

@@ -64,7 +64,6 @@ def screen_bands(
     srt = np.sort(a, axis=1)
     la = np.log(np.maximum(np.where(np.isfinite(srt), srt, 1.0), 1e-12))
     cs = np.cumsum(la, axis=1)
-    cs2 = np.cumsum(la * la, axis=1)
     k = np.arange(1, n)[None, :]  # small class = the k smallest
     tot = cs[np.arange(s), np.maximum(m - 1, 0)][:, None]
     kb = m[:, None] - k

@@ -73,7 +73,12 @@ def fit_ramp(y: np.ndarray, min_nights: int = 10) -> Ramp | None:
 def steps_sse(y: np.ndarray, cuts: list[int]) -> float:
     """Squared error of the piecewise-constant fit with breaks before ``cuts``."""
     edges = [0, *sorted(cuts), y.size]
-    return float(sum(np.sum((y[a:b] - y[a:b].mean()) ** 2) for a, b in zip(edges, edges[1:])))
+    return float(
+        sum(
+            np.sum((y[a:b] - y[a:b].mean()) ** 2)
+            for a, b in zip(edges[:-1], edges[1:], strict=True)
+        )
+    )
 
 
 def refine_cuts(y: np.ndarray, cuts: list[int], reach: int = 3) -> list[int]:

@@ -10,6 +10,7 @@ nights it needs. ``docs/detection.md`` gives every rule and its measured effect.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -247,6 +248,7 @@ def analyse(
     cfg: NightlyConfig | None = None,
     *,
     jobs: int = 1,
+    adjust: Callable[[list[Change]], list[Change]] | None = None,
 ) -> Analysis:
     """Find steps, fixes, drifts, stability changes and pending changes in every row.
 
@@ -260,6 +262,9 @@ def analyse(
         Thresholds; defaults documented in ``docs/detection.md``.
     jobs : int
         Worker processes for the step detector.
+    adjust : callable, optional
+        Applied to the steps found before false-discovery-rate control (``detect`` adds the
+        raw-sample test there); gets and returns a list of :class:`.changepoint.Change`.
 
     Returns
     -------
@@ -278,9 +283,9 @@ def analyse(
         if c.shape != v.shape:
             raise ValueError(f"clocks have shape {c.shape}, values {v.shape}: give one per night")
         explained = clock_explained(c, tolerance=cfg.clock_tolerance) & np.isfinite(v)
-        for r in np.flatnonzero(explained.any(axis=1)):
-            nights = [int(x) for x in np.flatnonzero(explained[r])]
-            notes.append(Note(int(r), "explained", nights[0], {"nights": nights}))
+        for er in np.flatnonzero(explained.any(axis=1)):
+            nights = [int(x) for x in np.flatnonzero(explained[er])]
+            notes.append(Note(int(er), "explained", nights[0], {"nights": nights}))
         v[explained] = np.nan
     with np.errstate(divide="ignore", invalid="ignore"):
         logv = np.where(v > 0, np.log(np.where(v > 0, v, 1.0)), np.nan)
@@ -291,13 +296,16 @@ def analyse(
     fin = np.isfinite(y)
     adj[rows_i[fin], cols[fin]] = np.exp(y[fin])
     found = locate_parallel(adj, dc, jobs=jobs)
+    if adjust is not None:
+        found = replace(found, changes=adjust(found.changes))
     sigma = np.maximum(np.nan_to_num(robust_sigma(y, axis=1), nan=0.0), 1e-6)
     by_row: dict[int, list[Change]] = {}
     for ch in found.changes:
         by_row.setdefault(ch.row, []).append(ch)
     cand = set(by_row) | {int(r) for r in _trend_rows(y, lengths, sigma, dc.screen_t)}
     drafts: list[NightlyAlert] = []
-    for r in sorted(cand):
+    for row in sorted(cand):
+        r = int(row)
         n = int(lengths[r])
         yr = y[r, :n]
         rc = cols[r, :n]
@@ -305,7 +313,7 @@ def analyse(
         cuts = [int(np.searchsorted(rc, ch.first_bad)) for ch in changes]
         dr = _drift(yr, cuts, float(sigma[r]), cfg)
         if dr is not None:
-            a, b, total, slope, p = dr
+            a, b, total, slope, p_drift = dr
             drafts.append(
                 NightlyAlert(
                     row=r,
@@ -313,7 +321,7 @@ def analyse(
                     first_bad=int(rc[a + 1]),
                     last_good=int(rc[a]),
                     ratio=float(np.exp(total)),
-                    p=p,
+                    p=p_drift,
                     end=int(rc[b]),
                     evidence={
                         "slope_per_night": float(np.expm1(slope)),
@@ -337,12 +345,13 @@ def analyse(
             )
     # FDR: every series is one hypothesis (p = 1 where nothing was found), each extra one adds
     rows_with = len({d.row for d in drafts})
-    p = np.concatenate([[d.p for d in drafts], np.ones(max(0, v.shape[0] - rows_with))])
-    q = benjamini_hochberg(p)[: len(drafts)] if drafts else np.array([])
+    pv = np.concatenate([[d.p for d in drafts], np.ones(max(0, v.shape[0] - rows_with))])
+    q = benjamini_hochberg(pv)[: len(drafts)] if drafts else np.array([])
     kept = [replace(d, q=float(qi)) for d, qi in zip(drafts, q, strict=True) if qi <= dc.fdr]
-    alerts = _link_fixes(kept, cfg)
-    for a in alerts:
-        a.evidence.update(banded.get(a.row, {}) and {"bands": banded[a.row]})
+    alerts = [
+        replace(al, evidence={**al.evidence, "bands": banded[al.row]}) if al.row in banded else al
+        for al in _link_fixes(kept, cfg)
+    ]
     notes += _stability(y, lengths, cols, cfg)
     notes += _pending(y, lengths, cols, sigma, {a.row for a in alerts}, cfg)
     return Analysis(
