@@ -126,7 +126,9 @@ def fit_bands(y: np.ndarray, gap: float) -> np.ndarray:
     return np.abs(y - mu - gap) < np.abs(y - mu)
 
 
-def fit_bands_local(y: np.ndarray, gap: float, half: int = 10) -> np.ndarray:
+def fit_bands_local(
+    y: np.ndarray, gap: float, half: int = 10, *, share: float = 0.5, scale: float = 0.0
+) -> np.ndarray:
     """Which nights sit in the upper band, with a level that may step (no NaN in ``y``).
 
     Parameters
@@ -137,6 +139,11 @@ def fit_bands_local(y: np.ndarray, gap: float, half: int = 10) -> np.ndarray:
         The log gap between the bands.
     half : int
         Nights on each side used to place a night's lower level.
+    share, scale : float
+        The series' share of upper-band nights and its noise sd (log): an upper night costs
+        ``scale * log((1 - share) / share)`` more, the L1 form of the mixture's prior odds. It
+        breaks the tie a window with every night in one band leaves (is it all lower or all
+        upper?) in favour of the band most nights are in.
 
     Returns
     -------
@@ -145,6 +152,7 @@ def fit_bands_local(y: np.ndarray, gap: float, half: int = 10) -> np.ndarray:
         L1 fit (:func:`fit_bands`) on the ``half + 1`` nights ending at it and on those starting at
         it; the side that fits better (lower cost per night) decides, so a step of the level
         contaminates one side only and the nights next to it are still placed by the other.
+        Only full sides count (near the start and end of the history that is the inner one).
     """
     n = y.size
     if n == 0 or gap <= 0:
@@ -156,19 +164,24 @@ def fit_bands_local(y: np.ndarray, gap: float, half: int = 10) -> np.ndarray:
     left, right = win[:n], win[half : half + n]  # nights [t-half, t] and [t, t+half]
     best_cost = np.full(n, np.inf)
     upper = np.zeros(n, bool)
+    p = min(max(share, 0.02), 0.98)
+    pen = scale * np.log((1 - p) / p)
     for w in (left, right):
         cand = np.concatenate([w, w - gap], axis=1)  # (n, C)
         dev = w[:, None, :] - cand[:, :, None]  # (n, C, half+1)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # NaN candidates (padding)
-            cost = np.nanmean(np.minimum(np.abs(dev), np.abs(dev - gap)), axis=2)
-        cost = np.where(np.isfinite(cost), cost, np.inf)
+            cost = np.nanmean(np.minimum(np.abs(dev), np.abs(dev - gap) + pen), axis=2)
+        # a side cut short by the start or end of the history has too few nights to place
+        # the level (two upper nights alone look like a lower level): only full sides count
+        full = np.isfinite(w).all(axis=1)
+        cost = np.where(np.isfinite(cost) & full[:, None], cost, np.inf)
         j = np.argmin(cost, axis=1)
         c = cost[np.arange(n), j]
         mu = cand[np.arange(n), j]
         take = c < best_cost
         best_cost = np.where(take, c, best_cost)
-        upper = np.where(take, np.abs(y - mu - gap) < np.abs(y - mu), upper)
+        upper = np.where(take, np.abs(y - mu - gap) + pen < np.abs(y - mu), upper)
     return upper
 
 

@@ -339,6 +339,17 @@ def _lag1(left: np.ndarray, right: np.ndarray) -> float:
     return float(min(max(num / den, 0.0), 0.8))
 
 
+def _sd(w: np.ndarray) -> float:
+    return float(np.std(w, ddof=1)) if w.size > 1 else 0.0
+
+
+def _near_sd(w: np.ndarray) -> float:
+    """Robust noise of a stretch from its night-to-night differences (0 when under 6 nights)."""
+    if w.size < 6:
+        return 0.0
+    return float(MAD_SCALE * np.median(np.abs(np.diff(w))) / np.sqrt(2.0))
+
+
 def _lim(w: np.ndarray, med: float, sigma_mad: float) -> float:
     """Winsorising distance for one window: 4 robust sds (its own MAD when it has 5 nights)."""
     own = MAD_SCALE * float(np.median(np.abs(w - med))) if w.size >= 5 else 0.0
@@ -366,15 +377,23 @@ def _assess(
     left = np.clip(left, ml - _lim(left, ml, sigma_mad), ml + _lim(left, ml, sigma_mad))
     right = np.clip(right, mr - _lim(right, mr, sigma_mad), mr + _lim(right, mr, sigma_mad))
     t = pooled_t(left, right, min_sd=sigma_mad)
+    t_stat, df_t = float(t.statistic), left.size + right.size - 2
+    # the noise can change with the level (or without it): where the new side has nights
+    # enough to say, each side's noise is taken from its own neighbourhood (robust, from
+    # night-to-night differences over up to ``window`` nights, so a cut just past it does not
+    # hide it) and the two are compared with Welch's t; a newer change keeps the pooled test
+    if right.size >= cfg.min_size + cfg.persist:
+        sl = max(_sd(left), _near_sd(y[max(0, tau - cfg.window) : tau]), sigma_mad)
+        sr = max(_sd(right), _near_sd(y[tau : tau + cfg.window]), sigma_mad)
+        vl, vr = sl * sl / left.size, sr * sr / right.size
+        t_stat = float((right.mean() - left.mean()) / np.sqrt(vl + vr))
+        df_t = int((vl + vr) ** 2 / (vl * vl / (left.size - 1) + vr * vr / (right.size - 1)))
     # nightly noise is often correlated from one night to the next (a machine's state lasts
     # days); with lag-1 autocorrelation rho the variance of a window mean grows by about
     # (1 + rho) / (1 - rho), so the t statistic shrinks by its square root
     rho = _lag1(left, right)
-    if rho > 0:
-        df_t = left.size + right.size - 2
-        t = replace(
-            t, p=float(2 * _special.stdtr(df_t, -abs(t.statistic) * np.sqrt((1 - rho) / (1 + rho))))
-        )
+    t_stat *= np.sqrt((1 - rho) / (1 + rho))
+    t = replace(t, statistic=t_stat, p=float(2 * _special.stdtr(max(df_t, 1), -abs(t_stat))))
     df = left.size + right.size - 2
     sd = float(
         np.sqrt((np.sum((left - left.mean()) ** 2) + np.sum((right - right.mean()) ** 2)) / df)

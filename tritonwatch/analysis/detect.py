@@ -474,6 +474,7 @@ class Notification:
     """Alerts to announce, grouped by build change, the group with the worst alert first."""
 
     groups: list[AlertGroup]
+    fixed: list[Any] = field(default_factory=list)  # alerts detect closed as fixed since then
 
     @property
     def alert_ids(self) -> list[int]:
@@ -514,7 +515,12 @@ def notification(
         }
         out.append(AlertGroup(title=title, changes=changes, alerts=alerts))
     out.sort(key=lambda g: _severity_key(g.alerts[0]))
-    return Notification(groups=out)
+    fixed = [
+        a
+        for a in store.alerts(status="fixed", machine=machine)
+        if (a.details or {}).get("fixed") and (since is None or a.updated_at >= since)
+    ]
+    return Notification(groups=out, fixed=fixed)
 
 
 def notify(
@@ -559,7 +565,7 @@ def notify(
         return NotifyResult(notification=n, text=text, posted=False, status_code=None)
     if not webhook.startswith(("http://", "https://")):
         raise UsageError(f"webhook {webhook!r} is not an http(s) URL")
-    if not n.groups:
+    if not n.groups and not n.fixed:
         return NotifyResult(notification=n, text=text, posted=False, status_code=None)
     try:
         resp = httpx.post(webhook, json=payload, timeout=timeout)

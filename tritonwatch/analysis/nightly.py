@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as _st
 
-from .bands import clock_explained, fit_bands_local, screen_bands
+from .bands import clock_explained, fit_bands, fit_bands_local, screen_bands
 from .changepoint import Change, DetectConfig, _compact, locate_parallel, outlier_mask
 from .drift import fit_ramp, prefers_ramp
 from .stats import benjamini_hochberg, robust_sigma
@@ -90,7 +90,10 @@ def _band_adjust(
     models: dict[int, dict[str, float]] = {}
     for r in np.flatnonzero(bs.banded):
         n = int(lengths[r])
-        upper = fit_bands_local(y[r, :n], float(bs.gap[r]))
+        share = float(fit_bands(y[r, :n], float(bs.gap[r])).mean())
+        upper = fit_bands_local(
+            y[r, :n], float(bs.gap[r]), share=share, scale=float(bs.diff_sd[r]) / np.sqrt(2)
+        )
         out[r, :n] -= np.where(upper, bs.gap[r], 0.0)
         models[int(r)] = {"gap": float(np.expm1(bs.gap[r])), "upper_share": float(upper.mean())}
     return out, models
