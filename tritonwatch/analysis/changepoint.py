@@ -382,7 +382,7 @@ def _assess(
     # enough to say, each side's noise is taken from its own neighbourhood (robust, from
     # night-to-night differences over up to ``window`` nights, so a cut just past it does not
     # hide it) and the two are compared with Welch's t; a newer change keeps the pooled test
-    if right.size >= cfg.min_size + cfg.persist:
+    if y.size - tau >= cfg.min_size + cfg.persist:
         sl = max(_sd(left), _near_sd(y[max(0, tau - cfg.window) : tau]), sigma_mad)
         sr = max(_sd(right), _near_sd(y[tau : tau + cfg.window]), sigma_mad)
         vl, vr = sl * sl / left.size, sr * sr / right.size

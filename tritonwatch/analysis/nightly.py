@@ -173,7 +173,13 @@ def _stability(
     rb = ratio[np.arange(s), best]
     hit = (q <= cfg.detect.fdr) & ((rb >= cfg.stability_ratio) | (rb <= 1 / cfg.stability_ratio))
     return [
-        Note(int(r), "stability", int(cols[r, best[r] + 1]), {"noise_ratio": float(rb[r])})
+        # split k puts differences d[k:] (d[k] = y[k+1] - y[k]) after it: night k + 1 is first
+        Note(
+            int(r),
+            "stability",
+            int(cols[r, min(best[r] + 2, lengths[r] - 1)]),
+            {"noise_ratio": float(rb[r])},
+        )
         for r in np.flatnonzero(hit)
     ]
 
