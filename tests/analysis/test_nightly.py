@@ -109,7 +109,9 @@ def test_nights_at_a_lower_clock_are_explained_not_alerted() -> None:
     an = analyse(np.exp(y), clocks)
     assert an.alerts == []
     explained = [n for n in an.notes if n.kind == "explained"]
-    assert len(explained) == 30 and all(n.detail["nights"] == list(range(25, 31)) for n in explained)
+    assert len(explained) == 30 and all(
+        n.detail["nights"] == list(range(25, 31)) for n in explained
+    )
     assert clock_explained(np.array([[1980.0, np.nan, 1950.0, 1900.0]])).tolist() == [
         [False, False, False, True]
     ]
