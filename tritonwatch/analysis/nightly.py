@@ -18,7 +18,7 @@ import numpy as np
 from scipy import stats as _st
 
 from .bands import clock_explained, fit_bands, fit_bands_local, screen_bands
-from .changepoint import Change, DetectConfig, _compact, locate_parallel, outlier_mask
+from .changepoint import Change, DetectConfig, _compact, locate, outlier_mask
 from .drift import fit_ramp, prefers_ramp
 from .stats import benjamini_hochberg, robust_sigma
 
@@ -139,16 +139,17 @@ def _trend_rows(y: np.ndarray, lengths: np.ndarray, sigma: np.ndarray, t_min: fl
 
 def _stability(
     y: np.ndarray, lengths: np.ndarray, cols: np.ndarray, cfg: NightlyConfig
-) -> list[Note]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Noise changes: the mean absolute night-to-night difference before and after a split.
 
     ``log(mean |d|)`` of half-normal differences has sd ``0.756 / sqrt(n)``; the split with the
-    largest |z| is tested with Bonferroni over the splits, then Benjamini-Hochberg over rows.
+    largest |z| is tested with Bonferroni over the splits. Returns per row (p, noise ratio,
+    first night of the new noise); Benjamini-Hochberg over rows is applied by the caller.
     """
     s, n = y.shape
     m = cfg.stability_min
-    if n < 2 * m + 2:
-        return []
+    if n < 2 * m + 2 or s == 0:
+        return np.ones(s), np.ones(s), np.zeros(s, np.int64)
     d = np.abs(np.diff(y, axis=1))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -168,20 +169,11 @@ def _stability(
     best = np.argmax(zz, axis=1)
     zb = zz[np.arange(s), best]
     splits = np.maximum(nd - 2 * m + 1, 1)
-    p = np.minimum(1.0, 2 * _st.norm.sf(zb) * splits)
-    q = benjamini_hochberg(p)
-    rb = ratio[np.arange(s), best]
-    hit = (q <= cfg.detect.fdr) & ((rb >= cfg.stability_ratio) | (rb <= 1 / cfg.stability_ratio))
-    return [
-        # split k puts differences d[k:] (d[k] = y[k+1] - y[k]) after it: night k + 1 is first
-        Note(
-            int(r),
-            "stability",
-            int(cols[r, min(best[r] + 2, lengths[r] - 1)]),
-            {"noise_ratio": float(rb[r])},
-        )
-        for r in np.flatnonzero(hit)
-    ]
+    p = np.where(zb > 0, np.minimum(1.0, 2 * _st.norm.sf(zb) * splits), 1.0)
+    rb = np.nan_to_num(ratio[np.arange(s), best], nan=1.0, posinf=1.0, neginf=1.0)
+    # split k puts differences d[k:] (d[k] = y[k+1] - y[k]) after it: night k + 1 is first
+    first = cols[np.arange(s), np.clip(best + 2, 0, np.maximum(lengths - 1, 0))]
+    return p, rb, first
 
 
 def _pending(
@@ -191,6 +183,7 @@ def _pending(
     sigma: np.ndarray,
     alerted: set[int],
     cfg: NightlyConfig,
+    n_total: int | None = None,
 ) -> list[Note]:
     """Changes in the newest nights not reported yet, with the nights they still need.
 
@@ -231,7 +224,7 @@ def _pending(
             best_nb = np.where(better, nb, best_nb)
     floor = np.maximum(dc.min_change, np.expm1(dc.noise_floor * sigma))
     tried = np.maximum(1, lengths - dc.min_size - dc.persist + 1)
-    t_req = _st.norm.isf(dc.fdr / s / tried / 2)
+    t_req = _st.norm.isf(dc.fdr / (n_total or s) / tried / 2)
     room = (best_d / (sigma * t_req)) ** 2 - 1 / best_nb
     hit = (best_t >= 3.0) & (np.abs(best_d) >= np.log1p(floor)) & (room > 0)
     notes = []
@@ -251,47 +244,24 @@ def _pending(
     return notes
 
 
-def analyse(
-    values: np.ndarray,
-    clocks: np.ndarray | None = None,
-    cfg: NightlyConfig | None = None,
-    *,
-    jobs: int = 1,
-    adjust: Callable[[list[Change]], list[Change]] | None = None,
-) -> Analysis:
-    """Find steps, fixes, drifts, stability changes and pending changes in every row.
+@dataclass(frozen=True)
+class _Part:
+    """What one block of rows gives before the pass-wide steps (rows local to the block)."""
 
-    Parameters
-    ----------
-    values : ndarray
-        Nightly values, one series per row, one night per column, NaN where missing.
-    clocks : ndarray, optional
-        Recorded GPU clock per night (same shape, NaN where not recorded).
-    cfg : NightlyConfig, optional
-        Thresholds; defaults documented in ``docs/detection.md``.
-    jobs : int
-        Worker processes for the step detector.
-    adjust : callable, optional
-        Applied to the steps found before false-discovery-rate control (``detect`` adds the
-        raw-sample test there); gets and returns a list of :class:`.changepoint.Change`.
+    drafts: list[NightlyAlert]
+    notes: list[Note]  # explained and pending (pending filtered once alerts are known)
+    banded: dict[int, dict[str, float]]
+    n_screened: int
+    stability: tuple[np.ndarray, np.ndarray, np.ndarray]  # p, noise ratio, night per row
 
-    Returns
-    -------
-    Analysis
-        Alerts after false-discovery-rate control over every series of the pass (each series is
-        a hypothesis; each extra change or drift adds one), and notes.
-    """
-    cfg = cfg or NightlyConfig()
+
+def _rows(v: np.ndarray, clocks: np.ndarray | None, cfg: NightlyConfig, n_total: int) -> _Part:
+    """Everything per series: clocks, bands, steps, drift, stability tests, pending notes."""
     dc = cfg.detect
-    v = np.array(values, dtype=np.float64, copy=True)
-    if v.ndim != 2:
-        raise ValueError("values must be a 2-D array: one series per row")
+    v = v.copy()
     notes: list[Note] = []
     if clocks is not None:
-        c = np.asarray(clocks, dtype=np.float64)
-        if c.shape != v.shape:
-            raise ValueError(f"clocks have shape {c.shape}, values {v.shape}: give one per night")
-        explained = clock_explained(c, tolerance=cfg.clock_tolerance) & np.isfinite(v)
+        explained = clock_explained(clocks, tolerance=cfg.clock_tolerance) & np.isfinite(v)
         for er in np.flatnonzero(explained.any(axis=1)):
             nights = [int(x) for x in np.flatnonzero(explained[er])]
             notes.append(Note(int(er), "explained", nights[0], {"nights": nights}))
@@ -304,9 +274,7 @@ def analyse(
     rows_i = np.repeat(np.arange(v.shape[0]), v.shape[1]).reshape(v.shape)
     fin = np.isfinite(y)
     adj[rows_i[fin], cols[fin]] = np.exp(y[fin])
-    found = locate_parallel(adj, dc, jobs=jobs)
-    if adjust is not None:
-        found = replace(found, changes=adjust(found.changes))
+    found = locate(adj, dc)
     sigma = np.maximum(np.nan_to_num(robust_sigma(y, axis=1), nan=0.0), 1e-6)
     by_row: dict[int, list[Change]] = {}
     for ch in found.changes:
@@ -352,24 +320,137 @@ def analyse(
                     change=ch,
                 )
             )
+    notes += _pending(y, lengths, cols, sigma, set(), cfg, n_total)
+    return _Part(drafts, notes, banded, found.n_screened, _stability(y, lengths, cols, cfg))
+
+
+def _rows_args(args: tuple[np.ndarray, np.ndarray | None, NightlyConfig, int]) -> _Part:
+    return _rows(*args)
+
+
+def _shift(part: _Part, off: int) -> _Part:
+    """The block's rows as rows of the whole pass."""
+    if off == 0:
+        return part
+
+    def alert(a: NightlyAlert) -> NightlyAlert:
+        ch = replace(a.change, row=a.change.row + off) if a.change is not None else None
+        return replace(a, row=a.row + off, change=ch)
+
+    return _Part(
+        [alert(a) for a in part.drafts],
+        [replace(n, row=n.row + off) for n in part.notes],
+        {r + off: m for r, m in part.banded.items()},
+        part.n_screened,
+        part.stability,
+    )
+
+
+def analyse(
+    values: np.ndarray,
+    clocks: np.ndarray | None = None,
+    cfg: NightlyConfig | None = None,
+    *,
+    jobs: int = 1,
+    adjust: Callable[[list[Change]], list[Change]] | None = None,
+) -> Analysis:
+    """Find steps, fixes, drifts, stability changes and pending changes in every row.
+
+    Parameters
+    ----------
+    values : ndarray
+        Nightly values, one series per row, one night per column, NaN where missing.
+    clocks : ndarray, optional
+        Recorded GPU clock per night (same shape, NaN where not recorded).
+    cfg : NightlyConfig, optional
+        Thresholds; defaults documented in ``docs/detection.md``.
+    jobs : int
+        Worker processes; series are independent until the pass-wide false-discovery-rate
+        control, which runs once here. Under 20,000 series everything runs in this process.
+    adjust : callable, optional
+        Applied to the steps found before false-discovery-rate control (``detect`` adds the
+        raw-sample test there); gets and returns a list of :class:`.changepoint.Change`.
+
+    Returns
+    -------
+    Analysis
+        Alerts after false-discovery-rate control over every series of the pass (each series is
+        a hypothesis; each extra change or drift adds one), and notes.
+    """
+    cfg = cfg or NightlyConfig()
+    dc = cfg.detect
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 2:
+        raise ValueError("values must be a 2-D array: one series per row")
+    c = None if clocks is None else np.asarray(clocks, dtype=np.float64)
+    if c is not None and c.shape != v.shape:
+        raise ValueError(f"clocks have shape {c.shape}, values {v.shape}: give one per night")
+    s = v.shape[0]
+    if jobs <= 1 or s < 20_000:
+        parts = [_rows(v, c, cfg, s)]
+        offsets = [0]
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        bounds = np.linspace(0, s, jobs + 1).astype(int)
+        offsets = [int(x) for x in bounds[:-1]]
+        args = [
+            (
+                v[lo:hi],
+                None if c is None else c[lo:hi],
+                replace(cfg, detect=replace(dc, seed=dc.seed + i)),
+                s,
+            )
+            for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))
+        ]
+        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context(method)) as ex:
+            parts = list(ex.map(_rows_args, args))
+    parts = [_shift(pt, off) for pt, off in zip(parts, offsets, strict=True)]
+    drafts = [d for pt in parts for d in pt.drafts]
+    banded = {r: m for pt in parts for r, m in pt.banded.items()}
+    if adjust is not None:
+        steps = [i for i, d in enumerate(drafts) if d.change is not None]
+        tested = adjust([drafts[i].change for i in steps])  # type: ignore[misc]
+        for i, ch in zip(steps, tested, strict=True):
+            drafts[i] = replace(drafts[i], change=ch, p=ch.p)
     # FDR: every series is one hypothesis (p = 1 where nothing was found), each extra one adds
     rows_with = len({d.row for d in drafts})
-    pv = np.concatenate([[d.p for d in drafts], np.ones(max(0, v.shape[0] - rows_with))])
+    pv = np.concatenate([[d.p for d in drafts], np.ones(max(0, s - rows_with))])
     q = benjamini_hochberg(pv)[: len(drafts)] if drafts else np.array([])
     kept = [replace(d, q=float(qi)) for d, qi in zip(drafts, q, strict=True) if qi <= dc.fdr]
     alerts = [
         replace(al, evidence={**al.evidence, "bands": banded[al.row]}) if al.row in banded else al
         for al in _link_fixes(kept, cfg)
     ]
-    notes += _stability(y, lengths, cols, cfg)
-    notes += _pending(y, lengths, cols, sigma, {a.row for a in alerts}, cfg)
+    alerted = {a.row for a in alerts}
+    notes = [n for pt in parts for n in pt.notes if n.kind != "pending" or n.row not in alerted]
+    notes += _stability_notes(parts, offsets, cfg)
     return Analysis(
         alerts=alerts,
-        notes=notes,
-        n_series=int(v.shape[0]),
-        n_screened=found.n_screened,
+        notes=sorted(notes, key=lambda n: (n.row, n.night)),
+        n_series=s,
+        n_screened=sum(pt.n_screened for pt in parts),
         banded=banded,
     )
+
+
+def _stability_notes(parts: list[_Part], offsets: list[int], cfg: NightlyConfig) -> list[Note]:
+    """Benjamini-Hochberg over every row's noise-change test; notes for those that pass."""
+    if not parts:
+        return []
+    p = np.concatenate([pt.stability[0] for pt in parts])
+    ratio = np.concatenate([pt.stability[1] for pt in parts])
+    night = np.concatenate([pt.stability[2] for pt in parts])
+    if p.size == 0:
+        return []
+    q = benjamini_hochberg(p)
+    big = (ratio >= cfg.stability_ratio) | (ratio <= 1 / cfg.stability_ratio)
+    return [
+        Note(int(r), "stability", int(night[r]), {"noise_ratio": float(ratio[r])})
+        for r in np.flatnonzero((q <= cfg.detect.fdr) & big)
+    ]
 
 
 def _link_fixes(kept: list[NightlyAlert], cfg: NightlyConfig) -> list[NightlyAlert]:
