@@ -72,13 +72,19 @@ def fit_ramp(y: np.ndarray, min_nights: int = 10) -> Ramp | None:
 
 def steps_sse(y: np.ndarray, cuts: list[int]) -> float:
     """Squared error of the piecewise-constant fit with breaks before ``cuts``."""
-    edges = [0, *sorted(cuts), y.size]
-    return float(
-        sum(
-            np.sum((y[a:b] - y[a:b].mean()) ** 2)
-            for a, b in zip(edges[:-1], edges[1:], strict=True)
-        )
-    )
+    c1 = np.concatenate([[0.0], np.cumsum(y)])
+    c2 = np.concatenate([[0.0], np.cumsum(y * y)])
+    return _sse(c1, c2, [0, *sorted(cuts), y.size])
+
+
+def _sse(c1: np.ndarray, c2: np.ndarray, edges: list[int]) -> float:
+    """Piecewise-constant squared error from prefix sums of y and y**2."""
+    total = 0.0
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
+        if b > a:
+            s1 = c1[b] - c1[a]
+            total += float(c2[b] - c2[a] - s1 * s1 / (b - a))
+    return max(total, 0.0)
 
 
 def refine_cuts(y: np.ndarray, cuts: list[int], reach: int = 3) -> list[int]:
@@ -87,16 +93,19 @@ def refine_cuts(y: np.ndarray, cuts: list[int], reach: int = 3) -> list[int]:
     The step detector places a cut where its statistic peaks, not where the squared error is
     least; the model comparison should give the steps their best placement.
     """
+    c1 = np.concatenate([[0.0], np.cumsum(y)])
+    c2 = np.concatenate([[0.0], np.cumsum(y * y)])
     out = sorted(cuts)
     for i in range(len(out)):
         lo = (out[i - 1] + 1) if i else 1
         hi = (out[i + 1] - 1) if i + 1 < len(out) else y.size - 1
-        best = min(
+        left = out[i - 1] if i else 0
+        right = out[i + 1] if i + 1 < len(out) else y.size
+        out[i] = min(
             range(max(lo, out[i] - reach), min(hi, out[i] + reach) + 1),
-            key=lambda c: steps_sse(y, [*out[:i], c, *out[i + 1 :]]),
+            key=lambda c: _sse(c1, c2, [left, c, right]),
             default=out[i],
         )
-        out[i] = best
     return out
 
 
