@@ -383,11 +383,15 @@ def _assess(
     # night-to-night differences over up to ``window`` nights, so a cut just past it does not
     # hide it) and the two are compared with Welch's t; a newer change keeps the pooled test
     if y.size - tau >= cfg.min_size + cfg.persist:
-        sl = max(_sd(left), _near_sd(y[max(0, tau - cfg.window) : tau]), sigma_mad)
-        sr = max(_sd(right), _near_sd(y[tau : tau + cfg.window]), sigma_mad)
+        near_l, near_r = y[max(0, tau - cfg.window) : tau], y[tau : tau + cfg.window]
+        sl = max(_sd(left), _near_sd(near_l), sigma_mad)
+        sr = max(_sd(right), _near_sd(near_r), sigma_mad)
         vl, vr = sl * sl / left.size, sr * sr / right.size
         t_stat = float((right.mean() - left.mean()) / np.sqrt(vl + vr))
-        df_t = int((vl + vr) ** 2 / (vl * vl / (left.size - 1) + vr * vr / (right.size - 1)))
+        # Welch-Satterthwaite, each variance with the degrees of freedom of the neighbourhood it
+        # was estimated on (a short segment between two cuts still has its side's nights)
+        dfl, dfr = max(near_l.size, left.size) - 1, max(near_r.size, right.size) - 1
+        df_t = int((vl + vr) ** 2 / (vl * vl / max(dfl, 1) + vr * vr / max(dfr, 1)))
     # nightly noise is often correlated from one night to the next (a machine's state lasts
     # days); with lag-1 autocorrelation rho the variance of a window mean grows by about
     # (1 + rho) / (1 - rho), so the t statistic shrinks by its square root
