@@ -357,7 +357,12 @@ def _lim(w: np.ndarray, med: float, sigma_mad: float) -> float:
 
 
 def _assess(
-    y: np.ndarray, cuts: list[int], i: int, sigma_mad: float, cfg: DetectConfig
+    y: np.ndarray,
+    cuts: list[int],
+    i: int,
+    sigma_mad: float,
+    cfg: DetectConfig,
+    tried: int | None = None,
 ) -> tuple[float, float, float, float, tuple[int, int], tuple[int, int]] | None:
     """Window test of split ``cuts[i]``: (log change, sd, floor, p_night, before, after) or None."""
     tau = cuts[i]
@@ -422,7 +427,8 @@ def _assess(
     held = int(np.sum((y[b0:tau] - mr) * np.sign(change) <= -0.5 * abs(change)))
     if held < min(cfg.min_size, tau - b0):
         return None
-    tried = max(1, y.size - cfg.min_size - cfg.persist + 1)
+    if tried is None:
+        tried = max(1, y.size - cfg.min_size - cfg.persist + 1)
     return change, sd, floor, min(1.0, t.p * tried), (b0, tau), (tau, a1)
 
 
@@ -432,8 +438,13 @@ def _accept(
     """The splits that pass the window test, floor and persistence, with their numbers."""
     cuts = sorted(found)
     kept: dict[int, tuple[float, Assessed]] = {}
+    m = cfg.min_size
+    # a cut of the epidemic rule was chosen among every window, not every split: Bonferroni
+    # counts the windows (at least min_size nights inside and on each side)
+    k = max(0, y.size - 3 * m + 1)
+    windows = max(1, k * (k + 1) // 2)
     for i, tau in enumerate(cuts):
-        got = _assess(y, cuts, i, sigma, cfg)
+        got = _assess(y, cuts, i, sigma, cfg, windows if found[tau] == WINDOW else None)
         if got is not None:
             kept[tau] = (found[tau], got)
     return kept
