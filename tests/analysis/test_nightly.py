@@ -197,3 +197,15 @@ def test_bad_input() -> None:
         analyse(np.ones((2, 5)), np.ones((2, 4)))
     empty = analyse(np.empty((0, 30)))
     assert empty.alerts == [] and empty.n_series == 0
+
+
+def test_flat_series_with_spikes_and_gaps_get_almost_no_notes() -> None:
+    rng = np.random.default_rng(15)
+    y = _noise(3000, 60, 0.005, 16)
+    spikes = rng.random(y.shape) < 0.02
+    y += np.where(spikes, np.log1p(rng.uniform(0.05, 0.3, y.shape)), 0.0)
+    y[rng.random(y.shape) < 0.03] = np.nan  # missing nights
+    an = analyse(np.exp(y))
+    # three spikes in a row (a 3-night excursion) happen about once here: that is a window
+    assert len(an.alerts) <= 0.05 * 3000 * 60 / 1000
+    assert len([n for n in an.notes if n.kind == "stability"]) <= 0.002 * 3000

@@ -69,11 +69,21 @@ def _direction(a: AlertRow) -> Text:
 
 def detect_summary(report: Any) -> str:
     """One line: how many series were tested and what happened to the changes found."""
-    return (
+    line = (
         f"{report.n_series} series tested, {report.n_screened} screened, "
         f"{len(report.findings)} change(s) filed: {len(report.created)} new, "
         f"{len(report.updated)} updated, {len(report.unchanged)} unchanged"
     )
+    fixed = getattr(report, "fixed", [])
+    notes = getattr(report, "notes", [])
+    pending = sum(1 for n in notes if n.get("kind") == "pending")
+    stability = sum(1 for n in notes if n.get("kind") == "stability")
+    extra = [
+        f"{len(fixed)} fixed" if fixed else "",
+        f"{pending} pending (need more nights)" if pending else "",
+        f"{stability} stability note(s)" if stability else "",
+    ]
+    return "; ".join([line, *[e for e in extra if e]])
 
 
 def detect_table(report: Any) -> Table:
@@ -87,7 +97,10 @@ def detect_table(report: Any) -> Table:
         t.add_row(
             str(f.alert_id),
             f.action,
-            Text(f.direction, style="red" if f.direction == "regression" else "green"),
+            Text(
+                f.direction + (" (drift)" if getattr(f, "kind", "step") == "drift" else ""),
+                style="red" if f.direction == "regression" else "green",
+            ),
             escape(f.label),
             change_text(f.ratio),
             ci_text(f.ci),
