@@ -336,7 +336,11 @@ def _lag1(left: np.ndarray, right: np.ndarray) -> float:
         den += float(np.dot(r, r))
     if den <= 0:
         return 0.0
-    return float(min(max(num / den, 0.0), 0.8))
+    # the lag-1 coefficient of a short demeaned series is biased low by about (1 + 3 rho) / n
+    # (Kendall 1954); the first-order correction is (n r + 1) / (n - 3)
+    n = left.size + right.size
+    r = (n * num / den + 1) / max(n - 3, 1)
+    return float(min(max(r, 0.0), 0.8))
 
 
 def _sd(w: np.ndarray) -> float:
