@@ -120,3 +120,19 @@ def test_alert_page_shows_fixed_and_drift(sqlite_url: str) -> None:
         assert 'id="alert-drift"' in drift_html and "Drift, not a step" in drift_html
     finally:
         store.close()
+
+
+def test_a_drift_takes_over_a_step_alert_filed_inside_its_range() -> None:
+    from datetime import UTC, datetime
+
+    from tritonwatch.analysis.detect import _match
+    from tritonwatch.store.alerts import ExistingAlert
+
+    runs = np.arange(100, 160)  # run ids of nights 0..59
+    step = ExistingAlert(7, 1, 1, "regression", "new", 125, datetime(2026, 9, 1, tzinfo=UTC))
+    # a step alert at night 25; a drift found later over nights 16-45 is the same change
+    assert _match([step], runs, 16, "regression", 45) == 7
+    assert _match([step], runs, 16, "improvement", 45) is None
+    # as a step finding, night 16 is too far from night 25 to be the same change
+    assert _match([step], runs, 16, "regression") is None
+    assert _match([step], runs, 26, "regression") == 7

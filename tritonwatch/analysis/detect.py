@@ -159,15 +159,26 @@ def _codegen_change(
 
 
 def _match(
-    existing: list[ExistingAlert], run_ids: np.ndarray, first_bad_idx: int, direction: str
+    existing: list[ExistingAlert],
+    run_ids: np.ndarray,
+    first_bad_idx: int,
+    direction: str,
+    last_idx: int | None = None,
 ) -> int | None:
-    """The id of an alert already filed for this change, if any."""
+    """The id of an alert already filed for this change, if any.
+
+    A drift (``last_idx`` is its last night) also takes over an alert filed earlier for a step
+    inside its range: the same change, seen as a ramp now that more nights are in.
+    """
     pos = {int(r): i for i, r in enumerate(run_ids)}
     best: tuple[int, int] | None = None
     for e in existing:
         if e.direction != direction or e.first_bad_run_id not in pos:
             continue
-        dist = abs(pos[e.first_bad_run_id] - first_bad_idx)
+        at = pos[e.first_bad_run_id]
+        dist = abs(at - first_bad_idx)
+        if last_idx is not None and first_bad_idx - MATCH_POINTS <= at <= last_idx:
+            dist = min(dist, MATCH_POINTS)
         if dist <= MATCH_POINTS and (best is None or dist < best[0]):
             best = (dist, e.id)
     return best[1] if best else None
@@ -395,7 +406,13 @@ def detect(
                 q=a.q,
                 details=details,
                 org_id=fb["org_id"],
-                alert_id=_match(existing.get(pair, []), runs, a.first_bad, direction),
+                alert_id=_match(
+                    existing.get(pair, []),
+                    runs,
+                    a.first_bad,
+                    direction,
+                    a.end if a.kind == "drift" else None,
+                ),
             )
         )
         meta.append((a, pair))
