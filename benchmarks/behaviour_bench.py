@@ -167,15 +167,23 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         run_set("INDEPENDENT (AR(1), t tails)", make_independent(args.independent), args.jobs)
     if args.timing:
+        import resource
+
+        def workers_cpu() -> float:
+            k = resource.getrusage(resource.RUSAGE_CHILDREN)
+            return k.ru_utime + k.ru_stime
+
         c = corpus(args.timing, args.nights, HELD_OUT, [4242])
-        cpu0 = time.process_time()
+        load = os.getloadavg()[0]
+        cpu0, kids0 = time.process_time(), workers_cpu()
         t0 = time.perf_counter()
         an = analyse(c.values, c.clocks, jobs=args.jobs)
         print(
-            f"\ntiming: {args.timing:,} series x {args.nights} nights in "
-            f"{time.perf_counter() - t0:.1f} s wall ({time.process_time() - cpu0:.1f} s CPU "
-            f"in this process), {len(an.alerts)} alerts, jobs={args.jobs}, "
-            f"load average {os.getloadavg()[0]:.1f}"
+            f"\ntiming: {args.timing:,} series x {args.nights} nights (held-out mix, "
+            f"{an.n_screened:,} screened) in {time.perf_counter() - t0:.1f} s wall; CPU "
+            f"{time.process_time() - cpu0:.1f} s in this process + {workers_cpu() - kids0:.1f} s "
+            f"in workers; {len(an.alerts):,} alerts; jobs={args.jobs}; load average {load:.1f} "
+            "when it started"
         )
 
 
