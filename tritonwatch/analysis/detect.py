@@ -441,12 +441,37 @@ def detect(
         n_changes=len(kept),
         findings=findings,
         fixed=fixed_ids,
-        notes=[
-            {"series_id": points.pairs[chosen[n.row]][0], "kind": n.kind, **n.detail}
-            for n in an.notes
-            if n.kind in ("pending", "stability")
-        ],
+        notes=_notes(store, an, points, spans, chosen, infos),
     )
+
+
+def _notes(
+    store: Any,
+    an: Analysis,
+    points: SeriesPoints,
+    spans: list[slice],
+    chosen: Sequence[int],
+    infos: dict[tuple[int, int], Any],
+) -> list[dict[str, Any]]:
+    """Pending and stability notes with the series, machine and the date of their first night."""
+    kept = [n for n in an.notes if n.kind in ("pending", "stability")]
+    runs = {n.row: int(points.run_id[spans[n.row]][n.night]) for n in kept}
+    refs = store.run_refs(set(runs.values())) if runs else {}
+    out = []
+    for n in kept:
+        pair = points.pairs[chosen[n.row]]
+        ref = refs.get(runs[n.row])
+        out.append(
+            {
+                "series_id": pair[0],
+                "machine_id": pair[1],
+                "label": _series_label(infos[pair]),
+                "kind": n.kind,
+                "since": ref["started_at"].date().isoformat() if ref else None,
+                **n.detail,
+            }
+        )
+    return out
 
 
 def _mark_fixed(store: Any, drafts: Sequence[AlertDraft], ids: Sequence[int]) -> list[int]:

@@ -109,6 +109,21 @@ def detect_table(report: Any) -> Table:
     return t
 
 
+def pending_lines(report: Any) -> list[str]:
+    """One line per change too new to alert: its size, since when, and the nights it needs."""
+    out = []
+    for n in getattr(report, "notes", []):
+        if n.get("kind") != "pending":
+            continue
+        needs = int(n.get("needs", 1))
+        out.append(
+            f"pending: {n.get('label', n.get('series_id'))} {change_text(n.get('ratio', 1.0))} "
+            f"since {n.get('since')}: needs {needs} more night{'s' if needs != 1 else ''} "
+            "at this level to be alerted"
+        )
+    return out
+
+
 def alerts_table(rows: list[AlertRow]) -> Table:
     """`tritonwatch alerts`: most severe first."""
     t = Table(title=f"{len(rows)} alert(s), most severe first", title_justify="left")
