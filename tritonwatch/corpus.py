@@ -314,7 +314,10 @@ def _tally(
     exact = sum(
         1
         for i, (e, a) in matched.items()
-        if i in wanted and e.row in rowset and e.kind == "step" and a[2] == e.night
+        if i in wanted
+        and e.row in rowset
+        and e.kind == "step"
+        and (a[2] == e.night or (a[4] == e.night and np.sign(a[3]) != np.sign(e.size)))
     )
     windows = [
         i for i in wanted if corpus.events[i].end is not None and corpus.events[i].kind == "step"
@@ -361,8 +364,9 @@ def score_corpus(corpus: Corpus, alerts: Sequence[Found], *, tolerance: int = 1)
     -------
     CorpusScore
         A step alert matches a true step (or regression window) of the same sign within
-        ``tolerance`` nights; a drift alert matches a true drift of the same sign whose range it
-        overlaps. Each event and alert matches once; every other alert is a false alarm
+        ``tolerance`` nights; a step alert closed as fixed also matches a true step of the
+        opposite sign at its fix night (the change that reverted it); a drift alert matches a
+        true drift of the same sign whose range it overlaps. Each event and alert matches once; every other alert is a false alarm
         (including a step reported on a drift, or anything on a variance-only change).
     """
     by_row: dict[int, list[Found]] = {}
@@ -388,6 +392,22 @@ def score_corpus(corpus: Corpus, alerts: Sequence[Found], *, tolerance: int = 1)
         if best is not None:
             used.add(id(best))
             matched[i] = (e, best)
+    # a step alert closed as fixed has also found the change that took the level back: a true
+    # step of the opposite sign at its fix night (consecutive steps that revert)
+    for i, e in enumerate(corpus.events):
+        if e.kind != "step" or i in matched:
+            continue
+        for a in by_row.get(e.row, []):
+            if (
+                a[1] == "step"
+                and a[4] is not None
+                and id(a) in used
+                and abs(a[4] - e.night) <= tolerance
+                and np.sign(a[3]) != np.sign(e.size)
+                and not any(m[1] is a and m[0].end is not None for m in matched.values())
+            ):
+                matched[i] = (e, a)
+                break
     every = {i for i, e in enumerate(corpus.events) if e.kind != "stability"}
     by_b = {
         b: _tally(

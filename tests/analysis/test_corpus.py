@@ -93,3 +93,23 @@ def test_held_out_targets_on_a_small_corpus() -> None:
     assert sc.windows_target.f1 >= 0.95
     assert sc.windows_target.fixed >= 0.9 * sc.windows_target.events
     assert sc.by_behaviour["flat"].false_alarms <= 0.5
+
+
+def test_a_fixed_alert_also_finds_the_step_that_reverted_it() -> None:
+    values = np.ones((1, 40))
+    c = Corpus(
+        values=values,
+        clocks=np.full_like(values, np.nan),
+        behaviour=np.array(["multi"]),
+        noise=np.full(1, 0.005),
+        events=[
+            Event(0, "step", 10, 0.08),
+            Event(0, "step", 20, -0.07),
+            Event(0, "step", 30, 0.05),
+        ],
+    )
+    sc = score_corpus(c, [(0, "step", 10, 0.08, 20), (0, "step", 30, 0.05, None)])
+    assert (sc.pooled.tp, sc.pooled.fp, sc.pooled.fn, sc.pooled.exact) == (3, 0, 0, 3)
+    # an alert that did not close at that night does not get the credit
+    sc2 = score_corpus(c, [(0, "step", 10, 0.08, None), (0, "step", 30, 0.05, None)])
+    assert (sc2.pooled.tp, sc2.pooled.fn) == (2, 1)
