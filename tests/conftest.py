@@ -20,9 +20,8 @@ def _pg_available() -> str | None:
     except ImportError:
         return "psycopg is not installed (pip install 'tritonwatch[postgres]')"
     try:
-        with psycopg.connect(
-            PG_ADMIN_URL.replace("postgresql+psycopg", "postgresql"), connect_timeout=3
-        ):
+        with psycopg.connect(PG_ADMIN_URL.replace("postgresql+psycopg", "postgresql"),
+                             connect_timeout=3):
             return None
     except Exception as e:  # noqa: BLE001 - any failure means "not reachable"
         return f"PostgreSQL at {PG_ADMIN_URL} is not reachable: {str(e).strip()[:100]}"

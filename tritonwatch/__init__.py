@@ -17,13 +17,8 @@ if TYPE_CHECKING:
 
 # Imported on first use: the benchmark worker imports this package and must not pay for (or
 # depend on) pydantic, SQLAlchemy or the web stack.
-_LAZY = {
-    "FORMAT": "runformat",
-    "Result": "runformat",
-    "Run": "runformat",
-    "parse_run": "runformat",
-    "Store": "store",
-}
+_LAZY = {"FORMAT": "runformat", "Result": "runformat", "Run": "runformat",
+         "parse_run": "runformat", "Store": "store"}
 
 
 def __getattr__(name: str) -> Any:
@@ -32,7 +27,6 @@ def __getattr__(name: str) -> Any:
 
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'tritonwatch' has no attribute {name!r}")
-
 
 __all__ = [
     "FORMAT",

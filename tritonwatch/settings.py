@@ -70,115 +70,43 @@ def _s(name: str, parse: Callable[[Any], Any], default: Any, help: str) -> Setti
 SETTINGS: dict[str, Setting] = {
     s.name: s
     for s in [
-        _s(
-            "db",
-            _str,
-            _default_db,
-            "Results database URL: sqlite:///PATH (the default, a file in the user data folder) "
-            "or postgresql://USER@HOST/DB.",
-        ),
-        _s(
-            "org",
-            _opt_str,
-            None,
-            "Organisation that runs made here belong to (stamped on each run).",
-        ),
-        _s(
-            "machine_name",
-            _opt_str,
-            None,
-            "Name recorded for this machine; defaults to the host name.",
-        ),
-        _s(
-            "device",
-            _str,
-            "auto",
-            "Where kernels run: auto (the GPU if there is one, else cpu), cuda or cpu.",
-        ),
-        _s(
-            "target_ci",
-            _float,
-            0.005,
-            "Adaptive stop: relative width of the median's 95% CI to reach (0.005 = 0.5%).",
-        ),
-        _s(
-            "budget_ms",
-            _float,
-            2000.0,
-            "Measuring budget per case in milliseconds, compile and warm-up excluded.",
-        ),
-        _s(
-            "case_timeout_s",
-            _float,
-            300.0,
-            "A worker that produces nothing for this many seconds is killed; its case errors.",
-        ),
-        _s(
-            "cpu_threads",
-            _int,
-            1,
-            "Threads torch uses in CPU timings (0 = torch's default); 1 keeps them reproducible.",
-        ),
-        _s(
-            "seed",
-            _int,
-            0,
-            "Seed for input data and the shuffled case order (recorded with each run).",
-        ),
-        _s(
-            "threshold",
-            _float,
-            0.02,
-            "Practical threshold for A/B verdicts: a ratio within 1 +/- threshold is 'same'.",
-        ),
-        _s(
-            "server",
-            _opt_str,
-            None,
-            "URL of a tritonwatch server that `push` and `nightly` send runs to.",
-        ),
-        _s(
-            "token",
-            _opt_str,
-            None,
-            "Bearer token for the server (create with `tritonwatch token create`).",
-        ),
-        _s(
-            "base_url",
-            _opt_str,
-            None,
-            "Public URL of the dashboard, used for links in notifications.",
-        ),
-        _s(
-            "webhook",
-            _opt_str,
-            None,
-            "Slack- or Discord-compatible webhook URL that `notify` posts to.",
-        ),
-        _s(
-            "envs_dir",
-            _str,
-            lambda: str(data_dir() / "envs"),
-            "Folder holding build environments made by `tritonwatch env create`.",
-        ),
-        _s(
-            "cache_dir",
-            _str,
-            lambda: str(data_dir() / "cache"),
-            "Folder of the content-addressed compile cache used by `blast`.",
-        ),
-        _s(
-            "targets",
-            _str,
-            "sm80,sm90,sm100,gfx942",
-            "Comma-separated compile targets for `blast` and `run --codegen`.",
-        ),
-        _s(
-            "jobs",
-            _int,
-            lambda: max(1, (os.cpu_count() or 2)),
-            "Parallel compile workers for `blast`.",
-        ),
+        _s("db", _str, _default_db,
+           "Results database URL: sqlite:///PATH (the default, a file in the user data folder) "
+           "or postgresql://USER@HOST/DB."),
+        _s("org", _opt_str, None,
+           "Organisation that runs made here belong to (stamped on each run)."),
+        _s("machine_name", _opt_str, None,
+           "Name recorded for this machine; defaults to the host name."),
+        _s("device", _str, "auto",
+           "Where kernels run: auto (the GPU if there is one, else cpu), cuda or cpu."),
+        _s("target_ci", _float, 0.005,
+           "Adaptive stop: relative width of the median's 95% CI to reach (0.005 = 0.5%)."),
+        _s("budget_ms", _float, 2000.0,
+           "Measuring budget per case in milliseconds, compile and warm-up excluded."),
+        _s("case_timeout_s", _float, 300.0,
+           "A worker that produces nothing for this many seconds is killed; its case errors."),
+        _s("cpu_threads", _int, 1,
+           "Threads torch uses in CPU timings (0 = torch's default); 1 keeps them reproducible."),
+        _s("seed", _int, 0,
+           "Seed for input data and the shuffled case order (recorded with each run)."),
+        _s("threshold", _float, 0.02,
+           "Practical threshold for A/B verdicts: a ratio within 1 +/- threshold is 'same'."),
+        _s("server", _opt_str, None,
+           "URL of a tritonwatch server that `push` and `nightly` send runs to."),
+        _s("token", _opt_str, None,
+           "Bearer token for the server (create with `tritonwatch token create`)."),
+        _s("base_url", _opt_str, None,
+           "Public URL of the dashboard, used for links in notifications."),
+        _s("webhook", _opt_str, None,
+           "Slack- or Discord-compatible webhook URL that `notify` posts to."),
+        _s("envs_dir", _str, lambda: str(data_dir() / "envs"),
+           "Folder holding build environments made by `tritonwatch env create`."),
+        _s("cache_dir", _str, lambda: str(data_dir() / "cache"),
+           "Folder of the content-addressed compile cache used by `blast`."),
+        _s("targets", _str, "sm80,sm90,sm100,gfx942",
+           "Comma-separated compile targets for `blast` and `run --codegen`."),
+        _s("jobs", _int, lambda: max(1, (os.cpu_count() or 2)),
+           "Parallel compile workers for `blast`."),
         _s("host", _str, "127.0.0.1", "Address `serve` listens on."),
         _s("port", _int, 8000, "Port `serve` listens on."),
         _s("max_upload_mb", _float, 32.0, "Largest run the upload API accepts, in MiB."),
@@ -216,9 +144,7 @@ def _lookup(name: str) -> Setting:
     try:
         return SETTINGS[name]
     except KeyError:
-        raise UsageError(
-            f"unknown setting {name!r}; known: {', '.join(sorted(SETTINGS))}"
-        ) from None
+        raise UsageError(f"unknown setting {name!r}; known: {', '.join(sorted(SETTINGS))}") from None
 
 
 def get(name: str) -> Any:
@@ -258,11 +184,7 @@ def describe() -> list[tuple[str, str, str, str]]:
     rows = []
     for s in SETTINGS.values():
         default = s.default()
-        shown = (
-            "(user data folder)"
-            if isinstance(default, str) and str(data_dir()) in default
-            else repr(default)
-        )
+        shown = "(user data folder)" if isinstance(default, str) and str(data_dir()) in default else repr(default)
         if s.name == "jobs":
             shown = "(number of CPUs)"
         rows.append((s.name, s.env, shown, s.help))

@@ -40,19 +40,8 @@ def test_run_round_trips_through_the_database(store: Store) -> None:
     assert doc["build"] == original["build"]
     for got, want in zip(doc["results"], original["results"], strict=True):
         assert got.get("samples") == want.get("samples")
-        for key in (
-            "operator",
-            "provider",
-            "variant",
-            "shape",
-            "dtype",
-            "mode",
-            "metric",
-            "unit",
-            "status",
-            "error",
-            "correct",
-        ):
+        for key in ("operator", "provider", "variant", "shape", "dtype", "mode", "metric", "unit",
+                    "status", "error", "correct"):
             assert got.get(key) == want.get(key), key
         assert got.get("extra", {}) == want.get("extra", {})
     # a result given as samples is summarised by their median
@@ -87,15 +76,8 @@ def test_add_runs_is_all_or_nothing(store: Store, monkeypatch: pytest.MonkeyPatc
 
 def test_runs_are_listed_newest_first_and_filtered(store: Store) -> None:
     for i in range(5):
-        store.add_run(
-            make_run(
-                seed=i,
-                started_at=T0 + timedelta(days=i),
-                machine="a" if i % 2 else "b",
-                label=f"night{i}",
-                org="acme",
-            )
-        )
+        store.add_run(make_run(seed=i, started_at=T0 + timedelta(days=i),
+                               machine="a" if i % 2 else "b", label=f"night{i}", org="acme"))
     runs = store.runs()
     assert [r.label for r in runs] == ["night4", "night3", "night2", "night1", "night0"]
     assert {r.label for r in store.runs(machine="a")} == {"night1", "night3"}
@@ -175,9 +157,7 @@ def test_run_document_is_valid_run_format(store: Store) -> None:
     assert parse_run(doc).run.id.hex == summary.uuid.replace("-", "")
 
 
-def test_a_rolled_back_write_leaves_no_stale_ids(
-    store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_rolled_back_write_leaves_no_stale_ids(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     """Series/machine/build ids created in a failed transaction must not be reused later."""
     fresh = make_run(machine="new-box", triton="9.9.9", n_results=3, seed=7)
     real = Store._write_results

@@ -62,14 +62,9 @@ def test_csv_and_parquet_hold_every_result(store: Store, tmp_path: Path) -> None
     with (tmp_path / "r.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == store.info().counts["results"]
-    stored = {
-        (d.summary.uuid, r.operator, r.provider, json.dumps(r.shape, sort_keys=True), r.metric): (
-            r.value,
-            None if r.samples is None else r.samples.tolist(),
-        )
-        for d in store.iter_runs()
-        for r in d.results
-    }
+    stored = {(d.summary.uuid, r.operator, r.provider, json.dumps(r.shape, sort_keys=True), r.metric):
+              (r.value, None if r.samples is None else r.samples.tolist())
+              for d in store.iter_runs() for r in d.results}
     for row in rows:
         key = (row["run_id"], row["operator"], row["provider"], row["shape"], row["metric"])
         value, samples = stored[key]
@@ -80,9 +75,8 @@ def test_csv_and_parquet_hold_every_result(store: Store, tmp_path: Path) -> None
     table = pq.read_table(tmp_path / "r.parquet").to_pylist()
     assert len(table) == len(rows)
     for item in table:
-        value, samples = stored[
-            (item["run_id"], item["operator"], item["provider"], item["shape"], item["metric"])
-        ]
+        value, samples = stored[(item["run_id"], item["operator"], item["provider"], item["shape"],
+                                 item["metric"])]
         assert item["value"] == value and item["samples"] == samples
 
 
@@ -98,13 +92,8 @@ def test_tritonbench_json_import(sqlite_url: str, tmp_path: Path) -> None:
             "tritonbench_bf16_gemm_fwd-pass": 1,
             "tritonbench_bf16_gemm_fwd[x_average-aten_matmul]_latency": 1.0,
         },
-        "env": {
-            "device": "NVIDIA H100",
-            "cuda_version": "12.8",
-            "triton_commit": "deadbeef1234",
-            "triton_branch": "main",
-            "pytorch_commit": "cafe0001",
-        },
+        "env": {"device": "NVIDIA H100", "cuda_version": "12.8", "triton_commit": "deadbeef1234",
+                "triton_branch": "main", "pytorch_commit": "cafe0001"},
     }
     path = tmp_path / "tb.json"
     path.write_text(json.dumps(data))
@@ -115,13 +104,7 @@ def test_tritonbench_json_import(sqlite_url: str, tmp_path: Path) -> None:
         d = store.get_run(store.runs()[0].uuid)
     by = {(r.provider, r.metric): r for r in d.results}
     lat = by[("triton_tutorial_matmul", "latency")]
-    assert (lat.operator, lat.dtype, lat.mode, lat.unit, lat.value) == (
-        "gemm",
-        "bf16",
-        "fwd",
-        "ms",
-        0.21,
-    )
+    assert (lat.operator, lat.dtype, lat.mode, lat.unit, lat.value) == ("gemm", "bf16", "fwd", "ms", 0.21)
     assert lat.shape == {"input": "(4096, 4096, 4096)"}
     assert by[("triton_softmax", "gbps")].status == "error"
     assert by[("triton_tutorial_matmul", "speedup")].shape == {"input": "aggregate"}
@@ -130,29 +113,14 @@ def test_tritonbench_json_import(sqlite_url: str, tmp_path: Path) -> None:
 
 def test_foreign_hud_records_group_into_runs(sqlite_url: str, tmp_path: Path) -> None:
     def rec(ts: int, sha: str, runner: str, model: str, values: list[float]) -> dict:
-        return {
-            "timestamp": ts,
-            "schema_version": "v3",
-            "repo": "pytorch/pytorch",
-            "head_sha": sha,
-            "head_branch": "main",
-            "benchmark": {"name": "tb", "mode": "fwd", "dtype": "bf16"},
-            "model": {"name": model, "backend": "triton"},
-            "metric": {
-                "name": "latency",
-                "benchmark_values": values,
-                "extra_info": {"input_shape": "(8, 8)"},
-            },
-            "runners": [{"name": runner, "gpu_info": "NVIDIA B200", "gpu_count": 1}],
-            "dependencies": {"triton": {"sha": sha, "version": "3.9.0+git" + sha[:6]}},
-        }
-
-    records = [
-        rec(1000, "aaaaaa11", "r1", "gemm", [1.0, 1.1]),
-        rec(1000, "aaaaaa11", "r1", "softmax", [2.0]),
-        rec(1000, "aaaaaa11", "r2", "gemm", [1.2]),
-        rec(2000, "bbbbbb22", "r1", "gemm", [0.9]),
-    ]
+        return {"timestamp": ts, "schema_version": "v3", "repo": "pytorch/pytorch", "head_sha": sha,
+                "head_branch": "main", "benchmark": {"name": "tb", "mode": "fwd", "dtype": "bf16"},
+                "model": {"name": model, "backend": "triton"},
+                "metric": {"name": "latency", "benchmark_values": values, "extra_info": {"input_shape": "(8, 8)"}},
+                "runners": [{"name": runner, "gpu_info": "NVIDIA B200", "gpu_count": 1}],
+                "dependencies": {"triton": {"sha": sha, "version": "3.9.0+git" + sha[:6]}}}
+    records = [rec(1000, "aaaaaa11", "r1", "gemm", [1.0, 1.1]), rec(1000, "aaaaaa11", "r1", "softmax", [2.0]),
+               rec(1000, "aaaaaa11", "r2", "gemm", [1.2]), rec(2000, "bbbbbb22", "r1", "gemm", [0.9])]
     path = tmp_path / "hud.json"
     path.write_text(json.dumps(records))
     with Store.open(sqlite_url) as store:

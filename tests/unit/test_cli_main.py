@@ -25,28 +25,9 @@ def _all_commands(cmd: click.Command, path: tuple[str, ...] = ()) -> list[tuple[
     return out
 
 
-DESIGN_COMMANDS = {
-    "run",
-    "list",
-    "calibrate",
-    "compare",
-    "db",
-    "import",
-    "export",
-    "runs",
-    "show",
-    "detect",
-    "alerts",
-    "alert",
-    "notify",
-    "gate",
-    "env",
-    "blast",
-    "serve",
-    "push",
-    "nightly",
-    "token",
-}
+DESIGN_COMMANDS = {"run", "list", "calibrate", "compare", "db", "import", "export", "runs", "show",
+                   "detect", "alerts", "alert", "notify", "gate", "env", "blast", "serve", "push",
+                   "nightly", "token"}
 
 
 def test_every_design_command_is_listed() -> None:
@@ -122,9 +103,7 @@ def test_unknown_export_format_is_a_usage_error() -> None:
 
 
 def test_show_unknown_run(tmp_path: Path) -> None:
-    _fails_cleanly(
-        ["show", "abcdef12", "--db", f"sqlite:///{tmp_path / 'tw.db'}"], "no run 'abcdef12'"
-    )
+    _fails_cleanly(["show", "abcdef12", "--db", f"sqlite:///{tmp_path / 'tw.db'}"], "no run 'abcdef12'")
 
 
 def test_import_runs_show_export_through_the_cli(tmp_path: Path) -> None:
@@ -148,19 +127,8 @@ def test_import_runs_show_export_through_the_cli(tmp_path: Path) -> None:
 
 def test_rich_markup_in_names_is_printed_literally(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'tw.db'}"
-    run = make_run(
-        results=[
-            {
-                "operator": "[bold red]evil[/]",
-                "provider": "p",
-                "shape": {"n": 1},
-                "dtype": "fp16",
-                "metric": "time",
-                "unit": "ms",
-                "value": 1.0,
-            }
-        ]
-    )
+    run = make_run(results=[{"operator": "[bold red]evil[/]", "provider": "p", "shape": {"n": 1},
+                             "dtype": "fp16", "metric": "time", "unit": "ms", "value": 1.0}])
     path = tmp_path / "r.jsonl"
     path.write_text(json.dumps(dump_run(run)) + "\n")
     CliRunner().invoke(main, ["import", "--db", db, str(path)])

@@ -12,8 +12,7 @@ def test_generated_references_are_current() -> None:
     gen = runpy.run_path(str(ROOT / "scripts" / "gen-docs"))
     for rel, make in gen["FILES"].items():
         assert (ROOT / rel).read_text(encoding="utf-8") == make(), (
-            f"{rel} is stale: run `python scripts/gen-docs`"
-        )
+            f"{rel} is stale: run `python scripts/gen-docs`")
 
 
 def test_readme_names_real_commands() -> None:

@@ -13,8 +13,7 @@ from tritonwatch.testing import make_run
 
 def test_shipped_schema_matches_the_models() -> None:
     assert shipped_schema() == json.loads(json.dumps(json_schema(), sort_keys=True)), (
-        "regenerate tritonwatch/schemas/run-1.schema.json (see docs/run-format.md)"
-    )
+        "regenerate tritonwatch/schemas/run-1.schema.json (see docs/run-format.md)")
 
 
 def test_schema_validates_a_real_run() -> None:
@@ -22,17 +21,9 @@ def test_schema_validates_a_real_run() -> None:
     jsonschema.validate(dump_run(make_run()), shipped_schema())
 
 
-@pytest.mark.parametrize(
-    ("metric", "better"),
-    [
-        ("time", "lower"),
-        ("tflops", "higher"),
-        ("gbps", "higher"),
-        ("pct_peak", "higher"),
-        ("registers", "lower"),
-        ("my_score", "lower"),
-    ],
-)
+@pytest.mark.parametrize(("metric", "better"), [("time", "lower"), ("tflops", "higher"),
+                                                ("gbps", "higher"), ("pct_peak", "higher"),
+                                                ("registers", "lower"), ("my_score", "lower")])
 def test_metric_direction(metric: str, better: str) -> None:
     assert metric_better(metric) == better
 

@@ -33,9 +33,7 @@ def test_tritonwatch_table_in_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert settings.get("org") == "acme"
 
 
-def test_bad_values_say_where_they_came_from(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_bad_values_say_where_they_came_from(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRITONWATCH_BUDGET_MS", "lots")
     with pytest.raises(UsageError, match="TRITONWATCH_BUDGET_MS"):
         settings.get("budget_ms")
