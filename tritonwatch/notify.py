@@ -8,7 +8,7 @@ Detection itself (:mod:`tritonwatch.analysis.detect`) files alerts and sends not
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -37,6 +37,7 @@ class Notification:
     """Alerts to announce, grouped by build change, the group with the worst alert first."""
 
     groups: list[AlertGroup]
+    fixed: list[AlertRow] = field(default_factory=list)  # alerts detect closed as fixed
 
     @property
     def alert_ids(self) -> list[int]:
@@ -48,7 +49,7 @@ class Notification:
             AlertGroup(g.title, g.changes, [a for a in g.alerts if a.id in alert_ids])
             for g in self.groups
         ]
-        return Notification([g for g in groups if g.alerts])
+        return Notification([g for g in groups if g.alerts], fixed=self.fixed)
 
 
 @dataclass(frozen=True)
@@ -95,8 +96,15 @@ def group_alerts(rows: list[AlertRow]) -> Notification:
 def notification(
     store: Store, *, status: str = "new", machine: str | None = None, since: datetime | None = None
 ) -> Notification:
-    """The alerts with ``status`` (filed at or after ``since``), grouped by build change."""
-    return group_alerts(store.alerts.find(status=status, machine=machine, created_since=since))
+    """The alerts with ``status`` (filed at or after ``since``), grouped by build change, and the
+    alerts that detect closed as fixed (since ``since``)."""
+    n = group_alerts(store.alerts.find(status=status, machine=machine, created_since=since))
+    fixed = [
+        a
+        for a in store.alerts.find(status="fixed", machine=machine)
+        if (a.details or {}).get("fixed") and (since is None or a.updated_at >= since)
+    ]
+    return Notification(groups=n.groups, fixed=fixed)
 
 
 def payload(n: Notification, fmt: str, base_url: str | None) -> tuple[str, dict[str, Any]]:
@@ -150,7 +158,7 @@ def notify(
         return NotifyResult(notification=n, text=text, posted=False, status_code=None)
     if not webhook.startswith(("http://", "https://")):
         raise UsageError(f"webhook {webhook!r} is not an http(s) URL")
-    if not n.groups:
+    if not n.groups and not n.fixed:
         return NotifyResult(notification=n, text=text, posted=False, status_code=None)
     got = send(webhook, body, timeout=timeout)
     if got.status_code is None:

@@ -2,7 +2,8 @@
 
 ``make_run`` builds a valid ``tritonwatch.run/1`` document with synthetic samples;
 ``make_histories`` makes nightly histories with planted steps and their ground truth, ``score``
-checks detections against it, and ``history_runs``/``write_jsonl`` turn histories into run/1 JSONL.
+checks detections against it; ``make_corpus``/``score_corpus`` (from :mod:`.corpus`) do the same
+per behaviour (regression windows, bands, clocks, drift, ...); and ``history_runs``/``write_jsonl`` turn histories into run/1 JSONL.
 """
 
 from __future__ import annotations
@@ -16,7 +17,41 @@ from typing import Any
 
 import numpy as np
 
+from .corpus import (
+    BEHAVIOURS,
+    HELD_OUT,
+    TUNING,
+    BehaviourScore,
+    Corpus,
+    CorpusParams,
+    CorpusScore,
+    Event,
+    make_corpus,
+    score_corpus,
+)
 from .runformat import FORMAT, Run, parse_run
+
+__all__ = [
+    "BEHAVIOURS",
+    "HELD_OUT",
+    "TUNING",
+    "BehaviourScore",
+    "Corpus",
+    "CorpusParams",
+    "CorpusScore",
+    "Event",
+    "Histories",
+    "PlantedStep",
+    "Score",
+    "history_runs",
+    "make_corpus",
+    "make_histories",
+    "make_run",
+    "score",
+    "score_corpus",
+    "truth_night",
+    "write_jsonl",
+]
 
 
 def make_run(

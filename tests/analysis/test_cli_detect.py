@@ -223,3 +223,21 @@ def test_notify_since(detected: str) -> None:
     res = _run("notify", "--db", detected, "--since", "2000-01-01")
     assert res.exit_code == 0 and "### " in res.output
     _error_line(_run("notify", "--db", detected, "--since", "last week"))
+
+
+def test_detect_says_how_many_nights_a_fresh_change_needs(tmp_path: Path, sqlite_url: str) -> None:
+    import numpy as np
+
+    from tritonwatch.testing import Histories
+
+    v = np.exp(0.004 * np.random.default_rng(3).standard_normal((2, 30)))
+    v[0, -1] *= 1.08  # one night at a new level: not alerted yet
+    h = Histories(values=v, noise=np.full(2, 0.004), step=np.zeros(2), truth=[])
+    write_jsonl(history_runs(h), tmp_path / "f.jsonl")
+    assert _run("import", str(tmp_path / "f.jsonl"), "--db", sqlite_url).exit_code == 0
+    res = _run("detect", "--db", sqlite_url)
+    assert res.exit_code == 0 and "0 change(s) filed" in res.output
+    assert "1 pending (need more nights)" in res.output
+    lines = [ln for ln in res.output.splitlines() if ln.startswith("pending: ")]
+    assert len(lines) == 1 and "M=128" in lines[0] and "+8." in lines[0]
+    assert "needs 1 more night at this level" in lines[0]

@@ -20,8 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy import special as _special
 
-from .stats import benjamini_hochberg, pooled_t, ratio_of_medians_ci, robust_sigma
+from .stats import MAD_SCALE, benjamini_hochberg, pooled_t, ratio_of_medians_ci, robust_sigma
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class Change:
     row: int
     first_bad: int
     last_good: int
-    method: str  # "e-divisive" or "tail"
+    method: str  # "e-divisive", "window" (epidemic rule) or "tail"
     log_change: float  # median(after) - median(before), log space
     ratio: float  # exp(log_change), the value ratio after / before
     sigma: float  # pooled noise sd of the two windows (log space)
@@ -92,7 +93,8 @@ def outlier_mask(y: np.ndarray, sigma: np.ndarray, cfg: DetectConfig) -> np.ndar
 
     A point is a spike when it sits on the same side of both neighbours by more than
     ``max(outlier_k * sigma, min_change)`` and the neighbours agree with each other to within
-    half that distance. The newest point is never called a spike: whether it reverts is not yet
+    half that distance; two adjacent points are a spiked pair under the same rule with the nights
+    before and after the pair as neighbours (a pair is shorter than a ``min_size`` segment). The newest point is never called a spike: whether it reverts is not yet
     known, which is what the persistence rule is for.
     """
     thr = np.maximum(cfg.outlier_k * sigma, np.log1p(cfg.min_change))[:, None]
@@ -108,6 +110,24 @@ def outlier_mask(y: np.ndarray, sigma: np.ndarray, cfg: DetectConfig) -> np.ndar
         )
     out = np.zeros_like(y, dtype=bool)
     out[:, 1:-1] = spike
+    if y.shape[1] >= 4:
+        # a pair of spiked nights (shorter than a min_size segment): both on the same side of
+        # the nights around the pair, which agree with each other
+        a, b = y[:, 1:-2], y[:, 2:-1]
+        lo, hi = y[:, :-3], y[:, 3:]
+        d1 = np.minimum((a - lo) * np.sign(a - lo), (a - hi) * np.sign(a - lo))
+        d2 = np.minimum((b - lo) * np.sign(a - lo), (b - hi) * np.sign(a - lo))
+        small2 = np.minimum(d1, d2)
+        with np.errstate(invalid="ignore"):
+            pair = (
+                (np.sign(a - lo) == np.sign(a - hi))
+                & (np.sign(b - lo) == np.sign(a - lo))
+                & (np.sign(b - hi) == np.sign(a - lo))
+                & (small2 > thr)
+                & (np.abs(hi - lo) < 0.5 * small2)
+            )
+        out[:, 1:-2] |= pair
+        out[:, 2:-1] |= pair
     return out
 
 
@@ -227,6 +247,46 @@ def _segment_screen(
     return float(t[i]), int(nl[i])
 
 
+# marks a split found by the epidemic (window) rule in the ``found`` dicts (p_perm is None)
+WINDOW = -1.0
+
+
+def epidemic_split(
+    seg: np.ndarray, cfg: DetectConfig, rng: np.random.Generator
+) -> tuple[int, int] | None:
+    """The best window ``seg[a:b]`` that differs from the rest (a change and its reversion).
+
+    E-Divisive's single split is weak on a short excursion in the middle of a series: no single
+    cut separates it, and shuffles of the same values score alike. The epidemic alternative
+    (Levin & Kline 1985) compares the mean inside ``[a, b)`` with the mean outside for every
+    window with ``min_size`` nights inside and on each side. The largest standardised difference
+    is kept when it beats the same statistic on ``permutations`` shuffles of the segment at level
+    ``perm_alpha``: the same distribution-free test E-Divisive's splits get.
+    """
+    n = seg.size
+    m = cfg.min_size
+    if n < 3 * m:
+        return None
+    a, b = np.triu_indices(n + 1, k=m)
+    ok = (a >= m) & (b <= n - m)
+    a, b = a[ok], b[ok]
+    if a.size == 0:
+        return None
+    n_in = (b - a).astype(np.float64)
+    scale = np.sqrt(1 / n_in + 1 / (n - n_in))
+    xs = np.concatenate([seg[None, :], rng.permuted(np.tile(seg, (cfg.permutations, 1)), axis=1)])
+    cs = np.concatenate([np.zeros((xs.shape[0], 1)), np.cumsum(xs, axis=1)], axis=1)
+    inside = cs[:, b] - cs[:, a]
+    diff = inside / n_in - (cs[:, n : n + 1] - inside) / (n - n_in)
+    stat = np.abs(diff) / scale
+    best = stat.max(axis=1)
+    i = int(np.argmax(stat[0]))
+    p = (1 + np.sum(best[1:] >= best[0])) / (cfg.permutations + 1)
+    if p > cfg.perm_alpha or abs(diff[0, i]) < np.log1p(cfg.min_change):
+        return None
+    return int(a[i]), int(b[i])
+
+
 def _recurse(
     y: np.ndarray,
     start: int,
@@ -245,6 +305,13 @@ def _recurse(
         return
     tau, p = edivisive_split(seg[None, :], cfg, rng)
     if p[0] > cfg.perm_alpha or tau[0] <= 0:
+        win = epidemic_split(seg, cfg, rng)
+        if win is not None:
+            a, b = win
+            for cut in (start + a, start + b):
+                found[cut] = WINDOW
+            _recurse(y, start, start + a, sigma, cfg, rng, found)
+            _recurse(y, start + b, stop, sigma, cfg, rng, found)
         return
     cut = start + int(tau[0])
     found[cut] = float(p[0])
@@ -256,8 +323,50 @@ def _recurse(
 Assessed = tuple[float, float, float, float, tuple[int, int], tuple[int, int]]
 
 
+def _lag1(left: np.ndarray, right: np.ndarray) -> float:
+    """Lag-1 autocorrelation of the two windows' residuals (pairs inside one window), in [0, 0.8].
+
+    Negative estimates are taken as 0 (differences of independent noise); 0.8 caps the
+    correction where two windows of 20 nights cannot tell a strong correlation from a trend.
+    """
+    num = den = 0.0
+    for w in (left, right):
+        r = w - w.mean()
+        num += float(np.dot(r[:-1], r[1:]))
+        den += float(np.dot(r, r))
+    if den <= 0:
+        return 0.0
+    # the lag-1 coefficient of a short demeaned series is biased low by about (1 + 3 rho) / n
+    # (Kendall 1954); the first-order correction is (n r + 1) / (n - 3)
+    n = left.size + right.size
+    r = (n * num / den + 1) / max(n - 3, 1)
+    return float(min(max(r, 0.0), 0.8))
+
+
+def _sd(w: np.ndarray) -> float:
+    return float(np.std(w, ddof=1)) if w.size > 1 else 0.0
+
+
+def _near_sd(w: np.ndarray) -> float:
+    """Robust noise of a stretch from its night-to-night differences (0 when under 6 nights)."""
+    if w.size < 6:
+        return 0.0
+    return float(MAD_SCALE * np.median(np.abs(np.diff(w))) / np.sqrt(2.0))
+
+
+def _lim(w: np.ndarray, med: float, sigma_mad: float) -> float:
+    """Winsorising distance for one window: 4 robust sds (its own MAD when it has 5 nights)."""
+    own = MAD_SCALE * float(np.median(np.abs(w - med))) if w.size >= 5 else 0.0
+    return 4 * max(sigma_mad, own, 1e-6)
+
+
 def _assess(
-    y: np.ndarray, cuts: list[int], i: int, sigma_mad: float, cfg: DetectConfig
+    y: np.ndarray,
+    cuts: list[int],
+    i: int,
+    sigma_mad: float,
+    cfg: DetectConfig,
+    tried: int | None = None,
 ) -> tuple[float, float, float, float, tuple[int, int], tuple[int, int]] | None:
     """Window test of split ``cuts[i]``: (log change, sd, floor, p_night, before, after) or None."""
     tau = cuts[i]
@@ -271,11 +380,33 @@ def _assess(
     change = mr - ml
     head = right[: cfg.persist] - ml
     # winsorise each window at 4 robust sds around its median: a two-night spike the outlier
-    # rule cannot see must not inflate the noise and hide a real step
-    lim = 4 * max(sigma_mad, 1e-6)
-    left = np.clip(left, ml - lim, ml + lim)
-    right = np.clip(right, mr - lim, mr + lim)
+    # rule cannot see must not inflate the noise and hide a real step. Each window uses its own
+    # robust sd when it is noisier than the series' (a variance change must not shrink the
+    # noisy side to the quiet side's scale, which would make a chance shift significant)
+    left = np.clip(left, ml - _lim(left, ml, sigma_mad), ml + _lim(left, ml, sigma_mad))
+    right = np.clip(right, mr - _lim(right, mr, sigma_mad), mr + _lim(right, mr, sigma_mad))
     t = pooled_t(left, right, min_sd=sigma_mad)
+    t_stat, df_t = float(t.statistic), left.size + right.size - 2
+    # the noise can change with the level (or without it): where the new side has nights
+    # enough to say, each side's noise is taken from its own neighbourhood (robust, from
+    # night-to-night differences over up to ``window`` nights, so a cut just past it does not
+    # hide it) and the two are compared with Welch's t; a newer change keeps the pooled test
+    if y.size - tau >= cfg.min_size + cfg.persist:
+        near_l, near_r = y[max(0, tau - cfg.window) : tau], y[tau : tau + cfg.window]
+        sl = max(_sd(left), _near_sd(near_l), sigma_mad)
+        sr = max(_sd(right), _near_sd(near_r), sigma_mad)
+        vl, vr = sl * sl / left.size, sr * sr / right.size
+        t_stat = float((right.mean() - left.mean()) / np.sqrt(vl + vr))
+        # Welch-Satterthwaite, each variance with the degrees of freedom of the neighbourhood it
+        # was estimated on (a short segment between two cuts still has its side's nights)
+        dfl, dfr = max(near_l.size, left.size) - 1, max(near_r.size, right.size) - 1
+        df_t = int((vl + vr) ** 2 / (vl * vl / max(dfl, 1) + vr * vr / max(dfr, 1)))
+    # nightly noise is often correlated from one night to the next (a machine's state lasts
+    # days); with lag-1 autocorrelation rho the variance of a window mean grows by about
+    # (1 + rho) / (1 - rho), so the t statistic shrinks by its square root
+    rho = _lag1(left, right)
+    t_stat *= np.sqrt((1 - rho) / (1 + rho))
+    t = replace(t, statistic=t_stat, p=float(2 * _special.stdtr(max(df_t, 1), -abs(t_stat))))
     df = left.size + right.size - 2
     sd = float(
         np.sqrt((np.sum((left - left.mean()) ** 2) + np.sum((right - right.mean()) ** 2)) / df)
@@ -290,7 +421,18 @@ def _assess(
     newest = a1 == y.size and right.size < cfg.min_size + cfg.persist
     if newest and np.any(head * np.sign(change) < 0.5 * abs(change)):
         return None
-    tried = max(1, y.size - cfg.min_size - cfg.persist + 1)
+    # an older change needs min_size nights of its new segment past that midpoint: a two-night
+    # spike with a normal night after it is not a three-night segment
+    past = int(np.sum((y[tau:a1] - ml) * np.sign(change) >= 0.5 * abs(change)))
+    if not newest and past < min(cfg.min_size, a1 - tau):
+        return None
+    # ... and so does the segment before it, seen from the new level (a spiked pair at the start
+    # of a history is not a level either)
+    held = int(np.sum((y[b0:tau] - mr) * np.sign(change) <= -0.5 * abs(change)))
+    if held < min(cfg.min_size, tau - b0):
+        return None
+    if tried is None:
+        tried = max(1, y.size - cfg.min_size - cfg.persist + 1)
     return change, sd, floor, min(1.0, t.p * tried), (b0, tau), (tau, a1)
 
 
@@ -300,8 +442,13 @@ def _accept(
     """The splits that pass the window test, floor and persistence, with their numbers."""
     cuts = sorted(found)
     kept: dict[int, tuple[float, Assessed]] = {}
+    m = cfg.min_size
+    # a cut of the epidemic rule was chosen among every window, not every split: Bonferroni
+    # counts the windows (at least min_size nights inside and on each side)
+    k = max(0, y.size - 3 * m + 1)
+    windows = max(1, k * (k + 1) // 2)
     for i, tau in enumerate(cuts):
-        got = _assess(y, cuts, i, sigma, cfg)
+        got = _assess(y, cuts, i, sigma, cfg, windows if found[tau] == WINDOW else None)
         if got is not None:
             kept[tau] = (found[tau], got)
     return kept
@@ -350,6 +497,12 @@ def locate(values: np.ndarray, cfg: DetectConfig | None = None) -> ChangeSet:
             found[tau] = p
             _recurse(yr, 0, tau, float(sigma[r]), cfg, rng, found)
             _recurse(yr, tau, n, float(sigma[r]), cfg, rng, found)
+        else:
+            win = epidemic_split(yr, cfg, rng)
+            if win is not None:
+                found[win[0]] = found[win[1]] = WINDOW
+                _recurse(yr, 0, win[0], float(sigma[r]), cfg, rng, found)
+                _recurse(yr, win[1], n, float(sigma[r]), cfg, rng, found)
         kept = _accept(yr, found, float(sigma[r]), cfg)
         # the tail: a change too new for E-Divisive's edge-weighted statistic
         last = max(kept) if kept else 0
@@ -368,13 +521,13 @@ def locate(values: np.ndarray, cfg: DetectConfig | None = None) -> ChangeSet:
                     row=r,
                     first_bad=int(cols[r, tau]),
                     last_good=int(cols[r, tau - 1]),
-                    method="tail" if np.isnan(pp) else "e-divisive",
+                    method="tail" if np.isnan(pp) else "window" if pp == WINDOW else "e-divisive",
                     log_change=change,
                     ratio=float(np.exp(change)),
                     sigma=sd,
                     floor=floor,
                     p_night=p_night,
-                    p_perm=None if np.isnan(pp) else pp,
+                    p_perm=None if np.isnan(pp) or pp == WINDOW else pp,
                     before=(int(cols[r, before[0]]), int(cols[r, before[1] - 1]) + 1),
                     after=(int(cols[r, after[0]]), int(cols[r, after[1] - 1]) + 1),
                     before_cols=tuple(int(cols[r, j]) for j in range(*before)),

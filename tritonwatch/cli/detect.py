@@ -14,6 +14,9 @@ from .. import settings
 from ..errors import UsageError
 from .options import DATE, console, db_option, format_option, open_store, progress_bar
 
+# Pending changes listed after a detect pass (the rest are counted in the summary line).
+MAX_PENDING = 20
+
 
 @click.command("detect")
 @click.option(
@@ -41,7 +44,7 @@ def detect_cmd(
     updated and keeps its triage status. The method is described in docs/detection.md.
     """
     from ..analysis.detect import detect
-    from ..report.alerts import detect_summary, detect_table
+    from ..report.alerts import detect_summary, detect_table, pending_lines
 
     with open_store(db) as store, progress_bar() as bar:
         task = bar.add_task("detect", total=4)
@@ -54,6 +57,8 @@ def detect_cmd(
         console().print(detect_table(report))
     else:
         click.echo(detect_summary(report))
+    for line in pending_lines(report)[:MAX_PENDING]:
+        click.echo(line)
 
 
 @click.command("alerts")

@@ -59,11 +59,21 @@ def _direction(a: AlertRow) -> Text:
 
 def detect_summary(report: Any) -> str:
     """One line: how many series were tested and what happened to the changes found."""
-    return (
+    line = (
         f"{report.n_series} series tested, {report.n_screened} screened, "
         f"{len(report.findings)} change(s) filed: {len(report.created)} new, "
         f"{len(report.updated)} updated, {len(report.unchanged)} unchanged"
     )
+    fixed = getattr(report, "fixed", [])
+    notes = getattr(report, "notes", [])
+    pending = sum(1 for n in notes if n.get("kind") == "pending")
+    stability = sum(1 for n in notes if n.get("kind") == "stability")
+    extra = [
+        f"{len(fixed)} fixed" if fixed else "",
+        f"{pending} pending (need more nights)" if pending else "",
+        f"{stability} stability note(s)" if stability else "",
+    ]
+    return "; ".join([line, *[e for e in extra if e]])
 
 
 def detect_table(report: Any) -> Table:
@@ -77,13 +87,31 @@ def detect_table(report: Any) -> Table:
         t.add_row(
             str(f.alert_id),
             f.action,
-            Text(f.direction, style="red" if f.direction == "regression" else "green"),
+            Text(
+                f.direction + (" (drift)" if getattr(f, "kind", "step") == "drift" else ""),
+                style="red" if f.direction == "regression" else "green",
+            ),
             escape(f.label),
             change_text(f.ratio),
             ci_text(f.ci),
             p_text(f.q),
         )
     return t
+
+
+def pending_lines(report: Any) -> list[str]:
+    """One line per change too new to alert: its size, since when, and the nights it needs."""
+    out = []
+    for n in getattr(report, "notes", []):
+        if n.get("kind") != "pending":
+            continue
+        needs = int(n.get("needs", 1))
+        out.append(
+            f"pending: {n.get('label', n.get('series_id'))} {change_text(n.get('ratio', 1.0))} "
+            f"since {n.get('since')}: needs {needs} more night{'s' if needs != 1 else ''} "
+            "at this level to be alerted"
+        )
+    return out
 
 
 def alerts_table(rows: list[AlertRow]) -> Table:

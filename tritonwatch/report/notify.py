@@ -45,10 +45,28 @@ def _line_md(a: AlertRow, base_url: str | None) -> str:
     )
 
 
+def _fixed_line(a: AlertRow) -> str:
+    fx = (a.details or {}).get("fixed") or {}
+    return (
+        f"#{a.id} {series_text(a)} on {a.machine}: {change_text(a.ratio)} from "
+        f"{str(a.details.get('first_bad_at', ''))[:10]}, back on {str(fx.get('at', ''))[:10]}"
+    )
+
+
+def _fixed_md(n: Any) -> list[str]:
+    fixed = getattr(n, "fixed", [])
+    if not fixed:
+        return []
+    out = ["### Fixed (the series went back)", ""]
+    out += [f"- {_md_escape(_fixed_line(a))}" for a in fixed[:MAX_LINES]]
+    return [*out, ""]
+
+
 def markdown(n: Any, base_url: str | None = None) -> str:
-    """A Markdown digest: one table per build change, most severe first."""
+    """A Markdown digest: one table per build change, most severe first, then fixed alerts."""
     if not n.groups:
-        return "tritonwatch: no new alerts.\n"
+        fixed = _fixed_md(n)
+        return "\n".join(["tritonwatch: no new alerts.", "", *fixed]).rstrip() + "\n"
     out = [f"## {_summary(n)}", ""]
     shown = 0
     for g in n.groups:
@@ -75,6 +93,7 @@ def markdown(n: Any, base_url: str | None = None) -> str:
     total = sum(len(g.alerts) for g in n.groups)
     if total > shown:
         out.append(f"... and {total - shown} more (`tritonwatch alerts --status new`).")
+    out += ["", *_fixed_md(n)]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -117,6 +136,13 @@ def slack(n: Any, base_url: str | None = None) -> dict[str, Any]:
         )
         if len(blocks) >= 49:
             break
+    fixed = getattr(n, "fixed", [])
+    if fixed and len(blocks) < 50:
+        lines = ["*Fixed (the series went back)*"]
+        lines += [_slack_escape(_fixed_line(a)) for a in fixed[:MAX_LINES]]
+        blocks.append(
+            {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:2900]}}
+        )
     return {"text": _summary(n), "blocks": blocks}
 
 
@@ -140,6 +166,15 @@ def discord(n: Any, base_url: str | None = None) -> dict[str, Any]:
                 "title": g.title[:256],
                 "description": "\n".join(lines)[:4000],
                 "color": 0xD03030 if worst.direction == "regression" else 0x30A050,
+            }
+        )
+    fixed = getattr(n, "fixed", [])
+    if fixed and len(embeds) < 10:
+        embeds.append(
+            {
+                "title": "Fixed (the series went back)",
+                "description": "\n".join(_md_escape(_fixed_line(a)) for a in fixed[:20])[:4000],
+                "color": 0x30A050,
             }
         )
     return {"content": _summary(n)[:2000], "embeds": embeds}

@@ -116,6 +116,44 @@ class History:
                                 out[(int(rid), int(sid))] = arr
         return out
 
+    def result_clocks(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], float]:
+        """SM clock (MHz) each (run id, series id) result was measured at, where recorded.
+
+        From the ``gpu_state`` the harness keeps in a result's ``extra``: the middle of the range
+        read while the case was timed (``during``) where recorded, else the mean of the reads
+        before and after it. A night at a lower clock is explained, not alerted.
+        """
+        out: dict[tuple[int, int], float] = {}
+        by_run: dict[int, set[int]] = {}
+        for rid, sid in keys:
+            by_run.setdefault(int(rid), set()).add(int(sid))
+        r = s.results
+        with self.db.connect() as conn:
+            runs = sorted(by_run)
+            for i in range(0, len(runs), 200):
+                chunk = runs[i : i + 200]
+                q = select(r.c.run_id, r.c.series_id, r.c.extra).where(
+                    r.c.run_id.in_(chunk), r.c.extra.is_not(None)
+                )
+                for rid, sid, extra in conn.execute(q):
+                    if sid not in by_run.get(rid, ()) or not isinstance(extra, dict):
+                        continue
+                    state = extra.get("gpu_state") or {}
+                    during = state.get("during") or {}
+                    if isinstance(during, dict) and during.get("sm_clock_min_mhz"):
+                        lo = float(during["sm_clock_min_mhz"])
+                        hi = float(during.get("sm_clock_max_mhz") or lo)
+                        out[(int(rid), int(sid))] = (lo + hi) / 2
+                        continue
+                    mhz = [
+                        float(side["sm_clock_mhz"])
+                        for side in (state.get("before"), state.get("after"))
+                        if isinstance(side, dict) and side.get("sm_clock_mhz")
+                    ]
+                    if mhz:
+                        out[(int(rid), int(sid))] = sum(mhz) / len(mhz)
+        return out
+
     def builds(self, build_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
         """The stored build sections (every dependency version and commit) by build id."""
         ids = sorted({int(b) for b in build_ids})
