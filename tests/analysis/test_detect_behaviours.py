@@ -30,7 +30,7 @@ def test_a_regression_that_reverts_is_filed_once_and_closed_as_fixed(store: Stor
     v[0, 20:28] *= 1.10  # a regression window
     v[1, 25:] *= 1.10  # a regression that stays
     docs = history_runs(_hist(v))
-    store.add_runs(parse_run(d) for d in docs)
+    store.runs.add_many(parse_run(d) for d in docs)
     rep = detect(store)
     assert len(rep.created) == 2 and len(rep.fixed) == 1
     fixed = store.alerts.get(rep.fixed[0])
@@ -39,8 +39,8 @@ def test_a_regression_that_reverts_is_filed_once_and_closed_as_fixed(store: Stor
     assert fixed.details["fixed"]["run"] == docs[28]["run"]["id"]
     assert fixed.first_bad_run == docs[20]["run"]["id"]
     assert abs(fixed.details["fixed"]["ratio"] - 1) < 0.01
-    assert [e.new_status for e in store.alert_history(fixed.id)] == ["new", "fixed"]
-    assert store.alert_history(fixed.id)[-1].actor == "tritonwatch detect"
+    assert [e.new_status for e in store.alerts.history(fixed.id)] == ["new", "fixed"]
+    assert store.alerts.history(fixed.id)[-1].actor == "tritonwatch detect"
     # evidence for a person: nights before and after with their dates and values
     ev = fixed.details["before"]["values"]
     assert len(ev) == 10 and ev[-1][0] == docs[19]["run"]["started_at"][:10]
@@ -60,7 +60,7 @@ def test_a_regression_that_reverts_is_filed_once_and_closed_as_fixed(store: Stor
 def test_a_slow_drift_is_one_drift_alert(store: Store) -> None:
     v = _series(60, 2)
     v[0] *= np.exp(np.log(1.04) * np.clip((np.arange(60) - 15) / 30, 0, 1))
-    store.add_runs(parse_run(d) for d in history_runs(_hist(v)))
+    store.runs.add_many(parse_run(d) for d in history_runs(_hist(v)))
     rep = detect(store)
     assert len(rep.created) == 1 and rep.findings[0].kind == "drift"
     a = store.alerts.get(rep.created[0])
@@ -82,7 +82,7 @@ def test_nights_at_a_lower_clock_are_explained(store: Store, tmp_path: Path) -> 
     v[:, 20:26] *= 1980 / 1780  # a hot week on the machine
     blind = Store.open(f"sqlite:///{tmp_path / 'blind.db'}")
     try:  # without clock records the hot week is a regression window on every series
-        blind.add_runs(parse_run(d) for d in history_runs(_hist(v)))
+        blind.runs.add_many(parse_run(d) for d in history_runs(_hist(v)))
         assert len(detect(blind).created) == 3
     finally:
         blind.close()
@@ -90,8 +90,8 @@ def test_nights_at_a_lower_clock_are_explained(store: Store, tmp_path: Path) -> 
         _with_clocks(d, 1780.0 if 20 <= i < 26 else 1980.0)
         for i, d in enumerate(history_runs(_hist(v)))
     ]
-    store.add_runs(parse_run(d) for d in docs)
-    points = store.series_points()
+    store.runs.add_many(parse_run(d) for d in docs)
+    points = store.history.points()
     keys = [(int(r), int(s)) for r, s in zip(points.run_id, points.series_id, strict=True)]
     clocks = store.history.result_clocks(keys)
     assert len(clocks) == 3 * 40 and sorted(set(clocks.values())) == [1780.0, 1980.0]
@@ -110,7 +110,7 @@ def test_alert_page_shows_fixed_and_drift(sqlite_url: str) -> None:
         v = _series(60, 4)
         v[0, 20:28] *= 1.10
         v[1] *= np.exp(np.log(1.04) * np.clip((np.arange(60) - 15) / 30, 0, 1))
-        store.add_runs(parse_run(d) for d in history_runs(_hist(v)))
+        store.runs.add_many(parse_run(d) for d in history_runs(_hist(v)))
         rep = detect(store)
         kinds = {store.alerts.get(i).details["kind"]: i for i in rep.created}
         assert set(kinds) == {"step", "drift"}

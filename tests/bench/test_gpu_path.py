@@ -117,8 +117,8 @@ def test_the_runner_reuses_the_timer_this_machine_used_last(sqlite_url: str) -> 
     case = Case("softmax", "triton", "", {"M": 4096, "N": 4096}, "fp16")
     other = Case("softmax", "torch", "", {"M": 4096, "N": 4096}, "fp16")
     with Store.open(sqlite_url) as st:
-        st.add_run(_gpu_run("box-a", "graph", case))
-        st.add_run(_gpu_run("box-b", "event", case))  # another machine's choice is not ours
+        st.runs.add(_gpu_run("box-a", "graph", case))
+        st.runs.add(_gpu_run("box-b", "event", case))  # another machine's choice is not ours
         with settings.scope(machine_name="box-a"):
             assert previous_timers(st, gpu, [case, other]) == {case.id: "graph"}
             assert previous_timers(st, CPU, [case]) == {}  # CPU runs time with the wall clock

@@ -91,7 +91,7 @@ def test_kill_9_the_server_mid_upload_then_restart(
     local = f"sqlite:///{tmp_path / 'runner.db'}"
     _local_runs(local)
     with Store.open(pg_url) as central:
-        token = central.create_token("acme", "crashy").token
+        token = central.access.create_token("acme", "crashy").token
     srv = make_server(pg_url).start()
     # The push runs in a thread here (the runner is not what is killed); same code as the CLI.
     reports: list[PushReport] = []
@@ -149,7 +149,7 @@ def test_kill_9_a_push_midway_then_push_again(
     local = f"sqlite:///{tmp_path / 'runner.db'}"
     _local_runs(local)
     with Store.open(module_pg) as central:
-        token = central.create_token("acme", "crashy").token
+        token = central.access.create_token("acme", "crashy").token
     srv = shared_server  # this test kills the runner, not the server
     env = {"TRITONWATCH_TOKEN": token}
     proc = _cli("push", "--db", local, "--server", srv.url, env=env)

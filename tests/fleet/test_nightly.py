@@ -113,7 +113,7 @@ def test_nightly_runs_pushes_and_detects_end_to_end(
     monkeypatch.syspath_prepend(str(FAKEOPS))
     with Store.open(pg_url) as central:
         token_file = tmp_path / "token"
-        token_file.write_text(central.create_token("acme", "nightly-box").token + "\n")
+        token_file.write_text(central.access.create_token("acme", "nightly-box").token + "\n")
     srv: Server = make_server(pg_url).start()
     suite = _write(tmp_path / "fake.toml", '[[cases]]\noperator = "fake"\nproviders = ["good"]\n')
     local = f"sqlite:///{tmp_path / 'runner.db'}"
@@ -128,6 +128,6 @@ def test_nightly_runs_pushes_and_detects_end_to_end(
     assert res.exit_code == 0, res.output
     assert "0 failed or incorrect" in res.output and "1 sent" in res.output
     with Store.open(pg_url) as central:
-        runs = central.runs(limit=None)
+        runs = central.runs.find(limit=None)
     assert [(r.org, r.machine, r.label) for r in runs] == [("acme", "acme/nightly-box", "nightly")]
     assert pg_counts(pg_url)["partial"] == 0

@@ -149,7 +149,7 @@ def test_push_end_to_end_server_down_at_first(
     local = f"sqlite:///{tmp_path / 'runner.db'}"
     _local(local, 3, machine="gpu-7").close()
     with Store.open(pg_url) as central:
-        token = central.create_token("acme", "gpu-7", scopes=("upload",)).token
+        token = central.access.create_token("acme", "gpu-7", scopes=("upload",)).token
     srv = make_server(pg_url)
     srv.port = free_port()
     env = {"TRITONWATCH_TOKEN": token}
@@ -165,7 +165,7 @@ def test_push_end_to_end_server_down_at_first(
     c = pg_counts(pg_url)
     assert c["runs"] == 3 and c["results"] == 9 and c["dup_uuids"] == 0 and c["partial"] == 0
     with Store.open(pg_url) as central:
-        assert {r.machine for r in central.runs(limit=None)} == {"acme/gpu-7"}
+        assert {r.machine for r in central.runs.find(limit=None)} == {"acme/gpu-7"}
     # re-running sends nothing; a new local run goes alone
     again = _cli("push", "--db", local, "--server", srv.url, env=env)
     out2 = again.communicate(timeout=60)[0]

@@ -20,9 +20,9 @@ T0 = datetime(2026, 10, 1, 2, 0, tzinfo=UTC)
 
 
 def _seed(store: Store) -> None:
-    store.add_runs(read_file(FIXTURE).runs)
+    store.runs.add_many(read_file(FIXTURE).runs)
     for i in range(3):
-        store.add_run(make_run(seed=i, started_at=T0 + timedelta(days=i), label=f"n{i}"))
+        store.runs.add(make_run(seed=i, started_at=T0 + timedelta(days=i), label=f"n{i}"))
 
 
 def test_jsonl_round_trip_is_identical_across_backends(store: Store, tmp_path: Path) -> None:
@@ -67,7 +67,7 @@ def test_csv_and_parquet_hold_every_result(store: Store, tmp_path: Path) -> None
             r.value,
             None if r.samples is None else r.samples.tolist(),
         )
-        for d in store.iter_runs()
+        for d in store.runs.iter()
         for r in d.results
     }
     for row in rows:

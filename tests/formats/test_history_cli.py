@@ -63,7 +63,7 @@ def test_tritonbench_history_to_alerts_in_two_commands(tmp_path: Path, sqlite_ur
     res = _run("detect", "--db", sqlite_url)
     assert res.exit_code == 0, res.output
     with Store.open(sqlite_url) as st:
-        alerts = st.alerts()
+        alerts = st.alerts.find()
         assert alerts, res.output
         assert all(a.direction == "regression" for a in alerts)  # a tflops drop is no gain
         assert {a.provider for a in alerts} == {SLOWED}
@@ -90,7 +90,7 @@ def test_import_reports_what_it_skipped_and_bad_input_is_one_line(
     assert "10 not stored: x_average row" in res.output
     assert "3 not stored: no value: the backend failed" in res.output
     with Store.open(sqlite_url) as st:
-        (run,) = st.runs()
+        (run,) = st.runs.find()
         assert (run.machine, run.started_at.isoformat()) == ("h100-01", "2025-08-14T02:00:00+00:00")
     bad = tmp_path / "x.json"
     bad.write_text('{"hello": 1}')

@@ -82,13 +82,13 @@ def test_tritonbench_records_import_as_hud_groups_them(store: Store) -> None:
     report = import_files(store, [str(TRITONBENCH_V3)])
     f = report.files[0]
     assert (f.format, f.runs, f.tally.items, f.stored) == ("hud", 4, 244, 244)
-    runs = store.runs(newest_first=False)
+    runs = store.runs.find(newest_first=False)
     assert {(r.machine, r.device, r.gpu_model) for r in runs} == {
         ("NVIDIA H100 80GB HBM3", "cuda", "NVIDIA H100 80GB HBM3"),
         ("NVIDIA B200", "cuda", "NVIDIA B200"),
     }
     assert [r.triton_commit[:8] for r in runs] == ["3e217414"] * 2 + ["4919b01e"] * 2
-    d = store.get_run(runs[0].uuid)
+    d = store.runs.get(runs[0].uuid)
     assert d.machine_info["runner_name"] == "gcp-h100-runner-x7k2p-runner-9qz4d"
     by = {
         (r.operator, r.provider, r.metric, json.dumps(r.shape, sort_keys=True)): r
@@ -185,7 +185,7 @@ def test_test_infra_fixtures_import_as_the_uploader_reads_them(
         )
     )
     assert import_files(store, [str(no_bench)]).results == 1
-    devices = {(r.machine, r.device) for r in store.runs()}
+    devices = {(r.machine, r.device) for r in store.runs.find()}
     assert ("cpu", "cpu") in devices and ("cuda", "cuda") in devices
     assert ("Apple iPhone 15", "cpu") in devices
 
@@ -222,12 +222,12 @@ def test_test_infra_runners_device_gpu_and_builds(store: Store, tmp_path: Path) 
     path = tmp_path / "r.json"
     path.write_text(json.dumps([_record(), a100]))
     import_files(store, [str(path)])
-    runs = store.runs()
+    runs = store.runs.find()
     assert sorted((r.machine, r.device) for r in runs) == [
         ("NVIDIA A100-SXM4-80GB", "cuda"),
         ("NVIDIA H100 80GB HBM3", "cuda"),
     ]
-    d = store.get_run(runs[0].uuid)
+    d = store.runs.get(runs[0].uuid)
     assert d.summary.triton_version == "unknown"  # no triton dependency: no Triton build
     assert d.build_info["torch"]["commit"] == "a" * 40  # head_sha, named as PyTorch's
     (r,) = d.results
@@ -301,7 +301,7 @@ def _upload(records: list[dict[str, Any]], metadata: dict[str, Any]) -> list[dic
 def test_own_export_is_accepted_by_the_uploader_and_fits_the_schema(
     store: Store, tmp_path: Path
 ) -> None:
-    store.add_run(make_run(seed=1))
+    store.runs.add(make_run(seed=1))
     records = _exported(store, tmp_path)
     assert records and not any(k in r for r in records for k in CI_FIELDS)
     ci = {
@@ -338,7 +338,7 @@ def test_own_export_is_accepted_by_the_uploader_and_fits_the_schema(
 def test_ci_metadata_only_when_asked(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store.add_run(make_run(seed=1))
+    store.runs.add(make_run(seed=1))
     repo_only = _exported(store, tmp_path, hud_options=hud.ExportOptions(repo="acme/kernels"))
     assert {r["repo"] for r in repo_only} == {"acme/kernels"}
     with pytest.raises(UsageError, match="GITHUB_RUN_ID"):

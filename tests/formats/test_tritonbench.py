@@ -18,8 +18,8 @@ TB = Path(__file__).parent.parent / "fixtures" / "interop" / "tritonbench"
 
 
 def _only_run(store: Store):  # noqa: ANN202 - RunDetail
-    (summary,) = store.runs()
-    return store.get_run(summary.uuid)
+    (summary,) = store.runs.find()
+    return store.runs.get(summary.uuid)
 
 
 def _accounted(report) -> None:  # noqa: ANN001
@@ -141,18 +141,18 @@ def test_history_orders_by_benchmark_date_not_file_time(store: Store, tmp_path: 
     os.utime(a, (2_000_000_000, 2_000_000_000))  # the older night has the newer file time
     os.utime(b, (1_000_000_000, 1_000_000_000))
     import_files(store, [str(b), str(a)])
-    runs = store.runs(newest_first=False)
+    runs = store.runs.find(newest_first=False)
     assert [r.triton_commit[:8] for r in runs] == ["3e217414", "4919b01e"]
     (series,) = [
         s
-        for s in store.series_list(operator="gemm", provider="aten_matmul", metric="tflops")
+        for s in store.series.find(operator="gemm", provider="aten_matmul", metric="tflops")
         if s.shape == {"M": 4096, "N": 4096, "K": 4096}
     ]
     assert (series.better, series.unit, series.points) == ("higher", "TFLOP/s", 2)
     a_value = json.loads((TB / "nightly_result_A-h100.json").read_text())["metrics"][
         "tritonbench_fp16_gemm_fwd[x_(4096, 4096, 4096)-aten_matmul]_tflops"
     ]
-    first = store.get_run(runs[0].uuid)
+    first = store.runs.get(runs[0].uuid)
     assert [r.value for r in first.results if r.series_id == series.id] == [a_value]
 
 
@@ -177,9 +177,9 @@ def test_output_dir_folder_is_one_run_and_nightly_folder_uses_result_json(
     report = import_files(store, [str(tmp_path / "bench")])
     _accounted(report)
     assert report.added == 2
-    older, newer = store.runs(newest_first=False)
+    older, newer = store.runs.find(newest_first=False)
     assert older.started_at.isoformat() == "2025-08-14T02:03:12+00:00"  # the folder's name
-    assert {r.operator for r in store.get_run(older.uuid).results} == {"gemm", "softmax"}
+    assert {r.operator for r in store.runs.get(older.uuid).results} == {"gemm", "softmax"}
     assert newer.triton_commit.startswith("4919b01e")
     assert (
         report.files[0].tally.skipped["in a per-operator file that the folder's result.json merges"]

@@ -318,5 +318,5 @@ def _peaks(store: Any, device: DeviceInfo, fp: dict[str, Any]) -> roofline.Peaks
         return None
     m = fp.get("machine") or {}
     name = settings.get("machine_name") or m.get("name") or "unknown"
-    measured = store.machine_peaks(name, device.kind, m.get("gpu_model"), m.get("gpu_count"))
+    measured = store.series.peaks(name, device.kind, m.get("gpu_model"), m.get("gpu_count"))
     return roofline.peaks_for(m.get("gpu_model"), measured)

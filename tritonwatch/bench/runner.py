@@ -236,10 +236,10 @@ def previous_timers(
     name = settings.get("machine_name") or socket.gethostname()
     wanted = {c.id for c in cases}
     found: dict[str, str] = {}
-    for summary in store.runs(machine=name, limit=lookback):
+    for summary in store.runs.find(machine=name, limit=lookback):
         if summary.device != device.kind:
             continue
-        for r in store.get_run(summary.uuid).results:
+        for r in store.runs.get(summary.uuid).results:
             if r.metric != "time" or r.status != "ok":
                 continue
             timer = (r.extra or {}).get("timer")
@@ -314,7 +314,7 @@ def run_suite(
     name = settings.get("machine_name") or m.get("name") or "unknown"
     peaks = None
     if device.is_gpu:
-        measured = store.machine_peaks(name, device.kind, m.get("gpu_model"), m.get("gpu_count"))
+        measured = store.series.peaks(name, device.kind, m.get("gpu_model"), m.get("gpu_count"))
         peaks = roofline.peaks_for(m.get("gpu_model"), measured)
     outs = outcomes(records, peaks)
     # Skipped-here cases are recorded too, so a run says what it did not measure and why.
@@ -346,9 +346,9 @@ def run_suite(
     compiled: list[Any] = []
     if opts.codegen:
         run, compiled = _with_codegen(run, opts, progress)
-    stored = store.add_run(run) if run.results else None
+    stored = store.runs.add(run) if run.results else None
     if compiled:
-        store.add_codegen(run.build.model_dump(mode="json", exclude_none=True), compiled)
+        store.codegen.add(run.build.model_dump(mode="json", exclude_none=True), compiled)
     return RunOutcome(
         run=run,
         outcomes=outs,
@@ -438,7 +438,7 @@ def calibrate(store: Any, *, device: str | None = None, gpu: int = 0) -> Calibra
     if dev.count:
         m["gpu_count"] = dev.count  # the calibration worker is pinned to one GPU
     name = settings.get("machine_name") or m.get("name") or "unknown"
-    store.set_machine_peaks(
+    store.series.set_peaks(
         name, dev.kind, m.get("gpu_model"), m.get("gpu_count"), peaks, info={**m, "name": name}
     )
     return Calibration(machine=name, gpu_model=m.get("gpu_model"), peaks=peaks)

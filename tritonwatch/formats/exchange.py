@@ -524,7 +524,7 @@ def import_files(
                 owners.append(report)
                 yield run
 
-    added = store.add_runs(runs())
+    added = store.runs.add_many(runs())
     for a, report in zip(added, owners, strict=True):
         if a.created:
             report.stored += a.n_results
@@ -578,7 +578,7 @@ def export_runs(
     if fmt == "hud":
         hud.ci_metadata(hud_options or hud.ExportOptions())  # refuse before writing anything
     details: Iterable[RunDetail]
-    details = (store.get_run(r) for r in runs) if runs else store.iter_runs(**filters)
+    details = (store.runs.get(r) for r in runs) if runs else store.runs.iter(**filters)
     if progress:
         details = _tap(details, progress)
     if fmt == "parquet":

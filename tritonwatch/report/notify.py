@@ -54,7 +54,7 @@ def _fixed_line(a: AlertRow) -> str:
 
 
 def _fixed_md(n: Any) -> list[str]:
-    fixed = getattr(n, "fixed", [])
+    fixed = n.fixed
     if not fixed:
         return []
     out = ["### Fixed (the series went back)", ""]
@@ -136,7 +136,7 @@ def slack(n: Any, base_url: str | None = None) -> dict[str, Any]:
         )
         if len(blocks) >= 49:
             break
-    fixed = getattr(n, "fixed", [])
+    fixed = n.fixed
     if fixed and len(blocks) < 50:
         lines = ["*Fixed (the series went back)*"]
         lines += [_slack_escape(_fixed_line(a)) for a in fixed[:MAX_LINES]]
@@ -168,7 +168,7 @@ def discord(n: Any, base_url: str | None = None) -> dict[str, Any]:
                 "color": 0xD03030 if worst.direction == "regression" else 0x30A050,
             }
         )
-    fixed = getattr(n, "fixed", [])
+    fixed = n.fixed
     if fixed and len(embeds) < 10:
         embeds.append(
             {

@@ -182,10 +182,6 @@ class Alerts:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def __call__(self, **filters: Any) -> list[AlertRow]:  # legacy delegate (house refactor)
-        """The old ``store.alerts(...)``: the same as :meth:`find`."""
-        return self.find(**filters)
-
     # -- reading alerts ------------------------------------------------------------------
     @staticmethod
     def _query() -> Select[Any]:

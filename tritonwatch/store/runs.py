@@ -81,10 +81,6 @@ class Runs:
         self.db = db
         self._insert: ReturningInsert[Any] | None = None
 
-    def __call__(self, **filters: Any) -> list[RunSummary]:  # legacy delegate (house refactor)
-        """The old ``store.runs(...)``: the same as :meth:`find`."""
-        return self.find(**filters)
-
     # -- writing -------------------------------------------------------------------------
     def add(
         self,

@@ -56,12 +56,6 @@ class Series:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def __call__(
-        self, series_id: int, machine_id: int, **kw: Any
-    ) -> list[Point]:  # legacy delegate (house refactor)
-        """The old ``store.series(...)``: the same as :meth:`points`."""
-        return self.points(series_id, machine_id, **kw)
-
     def machines(self) -> list[MachineRow]:
         with self.db.connect() as conn:
             return [

@@ -325,8 +325,6 @@ def codegen_between(
     store: Store, build_a: int, build_b: int, operator: str, limit: int = 50
 ) -> list[dict[str, Any]]:
     """Kernels whose generated code changed between two builds, the operator's own first."""
-    if not hasattr(store, "codegen_changes"):
-        return []
     changes = store.codegen.changes(build_a, build_b)
     op = operator.lower()
     changes.sort(key=lambda c: (op not in c.kernel.lower(), c.kernel, c.spec, c.target))
