@@ -110,3 +110,22 @@ def test_saved_view_redirects_to_its_page(site: Site) -> None:
     r = site.client.get("/view", params={"name": "mine"}, follow_redirects=False)
     assert r.headers["location"] == "/alerts?status=new"
     assert site.client.get("/view", params={"name": "nope"}).status_code == 404
+
+
+def test_run_page_says_how_a_gpu_result_was_measured_in_one_line(site: Site) -> None:
+    from tritonwatch.testing import make_run
+
+    during = {"samples": 9, "sm_clock_min_mhz": 1620, "sm_clock_max_mhz": 1980,
+              "power_max_w": 690.4, "temperature_max_c": 71,
+              "throttle_reasons": ["sw_power_cap"]}  # fmt: skip
+    extra = {"timer": "event", "stop": "ci", "hold_misses": 2, "gpu_state": {"during": during}}
+    run = make_run(n_results=1, machine="h200-box")
+    doc = run.model_dump(mode="json")
+    doc["results"][0]["extra"] = extra
+    added = site.store.runs.add(type(run).model_validate(doc))
+    html = site.client.get(f"/runs/{added.uuid}").text
+    assert (
+        "event timer (2 batches retaken) · CI reached · SM 1620-1980 MHz · up to 690 W · "
+        "up to 71 °C · throttled: sw_power_cap"
+    ) in html
+    assert "<summary>all details</summary>" in html  # the raw record is one click away

@@ -89,6 +89,30 @@ def _build(b: Any) -> str:
     return build_text(b) if isinstance(b, dict) else _fmt(b)
 
 
+def _measured(extra: dict[str, Any] | None) -> str:
+    """How a result was measured, in one line: timer, why sampling stopped, the GPU's clocks,
+    power and temperature while it was timed, and any throttle seen (details hold the rest)."""
+    x = extra or {}
+    parts = []
+    if x.get("timer"):
+        retaken = x.get("hold_misses")
+        parts.append(f"{x['timer']} timer" + (f" ({retaken} batches retaken)" if retaken else ""))
+    if x.get("stop"):
+        parts.append({"ci": "CI reached", "budget": "budget spent"}.get(x["stop"], x["stop"]))
+    during = (x.get("gpu_state") or {}).get("during") or {}
+    lo, hi = during.get("sm_clock_min_mhz"), during.get("sm_clock_max_mhz")
+    if lo:
+        parts.append(f"SM {lo} MHz" if lo == hi else f"SM {lo}-{hi} MHz")
+    if during.get("power_max_w") is not None:
+        parts.append(f"up to {during['power_max_w']:.0f} W")
+    if during.get("temperature_max_c") is not None:
+        parts.append(f"up to {during['temperature_max_c']} °C")
+    if during:
+        reasons = during.get("throttle_reasons") or []
+        parts.append("throttled: " + ", ".join(reasons) if reasons else "no throttling")
+    return " · ".join(parts)
+
+
 def _without(d: dict[str, Any], *keys: str) -> dict[str, Any]:
     return {k: v for k, v in d.items() if k not in keys}
 
@@ -104,6 +128,7 @@ env.filters.update(
     build=_build,
     cirange=_cirange,
     dict_without=_without,
+    measured=_measured,
 )
 env.globals.update(
     qs=_qs, json_script=_json_script, version=__version__, parquet=parquet_available()
