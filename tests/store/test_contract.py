@@ -247,3 +247,14 @@ def test_result_statistics_for_mixed_sample_counts(store: Store) -> None:
             assert r.value == sp.get("value")
         assert r.status == sp.get("status", "ok") and r.error == sp.get("error")
         assert r.extra == sp.get("extra", {})
+
+
+def test_a_run_with_no_results_is_stored_on_both_backends(store: Store) -> None:
+    # A nightly whose every case crashed before reporting is a fact worth seeing; SQLite used to
+    # fail with "Incorrect number of bindings supplied" while PostgreSQL stored it.
+    run = make_run(results=[], started_at=T0)
+    added = store.runs.add(run)
+    assert added.created
+    (summary,) = store.runs.find()
+    assert summary.uuid == str(run.run.id) and summary.n_results == 0
+    assert store.runs.get(summary.uuid).results == []

@@ -132,6 +132,8 @@ class Database:
         The ORM-free path matters: results arrive by the hundred thousand and SQLAlchemy's
         per-row bind processing was 10x the cost of the insert itself.
         """
+        if not rows:  # a run whose every case crashed before reporting: nothing to insert
+            return
         cols = ", ".join(columns)
         if self.dialect == "postgresql":
             raw: Any = conn.connection.driver_connection  # a psycopg.Connection
