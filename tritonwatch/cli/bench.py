@@ -39,7 +39,7 @@ def _gpus(text: str | None) -> list[int] | None:
     "--target-ci",
     type=float,
     default=None,
-    help="Stop when the median's 95%% CI is this narrow, relative (0.005 = 0.5%%).",
+    help="Stop when the median's 95% CI is this narrow, relative (0.005 = 0.5%).",
 )
 @click.option("--label", default=None, help="A label stored with the run.")
 @click.option("--seed", type=int, default=None, help="Seed for inputs and case order.")

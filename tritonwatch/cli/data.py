@@ -71,7 +71,7 @@ def db_upgrade(db: str | None) -> None:
 @format_option("table", "json")
 def db_info(db: str | None, fmt: str) -> None:
     """Print the database URL, schema version and row counts."""
-    with open_store(db) as store:
+    with open_store(db, create=False) as store:
         info = store.info()
     from ..report.runs import store_info_json, store_info_text
 
@@ -223,7 +223,7 @@ def export_cmd(
     db: str | None,
 ) -> None:
     """Export stored runs, oldest first. The file appears only when complete."""
-    with open_store(db) as store:
+    with open_store(db, create=False) as store:
         n = exchange.export_runs(
             store,
             output,
@@ -256,7 +256,7 @@ def runs_cmd(
     db: str | None,
 ) -> None:
     """List stored runs, newest first."""
-    with open_store(db) as store:
+    with open_store(db, create=False) as store:
         rows = store.runs.find(
             machine=machine,
             org=org,
@@ -281,7 +281,7 @@ def runs_cmd(
 @db_option
 def show_cmd(run: str, fmt: str, db: str | None) -> None:
     """Show one run's fingerprint and results. RUN is its id or a unique prefix (>= 4 chars)."""
-    with open_store(db) as store:
+    with open_store(db, create=False) as store:
         detail = store.runs.get(run)
     if fmt == "json":
         click.echo(json.dumps(run1.run_document(detail), indent=2))

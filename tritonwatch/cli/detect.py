@@ -86,7 +86,7 @@ def alerts_cmd(
     """List alerts with their triage status, most severe first."""
     from ..report.alerts import alerts_json, alerts_table
 
-    with open_store(db) as store:
+    with open_store(db, create=False) as store:
         rows = store.alerts.find(
             status=status, machine=machine, operator=operator, direction=direction, limit=limit
         )
@@ -178,7 +178,7 @@ def notify_cmd(
 
     with settings.scope(webhook=webhook, base_url=base_url):
         hook, base = settings.get("webhook"), settings.get("base_url")
-    with open_store(db) as store:
+    with open_store(db, create=False) as store:
         result = notify(
             store,
             fmt=fmt,

@@ -166,7 +166,7 @@ def token_list_cmd(org: str | None, fmt: str, db: str | None) -> None:
     """List tokens (never their value): id, organisation, name, scopes, last use, revoked."""
     import json
 
-    with open_store(db) as store:
+    with open_store(db, create=False) as store:
         rows = store.access.tokens(org)
     if fmt == "json":
         click.echo(json.dumps(fleet_report.tokens_json(rows), indent=2))

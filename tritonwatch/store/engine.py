@@ -84,7 +84,10 @@ def _prepare_sqlite_path(u: URL, create: bool) -> None:
             raise NotADatabase(f"{p} is not a tritonwatch database (not a SQLite file)")
         return
     if not create:
-        raise DatabaseUnavailable(f"no database at {p}; run a command that writes one first")
+        raise DatabaseUnavailable(
+            f"no database at {p} (check --db); `tritonwatch run` or `tritonwatch import FILE` "
+            "creates one, `tritonwatch db upgrade` an empty one"
+        )
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
