@@ -106,6 +106,9 @@ SETTINGS: dict[str, Setting] = {
            "Folder holding build environments made by `tritonwatch env create`."),
         _s("cache_dir", _str, lambda: str(data_dir() / "cache"),
            "Folder of the content-addressed compile cache used by `blast`."),
+        _s("cache_max_mb", _float, 2048.0,
+           "Size cap of the compile cache in MiB; `blast` drops the least recently used "
+           "entries beyond it (`tritonwatch cache prune` does it by hand)."),
         _s("targets", _str, "sm80,sm90,sm100,gfx942",
            "Comma-separated compile targets for `blast` and `run --codegen`."),
         _s("jobs", _int, lambda: max(1, (os.cpu_count() or 2)),

@@ -98,13 +98,21 @@ def test_warm_run_is_served_from_the_cache(tmp_path: Path) -> None:
     )
     assert second.stats["compiled"] == 0 and second.stats["cached"] == 2
     assert [r.a.stage_hashes for r in second.rows] == [r.a.stage_hashes for r in first.rows]
-    # a change to the kernel's source is a miss
+    # an edit elsewhere in the file is a hit: the key follows the kernel, not the file
     copy = tmp_path / "kernels_copy.py"
     copy.write_text(KERNELS.read_text() + "\n# edited\n")
     third = blast(
         "current", "current", targets="gfx942", kernel_files=[copy], pattern="scale", cache=cache
     )
-    assert third.stats["compiled"] == 2
+    assert third.stats["compiled"] == 0 and third.stats["cached"] == 2
+    # a change to the kernel's source is a miss
+    text = KERNELS.read_text()
+    assert "* 2.0" in text
+    copy.write_text(text.replace("* 2.0", "* 3.0"))
+    fourth = blast(
+        "current", "current", targets="gfx942", kernel_files=[copy], pattern="scale", cache=cache
+    )
+    assert fourth.stats["compiled"] == 2
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Commands of the codegen area (issue #5): ``env create``, ``env list`` and ``blast``."""
+"""Commands of the codegen area (issue #5): ``env create|list|remove``, ``blast`` and ``cache``."""
 
 from __future__ import annotations
 
@@ -137,6 +137,12 @@ def env_list_cmd() -> None:
     help="Write the report to this file instead of standard output.",
 )
 @click.option("--no-store", is_flag=True, help="Do not record the report in the database.")
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Recompile everything instead of reading the compile cache (fresh results still "
+    "refresh it).",
+)
 @db_option
 def blast_cmd(
     env_a: str,
@@ -148,6 +154,7 @@ def blast_cmd(
     fmt: str,
     output: Path | None,
     no_store: bool,
+    no_cache: bool,
     db: str | None,
 ) -> None:
     """Blast radius: compile every kernel with two Triton builds and report what changed.
@@ -173,6 +180,7 @@ def blast_cmd(
                 pattern=pattern,
                 kernel_files=list(kernel_files) or None,
                 progress=True,
+                no_cache=no_cache,
             )
         if store is not None:
             store.add_blast_report(report)
@@ -192,4 +200,57 @@ def blast_cmd(
         click.echo(render(report, fmt), nl=False)
 
 
-COMMANDS = [env_cmd, blast_cmd]
+@click.group("cache")
+def cache_cmd() -> None:
+    """Inspect or shrink the compile cache of `blast` and `run --codegen`.
+
+    \b
+    tritonwatch cache info
+    tritonwatch cache prune --max-mb 500
+    tritonwatch cache prune --older-than-days 30
+    """
+
+
+def _mib(n: int) -> str:
+    return f"{n / 1024 / 1024:.1f} MiB"
+
+
+@cache_cmd.command("info")
+def cache_info_cmd() -> None:
+    """Where the compile cache is, how many entries and bytes it holds, and its size cap."""
+    from ..codegen.cache import CompileCache
+
+    i = CompileCache().info()
+    click.echo(f"folder:  {i.root}")
+    click.echo(f"entries: {i.entries}")
+    click.echo(f"size:    {_mib(i.bytes)} of {_mib(i.max_bytes)} (setting cache_max_mb)")
+
+
+@cache_cmd.command("prune")
+@click.option(
+    "--max-mb",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Drop the least recently used entries until the cache fits (0 empties it) "
+    "[default: the cache_max_mb setting].",
+)
+@click.option(
+    "--older-than-days",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Also drop every entry not used for this many days.",
+)
+def cache_prune_cmd(max_mb: float | None, older_than_days: float | None) -> None:
+    """Shrink the compile cache: least recently used entries go first."""
+    from ..codegen.cache import CompileCache
+
+    r = CompileCache().prune(
+        None if max_mb is None else int(max_mb * 1024 * 1024), older_than_days=older_than_days
+    )
+    click.echo(
+        f"removed {r.removed} entries ({_mib(r.freed_bytes)}); "
+        f"{r.left.entries} left ({_mib(r.left.bytes)})"
+    )
+
+
+COMMANDS = [env_cmd, blast_cmd, cache_cmd]

@@ -109,7 +109,7 @@ def _analyze(
             return Compiled(**hit)
     raw = outcome.raw(index) or {"status": "error", "error": "no result"}
     c = analyze(raw, kernel=spec.kernel, spec=spec.name, target=target)
-    if not raw.get("transient"):
+    if raw.get("status") == "ok" and not raw.get("transient"):
         cache.put(akey, dataclasses.asdict(c))
     return c
 
@@ -124,19 +124,21 @@ def blast(
     kernel_files: Sequence[str | Path] | None = None,
     progress: bool = False,
     cache: CompileCache | None = None,
+    no_cache: bool = False,
 ) -> BlastReport:
     """Compile every spec for every target with environments ``a`` and ``b`` and compare.
 
     ``a``/``b`` are environment names, venv folders, python paths or ``current``;
     ``kernel_files`` default to the suite's kernel files (plus entry-point ones); ``pattern`` is
-    ``-k``. Specs that fail to compile are rows with their error; the rest go on.
+    ``-k``; ``no_cache`` recompiles everything (fresh results still refresh the cache). Specs that
+    fail to compile are rows with their error; the rest go on.
     """
     env_a = a if isinstance(a, EnvInfo) else resolve_env(a)
     env_b = b if isinstance(b, EnvInfo) else resolve_env(b)
     tlist = _targets(targets)
     specs = _specs(kernel_files, pattern)
     label = f"blast {env_a.triton_version} vs {env_b.triton_version}"
-    cache = cache if cache is not None else CompileCache()
+    cache = cache if cache is not None else CompileCache(read=not no_cache)
     outcome = compile_all(
         [env_a, env_b], specs, tlist, jobs=jobs, cache=cache, progress=progress, label=label
     )
@@ -254,13 +256,14 @@ def static_metrics(
     jobs: int | None = None,
     progress: bool = False,
     cache: CompileCache | None = None,
+    no_cache: bool = False,
 ) -> StaticMetrics:
     """Compile the suite's specs with one environment (default: this Python) for ``targets``
     (default: the ``targets`` setting) and return their static metrics."""
     env = probe(python or sys.executable, name="current" if python is None else python)
     tlist = _targets(targets)
     specs = _specs(kernel_files, pattern)
-    cache = cache if cache is not None else CompileCache()
+    cache = cache if cache is not None else CompileCache(read=not no_cache)
     outcome = compile_all(
         [env],
         specs,

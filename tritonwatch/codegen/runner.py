@@ -29,7 +29,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .. import settings
 from .cache import CompileCache, cache_key
 from .envs import WORKER, EnvInfo
-from .specs import CompileSpec, file_hash
+from .specs import CompileSpec
 
 # Tool locations a user may point Triton at on purpose; every other TRITON_* switch is dropped so
 # both sides compile the same way.
@@ -101,6 +101,39 @@ def worker_environ(cache_dir: str) -> dict[str, str]:
     env["TRITON_CACHE_DIR"] = cache_dir
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     return env
+
+
+def kernel_keys(
+    env: EnvInfo, specs: Sequence[CompileSpec], timeout_s: float
+) -> dict[tuple[str, str], dict[str, str]]:
+    """Each kernel's dependency key as ``env``'s Triton computes it (``{"key": ...}``), or why it
+    could not be loaded (``{"error": ...}``), by (file, kernel).
+
+    One worker imports every kernel module once: the key must come from the environment that
+    compiles, since the kernel's jit dependencies are resolved there.
+    """
+    refs = sorted({(s.file, s.kernel) for s in specs})
+    request = {"kernels": [{"id": str(i), "file": f, "kernel": k} for i, (f, k) in enumerate(refs)]}
+    with tempfile.TemporaryDirectory(prefix="tw-triton-cache-") as tcache:
+        try:
+            r = subprocess.run(
+                [env.python, str(WORKER), "keys"],
+                input=json.dumps(request),
+                capture_output=True,
+                text=True,
+                env=worker_environ(tcache),
+                timeout=timeout_s,
+            )
+            got = json.loads(r.stdout)["keys"] if r.returncode == 0 else None
+            why = (r.stderr.strip().splitlines() or ["no output"])[-1]
+        except subprocess.TimeoutExpired:
+            got, why = None, f"no answer within {timeout_s:.0f} s"
+        except (json.JSONDecodeError, KeyError):
+            got, why = None, "it printed something other than JSON"
+    if got is None:
+        err = {"error": f"the key worker of {env.name} failed: {why}"}
+        return {ref: err for ref in refs}
+    return {ref: got.get(str(i), {"error": "no key"}) for i, ref in enumerate(refs)}
 
 
 def _task_json(spec: CompileSpec, target: str, task_id: str) -> dict[str, Any]:
@@ -211,22 +244,30 @@ def compile_all(
     jobs = max(1, int(jobs if jobs is not None else settings.get("jobs")))
     timeout_s = float(settings.get("case_timeout_s"))
     cache = cache if cache is not None else CompileCache()
-    sources = {s.file: file_hash(s.file) for s in specs}
     out = CompileOutcome(cache=cache)
+    with ThreadPoolExecutor(max_workers=max(1, len(envs))) as pool:
+        dep_keys = list(pool.map(lambda e: kernel_keys(e, specs, timeout_s), envs))
     misses: dict[int, list[Task]] = {}
     for ei, env in enumerate(envs):
         fp = env.fingerprint()
         for si, spec in enumerate(specs):
+            dep = dep_keys[ei][(spec.file, spec.kernel)]
             for target in targets:
                 why = spec.why_not(target, env.triton_version)
                 if why is not None:
                     out.skipped[(ei, si, target)] = why
                     continue
-                key = cache_key(fp, spec.key(), target, sources[spec.file])
+                key = cache_key(fp, spec.key(), target, dep.get("key") or "")
                 task = Task(ei, si, target, key)
                 out.keys[(ei, si, target)] = key
                 out.n_tasks += 1
-                if cache.has(key):
+                if "error" in dep:  # the kernel cannot be loaded there: nothing to compile
+                    out.results[(ei, si, target)] = {
+                        "status": "error",
+                        "error": dep["error"],
+                        "transient": True,
+                    }
+                elif cache.has(key):
                     out.n_cached += 1
                 else:
                     misses.setdefault(ei, []).append(task)
@@ -265,5 +306,7 @@ def compile_all(
             ]
             for f in futures:
                 f.result()
+    if out.n_compiled:
+        cache.prune()  # keep the cache under its size cap (least recently used go first)
     out.wall_s = time.perf_counter() - t0
     return out
