@@ -122,9 +122,15 @@ def test_env_list_and_create_errors(tmp_path: Path) -> None:
     (folder / "bin" / "python").chmod(0o755)
     listed = runner.invoke(main, ["env", "list"])
     assert listed.exit_code == 0 and "host" in listed.output
+    import torch
     import triton
 
     assert triton.__version__ in listed.output
+    wide = runner.invoke(main, ["env", "list"], terminal_width=250)
+    assert "torch" in wide.output and torch.__version__ in wide.output, wide.output
+    from tritonwatch import __version__
+
+    assert __version__ in wide.output
     broken = Path(settings.get("envs_dir")) / "broken" / "bin"
     broken.mkdir(parents=True)
     (broken / "python").write_text("#!/bin/sh\necho 'boom' >&2\nexit 3\n")
@@ -145,3 +151,7 @@ def test_env_list_and_create_errors(tmp_path: Path) -> None:
     _one_line_error(
         runner.invoke(main, ["env", "create", "x", "--triton", "/no/such.whl"]), "no wheel file"
     )
+    _one_line_error(runner.invoke(main, ["env", "remove", "nope"]), "environments there: ")
+    gone = runner.invoke(main, ["env", "remove", "host"])
+    assert gone.exit_code == 0 and "removed host" in gone.output and not folder.exists()
+    _one_line_error(runner.invoke(main, ["env", "remove", "host"]), "no environment 'host'")

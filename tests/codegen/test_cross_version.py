@@ -40,7 +40,9 @@ def envs_root() -> Path:
 
 def _imports(folder: Path, module: str) -> bool:
     code = f"import {module}"
-    return subprocess.run([str(env_python(folder)), "-c", code], capture_output=True).returncode == 0
+    return (
+        subprocess.run([str(env_python(folder)), "-c", code], capture_output=True).returncode == 0
+    )
 
 
 def _ensure(root: Path, name: str, triton: str, *, system: bool = False) -> EnvInfo:

@@ -21,6 +21,7 @@ def env_cmd() -> None:
     tritonwatch env create tri38 --triton 3.8.0
     tritonwatch env create mybuild --triton ./dist/triton-3.9.0+git123-cp311-linux_x86_64.whl
     tritonwatch env list
+    tritonwatch env remove tri38
     """
 
 
@@ -61,7 +62,8 @@ def env_create_cmd(
 
 @env_cmd.command("list")
 def env_list_cmd() -> None:
-    """List build environments and the Triton each one has."""
+    """List build environments and what each one sees: its Triton, and torch and tritonwatch
+    if it can import them (`compare` needs torch in both; `blast` needs only Triton)."""
     from ..codegen.envs import envs_dir, list_envs
 
     envs = list_envs()
@@ -72,15 +74,34 @@ def env_list_cmd() -> None:
         )
         return
     t = Table(title=f"environments in {envs_dir()}", title_justify="left")
-    for col in ("name", "triton", "python", "ptxas", "path"):
+    for col in ("name", "triton", "torch", "tritonwatch", "python", "ptxas", "path"):
         t.add_column(col)
     for e in envs:
         if e.info is not None:
-            ptxas = ", ".join(e.info.ptxas_versions.values()) or "-"
-            t.add_row(e.name, e.info.triton_version, e.info.python_version, ptxas, e.info.python)
+            i = e.info
+            ptxas = ", ".join(i.ptxas_versions.values()) or "-"
+            t.add_row(
+                e.name,
+                i.triton_version,
+                i.torch_version or "[dim]no[/dim]",
+                i.tritonwatch_version or "[dim]no[/dim]",
+                i.python_version,
+                ptxas,
+                i.python,
+            )
         else:
-            t.add_row(e.name, "[red]broken[/red]", "-", "-", escape(e.problem or ""))
+            t.add_row(e.name, "[red]broken[/red]", "-", "-", "-", "-", escape(e.problem or ""))
     console().print(t)
+
+
+@env_cmd.command("remove")
+@click.argument("name")
+def env_remove_cmd(name: str) -> None:
+    """Delete the build environment NAME (its folder under the envs_dir setting)."""
+    from ..codegen.envs import remove_env
+
+    folder = remove_env(name)
+    click.echo(f"removed {name} ({folder})")
 
 
 @click.command("blast")

@@ -84,12 +84,23 @@ def probe() -> dict[str, Any]:
         "python_version": ".".join(map(str, sys.version_info[:3])),
         "worker_version": WORKER_VERSION,
     }
+    from importlib import metadata
+
+    # What else this Python sees (found, not imported: the probe stays fast).
+    for pkg in ("torch", "tritonwatch"):
+        try:
+            found = importlib.util.find_spec(pkg) is not None
+        except (ImportError, ValueError):
+            found = False
+        try:
+            info[pkg] = metadata.version(pkg) if found else None
+        except metadata.PackageNotFoundError:
+            info[pkg] = "unknown version" if found else None
     spec = importlib.util.find_spec("triton")
     if spec is None or not spec.submodule_search_locations:
         info["error"] = "no-triton"
         return info
     root = list(spec.submodule_search_locations)[0]
-    from importlib import metadata
 
     try:
         version = metadata.version("triton")
