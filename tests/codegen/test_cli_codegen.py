@@ -83,6 +83,8 @@ def test_blast_writes_a_report_and_stores_it(tmp_path: Path, sqlite_url: str) ->
     "args, needle",
     [
         (["--targets", "sm90,h100"], "unknown target 'h100'"),
+        (["--targets", "sm91"], "unknown target 'sm91'; did you mean sm90"),
+        (["--fail-on", "spils"], "unknown --fail-on condition 'spils'"),
         (["--b", "no-such-env"], "no environment 'no-such-env'"),
         (["--kernels", "/no/such/file.py"], "no such kernel file"),
         (["-k", "zzz-nothing"], "no kernel specs match"),
@@ -155,3 +157,20 @@ def test_env_list_and_create_errors(tmp_path: Path) -> None:
     gone = runner.invoke(main, ["env", "remove", "host"])
     assert gone.exit_code == 0 and "removed host" in gone.output and not folder.exists()
     _one_line_error(runner.invoke(main, ["env", "remove", "host"]), "no environment 'host'")
+
+
+@pytest.mark.slow
+def test_fail_on_new_failures_sets_the_exit_code(tmp_path: Path, sqlite_url: str) -> None:
+    broken = tmp_path / "py-broken"
+    broken.write_text(f'#!/bin/sh\nexport TW_TEST_BREAK=1\nexec {sys.executable} "$@"\n')
+    broken.chmod(0o755)
+    argv = ["blast", "--a", "current", "--b", str(broken), "--kernels", KERNELS]
+    argv += ["-k", "breakable", "--targets", "sm_90a", "--db", sqlite_url]
+    plain = CliRunner().invoke(main, argv)
+    assert plain.exit_code == 0, plain.output  # a report is not a verdict unless asked for
+    r = CliRunner().invoke(main, [*argv, "--fail-on", "new-failures,spills"])
+    assert r.exit_code == 1, r.output
+    assert "failing: 1 specialisation fails to compile only in B" in r.output
+    assert "breakable_kernel/breakable_fp32 on sm90a" in r.output
+    with Store.open(sqlite_url) as st:
+        assert len(st.codegen_reports()) == 2  # the report is still recorded

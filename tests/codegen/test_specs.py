@@ -104,8 +104,14 @@ def test_duplicate_spec_names_are_refused(tmp_path: Path) -> None:
 
 def test_parse_targets() -> None:
     assert parse_targets("sm80, sm_90,gfx942,sm80") == ["sm80", "sm90", "gfx942"]
+    assert parse_targets("sm90a,sm_90a,SM_100A,gfx950") == ["sm90a", "sm100a", "gfx950"]
     with pytest.raises(UsageError, match="unknown target 'h100'"):
         parse_targets("sm90,h100")
+    with pytest.raises(UsageError, match="unknown target 'sm91'; did you mean sm90") as e:
+        parse_targets("sm91")
+    assert "valid targets: sm70, " in str(e.value) and "gfx942" in str(e.value)
+    with pytest.raises(UsageError, match="unknown target 'gfx943'"):
+        parse_targets("gfx943")
     with pytest.raises(UsageError, match="no targets"):
         parse_targets(" , ")
 

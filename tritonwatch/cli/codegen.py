@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -157,6 +158,15 @@ def env_remove_cmd(name: str) -> None:
     default=None,
     help="Write the report to this file instead of standard output.",
 )
+@click.option(
+    "--fail-on",
+    "fail_on",
+    multiple=True,
+    metavar="COND",
+    help="Exit with code 1 when the report shows COND (repeatable or comma-separated): "
+    "new-failures (compiles in A, fails in B), spills (spills more in B), registers>N "
+    "(more than N registers more in B).",
+)
 @click.option("--no-store", is_flag=True, help="Do not record the report in the database.")
 @click.option(
     "--no-cache",
@@ -174,6 +184,7 @@ def blast_cmd(
     kernel_files: tuple[str, ...],
     fmt: str,
     output: Path | None,
+    fail_on: tuple[str, ...],
     no_store: bool,
     no_cache: bool,
     db: str | None,
@@ -184,8 +195,13 @@ def blast_cmd(
     (cached, in parallel), normalised, and compared: first changed stage, registers, spills,
     shared memory, instructions, key instructions (wgmma, tcgen05, TMA, mfma ...), compile time.
     """
-    from ..codegen.blast import blast
+    from ..codegen.blast import blast, failing, parse_fail_on
+    from ..codegen.specs import parse_targets
     from ..report.blast import render, table
+
+    parse_fail_on(fail_on)  # bad conditions and targets fail before minutes of compiling
+    if targets is not None:
+        parse_targets(targets)
 
     if output is not None and output.parent and not output.parent.exists():
         raise InputError("the folder for the report does not exist", path=str(output))
@@ -219,6 +235,11 @@ def blast_cmd(
         console().print(table(report))
     else:
         click.echo(render(report, fmt), nl=False)
+    reasons = failing(report, fail_on)
+    for why in reasons:
+        click.echo(f"failing: {why}", err=True)
+    if reasons:
+        sys.exit(1)
 
 
 @click.group("cache")

@@ -11,6 +11,7 @@ record as series.
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 import uuid
 from collections.abc import Sequence
@@ -67,6 +68,61 @@ class BlastReport:
             "stats": self.stats,
             "results": [r.to_json(with_diffs=with_diffs) for r in self.rows],
         }
+
+
+#: What ``--fail-on`` accepts; ``registers>N`` takes a number of registers.
+FAIL_ON = ("new-failures", "spills", "registers>N")
+_REG = re.compile(r"registers>(\d+)")
+
+
+def parse_fail_on(values: Sequence[str]) -> tuple[str, ...]:
+    """Check ``--fail-on`` conditions (comma-separated or repeated); bad ones raise UsageError."""
+    out = []
+    for v in (p.strip() for text in values for p in text.split(",")):
+        if not v:
+            continue
+        if v not in ("new-failures", "spills") and not _REG.fullmatch(v):
+            raise UsageError(f"unknown --fail-on condition {v!r}; use {', '.join(FAIL_ON)}")
+        out.append(v)
+    return tuple(out)
+
+
+def failing(report: BlastReport, conditions: Sequence[str]) -> list[str]:
+    """Why ``report`` fails the ``--fail-on`` conditions, one sentence each (empty: it passes).
+
+    ``new-failures``: a specialisation compiles in A but not in B. ``spills``: one spills more
+    in B. ``registers>N``: one uses more than N registers more in B.
+    """
+    out = []
+    for cond in parse_fail_on(conditions):
+        if cond == "new-failures":
+            rows = [r for r in report.rows if r.status == "failed_b"]
+            what = ("fails", "fail"), "to compile only in B"
+        elif cond == "spills":
+            rows = [
+                r
+                for r in report.rows
+                if r.status == "changed"
+                and (r.metric("spills")[1] or 0) > (r.metric("spills")[0] or 0)
+            ]
+            what = ("spills", "spill"), "more in B"
+        else:
+            limit = int(cond.split(">", 1)[1])
+            rows = []
+            for r in report.rows:
+                a, b = r.metric("registers")
+                if r.status == "changed" and a is not None and b is not None and b - a > limit:
+                    rows.append(r)
+            what = ("uses", "use"), f"more than {limit} registers more in B"
+        if rows:
+            names = ", ".join(f"{r.kernel}/{r.spec} on {r.target}" for r in rows[:3])
+            more = f" and {len(rows) - 3} more" if len(rows) > 3 else ""
+            (one, many), rest = what
+            out.append(
+                f"{len(rows)} specialisation{'s' if len(rows) != 1 else ''} "
+                f"{one if len(rows) == 1 else many} {rest} ({names}{more}; --fail-on {cond})"
+            )
+    return out
 
 
 def _targets(targets: Sequence[str] | str | None) -> list[str]:

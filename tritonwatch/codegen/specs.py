@@ -24,6 +24,7 @@ the file importable where tritonwatch is not installed; :class:`CompileSpec` is 
 from __future__ import annotations
 
 import ast
+import difflib
 import fnmatch
 import hashlib
 import importlib
@@ -57,11 +58,10 @@ _KNOWN_KEYS = {
     "args",
     "configs",
 }
-_TARGET = re.compile(r"sm\d+|gfx[0-9a-f]+")
 #: Hardware features a spec may require, and the targets that have them.
 FEATURES = {
     "fp8": lambda t: (
-        (t.startswith("sm") and int(t[2:]) >= 89)
+        (t.startswith("sm") and int(t[2:].rstrip("a")) >= 89)
         or t in ("gfx942", "gfx950")
         or t.startswith("gfx12")
     ),
@@ -204,15 +204,29 @@ def _default_name(d: dict[str, Any]) -> str:
     return f"{kernel}-{hashlib.sha256(body.encode()).hexdigest()[:8]}"
 
 
+#: Targets Triton's NVIDIA and AMD backends compile for. ``sm90a``/``sm100a`` compile as their
+#: plain capability (Triton already emits sm_90a/sm_100a code for capability 90/100).
+KNOWN_TARGETS = (
+    "sm70", "sm75", "sm80", "sm86", "sm87", "sm89", "sm90", "sm90a", "sm100", "sm100a",
+    "sm101", "sm103", "sm110", "sm120", "sm120a", "sm121",
+    "gfx90a", "gfx908", "gfx940", "gfx941", "gfx942", "gfx950",
+    "gfx1030", "gfx1100", "gfx1101", "gfx1102", "gfx1150", "gfx1151", "gfx1200", "gfx1201",
+    "gfx1250",
+)  # fmt: skip
+
+
 def parse_targets(text: str) -> list[str]:
-    """``"sm80, sm90,gfx942"`` -> ``["sm80", "sm90", "gfx942"]``; bad names raise UsageError."""
+    """``"sm80, sm_90a,gfx942"`` -> ``["sm80", "sm90a", "gfx942"]``; unknown names (a typo such
+    as ``sm91``) raise UsageError listing the valid ones."""
     out = []
     for t in (p.strip().lower().replace("sm_", "sm") for p in text.split(",")):
         if not t:
             continue
-        if not _TARGET.fullmatch(t):
+        if t not in KNOWN_TARGETS:
+            close = difflib.get_close_matches(t, KNOWN_TARGETS, n=2)
+            hint = f"did you mean {' or '.join(close)}? " if close else ""
             raise UsageError(
-                f"unknown target {t!r}; use names like sm80, sm90, sm100, gfx942, gfx950"
+                f"unknown target {t!r}; {hint}valid targets: {', '.join(KNOWN_TARGETS)}"
             )
         if t not in out:
             out.append(t)
