@@ -92,7 +92,9 @@ def test_warm_run_is_served_from_the_cache(tmp_path: Path) -> None:
     first = blast(
         "current", "current", targets="gfx942", kernel_files=[KERNELS], pattern="scale", cache=cache
     )
-    assert first.stats["compiled"] == 2 and first.stats["cached"] == 0
+    # A/A through one Python: one compile answers both sides
+    assert first.stats["compiled"] == 1 and first.stats["shared"] == 1
+    assert first.stats["cached"] == 0
     second = blast(
         "current", "current", targets="gfx942", kernel_files=[KERNELS], pattern="scale", cache=cache
     )
@@ -112,7 +114,7 @@ def test_warm_run_is_served_from_the_cache(tmp_path: Path) -> None:
     fourth = blast(
         "current", "current", targets="gfx942", kernel_files=[copy], pattern="scale", cache=cache
     )
-    assert fourth.stats["compiled"] == 2
+    assert fourth.stats["compiled"] == 1
 
 
 @pytest.mark.slow

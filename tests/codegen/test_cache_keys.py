@@ -111,11 +111,11 @@ def test_no_cache_recompiles(tmp_path: Path) -> None:
     cache = CompileCache(tmp_path / "c")
     kw = {"targets": "gfx942", "kernel_files": [KERNELS], "pattern": "scale"}
     first = blast("current", "current", cache=cache, **kw)  # type: ignore[arg-type]
-    assert first.stats["compiled"] == 2
+    assert first.stats["compiled"] == 1  # A/A through one Python: compiled once
     warm = blast("current", "current", cache=cache, **kw)  # type: ignore[arg-type]
     assert warm.stats["cached"] == 2 and warm.stats["compiled"] == 0
     cold = blast("current", "current", cache=CompileCache(tmp_path / "c", read=False), **kw)  # type: ignore[arg-type]
-    assert cold.stats["cached"] == 0 and cold.stats["compiled"] == 2
+    assert cold.stats["cached"] == 0 and cold.stats["compiled"] == 1
 
 
 def test_cache_info_and_prune_keep_the_size_cap(tmp_path: Path) -> None:

@@ -180,7 +180,10 @@ def test_fail_on_conditions(synthetic_report: Any) -> None:
 
     assert failing(synthetic_report, []) == []
     (new,) = failing(synthetic_report, ["new-failures"])
-    assert new.startswith("1 specialisation fails to compile only in B") and "soft/soft_fp16 on sm90" in new
+    assert (
+        new.startswith("1 specialisation fails to compile only in B")
+        and "soft/soft_fp16 on sm90" in new
+    )
     (sp,) = failing(synthetic_report, ["spills"])
     assert "1 specialisation spills more in B" in sp and "mm<kernel>/mm_fp16 on sm90" in sp
     assert len(failing(synthetic_report, ["registers>40"])) == 1  # 120 -> 168

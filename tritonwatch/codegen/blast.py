@@ -212,6 +212,7 @@ def blast(
         "tasks": outcome.n_tasks,
         "cached": outcome.n_cached,
         "compiled": outcome.n_compiled,
+        "shared": outcome.n_shared,
         "wall_s": round(outcome.wall_s, 3),
         "specs": len(specs),
         "jobs": jobs if jobs is not None else settings.get("jobs"),

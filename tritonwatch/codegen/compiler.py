@@ -13,10 +13,10 @@ functions that need it) and never imports tritonwatch. Talk is JSON:
     is Triton's own cache key of the @jit function (its source and the source of every jit
     function it calls, constexpr globals) plus the values of the other globals it reads.
 ``python compiler.py compile``
-    reads ``{"tasks": [...]}`` on stdin and prints one JSON line per event on stdout:
+    reads one JSON task per line on stdin and prints one JSON line per event on stdout:
     ``{"event": "start", "id": ...}`` before a task, ``{"event": "result", "id": ..., "result":
-    {...}}`` after it, and ``{"event": "done"}`` at the end. A task that fails records its error;
-    the rest continue. Anything else Triton or its tools print goes to stderr.
+    {...}}`` after it, and ``{"event": "done"}`` at the end of input. A task that fails records
+    its error; the rest continue. The worker lives for many tasks, so imports are paid once. Anything else Triton or its tools print goes to stderr.
 
 Compilation is pinned so two environments differ only by their Triton: no line info, FP fusion
 on, a private Triton cache, always compile, and no inherited ``TRITON_*`` switches (the parent
@@ -39,7 +39,7 @@ import time
 import traceback
 from typing import Any
 
-WORKER_VERSION = 4  # bump when what a task returns changes, so cached results are not reused
+WORKER_VERSION = 5  # bump when what a task returns changes, so cached results are not reused
 MAX_ERROR = 4000
 
 
@@ -372,9 +372,14 @@ def serve_compile() -> int:
     proto = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    request = json.loads(sys.stdin.read())
     info = probe()
-    for task in request["tasks"]:
+    while True:  # one task per line; the parent sends the next after this one's result
+        line = sys.stdin.readline()
+        if not line:
+            break
+        if not line.strip():
+            continue
+        task = json.loads(line)
         _emit(proto, {"event": "start", "id": task["id"]})
         try:
             res = compile_task(task, info)
