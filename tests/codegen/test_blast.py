@@ -82,8 +82,10 @@ def test_unknown_environment_and_bad_targets() -> None:
         blast("current", "/no/such/python", targets=TARGETS, kernel_files=[KERNELS])
     with pytest.raises(UsageError, match="unknown target"):
         blast("current", "current", targets="sm90,a100", kernel_files=[KERNELS])
-    with pytest.raises(UsageError, match="no kernel specs match"):
+    with pytest.raises(UsageError, match="no kernel specs match") as e:
         blast("current", "current", targets=TARGETS, kernel_files=[KERNELS], pattern="zzz")
+    assert "-k matches a kernel (breakable_kernel, pipelined_kernel, scale_kernel)" in str(e.value)
+    assert "or a spec (breakable_fp32, pipelined_fp16, scale_fp32)" in str(e.value)
 
 
 @pytest.mark.slow

@@ -27,7 +27,7 @@ from .diff import BlastSummary, KernelDiff, compare_all
 from .envs import EnvInfo, probe, resolve_env
 from .metrics import Compiled, analyze
 from .runner import CompileOutcome, compile_all
-from .specs import CompileSpec, dtype_of, load_specs, parse_targets
+from .specs import CompileSpec, dtype_of, load_specs, matches, parse_targets
 
 
 @dataclass(frozen=True)
@@ -134,13 +134,19 @@ def _targets(targets: Sequence[str] | str | None) -> list[str]:
 
 
 def _specs(kernel_files: Sequence[str | Path] | None, pattern: str | None) -> list[CompileSpec]:
-    specs = load_specs(kernel_files or None, pattern=pattern)
+    every = load_specs(kernel_files or None)
+    specs = [s for s in every if matches(s, pattern)] if pattern else every
     if not specs:
         where = ", ".join(str(f) for f in kernel_files) if kernel_files else "the suite"
+        if not pattern or not every:
+            raise UsageError(f"no kernel specs in {where}")
+        kernels = sorted({s.kernel for s in every})
+        names = sorted({s.name for s in every})
+        shown = ", ".join(names[:12]) + (f" and {len(names) - 12} more" if len(names) > 12 else "")
         raise UsageError(
-            f"no kernel specs match {pattern!r} in {where}"
-            if pattern
-            else f"no kernel specs in {where}"
+            f"no kernel specs match {pattern!r} in {where}; -k matches a kernel "
+            f"({', '.join(kernels[:12])}{' ...' if len(kernels) > 12 else ''}) or a spec "
+            f"({shown}), as a substring or a glob"
         )
     return specs
 

@@ -11,6 +11,7 @@ kernel before anything is compiled, and a wrong one is refused with the valid na
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,10 +68,9 @@ def inspect_kernel(obj: Any, where: str, file: str) -> KernelInfo:
         raise InputError(f"{where}: too many wrappers around the kernel", path=file)
     params = list(obj.params)
     defaults = {}
-    for p in params:
-        default = p._param.default
-        if default is not p._param.empty:
-            defaults[p.name] = default.value if hasattr(default, "value") else default
+    for name, p in inspect.signature(obj.fn).parameters.items():
+        if p.default is not p.empty:
+            defaults[name] = getattr(p.default, "value", p.default)  # tl.constexpr(2) -> 2
     return KernelInfo(
         name=obj.__name__,
         arg_names=tuple(obj.arg_names),
