@@ -174,3 +174,23 @@ def test_fail_on_new_failures_sets_the_exit_code(tmp_path: Path, sqlite_url: str
     assert "breakable_kernel/breakable_fp32 on sm90a" in r.output
     with Store.open(sqlite_url) as st:
         assert len(st.codegen_reports()) == 2  # the report is still recorded
+
+
+def test_interrupted_blast_writes_the_partial_report_and_exits_130(
+    tmp_path: Path, sqlite_url: str, synthetic_report: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+    import importlib
+
+    blast_mod = importlib.import_module("tritonwatch.codegen.blast")  # the module, not the function
+
+    partial = dataclasses.replace(synthetic_report, partial=True)  # type: ignore[type-var]
+    monkeypatch.setattr(blast_mod, "blast", lambda *a, **k: partial)
+    out = tmp_path / "r.json"
+    argv = ["blast", "--a", "current", "--b", "current", "--kernels", KERNELS]
+    r = CliRunner().invoke(main, [*argv, "--format", "json", "-o", str(out), "--db", sqlite_url])
+    assert r.exit_code == 130, r.output
+    assert "interrupted: the report above is partial (not stored)" in r.output
+    assert json.loads(out.read_text())["partial"] is True
+    with Store.open(sqlite_url) as st:
+        assert st.codegen_reports() == []

@@ -219,7 +219,7 @@ def blast_cmd(
                 progress=True,
                 no_cache=no_cache,
             )
-        if store is not None:
+        if store is not None and not report.partial:  # a partial report is not a record
             store.add_blast_report(report)
     finally:
         if store is not None:
@@ -235,6 +235,9 @@ def blast_cmd(
         console().print(table(report))
     else:
         click.echo(render(report, fmt), nl=False)
+    if report.partial:
+        click.secho("interrupted: the report above is partial (not stored)", err=True, fg="yellow")
+        sys.exit(130)
     reasons = failing(report, fail_on)
     for why in reasons:
         click.echo(f"failing: {why}", err=True)

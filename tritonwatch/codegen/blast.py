@@ -42,6 +42,7 @@ class BlastReport:
     rows: tuple[KernelDiff, ...]
     summary: BlastSummary
     stats: dict[str, Any] = field(default_factory=dict)
+    partial: bool = False  # interrupted (Ctrl-C): rows not compiled are ``skipped``
 
     @property
     def changed_rows(self) -> list[KernelDiff]:
@@ -60,6 +61,7 @@ class BlastReport:
         return {
             "format": "tritonwatch.blast/1",
             "uuid": self.uuid,
+            "partial": self.partial,
             "created_at": self.created_at.isoformat(),
             "a": env(self.env_a),
             "b": env(self.env_b),
@@ -214,6 +216,14 @@ def blast(
                 )
             )
     rows, summary = compare_all(pairs)
+    if outcome.interrupted:
+        left = sum(1 for why in outcome.skipped.values() if "interrupted" in why)
+        done = outcome.n_tasks - left
+        summary = dataclasses.replace(
+            summary,
+            headline=f"Interrupted: a partial report ({done} of {outcome.n_tasks} compiles "
+            f"done; the rest are skipped rows). {summary.headline}",
+        )
     stats = {
         "tasks": outcome.n_tasks,
         "cached": outcome.n_cached,
@@ -232,6 +242,7 @@ def blast(
         rows=tuple(rows),
         summary=summary,
         stats=stats,
+        partial=outcome.interrupted,
     )
 
 

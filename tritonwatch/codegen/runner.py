@@ -73,6 +73,7 @@ class CompileOutcome:
     n_cached: int = 0
     n_compiled: int = 0
     n_shared: int = 0  # rows answered by another row's identical compile (A/A through one Python)
+    interrupted: bool = False  # Ctrl-C: what finished is here, the rest is in ``skipped``
     wall_s: float = 0.0
 
     def __contains__(self, index: tuple[int, int, str]) -> bool:
@@ -406,7 +407,15 @@ def compile_all(
                 out.n_compiled += 1
             cache.put(task.key, result)
 
-        pool.run(jobs, on_result)
+        try:
+            pool.run(jobs, on_result)
+        except KeyboardInterrupt:  # keep what finished; the caller reports it as partial
+            out.interrupted = True
+            with lock:
+                for indices in planned.values():
+                    for index in indices:
+                        if index not in out.results:
+                            out.skipped[index] = "not compiled: interrupted (Ctrl-C)"
     if out.n_compiled:
         cache.prune()  # keep the cache under its size cap (least recently used go first)
     out.wall_s = time.perf_counter() - t0
