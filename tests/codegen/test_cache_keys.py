@@ -144,3 +144,21 @@ def test_cache_info_and_prune_keep_the_size_cap(tmp_path: Path) -> None:
         assert out.exit_code == 0 and "removed 3 entries" in out.output, out.output
     assert cache.info().entries == 0
     assert not CompileCache(tmp_path / "c", read=False).has("00" + "0" * 62)
+
+
+def test_tool_paths_passed_to_the_workers_are_part_of_the_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tritonwatch.codegen.envs import probe
+    from tritonwatch.codegen.runner import key_fingerprint
+
+    env = probe(sys.executable)
+    monkeypatch.delenv("TRITON_PTXAS_PATH", raising=False)
+    plain = key_fingerprint(env)
+    monkeypatch.setenv("TRITON_PTXAS_PATH", "/opt/cuda/bin/ptxas")
+    assert key_fingerprint(env) != plain
+    monkeypatch.setenv("TRITON_DEBUG", "1")  # dropped for the workers: not part of the key
+    assert key_fingerprint(env) == {
+        **plain,
+        "tools_env": {"TRITON_PTXAS_PATH": "/opt/cuda/bin/ptxas"},
+    }

@@ -106,6 +106,13 @@ def worker_environ(cache_dir: str) -> dict[str, str]:
     return env
 
 
+def key_fingerprint(env: EnvInfo) -> dict[str, Any]:
+    """The environment's part of a cache key: its Triton build, and the tool paths passed
+    through to the workers (another ptxas is another result)."""
+    tools = {k: os.environ[k] for k in _PASS_THROUGH if os.environ.get(k)}
+    return {**env.fingerprint(), "tools_env": tools} if tools else env.fingerprint()
+
+
 def kernel_keys(
     env: EnvInfo, specs: Sequence[CompileSpec], timeout_s: float
 ) -> dict[tuple[str, str], dict[str, str]]:
@@ -359,7 +366,7 @@ def compile_all(
     pool = _Pool(envs, specs, timeout_s)
     planned: dict[str, list[tuple[int, int, str]]] = {}  # key -> every index it answers
     for ei, env in enumerate(envs):
-        fp = env.fingerprint()
+        fp = key_fingerprint(env)
         for si, spec in enumerate(specs):
             dep = dep_keys[ei][(spec.file, spec.kernel)]
             for target in targets:
