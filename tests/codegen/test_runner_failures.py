@@ -98,3 +98,14 @@ def test_ctrl_c_stops_the_run_kills_the_workers_and_keeps_a_partial_report(tmp_p
             time.sleep(0.1)
         else:
             raise AssertionError(f"worker {pid} still running after Ctrl-C")
+
+
+def test_environment_that_vanished_after_the_probe_is_an_error_row(tmp_path: Path) -> None:
+    from tritonwatch.codegen.envs import probe
+
+    gone = _script(tmp_path / "py-gone", f'exec {sys.executable} "$@"\n')
+    env = probe(gone, name="gone")
+    gone.unlink()
+    r = blast("current", env, targets="gfx942", kernel_files=[KERNELS], pattern="scale")
+    (row,) = r.rows
+    assert row.status == "failed_b" and "cannot run" in (row.b.error or "")

@@ -138,6 +138,8 @@ def kernel_keys(
             why = (r.stderr.strip().splitlines() or ["no output"])[-1]
         except subprocess.TimeoutExpired:
             got, why = None, f"no answer within {timeout_s:.0f} s"
+        except OSError as e:  # the Python vanished since it was probed
+            got, why = None, f"cannot run {env.python}: {e.strerror or e}"
         except (json.JSONDecodeError, KeyError):
             got, why = None, "it printed something other than JSON"
     if got is None:
@@ -174,14 +176,19 @@ class _Worker:
         self._tcache = tempfile.TemporaryDirectory(prefix="tw-triton-cache-")
         self._err = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 - closed in close()
         self._buf = b""
-        self.proc = subprocess.Popen(
-            [env.python, str(WORKER), "compile"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._err,
-            env=worker_environ(self._tcache.name),
-            start_new_session=True,
-        )
+        try:
+            self.proc = subprocess.Popen(
+                [env.python, str(WORKER), "compile"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._err,
+                env=worker_environ(self._tcache.name),
+                start_new_session=True,
+            )
+        except BaseException:
+            self._err.close()
+            self._tcache.cleanup()
+            raise
 
     def _readline(self, timeout_s: float) -> bytes | None:
         if self.proc.stdout is None:
@@ -285,7 +292,12 @@ class _Pool:
                     worker = None
                 env = task.env_index
                 if worker is None:
-                    worker = _Worker(self.envs[env])
+                    try:
+                        worker = _Worker(self.envs[env])
+                    except OSError as e:  # the Python vanished or lost its permissions
+                        why = f"cannot start the compile worker: {e.strerror or e}"
+                        on_result(task, {"status": "error", "error": why, "transient": True})
+                        continue
                     with self.lock:
                         self.live.add(worker)
                 spec = self.specs[task.spec_index]
