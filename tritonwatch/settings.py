@@ -175,6 +175,13 @@ SETTINGS: dict[str, Setting] = {
             "Folder of the content-addressed compile cache used by `blast`.",
         ),
         _s(
+            "cache_max_mb",
+            _float,
+            2048.0,
+            "Size cap of the compile cache in MiB; `blast` drops the least recently used "
+            "entries beyond it (`tritonwatch cache prune` does it by hand).",
+        ),
+        _s(
             "targets",
             _str,
             "sm80,sm90,sm100,gfx942",

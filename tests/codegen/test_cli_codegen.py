@@ -87,6 +87,8 @@ def test_blast_writes_a_report_and_stores_it(tmp_path: Path, sqlite_url: str) ->
     "args, needle",
     [
         (["--targets", "sm90,h100"], "unknown target 'h100'"),
+        (["--targets", "sm91"], "unknown target 'sm91'; did you mean sm90"),
+        (["--fail-on", "spils"], "unknown --fail-on condition 'spils'"),
         (["--b", "no-such-env"], "no environment 'no-such-env'"),
         (["--kernels", "/no/such/file.py"], "no such kernel file"),
         (["-k", "zzz-nothing"], "no kernel specs match"),
@@ -126,9 +128,15 @@ def test_env_list_and_create_errors(tmp_path: Path) -> None:
     (folder / "bin" / "python").chmod(0o755)
     listed = runner.invoke(main, ["env", "list"])
     assert listed.exit_code == 0 and "host" in listed.output
+    import torch
     import triton
 
     assert triton.__version__ in listed.output
+    wide = runner.invoke(main, ["env", "list"], terminal_width=250)
+    assert "torch" in wide.output and torch.__version__ in wide.output, wide.output
+    from tritonwatch import __version__
+
+    assert __version__ in wide.output
     broken = Path(settings.get("envs_dir")) / "broken" / "bin"
     broken.mkdir(parents=True)
     (broken / "python").write_text("#!/bin/sh\necho 'boom' >&2\nexit 3\n")
@@ -149,3 +157,44 @@ def test_env_list_and_create_errors(tmp_path: Path) -> None:
     _one_line_error(
         runner.invoke(main, ["env", "create", "x", "--triton", "/no/such.whl"]), "no wheel file"
     )
+    _one_line_error(runner.invoke(main, ["env", "remove", "nope"]), "environments there: ")
+    gone = runner.invoke(main, ["env", "remove", "host"])
+    assert gone.exit_code == 0 and "removed host" in gone.output and not folder.exists()
+    _one_line_error(runner.invoke(main, ["env", "remove", "host"]), "no environment 'host'")
+
+
+@pytest.mark.slow
+def test_fail_on_new_failures_sets_the_exit_code(tmp_path: Path, sqlite_url: str) -> None:
+    broken = tmp_path / "py-broken"
+    broken.write_text(f'#!/bin/sh\nexport TW_TEST_BREAK=1\nexec {sys.executable} "$@"\n')
+    broken.chmod(0o755)
+    argv = ["blast", "--a", "current", "--b", str(broken), "--kernels", KERNELS]
+    argv += ["-k", "breakable", "--targets", "sm_90a", "--db", sqlite_url]
+    plain = CliRunner().invoke(main, argv)
+    assert plain.exit_code == 0, plain.output  # a report is not a verdict unless asked for
+    r = CliRunner().invoke(main, [*argv, "--fail-on", "new-failures,spills"])
+    assert r.exit_code == 1, r.output
+    assert "failing: 1 specialisation fails to compile only in B" in r.output
+    assert "breakable_kernel/breakable_fp32 on sm90a" in r.output
+    with Store.open(sqlite_url) as st:
+        assert len(st.codegen.reports()) == 2  # the report is still recorded
+
+
+def test_interrupted_blast_writes_the_partial_report_and_exits_130(
+    tmp_path: Path, sqlite_url: str, synthetic_report: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+    import importlib
+
+    blast_mod = importlib.import_module("tritonwatch.codegen.blast")  # the module, not the function
+
+    partial = dataclasses.replace(synthetic_report, partial=True)  # type: ignore[type-var]
+    monkeypatch.setattr(blast_mod, "blast", lambda *a, **k: partial)
+    out = tmp_path / "r.json"
+    argv = ["blast", "--a", "current", "--b", "current", "--kernels", KERNELS]
+    r = CliRunner().invoke(main, [*argv, "--format", "json", "-o", str(out), "--db", sqlite_url])
+    assert r.exit_code == 130, r.output
+    assert "interrupted: the report above is partial (not stored)" in r.output
+    assert json.loads(out.read_text())["partial"] is True
+    with Store.open(sqlite_url) as st:
+        assert st.codegen.reports() == []

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from tritonwatch.codegen.diff import unified_diff
 from tritonwatch.report.blast import render, render_html, render_json, render_markdown, render_table
 
@@ -170,3 +172,26 @@ def test_a_different_ptxas_is_named_in_the_summary() -> None:
     s = summarize([compare(side("1", "13.3.33"), side("2", "13.4.59"))])
     assert s.by_stage == {"SASS": 1} and s.ptxas_changes == {"sm90": "13.3.33 → 13.4.59"}
     assert "ptxas differs on sm90 (13.3.33 → 13.4.59)" in s.headline
+
+
+def test_fail_on_conditions(synthetic_report: Any) -> None:
+    from tritonwatch.codegen.blast import failing, parse_fail_on
+    from tritonwatch.errors import UsageError
+
+    assert failing(synthetic_report, []) == []
+    (new,) = failing(synthetic_report, ["new-failures"])
+    assert (
+        new.startswith("1 specialisation fails to compile only in B")
+        and "soft/soft_fp16 on sm90" in new
+    )
+    (sp,) = failing(synthetic_report, ["spills"])
+    assert "1 specialisation spills more in B" in sp and "mm<kernel>/mm_fp16 on sm90" in sp
+    assert len(failing(synthetic_report, ["registers>40"])) == 1  # 120 -> 168
+    assert failing(synthetic_report, ["registers>48"]) == []
+    assert parse_fail_on(["new-failures,registers>8", "spills"]) == (
+        "new-failures",
+        "registers>8",
+        "spills",
+    )
+    with pytest.raises(UsageError, match="registers>N"):
+        parse_fail_on(["registers"])

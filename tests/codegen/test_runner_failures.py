@@ -60,3 +60,56 @@ def test_worker_that_hangs_is_killed(tmp_path: Path) -> None:
     (row,) = r.rows
     # (A is not asserted on: on a loaded machine its first compile may also exceed 8 s)
     assert "no answer from the compile worker for 8 s; killed" in (row.b.error or "")
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_run_kills_the_workers_and_keeps_a_partial_report(tmp_path: Path) -> None:
+    import os
+    import signal
+    import threading
+    import time
+
+    pids = tmp_path / "pids"
+    hanging = _script(
+        tmp_path / "py-hanging",
+        f'if [ "$2" = "compile" ]; then echo $$ >> {pids}; exec sleep 60; fi\n'
+        f'exec {sys.executable} "$@"\n',
+    )
+    sent: list[float] = []
+
+    def interrupt_once_compiling() -> None:
+        for _ in range(600):
+            if pids.exists():
+                break
+            time.sleep(0.1)
+        sent.append(time.monotonic())
+        signal.raise_signal(signal.SIGINT)
+
+    threading.Thread(target=interrupt_once_compiling, daemon=True).start()
+    r = blast("current", str(hanging), targets="gfx942", kernel_files=[KERNELS], jobs=2)
+    assert time.monotonic() - sent[0] < 2.0  # stops within 2 s of Ctrl-C
+    # what finished is kept; the report says it is partial
+    assert r.partial and r.to_json()["partial"] is True
+    assert r.summary.headline.startswith("Interrupted: a partial report (")
+    assert any(row.b.error == "not compiled: interrupted (Ctrl-C)" for row in r.rows)
+    assert all(row.status == "skipped" for row in r.rows if row.b.status == "skipped")
+    for pid in pids.read_text().split():
+        for _ in range(50):  # the hanging workers were killed (and reaped)
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"worker {pid} still running after Ctrl-C")
+
+
+def test_environment_that_vanished_after_the_probe_is_an_error_row(tmp_path: Path) -> None:
+    from tritonwatch.codegen.envs import probe
+
+    gone = _script(tmp_path / "py-gone", f'exec {sys.executable} "$@"\n')
+    env = probe(gone, name="gone")
+    gone.unlink()
+    r = blast("current", env, targets="gfx942", kernel_files=[KERNELS], pattern="scale")
+    (row,) = r.rows
+    assert row.status == "failed_b" and "cannot run" in (row.b.error or "")

@@ -84,7 +84,7 @@ def test_file_without_specs_or_with_foreign_imports(tmp_path: Path) -> None:
         load_file(p)
     q = tmp_path / "torchy.py"
     q.write_text("import not_a_module_xyz\nCOMPILE_SPECS = []\n")
-    with pytest.raises(InputError, match="may import only triton"):
+    with pytest.raises(InputError, match="cannot import 'not_a_module_xyz'; install it"):
         load_file(q)
     with pytest.raises(InputError, match="no such kernel file"):
         load_file(tmp_path / "missing.py")
@@ -110,8 +110,14 @@ def test_duplicate_spec_names_are_refused(tmp_path: Path) -> None:
 
 def test_parse_targets() -> None:
     assert parse_targets("sm80, sm_90,gfx942,sm80") == ["sm80", "sm90", "gfx942"]
+    assert parse_targets("sm90a,sm_90a,SM_100A,gfx950") == ["sm90a", "sm100a", "gfx950"]
     with pytest.raises(UsageError, match="unknown target 'h100'"):
         parse_targets("sm90,h100")
+    with pytest.raises(UsageError, match="unknown target 'sm91'; did you mean sm90") as e:
+        parse_targets("sm91")
+    assert "valid targets: sm70, " in str(e.value) and "gfx942" in str(e.value)
+    with pytest.raises(UsageError, match="unknown target 'gfx943'"):
+        parse_targets("gfx943")
     with pytest.raises(UsageError, match="no targets"):
         parse_targets(" , ")
 

@@ -54,6 +54,7 @@ class RunOptions:
     codegen: bool = False
     codegen_targets: str | None = None
     codegen_pattern: str | None = None
+    codegen_no_cache: bool = False  # recompile instead of reading the compile cache
 
 
 @dataclass
@@ -368,7 +369,11 @@ def _with_codegen(run: Any, opts: RunOptions, progress: Progress | None) -> tupl
 
     if progress is not None:
         progress("codegen", None, None)
-    m = static_metrics(targets=opts.codegen_targets, pattern=opts.codegen_pattern)
+    m = static_metrics(
+        targets=opts.codegen_targets,
+        pattern=opts.codegen_pattern,
+        no_cache=opts.codegen_no_cache,
+    )
     extra = [Result.model_validate(r) for r in m.results()]
     return run.model_copy(update={"results": [*run.results, *extra]}), [r.compiled for r in m.rows]
 

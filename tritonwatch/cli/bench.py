@@ -68,6 +68,11 @@ def _gpus(text: str | None) -> list[int] | None:
     metavar="PATTERN",
     help="With --codegen, only kernels or specs whose name matches PATTERN.",
 )
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="With --codegen, recompile every kernel instead of reading the compile cache.",
+)
 @db_option
 def run_cmd(
     suite: str,
@@ -84,6 +89,7 @@ def run_cmd(
     codegen: bool,
     targets: str | None,
     codegen_kernels: str | None,
+    no_cache: bool,
     db: str | None,
 ) -> None:
     """Run the benchmark suite on this machine and store the run."""
@@ -105,6 +111,7 @@ def run_cmd(
         codegen=codegen,
         codegen_targets=targets,
         codegen_pattern=codegen_kernels,
+        codegen_no_cache=no_cache,
     )
     store = open_store(db)
     try:

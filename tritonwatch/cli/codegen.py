@@ -1,7 +1,8 @@
-"""Commands of the codegen area: ``env create``, ``env list`` and ``blast``."""
+"""Commands of the codegen area: ``env create|list|remove``, ``blast`` and ``cache``."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -21,6 +22,7 @@ def env_cmd() -> None:
     tritonwatch env create tri38 --triton 3.8.0
     tritonwatch env create mybuild --triton ./dist/triton-3.9.0+git123-cp311-linux_x86_64.whl
     tritonwatch env list
+    tritonwatch env remove tri38
     """
 
 
@@ -61,7 +63,8 @@ def env_create_cmd(
 
 @env_cmd.command("list")
 def env_list_cmd() -> None:
-    """List build environments and the Triton each one has."""
+    """List build environments and what each one sees: its Triton, and torch and tritonwatch
+    if it can import them (`compare` needs torch in both; `blast` needs only Triton)."""
     from ..codegen.envs import envs_dir, list_envs
 
     envs = list_envs()
@@ -72,15 +75,34 @@ def env_list_cmd() -> None:
         )
         return
     t = Table(title=f"environments in {envs_dir()}", title_justify="left")
-    for col in ("name", "triton", "python", "ptxas", "path"):
+    for col in ("name", "triton", "torch", "tritonwatch", "python", "ptxas", "path"):
         t.add_column(col)
     for e in envs:
         if e.info is not None:
-            ptxas = ", ".join(e.info.ptxas_versions.values()) or "-"
-            t.add_row(e.name, e.info.triton_version, e.info.python_version, ptxas, e.info.python)
+            i = e.info
+            ptxas = ", ".join(i.ptxas_versions.values()) or "-"
+            t.add_row(
+                e.name,
+                i.triton_version,
+                i.torch_version or "[dim]no[/dim]",
+                i.tritonwatch_version or "[dim]no[/dim]",
+                i.python_version,
+                ptxas,
+                i.python,
+            )
         else:
-            t.add_row(e.name, "[red]broken[/red]", "-", "-", escape(e.problem or ""))
+            t.add_row(e.name, "[red]broken[/red]", "-", "-", "-", "-", escape(e.problem or ""))
     console().print(t)
+
+
+@env_cmd.command("remove")
+@click.argument("name")
+def env_remove_cmd(name: str) -> None:
+    """Delete the build environment NAME (its folder under the envs_dir setting)."""
+    from ..codegen.envs import remove_env
+
+    folder = remove_env(name)
+    click.echo(f"removed {name} ({folder})")
 
 
 @click.command("blast")
@@ -136,7 +158,22 @@ def env_list_cmd() -> None:
     default=None,
     help="Write the report to this file instead of standard output.",
 )
+@click.option(
+    "--fail-on",
+    "fail_on",
+    multiple=True,
+    metavar="COND",
+    help="Exit with code 1 when the report shows COND (repeatable or comma-separated): "
+    "new-failures (compiles in A, fails in B), spills (spills more in B), registers>N "
+    "(more than N registers more in B).",
+)
 @click.option("--no-store", is_flag=True, help="Do not record the report in the database.")
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Recompile everything instead of reading the compile cache (fresh results still "
+    "refresh it).",
+)
 @db_option
 def blast_cmd(
     env_a: str,
@@ -147,7 +184,9 @@ def blast_cmd(
     kernel_files: tuple[str, ...],
     fmt: str,
     output: Path | None,
+    fail_on: tuple[str, ...],
     no_store: bool,
+    no_cache: bool,
     db: str | None,
 ) -> None:
     """Blast radius: compile every kernel with two Triton builds and report what changed.
@@ -156,8 +195,13 @@ def blast_cmd(
     (cached, in parallel), normalised, and compared: first changed stage, registers, spills,
     shared memory, instructions, key instructions (wgmma, tcgen05, TMA, mfma ...), compile time.
     """
-    from ..codegen.blast import blast
+    from ..codegen.blast import blast, failing, parse_fail_on
+    from ..codegen.specs import parse_targets
     from ..report.blast import render, table
+
+    parse_fail_on(fail_on)  # bad conditions and targets fail before minutes of compiling
+    if targets is not None:
+        parse_targets(targets)
 
     if output is not None and output.parent and not output.parent.exists():
         raise InputError("the folder for the report does not exist", path=str(output))
@@ -178,8 +222,9 @@ def blast_cmd(
                 pattern=pattern,
                 kernel_files=list(kernel_files) or None,
                 progress=step,
+                no_cache=no_cache,
             )
-        if store is not None:
+        if store is not None and not report.partial:  # a partial report is not a record
             store.codegen.add_report(report)
     finally:
         if store is not None:
@@ -195,6 +240,67 @@ def blast_cmd(
         console().print(table(report))
     else:
         click.echo(render(report, fmt), nl=False)
+    if report.partial:
+        click.secho("interrupted: the report above is partial (not stored)", err=True, fg="yellow")
+        sys.exit(130)
+    reasons = failing(report, fail_on)
+    for why in reasons:
+        click.echo(f"failing: {why}", err=True)
+    if reasons:
+        sys.exit(1)
 
 
-COMMANDS = [env_cmd, blast_cmd]
+@click.group("cache")
+def cache_cmd() -> None:
+    """Inspect or shrink the compile cache of `blast` and `run --codegen`.
+
+    \b
+    tritonwatch cache info
+    tritonwatch cache prune --max-mb 500
+    tritonwatch cache prune --older-than-days 30
+    """
+
+
+def _mib(n: int) -> str:
+    return f"{n / 1024 / 1024:.1f} MiB"
+
+
+@cache_cmd.command("info")
+def cache_info_cmd() -> None:
+    """Where the compile cache is, how many entries and bytes it holds, and its size cap."""
+    from ..codegen.cache import CompileCache
+
+    i = CompileCache().info()
+    click.echo(f"folder:  {i.root}")
+    click.echo(f"entries: {i.entries}")
+    click.echo(f"size:    {_mib(i.bytes)} of {_mib(i.max_bytes)} (setting cache_max_mb)")
+
+
+@cache_cmd.command("prune")
+@click.option(
+    "--max-mb",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Drop the least recently used entries until the cache fits (0 empties it) "
+    "[default: the cache_max_mb setting].",
+)
+@click.option(
+    "--older-than-days",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Also drop every entry not used for this many days.",
+)
+def cache_prune_cmd(max_mb: float | None, older_than_days: float | None) -> None:
+    """Shrink the compile cache: least recently used entries go first."""
+    from ..codegen.cache import CompileCache
+
+    r = CompileCache().prune(
+        None if max_mb is None else int(max_mb * 1024 * 1024), older_than_days=older_than_days
+    )
+    click.echo(
+        f"removed {r.removed} entries ({_mib(r.freed_bytes)}); "
+        f"{r.left.entries} left ({_mib(r.left.bytes)})"
+    )
+
+
+COMMANDS = [env_cmd, blast_cmd, cache_cmd]

@@ -11,6 +11,7 @@ record as series.
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 import uuid
 from collections.abc import Sequence
@@ -26,7 +27,7 @@ from .diff import BlastSummary, KernelDiff, compare_all
 from .envs import EnvInfo, probe, resolve_env
 from .metrics import Compiled, analyze
 from .runner import CompileOutcome, CompileProgress, compile_all
-from .specs import CompileSpec, dtype_of, load_specs, parse_targets
+from .specs import CompileSpec, dtype_of, load_specs, matches, parse_targets
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class BlastReport:
     rows: tuple[KernelDiff, ...]
     summary: BlastSummary
     stats: dict[str, Any] = field(default_factory=dict)
+    partial: bool = False  # interrupted (Ctrl-C): rows not compiled are ``skipped``
 
     @property
     def changed_rows(self) -> list[KernelDiff]:
@@ -59,6 +61,7 @@ class BlastReport:
         return {
             "format": "tritonwatch.blast/1",
             "uuid": self.uuid,
+            "partial": self.partial,
             "created_at": self.created_at.isoformat(),
             "a": env(self.env_a),
             "b": env(self.env_b),
@@ -67,6 +70,61 @@ class BlastReport:
             "stats": self.stats,
             "results": [r.to_json(with_diffs=with_diffs) for r in self.rows],
         }
+
+
+#: What ``--fail-on`` accepts; ``registers>N`` takes a number of registers.
+FAIL_ON = ("new-failures", "spills", "registers>N")
+_REG = re.compile(r"registers>(\d+)")
+
+
+def parse_fail_on(values: Sequence[str]) -> tuple[str, ...]:
+    """Check ``--fail-on`` conditions (comma-separated or repeated); bad ones raise UsageError."""
+    out = []
+    for v in (p.strip() for text in values for p in text.split(",")):
+        if not v:
+            continue
+        if v not in ("new-failures", "spills") and not _REG.fullmatch(v):
+            raise UsageError(f"unknown --fail-on condition {v!r}; use {', '.join(FAIL_ON)}")
+        out.append(v)
+    return tuple(out)
+
+
+def failing(report: BlastReport, conditions: Sequence[str]) -> list[str]:
+    """Why ``report`` fails the ``--fail-on`` conditions, one sentence each (empty: it passes).
+
+    ``new-failures``: a specialisation compiles in A but not in B. ``spills``: one spills more
+    in B. ``registers>N``: one uses more than N registers more in B.
+    """
+    out = []
+    for cond in parse_fail_on(conditions):
+        if cond == "new-failures":
+            rows = [r for r in report.rows if r.status == "failed_b"]
+            what = ("fails", "fail"), "to compile only in B"
+        elif cond == "spills":
+            rows = [
+                r
+                for r in report.rows
+                if r.status == "changed"
+                and (r.metric("spills")[1] or 0) > (r.metric("spills")[0] or 0)
+            ]
+            what = ("spills", "spill"), "more in B"
+        else:
+            limit = int(cond.split(">", 1)[1])
+            rows = []
+            for r in report.rows:
+                a, b = r.metric("registers")
+                if r.status == "changed" and a is not None and b is not None and b - a > limit:
+                    rows.append(r)
+            what = ("uses", "use"), f"more than {limit} registers more in B"
+        if rows:
+            names = ", ".join(f"{r.kernel}/{r.spec} on {r.target}" for r in rows[:3])
+            more = f" and {len(rows) - 3} more" if len(rows) > 3 else ""
+            (one, many), rest = what
+            out.append(
+                f"{len(rows)} specialisation{'s' if len(rows) != 1 else ''} "
+                f"{one if len(rows) == 1 else many} {rest} ({names}{more}; --fail-on {cond})"
+            )
+    return out
 
 
 def _targets(targets: Sequence[str] | str | None) -> list[str]:
@@ -78,13 +136,19 @@ def _targets(targets: Sequence[str] | str | None) -> list[str]:
 
 
 def _specs(kernel_files: Sequence[str | Path] | None, pattern: str | None) -> list[CompileSpec]:
-    specs = load_specs(kernel_files or None, pattern=pattern)
+    every = load_specs(kernel_files or None)
+    specs = [s for s in every if matches(s, pattern)] if pattern else every
     if not specs:
         where = ", ".join(str(f) for f in kernel_files) if kernel_files else "the suite"
+        if not pattern or not every:
+            raise UsageError(f"no kernel specs in {where}")
+        kernels = sorted({s.kernel for s in every})
+        names = sorted({s.name for s in every})
+        shown = ", ".join(names[:12]) + (f" and {len(names) - 12} more" if len(names) > 12 else "")
         raise UsageError(
-            f"no kernel specs match {pattern!r} in {where}"
-            if pattern
-            else f"no kernel specs in {where}"
+            f"no kernel specs match {pattern!r} in {where}; -k matches a kernel "
+            f"({', '.join(kernels[:12])}{' ...' if len(kernels) > 12 else ''}) or a spec "
+            f"({shown}), as a substring or a glob"
         )
     return specs
 
@@ -109,7 +173,7 @@ def _analyze(
             return Compiled(**hit)
     raw = outcome.raw(index) or {"status": "error", "error": "no result"}
     c = analyze(raw, kernel=spec.kernel, spec=spec.name, target=target)
-    if not raw.get("transient"):
+    if raw.get("status") == "ok" and not raw.get("transient"):
         cache.put(akey, dataclasses.asdict(c))
     return c
 
@@ -124,19 +188,21 @@ def blast(
     kernel_files: Sequence[str | Path] | None = None,
     progress: CompileProgress | None = None,
     cache: CompileCache | None = None,
+    no_cache: bool = False,
 ) -> BlastReport:
     """Compile every spec for every target with environments ``a`` and ``b`` and compare.
 
     ``a``/``b`` are environment names, venv folders, python paths or ``current``;
     ``kernel_files`` default to the suite's kernel files (plus entry-point ones); ``pattern`` is
-    ``-k``. Specs that fail to compile are rows with their error; the rest go on.
+    ``-k``; ``no_cache`` recompiles everything (fresh results still refresh the cache). Specs that
+    fail to compile are rows with their error; the rest go on.
     """
     env_a = a if isinstance(a, EnvInfo) else resolve_env(a)
     env_b = b if isinstance(b, EnvInfo) else resolve_env(b)
     tlist = _targets(targets)
     specs = _specs(kernel_files, pattern)
     label = f"blast {env_a.triton_version} vs {env_b.triton_version}"
-    cache = cache if cache is not None else CompileCache()
+    cache = cache if cache is not None else CompileCache(read=not no_cache)
     outcome = compile_all(
         [env_a, env_b], specs, tlist, jobs=jobs, cache=cache, progress=progress, label=label
     )
@@ -150,10 +216,19 @@ def blast(
                 )
             )
     rows, summary = compare_all(pairs)
+    if outcome.interrupted:
+        left = sum(1 for why in outcome.skipped.values() if "interrupted" in why)
+        done = outcome.n_tasks - left
+        summary = dataclasses.replace(
+            summary,
+            headline=f"Interrupted: a partial report ({done} of {outcome.n_tasks} compiles "
+            f"done; the rest are skipped rows). {summary.headline}",
+        )
     stats = {
         "tasks": outcome.n_tasks,
         "cached": outcome.n_cached,
         "compiled": outcome.n_compiled,
+        "shared": outcome.n_shared,
         "wall_s": round(outcome.wall_s, 3),
         "specs": len(specs),
         "jobs": jobs if jobs is not None else settings.get("jobs"),
@@ -167,6 +242,7 @@ def blast(
         rows=tuple(rows),
         summary=summary,
         stats=stats,
+        partial=outcome.interrupted,
     )
 
 
@@ -254,13 +330,14 @@ def static_metrics(
     jobs: int | None = None,
     progress: CompileProgress | None = None,
     cache: CompileCache | None = None,
+    no_cache: bool = False,
 ) -> StaticMetrics:
     """Compile the suite's specs with one environment (default: this Python) for ``targets``
     (default: the ``targets`` setting) and return their static metrics."""
     env = probe(python or sys.executable, name="current" if python is None else python)
     tlist = _targets(targets)
     specs = _specs(kernel_files, pattern)
-    cache = cache if cache is not None else CompileCache()
+    cache = cache if cache is not None else CompileCache(read=not no_cache)
     outcome = compile_all(
         [env],
         specs,

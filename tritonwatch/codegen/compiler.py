@@ -7,11 +7,16 @@ functions that need it) and never imports tritonwatch. Talk is JSON:
 ``python compiler.py probe``
     prints one JSON object describing the environment (Triton version, install folder, a build
     hash, the NVIDIA tools shipped in the wheel and their versions). Triton is not imported.
+``python compiler.py keys``
+    reads ``{"kernels": [{"id": ..., "file": ..., "kernel": ...}]}`` on stdin and prints one JSON
+    object ``{"keys": {id: {"key": ...} | {"error": ...}}}``: each kernel's dependency key, which
+    is Triton's own cache key of the @jit function (its source and the source of every jit
+    function it calls, constexpr globals) plus the values of the other globals it reads.
 ``python compiler.py compile``
-    reads ``{"tasks": [...]}`` on stdin and prints one JSON line per event on stdout:
+    reads one JSON task per line on stdin and prints one JSON line per event on stdout:
     ``{"event": "start", "id": ...}`` before a task, ``{"event": "result", "id": ..., "result":
-    {...}}`` after it, and ``{"event": "done"}`` at the end. A task that fails records its error;
-    the rest continue. Anything else Triton or its tools print goes to stderr.
+    {...}}`` after it, and ``{"event": "done"}`` at the end of input. A task that fails records
+    its error; the rest continue. The worker lives for many tasks, so imports are paid once. Anything else Triton or its tools print goes to stderr.
 
 Compilation is pinned so two environments differ only by their Triton: no line info, FP fusion
 on, a private Triton cache, always compile, and no inherited ``TRITON_*`` switches (the parent
@@ -34,7 +39,7 @@ import time
 import traceback
 from typing import Any
 
-WORKER_VERSION = 3  # bump when what a task returns changes, so cached results are not reused
+WORKER_VERSION = 5  # bump when what a task returns changes, so cached results are not reused
 MAX_ERROR = 4000
 
 
@@ -79,12 +84,23 @@ def probe() -> dict[str, Any]:
         "python_version": ".".join(map(str, sys.version_info[:3])),
         "worker_version": WORKER_VERSION,
     }
+    from importlib import metadata
+
+    # What else this Python sees (found, not imported: the probe stays fast).
+    for pkg in ("torch", "tritonwatch"):
+        try:
+            found = importlib.util.find_spec(pkg) is not None
+        except (ImportError, ValueError):
+            found = False
+        try:
+            info[pkg] = metadata.version(pkg) if found else None
+        except metadata.PackageNotFoundError:
+            info[pkg] = "unknown version" if found else None
     spec = importlib.util.find_spec("triton")
     if spec is None or not spec.submodule_search_locations:
         info["error"] = "no-triton"
         return info
     root = list(spec.submodule_search_locations)[0]
-    from importlib import metadata
 
     try:
         version = metadata.version("triton")
@@ -131,21 +147,80 @@ def parse_target(name: str) -> tuple[str, int | str, int]:
 _modules: dict[str, Any] = {}
 
 
-def _load_kernel(path: str, name: str) -> Any:
-    mod = _modules.get(path)
-    if mod is None:
-        mod_name = "tw_kernels_" + hashlib.sha256(path.encode()).hexdigest()[:12]
-        spec = importlib.util.spec_from_file_location(mod_name, path)
+def _load_module(ref: str) -> Any:
+    """A kernel module: a file imported by path (under a private name), or ``module.name``."""
+    mod = _modules.get(ref)
+    if mod is not None:
+        return mod
+    if os.path.isabs(ref):
+        mod_name = "tw_kernels_" + hashlib.sha256(ref.encode()).hexdigest()[:12]
+        spec = importlib.util.spec_from_file_location(mod_name, ref)
         if spec is None or spec.loader is None:
-            raise ImportError(f"cannot load {path}")
+            raise ImportError(f"cannot load {ref}")
         mod = importlib.util.module_from_spec(spec)
         sys.modules[mod_name] = mod
-        spec.loader.exec_module(mod)
-        _modules[path] = mod
-    fn = getattr(mod, name, None)
+        try:
+            spec.loader.exec_module(mod)
+        except BaseException:
+            del sys.modules[mod_name]
+            raise
+    else:
+        mod = importlib.import_module(ref)
+    _modules[ref] = mod
+    return mod
+
+
+def _load_kernel(path: str, name: str) -> Any:
+    fn = getattr(_load_module(path), name, None)
     if fn is None:
         raise LookupError(f"{path} has no kernel named {name!r}")
     return fn
+
+
+def jit_function(obj: Any) -> Any:
+    """The @triton.jit function under any @triton.autotune / @triton.heuristics wrappers."""
+    from triton.runtime.jit import JITFunction
+
+    for _ in range(16):
+        if isinstance(obj, JITFunction):
+            return obj
+        inner = getattr(obj, "fn", None)
+        if inner is None:
+            break
+        obj = inner
+    raise TypeError(f"not a @triton.jit function but a {type(obj).__name__}")
+
+
+def kernel_key(obj: Any) -> str:
+    """What the kernel's generated code depends on, as Triton sees it.
+
+    Triton's ``cache_key`` hashes the kernel's source, the keys of the jit functions it calls
+    (transitively) and the constexpr globals they use; the other globals they read are checked
+    by Triton at launch, so their values are added here.
+    """
+    fn = jit_function(obj)
+    h = hashlib.sha256(fn.cache_key.encode())
+    used = getattr(fn, "used_global_vals", {}) or {}
+    for name, text in sorted((k[0], repr(v[0])) for k, v in used.items()):
+        h.update(f"\n{name}={text}".encode())
+    return h.hexdigest()
+
+
+def serve_keys() -> int:
+    request = json.loads(sys.stdin.read())
+    proto = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    keys: dict[str, dict[str, str]] = {}
+    for k in request["kernels"]:
+        try:
+            keys[k["id"]] = {"key": kernel_key(_load_kernel(k["file"], k["kernel"]))}
+        except BaseException as e:  # noqa: BLE001 - a broken kernel module is that kernel's error
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            keys[k["id"]] = {"error": f"loading {k['file']}: {type(e).__name__}: {e}"[:MAX_ERROR]}
+    _emit(proto, {"keys": keys})
+    return 0
 
 
 _RES_RE = re.compile(r"Function ([\w$.]+):\s*\n?\s*(REG:.*)")
@@ -200,7 +275,7 @@ def compile_task(task: dict[str, Any], probe_info: dict[str, Any]) -> dict[str, 
     if backend == "cuda" and "nvidia" not in probe_info.get("backends", []):
         return {"status": "unavailable", "error": "this Triton has no NVIDIA backend"}
     try:
-        fn = _load_kernel(task["file"], task["kernel"])
+        fn = jit_function(_load_kernel(task["file"], task["kernel"]))
     except Exception as e:  # noqa: BLE001 - any import failure is this task's error
         return {
             "status": "error",
@@ -297,9 +372,14 @@ def serve_compile() -> int:
     proto = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    request = json.loads(sys.stdin.read())
     info = probe()
-    for task in request["tasks"]:
+    while True:  # one task per line; the parent sends the next after this one's result
+        line = sys.stdin.readline()
+        if not line:
+            break
+        if not line.strip():
+            continue
+        task = json.loads(line)
         _emit(proto, {"event": "start", "id": task["id"]})
         try:
             res = compile_task(task, info)
@@ -318,9 +398,11 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["probe"]:
         print(json.dumps(probe()))
         return 0
+    if argv[:1] == ["keys"]:
+        return serve_keys()
     if argv[:1] == ["compile"]:
         return serve_compile()
-    print("usage: compiler.py probe | compile  (JSON tasks on stdin)", file=sys.stderr)
+    print("usage: compiler.py probe | keys | compile  (JSON on stdin)", file=sys.stderr)
     return 2
 
 

@@ -40,6 +40,8 @@ class EnvInfo:
     build_hash: str
     backends: tuple[str, ...] = ()
     tools: dict[str, dict[str, Any]] = field(default_factory=dict)
+    torch_version: str | None = None  # what else the environment sees (None: not importable)
+    tritonwatch_version: str | None = None
 
     @property
     def ptxas_versions(self) -> dict[str, str]:
@@ -114,6 +116,8 @@ def probe(python: str | Path, *, name: str | None = None) -> EnvInfo:
         build_hash=d["build_hash"],
         backends=tuple(d.get("backends", ())),
         tools=d.get("tools", {}),
+        torch_version=d.get("torch"),
+        tritonwatch_version=d.get("tritonwatch"),
     )
 
 
@@ -169,6 +173,19 @@ def list_envs() -> list[EnvEntry]:
         except (CodegenError, NotFoundError) as e:
             out.append(EnvEntry(folder.name, str(folder), None, str(e)))
     return out
+
+
+def remove_env(name: str) -> Path:
+    """Delete the environment ``NAME`` made by ``env create`` (its folder under ``envs_dir``)."""
+    folder = envs_dir() / name
+    if not _NAME.fullmatch(name) or name == "current" or not env_python(folder).exists():
+        known = [e.name for e in list_envs()]
+        raise NotFoundError(
+            f"no environment {name!r} in {envs_dir()}; environments there: "
+            f"{', '.join(known) or 'none'}"
+        )
+    shutil.rmtree(folder)
+    return folder
 
 
 def _run(cmd: list[str], what: str) -> None:

@@ -1,16 +1,17 @@
 """The parent side of compiling: plan tasks, take hits from the cache, run worker subprocesses.
 
-Each task is one spec x one target in one environment. Misses are split into chunks (targets
-interleaved so chunks cost about the same) and run by up to ``jobs`` worker processes at once,
-each launched by file path with the environment's Python. A worker streams one JSON line per
-task; a worker that crashes or says nothing for ``case_timeout_s`` is killed, the task it was on
-is recorded as an error, and the rest of its chunk goes to a fresh worker.
+Each task is one spec x one target in one environment. Misses (one per distinct cache key, so an
+A/A run compiles each once) are run by ``jobs`` threads, each feeding one long-lived worker
+process (launched by file path with the environment's Python) one task at a time, so a kernel
+library's imports are paid once per worker. A worker that crashes or says nothing for
+``case_timeout_s`` is killed, the task it was on is recorded as an error, and a fresh worker
+takes the next task. Ctrl-C kills the live workers at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import math
 import os
 import select
 import signal
@@ -26,7 +27,7 @@ from typing import Any
 from .. import settings
 from .cache import CompileCache, cache_key
 from .envs import WORKER, EnvInfo
-from .specs import CompileSpec, file_hash
+from .specs import CompileSpec
 
 # progress(label, done, total): how the caller shows compile progress (a bar, a log line).
 CompileProgress = Callable[[str, int, int], None]
@@ -71,6 +72,8 @@ class CompileOutcome:
     n_tasks: int = 0
     n_cached: int = 0
     n_compiled: int = 0
+    n_shared: int = 0  # rows answered by another row's identical compile (A/A through one Python)
+    interrupted: bool = False  # Ctrl-C: what finished is here, the rest is in ``skipped``
     wall_s: float = 0.0
 
     def __contains__(self, index: tuple[int, int, str]) -> bool:
@@ -103,6 +106,48 @@ def worker_environ(cache_dir: str) -> dict[str, str]:
     return env
 
 
+def key_fingerprint(env: EnvInfo) -> dict[str, Any]:
+    """The environment's part of a cache key: its Triton build, and the tool paths passed
+    through to the workers (another ptxas is another result)."""
+    tools = {k: os.environ[k] for k in _PASS_THROUGH if os.environ.get(k)}
+    return {**env.fingerprint(), "tools_env": tools} if tools else env.fingerprint()
+
+
+def kernel_keys(
+    env: EnvInfo, specs: Sequence[CompileSpec], timeout_s: float
+) -> dict[tuple[str, str], dict[str, str]]:
+    """Each kernel's dependency key as ``env``'s Triton computes it (``{"key": ...}``), or why it
+    could not be loaded (``{"error": ...}``), by (file, kernel).
+
+    One worker imports every kernel module once: the key must come from the environment that
+    compiles, since the kernel's jit dependencies are resolved there.
+    """
+    refs = sorted({(s.file, s.kernel) for s in specs})
+    request = {"kernels": [{"id": str(i), "file": f, "kernel": k} for i, (f, k) in enumerate(refs)]}
+    with tempfile.TemporaryDirectory(prefix="tw-triton-cache-") as tcache:
+        try:
+            r = subprocess.run(
+                [env.python, str(WORKER), "keys"],
+                input=json.dumps(request),
+                capture_output=True,
+                text=True,
+                env=worker_environ(tcache),
+                timeout=timeout_s,
+            )
+            got = json.loads(r.stdout)["keys"] if r.returncode == 0 else None
+            why = (r.stderr.strip().splitlines() or ["no output"])[-1]
+        except subprocess.TimeoutExpired:
+            got, why = None, f"no answer within {timeout_s:.0f} s"
+        except OSError as e:  # the Python vanished since it was probed
+            got, why = None, f"cannot run {env.python}: {e.strerror or e}"
+        except (json.JSONDecodeError, KeyError):
+            got, why = None, "it printed something other than JSON"
+    if got is None:
+        err = {"error": f"the key worker of {env.name} failed: {why}"}
+        return {ref: err for ref in refs}
+    return {ref: got.get(str(i), {"error": "no key"}) for i, ref in enumerate(refs)}
+
+
 def _task_json(spec: CompileSpec, target: str, task_id: str) -> dict[str, Any]:
     return {
         "id": task_id,
@@ -116,84 +161,191 @@ def _task_json(spec: CompileSpec, target: str, task_id: str) -> dict[str, Any]:
     }
 
 
-def _converse(
-    proc: subprocess.Popen[bytes],
-    request: dict[str, Any],
-    by_id: dict[str, Task],
-    done: set[str],
-    timeout_s: float,
-    on_result: Callable[[Task, dict[str, Any]], None],
-) -> tuple[str | None, str | None]:
-    """Feed one worker its tasks and read its events; returns (why it stopped early, the task it
-    was on) -- both None when it finished."""
-    if proc.stdin is None or proc.stdout is None:
-        raise RuntimeError("worker pipes are missing")
-    proc.stdin.write(json.dumps(request).encode())
-    proc.stdin.close()
-    current: str | None = None
-    while True:
-        ready, _, _ = select.select([proc.stdout], [], [], timeout_s)
-        if not ready:
-            os.killpg(proc.pid, signal.SIGKILL)
-            return f"no answer from the compile worker for {timeout_s:.0f} s; killed", current
-        line = proc.stdout.readline()
-        if not line:
-            return None, current
-        ev = json.loads(line)
-        if ev["event"] == "start":
-            current = ev["id"]
-        elif ev["event"] == "result":
-            done.add(ev["id"])
-            current = None
-            on_result(by_id[ev["id"]], ev["result"])
-        elif ev["event"] == "done":
-            return None, None
+class _Died(Exception):
+    """The worker died or went silent; the message says why."""
 
 
-def _run_chunk(
-    env: EnvInfo,
-    specs: Sequence[CompileSpec],
-    chunk: list[Task],
-    timeout_s: float,
-    on_result: Callable[[Task, dict[str, Any]], None],
-) -> None:
-    pending = list(chunk)
-    while pending:
-        by_id = {str(i): t for i, t in enumerate(pending)}
-        request = {
-            "tasks": [_task_json(specs[t.spec_index], t.target, i) for i, t in by_id.items()]
-        }
-        done: set[str] = set()
-        with (
-            tempfile.TemporaryDirectory(prefix="tw-triton-cache-") as tcache,
-            tempfile.TemporaryFile(mode="w+b") as err,
-        ):
-            with subprocess.Popen(
+class _Worker:
+    """One compile worker process of one environment, fed one task at a time.
+
+    It lives for many tasks, so a library's heavy imports (torch, the kernel package) are paid
+    once per worker, not once per task.
+    """
+
+    def __init__(self, env: EnvInfo) -> None:
+        self._tcache = tempfile.TemporaryDirectory(prefix="tw-triton-cache-")
+        self._err = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 - closed in close()
+        self._buf = b""
+        try:
+            self.proc = subprocess.Popen(
                 [env.python, str(WORKER), "compile"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
-                stderr=err,
-                env=worker_environ(tcache),
+                stderr=self._err,
+                env=worker_environ(self._tcache.name),
                 start_new_session=True,
-            ) as proc:
-                reason, current = _converse(proc, request, by_id, done, timeout_s, on_result)
-                code = proc.wait()
-            if reason is None and len(done) < len(by_id):
-                err.seek(0)
-                tail = err.read().decode(errors="replace").strip().splitlines()[-3:]
-                reason = (
-                    f"compile worker exited with code {code}: {' / '.join(tail) or 'no output'}"
-                )
-        if len(done) == len(by_id):
+            )
+        except BaseException:
+            self._err.close()
+            self._tcache.cleanup()
+            raise
+
+    def _readline(self, timeout_s: float) -> bytes | None:
+        if self.proc.stdout is None:
+            raise RuntimeError("worker pipes are missing")
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self._buf:
+            ready, _, _ = select.select([fd], [], [], timeout_s)
+            if not ready:
+                self.kill()
+                raise _Died(f"no answer from the compile worker for {timeout_s:.0f} s; killed")
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return None
+            self._buf += chunk
+        line, _, self._buf = self._buf.partition(b"\n")
+        return line
+
+    def _exit_reason(self) -> str:
+        try:
+            code = self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            code = self.proc.wait()
+        self._err.seek(0)
+        tail = self._err.read().decode(errors="replace").strip().splitlines()[-3:]
+        return f"compile worker exited with code {code}: {' / '.join(tail) or 'no output'}"
+
+    def run(self, task: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        """The task's result; raises _Died when the worker dies or says nothing for timeout_s."""
+        if self.proc.stdin is None:
+            raise RuntimeError("worker pipes are missing")
+        try:
+            self.proc.stdin.write((json.dumps(task) + "\n").encode())
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise _Died(self._exit_reason()) from None
+        while True:
+            line = self._readline(timeout_s)
+            if line is None:
+                raise _Died(self._exit_reason())
+            ev = json.loads(line)
+            if ev.get("event") == "result":
+                return dict(ev["result"])
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+    def close(self) -> None:
+        """Let the worker finish (end of input), or kill it if it lingers; free its files."""
+        with contextlib.suppress(OSError):
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            self.proc.wait()
+        for f in (self.proc.stdout, self._err):
+            if f is not None:
+                f.close()
+        self._tcache.cleanup()
+
+
+class _Pool:
+    """Tasks of several environments, run by ``jobs`` threads that each keep one live worker.
+
+    A thread keeps to one environment while it has tasks (its worker's imports are reused) and
+    helps with another's when its own run out. ``stop()`` kills every live worker at once, so
+    Ctrl-C ends a run within a second or two.
+    """
+
+    def __init__(self, envs: Sequence[EnvInfo], specs: Sequence[CompileSpec], timeout_s: float):
+        self.envs, self.specs, self.timeout_s = envs, specs, timeout_s
+        self.queues: dict[int, list[Task]] = {}
+        self.lock = threading.Lock()
+        self.live: set[_Worker] = set()
+        self.stopped = threading.Event()
+
+    def add(self, task: Task) -> None:
+        self.queues.setdefault(task.env_index, []).append(task)
+
+    def _next(self, prefer: int | None) -> Task | None:
+        with self.lock:
+            if self.stopped.is_set():
+                return None
+            if prefer is not None and self.queues.get(prefer):
+                return self.queues[prefer].pop(0)
+            busiest = max(self.queues, key=lambda e: len(self.queues[e]), default=None)
+            if busiest is None or not self.queues[busiest]:
+                return None
+            return self.queues[busiest].pop(0)
+
+    def _thread(self, first: int | None, on_result: Callable[[Task, dict[str, Any]], None]) -> None:
+        worker: _Worker | None = None
+        env: int | None = first
+        try:
+            while (task := self._next(env)) is not None:
+                if worker is not None and task.env_index != env:
+                    self._retire(worker)
+                    worker = None
+                env = task.env_index
+                if worker is None:
+                    try:
+                        worker = _Worker(self.envs[env])
+                    except OSError as e:  # the Python vanished or lost its permissions
+                        why = f"cannot start the compile worker: {e.strerror or e}"
+                        on_result(task, {"status": "error", "error": why, "transient": True})
+                        continue
+                    with self.lock:
+                        self.live.add(worker)
+                spec = self.specs[task.spec_index]
+                try:
+                    res = worker.run(_task_json(spec, task.target, "0"), self.timeout_s)
+                except _Died as e:
+                    res = {"status": "error", "error": str(e), "transient": True}
+                    self._retire(worker)
+                    worker = None
+                if self.stopped.is_set():
+                    return
+                on_result(task, res)
+        finally:
+            if worker is not None:
+                self._retire(worker)
+
+    def _retire(self, worker: _Worker) -> None:
+        with self.lock:
+            self.live.discard(worker)
+        worker.close()
+
+    def run(self, jobs: int, on_result: Callable[[Task, dict[str, Any]], None]) -> None:
+        n = sum(len(q) for q in self.queues.values())
+        if not n:
             return
-        if current is not None:
-            on_result(by_id[current], {"status": "error", "error": reason, "transient": True})
-            done.add(current)
-        elif not done:  # died before starting anything: every task fails the same way
-            for t in by_id.values():
-                on_result(t, {"status": "error", "error": reason, "transient": True})
-            return
-        pending = [t for i, t in by_id.items() if i not in done]
+        envs = sorted(self.queues)
+        threads = [
+            threading.Thread(
+                target=self._thread, args=(envs[i % len(envs)], on_result), daemon=True
+            )
+            for i in range(min(jobs, n))
+        ]
+        for t in threads:
+            t.start()
+        try:
+            for t in threads:
+                while t.is_alive():
+                    t.join(0.2)
+        except BaseException:  # Ctrl-C: stop handing out tasks and kill what is running
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        self.stopped.set()
+        with self.lock:
+            live = list(self.live)
+        for w in live:
+            w.kill()
 
 
 def compile_all(
@@ -215,50 +367,72 @@ def compile_all(
     jobs = max(1, int(jobs if jobs is not None else settings.get("jobs")))
     timeout_s = float(settings.get("case_timeout_s"))
     cache = cache if cache is not None else CompileCache()
-    sources = {s.file: file_hash(s.file) for s in specs}
     out = CompileOutcome(cache=cache)
-    misses: dict[int, list[Task]] = {}
+    # One key worker per distinct environment (an A/A run through one Python asks once).
+    distinct = {json.dumps(e.fingerprint(), sort_keys=True): e for e in envs}
+    with ThreadPoolExecutor(max_workers=max(1, len(distinct))) as keys_pool:
+        found = dict(
+            zip(
+                distinct,
+                keys_pool.map(lambda e: kernel_keys(e, specs, timeout_s), distinct.values()),
+                strict=True,
+            )
+        )
+    dep_keys = [found[json.dumps(e.fingerprint(), sort_keys=True)] for e in envs]
+    pool = _Pool(envs, specs, timeout_s)
+    planned: dict[str, list[tuple[int, int, str]]] = {}  # key -> every index it answers
     for ei, env in enumerate(envs):
-        fp = env.fingerprint()
+        fp = key_fingerprint(env)
         for si, spec in enumerate(specs):
+            dep = dep_keys[ei][(spec.file, spec.kernel)]
             for target in targets:
                 why = spec.why_not(target, env.triton_version)
                 if why is not None:
                     out.skipped[(ei, si, target)] = why
                     continue
-                key = cache_key(fp, spec.key(), target, sources[spec.file])
-                task = Task(ei, si, target, key)
+                key = cache_key(fp, spec.key(), target, dep.get("key") or "")
                 out.keys[(ei, si, target)] = key
                 out.n_tasks += 1
-                if cache.has(key):
+                if "error" in dep:  # the kernel cannot be loaded there: nothing to compile
+                    out.results[(ei, si, target)] = {
+                        "status": "error",
+                        "error": dep["error"],
+                        "transient": True,
+                    }
+                elif cache.has(key):
                     out.n_cached += 1
+                elif key in planned:  # the same compile for another row (an A/A run): once
+                    planned[key].append((ei, si, target))
+                    out.n_shared += 1
                 else:
-                    misses.setdefault(ei, []).append(task)
-    chunks: list[tuple[int, list[Task]]] = []
-    n_miss = sum(len(v) for v in misses.values())
-    per_chunk = max(1, math.ceil(n_miss / (jobs * 3))) if n_miss else 1
-    for ei, tasks in misses.items():
-        tasks.sort(key=lambda t: (t.target, t.spec_index))
-        n_chunks = max(1, math.ceil(len(tasks) / per_chunk))
-        for c in range(n_chunks):
-            chunks.append((ei, tasks[c::n_chunks]))  # interleave targets and kernels
+                    planned[key] = [(ei, si, target)]
+                    pool.add(Task(ei, si, target, key))
+    for queue in pool.queues.values():
+        queue.sort(key=lambda t: (t.spec_index, t.target))  # kernels and targets interleaved
     lock = threading.Lock()
     report = progress or (lambda _label, _done, _total: None)
-    report(label, out.n_cached, out.n_tasks)
+    answered = [out.n_cached + len(out.results)]  # cached, and kernels that cannot load
+    report(label, answered[0], out.n_tasks)
 
     def on_result(task: Task, result: dict[str, Any]) -> None:
         with lock:
-            out.results[(task.env_index, task.spec_index, task.target)] = result
+            for index in planned[task.key]:
+                out.results[index] = result
             out.n_compiled += 1
-            report(label, out.n_cached + out.n_compiled, out.n_tasks)
+            answered[0] += len(planned[task.key])
+            report(label, answered[0], out.n_tasks)
         cache.put(task.key, result)
 
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [
-            pool.submit(_run_chunk, envs[ei], specs, chunk, timeout_s, on_result)
-            for ei, chunk in chunks
-        ]
-        for f in futures:
-            f.result()
+    try:
+        pool.run(jobs, on_result)
+    except KeyboardInterrupt:  # keep what finished; the caller reports it as partial
+        out.interrupted = True
+        with lock:
+            for indices in planned.values():
+                for index in indices:
+                    if index not in out.results:
+                        out.skipped[index] = "not compiled: interrupted (Ctrl-C)"
+    if out.n_compiled:
+        cache.prune()  # keep the cache under its size cap (least recently used go first)
     out.wall_s = time.perf_counter() - t0
     return out

@@ -24,8 +24,10 @@ the file importable where tritonwatch is not installed; :class:`CompileSpec` is 
 from __future__ import annotations
 
 import ast
+import difflib
 import fnmatch
 import hashlib
+import importlib
 import importlib.util
 import json
 import re
@@ -36,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, UsageError
+from .kernels import expand, inspect_kernel, validate
 
 #: Entry points here name a module whose file declares COMPILE_SPECS. A group of its own because
 #: the ``tritonwatch`` plugin group calls ``register(registry)`` on every entry it holds.
@@ -52,12 +55,13 @@ _KNOWN_KEYS = {
     "targets",
     "requires",
     "triton_before",
+    "args",
+    "configs",
 }
-_TARGET = re.compile(r"sm\d+|gfx[0-9a-f]+")
 #: Hardware features a spec may require, and the targets that have them.
 FEATURES = {
     "fp8": lambda t: (
-        (t.startswith("sm") and int(t[2:]) >= 89)
+        (t.startswith("sm") and int(t[2:].rstrip("a")) >= 89)
         or t in ("gfx942", "gfx950")
         or t.startswith("gfx12")
     ),
@@ -92,7 +96,9 @@ class CompileSpec:
     triton_before: str | None = None
 
     @classmethod
-    def from_dict(cls, d: Any, *, file: str, index: int = 0) -> CompileSpec:
+    def from_dict(
+        cls, d: Any, *, file: str, index: int = 0, check_values: bool = True
+    ) -> CompileSpec:
         """Validate one entry of a ``COMPILE_SPECS`` list; errors name the file and the entry."""
         where = f"COMPILE_SPECS[{index}]"
         if not isinstance(d, dict):
@@ -114,7 +120,7 @@ class CompileSpec:
             )
         consts = dict(d.get("constexprs") or {})
         missing = [k for k, v in sig.items() if v == "constexpr" and k not in consts]
-        if missing:
+        if missing and check_values:
             raise InputError(
                 f"{where}: constexpr argument(s) {', '.join(missing)} need a value in 'constexprs'",
                 path=file,
@@ -141,10 +147,15 @@ class CompileSpec:
         if before is not None and not version_tuple(str(before)):
             raise InputError(f"{where}: triton_before must be a version like '3.9'", path=file)
         name = str(d.get("name") or _default_name(d))
+        kernel = str(d["kernel"])
+        if ":" in kernel:  # module:name -- the worker imports the module by name
+            file, kernel = kernel.split(":", 1)
+        else:
+            file = str(Path(file).resolve())
         return cls(
             name=name,
-            kernel=str(d["kernel"]),
-            file=str(Path(file).resolve()),
+            kernel=kernel,
+            file=file,
             signature=dict(sig),
             constexprs=consts,
             divisibility=tuple(d.get("divisibility") or ()),
@@ -189,18 +200,33 @@ def _default_name(d: dict[str, Any]) -> str:
     body = json.dumps(
         {k: d.get(k) for k in sorted(_KNOWN_KEYS - {"name"})}, sort_keys=True, default=str
     )
-    return f"{d['kernel']}-{hashlib.sha256(body.encode()).hexdigest()[:8]}"
+    kernel = str(d["kernel"]).rsplit(":", 1)[-1]
+    return f"{kernel}-{hashlib.sha256(body.encode()).hexdigest()[:8]}"
+
+
+#: Targets Triton's NVIDIA and AMD backends compile for. ``sm90a``/``sm100a`` compile as their
+#: plain capability (Triton already emits sm_90a/sm_100a code for capability 90/100).
+KNOWN_TARGETS = (
+    "sm70", "sm75", "sm80", "sm86", "sm87", "sm89", "sm90", "sm90a", "sm100", "sm100a",
+    "sm101", "sm103", "sm110", "sm120", "sm120a", "sm121",
+    "gfx90a", "gfx908", "gfx940", "gfx941", "gfx942", "gfx950",
+    "gfx1030", "gfx1100", "gfx1101", "gfx1102", "gfx1150", "gfx1151", "gfx1200", "gfx1201",
+    "gfx1250",
+)  # fmt: skip
 
 
 def parse_targets(text: str) -> list[str]:
-    """``"sm80, sm90,gfx942"`` -> ``["sm80", "sm90", "gfx942"]``; bad names raise UsageError."""
+    """``"sm80, sm_90a,gfx942"`` -> ``["sm80", "sm90a", "gfx942"]``; unknown names (a typo such
+    as ``sm91``) raise UsageError listing the valid ones."""
     out = []
     for t in (p.strip().lower().replace("sm_", "sm") for p in text.split(",")):
         if not t:
             continue
-        if not _TARGET.fullmatch(t):
+        if t not in KNOWN_TARGETS:
+            close = difflib.get_close_matches(t, KNOWN_TARGETS, n=2)
+            hint = f"did you mean {' or '.join(close)}? " if close else ""
             raise UsageError(
-                f"unknown target {t!r}; use names like sm80, sm90, sm100, gfx942, gfx950"
+                f"unknown target {t!r}; {hint}valid targets: {', '.join(KNOWN_TARGETS)}"
             )
         if t not in out:
             out.append(t)
@@ -223,8 +249,9 @@ def _import_file(path: Path) -> Any:
         spec.loader.exec_module(mod)
     except ModuleNotFoundError as e:
         raise InputError(
-            f"cannot import {e.name!r}; a kernel file may import only triton, "
-            "triton.language and the standard library",
+            f"cannot import {e.name!r}; install it in the Python tritonwatch runs in (spec "
+            "files are read there) and in each build environment, or put its folder on "
+            "PYTHONPATH (the compile workers inherit it)",
             path=str(path),
         ) from None
     except Exception as e:  # noqa: BLE001 - a user's file can raise anything
@@ -243,14 +270,44 @@ def load_file(path: str | Path) -> list[CompileSpec]:
         raise InputError("defines no COMPILE_SPECS list; see docs/blast.md", path=str(p))
     if not isinstance(raw, (list, tuple)):
         raise InputError("COMPILE_SPECS must be a list of dicts", path=str(p))
-    specs = [CompileSpec.from_dict(d, file=str(p), index=i) for i, d in enumerate(raw)]
-    for s in specs:
-        if not hasattr(mod, s.kernel):
-            raise InputError(
-                f"spec {s.name!r} names kernel {s.kernel!r}, which the file does not define",
-                path=str(p),
-            )
+    specs: list[CompileSpec] = []
+    for i, d in enumerate(raw):
+        CompileSpec.from_dict(d, file=str(p), index=i, check_values=False)  # shape first
+        where = f"COMPILE_SPECS[{i}]"
+        info = inspect_kernel(_kernel_object(mod, str(d["kernel"]), where, p), where, str(p))
+        for e in expand(d, info, where, str(p)):
+            validate(e, info, where, str(p))
+            specs.append(CompileSpec.from_dict(e, file=str(p), index=i))
     return specs
+
+
+def _kernel_object(mod: Any, ref: str, where: str, path: Path) -> Any:
+    """The object a spec's ``kernel`` names: ``name`` in the file, or ``module:name``."""
+    if ":" in ref:
+        module, name = ref.split(":", 1)
+        try:
+            owner = importlib.import_module(module)
+        except ImportError as e:
+            raise InputError(
+                f"{where}: cannot import {module!r} ({type(e).__name__}: {e}); install it or put "
+                "its folder on PYTHONPATH",
+                path=str(path),
+            ) from None
+        except Exception as e:  # noqa: BLE001 - a library's import can raise anything
+            raise InputError(
+                f"{where}: importing {module!r} failed: {type(e).__name__}: {e}", path=str(path)
+            ) from None
+        if not hasattr(owner, name):
+            raise InputError(
+                f"{where}: module {module} has no kernel named {name!r}", path=str(path)
+            )
+        return getattr(owner, name)
+    if not hasattr(mod, ref):
+        raise InputError(
+            f"{where} names kernel {ref!r}, which the file does not define (or import)",
+            path=str(path),
+        )
+    return getattr(mod, ref)
 
 
 def _declares_specs(path: Path) -> bool:
@@ -344,7 +401,8 @@ def load_specs(
 
 
 def matches(spec: CompileSpec, pattern: str) -> bool:
-    names = (spec.kernel, spec.name, f"{Path(spec.file).stem}.{spec.name}")
+    stem = Path(spec.file).stem if Path(spec.file).is_absolute() else spec.file.rsplit(".", 1)[-1]
+    names = (spec.kernel, spec.name, f"{stem}.{spec.name}")
     if any(c in pattern for c in "*?["):
         return any(fnmatch.fnmatchcase(n, pattern) for n in names)
     return any(pattern in n for n in names)

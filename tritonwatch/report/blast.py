@@ -103,9 +103,11 @@ def stats_text(report: BlastReport) -> str:
     st = report.stats
     if not st:
         return ""
+    shared = st.get("shared", 0)
+    same = f", {shared} the same compile as another row" if shared else ""
     return (
         f"{st.get('tasks', 0)} compiles: {st.get('compiled', 0)} run, "
-        f"{st.get('cached', 0)} from the cache, {st.get('wall_s', 0):.1f} s with "
+        f"{st.get('cached', 0)} from the cache{same}, {st.get('wall_s', 0):.1f} s with "
         f"{st.get('jobs', '?')} workers"
     )
 
