@@ -241,3 +241,25 @@ def test_cases_timed_by_neither_build_are_left_out(
         out = run_ab(opts, st)
     assert [c.key.provider for c in out.comparison.results] == ["planted"]
     assert out.comparison.summary()["not_timed"] == 1
+
+
+@needs("torch", "triton")
+def test_a_comparison_of_nothing_timed_is_refused_and_not_stored(
+    monkeypatch: pytest.MonkeyPatch, sqlite_url: str, planted: Path
+) -> None:
+    # Triton providers on a CPU are checked, not timed: an empty table and exit 0 read as "same".
+    fake = _fake_envs(monkeypatch, {})
+
+    def execute(cases: list[Any], device: Any, **kw: Any) -> Any:
+        recs, fp, stop = fake(cases, device, **kw)
+        for r in recs:
+            r.status, r.samples = "skipped", None
+            r.error = "not timed: Triton interpreter on CPU checks correctness only (max error 0)"
+        return recs, fp, stop
+
+    monkeypatch.setattr(ab, "execute", execute)
+    opts = ABOptions(a="a", b="b", suite=str(planted), device="cpu", rounds=1, budget_ms=50)
+    with Store.open(sqlite_url) as st:
+        with pytest.raises(BenchError, match="nothing to compare: none of the 2 case"):
+            run_ab(opts, st)
+        assert st.reports.comparison_page() == [] and st.runs.find() == []

@@ -265,10 +265,12 @@ def run_ab(
         )
     pairs = []
     not_timed = 0
+    why_not_timed = ""
     for c in p.cases:
         merged_sides = [_merge(c, recs[s][c.id]) for s in "AB" if recs[s].get(c.id)]
         if len(merged_sides) == 2 and all(m.status == "skipped" for m in merged_sides):
             not_timed += 1  # e.g. Triton under the CPU interpreter: checked, not timed
+            why_not_timed = why_not_timed or (merged_sides[0].error or "")
             continue
         sides = []
         for side in "AB":
@@ -280,6 +282,14 @@ def run_ab(
             rounds = tuple(np.asarray(r.samples or [], dtype=np.float64) for r in rs)
             sides.append(Side(m.status, rounds if m.status == "ok" else (), m.error))
         pairs.append((_key(c), sides[0], sides[1]))
+    if not pairs and not interrupted:
+        # Nothing was timed by both builds: a comparison of nothing must not look like "same".
+        why = f" ({why_not_timed.split(' (')[0]})" if why_not_timed else ""
+        raise BenchError(
+            f"nothing to compare: none of the {len(p.cases)} case(s) was timed by both builds"
+            f"{why}; nothing stored. On a CPU only torch providers are timed "
+            "(--provider torch)"
+        )
     meta = {
         "schedule": order_ab,
         "rounds": opts.rounds,
