@@ -19,6 +19,7 @@ from typing import Any
 
 from .. import settings
 from ..errors import BenchError
+from ..naming import canonical_shape
 from ..runformat import FORMAT, Run, new_run_id, now, parse_run
 from . import roofline
 from .pool import STARTUP_GRACE_S, Progress, Record, execute, gpu_slot, worker_argv
@@ -235,7 +236,12 @@ def previous_timers(
     if not device.is_gpu or not cases:
         return {}
     name = settings.get("machine_name") or socket.gethostname()
-    wanted = {c.id for c in cases}
+
+    def key(op: str, prov: str, var: str, shape: Any, dtype: str, mode: str) -> tuple[str, ...]:
+        # The store keeps shapes canonical (sorted keys); a case keeps its operator's order.
+        return (op, prov, var, canonical_shape(shape), dtype, mode)
+
+    wanted = {key(c.operator, c.provider, c.variant, c.shape, c.dtype, c.mode): c.id for c in cases}
     found: dict[str, str] = {}
     for summary in store.runs.find(machine=name, limit=lookback):
         if summary.device != device.kind:
@@ -244,8 +250,8 @@ def previous_timers(
             if r.metric != "time" or r.status != "ok":
                 continue
             timer = (r.extra or {}).get("timer")
-            cid = Case(r.operator, r.provider, r.variant, dict(r.shape), r.dtype, r.mode).id
-            if cid in wanted and timer in TIMERS:
+            cid = wanted.get(key(r.operator, r.provider, r.variant, r.shape, r.dtype, r.mode))
+            if cid is not None and timer in TIMERS:
                 found.setdefault(cid, timer)
         if len(found) == len(wanted):
             break
