@@ -13,7 +13,9 @@ pytestmark = [
 
 
 def _l2() -> int:
-    return int(getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 0) or 50 << 20)
+    from tritonwatch.bench.timing import cache_bytes
+
+    return cache_bytes(torch.cuda.get_device_properties(0))
 
 
 def test_event_timer_times_a_matmul_and_flushes_l2() -> None:

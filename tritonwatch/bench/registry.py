@@ -7,6 +7,7 @@ the built-in suite exactly like a third-party package.
 
 from __future__ import annotations
 
+import functools
 import re
 import tomllib
 from collections.abc import Iterable, Sequence
@@ -23,6 +24,7 @@ SUITES = ("smoke", "nightly")
 INTERPRETER_MAX_WORK = 1e8
 
 
+@functools.cache  # asked once per Triton case while planning; the answer cannot change
 def _version(dist: str) -> tuple[int, ...] | None:
     from importlib.metadata import PackageNotFoundError, version
 
