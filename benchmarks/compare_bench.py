@@ -4,7 +4,7 @@ planted slowdown, and what a comparison costs relative to one run.
     python benchmarks/compare_bench.py [--reps 3] [--suite smoke] [--provider torch]
     python benchmarks/compare_bench.py --suite nightly --provider triton --device cuda --parts aa
 
-The planted part always times a CPU spin. With no GPU these are CPU figures (torch-timed cases; Triton kernels only run under the
+The planted part always times a CPU spin (seeds 100+, apart from the A/A's). With no GPU these are CPU figures (torch-timed cases; Triton kernels only run under the
 interpreter and are not timed). Prints one block of figures; writes nothing outside a temp dir.
 """
 
@@ -21,6 +21,16 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 PLANTED = HERE.parent / "tests" / "compare" / "plantedops.py"
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson 95% interval of a rate k/n."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = k / n
+    mid = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
+    return (max(0.0, mid - half), min(1.0, mid + half))
 
 
 def _install_planted(site: Path) -> Path:
@@ -60,7 +70,7 @@ def _aa(args: argparse.Namespace, store: Any) -> None:
         t_cmp: list[float] = []
         for rep in range(args.reps):
             t0 = time.monotonic()
-            opts = ABOptions(a="current", b="current", rounds=args.rounds, seed=rep, **filters)
+            opts = ABOptions(a="current", b="current", blocks=args.blocks, seed=rep, **filters)
             out = run_ab(opts, store)
             t_cmp.append(time.monotonic() - t0)
             res = out.comparison.results
@@ -68,22 +78,26 @@ def _aa(args: argparse.Namespace, store: Any) -> None:
             f = sum(c.verdict in ("slower", "faster") for c in res)
             measured, flagged = measured + n, flagged + f
             # What the raw-sample test alone would call (no threshold, no round test).
-            bare = compare_sides([(c.key, c.a, c.b) for c in res], threshold=0.0)
+            bare = compare_sides([(c.key, c.a, c.b) for c in res], threshold=0.0)  # no blocks
             flagged_raw += sum(
                 1
                 for c in bare.results
                 if c.q is not None and c.q < 0.05 and c.ci and (c.ci[0] > 1 or c.ci[1] < 1)
             )
-            print(f"  A/A rep {rep}: {t_cmp[-1]:.1f} s, {f} of {n} flagged")
+            stops = ", ".join(f"{k} {v}" for k, v in sorted(out.stops.items()))
+            mdes = sorted(c.mde for c in res if c.mde is not None)
+            mde = f"; median MDE {mdes[len(mdes) // 2]:.2%}" if mdes else ""
+            print(f"  A/A rep {rep}: {t_cmp[-1]:.1f} s, {f} of {n} flagged (stops: {stops}{mde})")
     mean_cmp = sum(t_cmp) / len(t_cmp)
+    lo, hi = wilson(flagged, measured)
     print(
         f"A/A false-positive rate ({args.suite}/{args.provider} on {single.run.run.device}, "
-        f"rounds {args.rounds}, "
-        f"threshold 2%): {flagged}/{measured} = {flagged / max(measured, 1):.1%}"
+        f"blocks {args.blocks}, threshold 2%): {flagged}/{measured} = "
+        f"{flagged / max(measured, 1):.1%} (95% interval {lo:.1%} to {hi:.1%})"
     )
     print(
-        f"  raw-sample test alone (FDR 5%, CI excludes 1; no threshold, no round test): "
-        f"{flagged_raw}/{measured} = {flagged_raw / max(measured, 1):.1%}"
+        f"  raw-sample test alone (Mann-Whitney, FDR 5%, bootstrap CI excludes 1; no threshold, "
+        f"no blocks): {flagged_raw}/{measured} = {flagged_raw / max(measured, 1):.1%}"
     )
     print(f"cost: compare {mean_cmp:.1f} s vs run {t_run:.1f} s = {mean_cmp / t_run:.2f}x")
 
@@ -108,8 +122,8 @@ def _planted(args: argparse.Namespace, store: Any, tmp: Path) -> None:
                 b=str(slow),
                 suite=str(suite),
                 device="cpu",
-                rounds=args.rounds,
-                seed=rep,
+                blocks=args.blocks,
+                seed=100 + rep,
             )
             out = run_ab(opts, store)
             for c in out.comparison.results:
@@ -119,10 +133,11 @@ def _planted(args: argparse.Namespace, store: Any, tmp: Path) -> None:
                 else:
                     n_steady += 1
                     steady_flag += c.verdict in ("slower", "faster")
+    lo, hi = wilson(hits, n_planted)
     print(
-        f"planted {args.slowdown:.0%} slowdown on 150-300 us spins (rounds {args.rounds}): "
-        f"flagged slower in {hits}/{n_planted} = {hits / max(n_planted, 1):.0%}; "
-        f"steady twin flagged {steady_flag}/{n_steady}"
+        f"planted {args.slowdown:.0%} slowdown on 150-300 us spins (blocks {args.blocks}): "
+        f"flagged slower in {hits}/{n_planted} = {hits / max(n_planted, 1):.0%} "
+        f"(95% interval {lo:.0%} to {hi:.0%}); steady twin flagged {steady_flag}/{n_steady}"
     )
 
 
@@ -133,7 +148,7 @@ def main() -> None:
     ap.add_argument("--provider", default="torch", help="comma list; on a GPU: triton")
     ap.add_argument("--device", default="auto", help="A/A and cost: auto, cuda or cpu")
     ap.add_argument("--budget-ms", type=float, default=100.0)
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--blocks", type=int, default=8, help="ABBA blocks planned per case")
     ap.add_argument("--slowdown", type=float, default=0.03)
     ap.add_argument("--parts", default="aa,planted", help="aa (A/A and cost), planted, or both")
     args = ap.parse_args()

@@ -55,7 +55,10 @@ def register(reg: Registry) -> None:
         Operator(
             name="planted_copy",
             family="test",
-            shapes={"smoke": [{"N": 4096}], "nightly": [{"N": 1 << 24}, {"N": 1 << 26}]},
+            shapes={
+                "smoke": [{"N": 4096}],
+                "nightly": [{"N": 1 << 24}, {"N": 1 << 25}, {"N": 1 << 26}],
+            },
             dtypes=("fp32",),
             make_inputs=_inputs,
             reference=lambda i, s, d: i["src"][: s["N"]].clone(),

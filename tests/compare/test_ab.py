@@ -7,111 +7,170 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from comparekit import REAL_TRITON, fake_python
 from support.probes import needs
 
 from tritonwatch.bench import ab
-from tritonwatch.bench.ab import ABOptions, BuildEnv, run_ab, schedule
-from tritonwatch.bench.runner import Record
+from tritonwatch.bench.ab import ABOptions, BuildEnv, run_ab
 from tritonwatch.cli import main
 from tritonwatch.errors import BenchError
 from tritonwatch.store import Store
 
 
-def test_schedule_alternates_who_goes_first() -> None:
-    assert schedule(1) == "AB"
-    assert schedule(2) == "ABBA"
-    assert schedule(4) == "ABBAABBA"
+class FakeLive:
+    """Stands in for bench.live.LiveWorker: answers commands with scripted timings.
+
+    Every command of both workers goes to one shared ``log`` in the order sent; a side's level
+    (ms per call) comes from ``levels`` by the Python's last letter, with seeded noise.
+    """
+
+    log: list[tuple[str, str, int, dict[str, Any]]] = []
+    cases: list[Any] = []
+    levels: dict[str, float] = {"a": 1.0, "b": 1.1}
+    versions: dict[str, str] = {"a": "3.8.0", "b": "3.9.0"}
+    noise: float = 0.002
+    status: dict[str, str] = {}  # provider -> status every prepare answers (default ok)
+
+    def __init__(self, argv: list[str], gpu: Any, cases: Any, tmp: str, timeout_s: float):
+        self.side = argv[0][-1]
+        self.cases = FakeLive.cases = list(cases)
+        self.rng = np.random.default_rng(ord(self.side))
+        self.running = False
+
+    @property
+    def alive(self) -> bool:
+        return self.running
+
+    def start(self) -> dict[str, Any]:
+        self.running = True
+        v = self.versions[self.side]
+        return {"machine": {"name": "m"}, "build": {"triton": {"version": v}}}
+
+    def ask(self, do: str, index: int, **kw: Any) -> dict[str, Any]:
+        FakeLive.log.append((self.side, do, index, kw))
+        case = self.cases[index]
+        if do == "prepare":
+            status = self.status.get(case.provider, "ok")
+            extra = {"timer": kw.get("timer") or f"timer-{self.side}"}
+            err = "not timed: interpreter" if status == "skipped" else None
+            return {
+                "event": "prepared",
+                "status": status,
+                "correct": True,
+                "extra": extra,
+                "error": err,
+            }
+        if do == "time":
+            level = self.levels[self.side]
+            n = 20
+            x = level * np.exp(self.noise * self.rng.standard_normal(n))
+            return {"event": "segment", "samples": x.tolist(), "elapsed_ms": kw["budget_ms"]}
+        return {"event": "dropped"}
+
+    def after_error(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.running = False
 
 
-class FakeExecute:
-    """Stands in for runner.execute: records each call and answers with fixed timings."""
-
-    def __init__(self, versions: dict[str, str]) -> None:
-        self.calls: list[dict[str, Any]] = []
-        self.versions = versions
-
-    def __call__(self, cases: list[Any], device: Any, **kw: Any) -> Any:
-        py = kw["python"]
-        self.calls.append({"python": py, "order": [c.id for c in cases], **kw})
-        level = 1.1 if py.endswith("b") else 1.0
-        recs = [Record(c, "ok", [level] * 10, correct=True) for c in cases]
-        fp = {"machine": {"name": "m"}, "build": {"triton": {"version": self.versions[py]}}}
-        return recs, fp, False
-
-
-def _fake_envs(monkeypatch: pytest.MonkeyPatch, versions: dict[str, str]) -> FakeExecute:
-    fake = FakeExecute({"/py/a": "3.8.0", "/py/b": "3.9.0", **versions})
-    monkeypatch.setattr(ab, "execute", fake)
+@pytest.fixture
+def fake_live(monkeypatch: pytest.MonkeyPatch) -> type[FakeLive]:
+    FakeLive.log = []
+    FakeLive.levels = {"a": 1.0, "b": 1.1}
+    FakeLive.versions = {"a": "3.8.0", "b": "3.9.0"}
+    FakeLive.status = {}
+    FakeLive.noise = 0.002
+    monkeypatch.setattr(ab, "LiveWorker", FakeLive)
     monkeypatch.setattr(
         ab, "resolve", lambda ref: BuildEnv(ref, f"/py/{ref}", {"a": "3.8.0", "b": "3.9.0"}[ref])
     )
-    return fake
+    return FakeLive
+
+
+def _by_case(log: list[Any]) -> dict[int, list[tuple[str, str]]]:
+    out: dict[int, list[tuple[str, str]]] = {}
+    for side, do, i, _ in log:
+        out.setdefault(i, []).append((side, do))
+    return out
 
 
 @needs("torch", "triton")
-def test_rounds_interleave_with_each_side_its_own_python_and_a_split_budget(
-    monkeypatch: pytest.MonkeyPatch, sqlite_url: str, planted: Path
+def test_cases_one_at_a_time_in_random_abba_blocks_with_one_timer(
+    fake_live: type[FakeLive], sqlite_url: str, planted: Path
 ) -> None:
-    fake = _fake_envs(monkeypatch, {})
-    opts = ABOptions(a="a", b="b", suite=str(planted), device="cpu", rounds=4, budget_ms=400)
+    opts = ABOptions(a="a", b="b", suite=str(planted), device="cpu", budget_ms=400)
     with Store.open(sqlite_url) as st:
         out = run_ab(opts, st)
-        stored = [st.runs.get(out.stored.run_a), st.runs.get(out.stored.run_b)]
-    assert [c["python"][-1] for c in fake.calls] == list("abbaabba")
-    assert all(c["budget_ms"] == pytest.approx(100.0) for c in fake.calls)
-    # Both sides of a pair see the same case order; pairs are shuffled differently.
-    orders = [c["order"] for c in fake.calls]
-    assert orders[0] == orders[1] and orders[2] == orders[3]
-    # Every round's samples are kept, in the run and in the comparison.
+        ra, rb = st.runs.get(out.stored.run_a), st.runs.get(out.stored.run_b)
+    log = fake_live.log
+    # One case at a time: a case's commands are contiguous in the shared log.
+    seen = [i for _, _, i, _ in log]
+    firsts = [i for k, i in enumerate(seen) if k == 0 or seen[k - 1] != i]
+    assert sorted(firsts) == sorted(set(seen)) and len(firsts) == 2
+    orders = set()
+    for cmds in _by_case(log).values():
+        assert [d for _, d in cmds[:2]] == ["prepare", "prepare"]
+        assert [d for _, d in cmds[-2:]] == ["drop", "drop"]
+        timed = "".join(s.upper() for s, d in cmds if d == "time")
+        assert len(timed) % 4 == 0 and len(timed) >= 16  # at least MIN_BLOCKS blocks
+        blocks = [timed[k : k + 4] for k in range(0, len(timed), 4)]
+        assert set(blocks) <= {"ABBA", "BAAB"}
+        orders |= set(blocks)
+    assert orders == {"ABBA", "BAAB"}  # the order is drawn per block
+    # Every block after the first starts each side on new inputs (placed anew in memory).
+    for i in {j for _, _, j, _ in log}:
+        fresh = [kw["fresh"] for _, d, j, kw in log if d == "time" and j == i]
+        blocks = [fresh[k : k + 4] for k in range(0, len(fresh), 4)]
+        assert blocks[0] == [False] * 4
+        assert all(sorted(b) == [False, False, True, True] for b in blocks[1:])
+    # Each segment gets budget / (2 * blocks): a side's planned total is one run's budget.
+    budgets = {kw["budget_ms"] for _, d, _, kw in log if d == "time"}
+    assert budgets == {400 / (2 * ab.DEFAULT_BLOCKS)}
+    # The side that prepares second is handed the first side's timer.
+    for i in _by_case(log):
+        preps = [(s, kw) for s, d, j, kw in log if d == "prepare" and j == i]
+        assert preps[1][1]["timer"] == f"timer-{preps[0][0]}"
+    # A clear 10% is decided early (sequential stopping) and called slower.
     assert [c.verdict for c in out.comparison.results] == ["slower", "slower"]
-    assert out.comparison.results[0].a.samples.size == 40
-    ra, rb = stored
+    assert all(len(c.blocks) == ab.MIN_BLOCKS for c in out.comparison.results)
+    assert out.stops == {"slower": 2}
     assert ra.build_info["triton"]["version"] == "3.8.0"
     assert rb.build_info["triton"]["version"] == "3.9.0"
-    assert ra.info["compare"]["side"] == "A" and rb.info["compare"]["schedule"] == "ABBAABBA"
+    assert ra.info["compare"]["side"] == "A" and "ABBA" in rb.info["compare"]["design"]
     assert ra.info["suite_version"] == rb.info["suite_version"]
     times = [r for r in rb.results if r.metric == "time"]
-    assert times[0].n == 40 and times[0].extra["rounds"] == [10, 10, 10, 10]
+    assert times[0].n == 4 * 2 * 20 and times[0].extra["segments"] == [20] * 8
+    # Decided at the first look: half the planned blocks, so half of what two runs spend.
+    assert out.measured_s == pytest.approx(2 * 400 * 2 / 2 / 1e3)
 
 
 @needs("torch", "triton")
-def test_every_round_of_both_sides_uses_the_first_rounds_timer(
-    monkeypatch: pytest.MonkeyPatch, sqlite_url: str, planted: Path
+def test_an_undecided_case_gets_more_blocks_while_the_budget_allows(
+    fake_live: type[FakeLive], sqlite_url: str, planted: Path
 ) -> None:
-    # On a GPU each worker picks event or graph timing per case; a kernel near the threshold
-    # could be event-timed on one side and graph-timed on the other, and the timers' difference
-    # would be reported as the builds'. The first round's choice is handed to every later round.
-    fake = _fake_envs(monkeypatch, {})
-    inner = fake.__call__
-
-    def timed(cases: list[Any], device: Any, **kw: Any) -> Any:
-        recs, fp, stop = inner(cases, device, **kw)
-        first = len(fake.calls) == 1
-        for r in recs:
-            r.extra["timer"] = (kw["timers"] or {}).get(r.case.id) or (
-                "graph" if first else "event"
-            )
-        return recs, fp, stop
-
-    monkeypatch.setattr(ab, "execute", timed)
-    opts = ABOptions(a="a", b="b", suite=str(planted), device="cpu", rounds=2, budget_ms=100)
+    # A true 2% change against a 2% threshold with noisy samples: never certain either way.
+    fake_live.levels = {"a": 1.0, "b": 1.02}
+    fake_live.noise = 0.05
+    opts = ABOptions(a="a", b="b", suite=str(planted), device="cpu", budget_ms=400, blocks=4)
     with Store.open(sqlite_url) as st:
-        run_ab(opts, st)
-    assert fake.calls[0]["timers"] == {}
-    ids = set(fake.calls[0]["order"])
-    for call in fake.calls[1:]:
-        assert call["timers"] == dict.fromkeys(ids, "graph")
+        tight = run_ab(opts, st)  # the default budget, what two runs spend: no room to grow
+        opts.total_budget_s = 10.0
+        roomy = run_ab(opts, st)
+    assert all(len(c.blocks) == 12 for c in roomy.comparison.results)  # 3x the planned 4
+    assert roomy.stops == {"undecided": 2}
+    assert [len(c.blocks) for c in tight.comparison.results] == [4, 4]
 
 
 @needs("torch", "triton")
 def test_a_worker_that_imports_another_triton_is_refused(
-    monkeypatch: pytest.MonkeyPatch, sqlite_url: str, planted: Path
+    fake_live: type[FakeLive], sqlite_url: str, planted: Path
 ) -> None:
-    _fake_envs(monkeypatch, {"/py/b": "3.9.0+shadowed"})
-    opts = ABOptions(a="a", b="b", suite=str(planted), device="cpu", rounds=1, budget_ms=50)
+    fake_live.versions = {"a": "3.8.0", "b": "3.9.0+shadowed"}
+    opts = ABOptions(a="a", b="b", suite=str(planted), device="cpu", budget_ms=50)
     with Store.open(sqlite_url) as st, pytest.raises(BenchError, match="imported Triton 3.9.0"):
         run_ab(opts, st)
 
@@ -125,7 +184,7 @@ def test_planted_slowdown_is_slower_and_a_steady_provider_is_same(
     slow = fake_python(
         tmp_path, "py-slow", {"TW_PLANTED_SLOW_ALWAYS": "1", "TW_PLANTED_SLOWDOWN": "0.25"}
     )
-    opts = ABOptions(a="current", b=str(slow), suite=str(planted), rounds=2)
+    opts = ABOptions(a="current", b=str(slow), suite=str(planted))
     with Store.open(sqlite_url) as st:
         out = run_ab(opts, st)
         row = st.reports.comparison_detail(out.stored.uuid)
@@ -158,10 +217,9 @@ def test_a_a_is_same_everywhere(planted: Path, quick: None, sqlite_url: str) -> 
     doc = json.loads(r.stdout)
     assert [c["verdict"] for c in doc["cases"]] == ["same", "same"], doc["cases"]
     assert doc["summary"]["triton_a"] == doc["summary"]["triton_b"]
-    # The default two rounds a side: the round-level test guards against process-to-process
-    # offsets, which on a busy CPU are larger than the 2% threshold.
-    assert doc["summary"]["schedule"] == "ABBA"
-    assert all(c["p_rounds"] is not None for c in doc["cases"])
+    # Verdicts rest on the variation between blocks, and "same" says what it rules out.
+    assert "ABBA" in doc["summary"]["design"] and doc["summary"]["same_build"] is True
+    assert all(c["blocks"] >= 4 and c["mde"] is not None for c in doc["cases"])
 
 
 @pytest.mark.slow
@@ -169,20 +227,20 @@ def test_two_real_triton_builds_each_in_its_own_worker(
     real_env: Path, planted: Path, quick: None, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """B is a venv with Triton 3.8.0 over the host's torch; the planted provider is 25% slower
-    exactly when the Triton its worker imported is 3.8.0 (large, so that two rounds a side on
-    a busy CPU still call it)."""
+    exactly when the Triton its worker imported is 3.8.0 (large, so that a busy CPU still
+    calls it)."""
     monkeypatch.setenv("TW_PLANTED_SLOW_TRITON", REAL_TRITON)
     monkeypatch.setenv("TW_PLANTED_SLOWDOWN", "0.25")
     import triton
 
     assert triton.__version__ != REAL_TRITON  # the host has another Triton
-    opts = ABOptions(a="current", b=str(real_env), suite=str(planted), rounds=2)
+    opts = ABOptions(a="current", b=str(real_env), suite=str(planted))
     with Store.open(sqlite_url) as st:
         out = run_ab(opts, st)
         ra, rb = st.runs.get(out.stored.run_a), st.runs.get(out.stored.run_b)
     assert ra.build_info["triton"]["version"] == triton.__version__
     assert rb.build_info["triton"]["version"] == REAL_TRITON
-    assert out.env_b.triton_version == REAL_TRITON and out.schedule == "ABBA"
+    assert out.env_b.triton_version == REAL_TRITON and "ABBA" in out.design
     by = {c.key.provider: c.verdict for c in out.comparison.results}
     assert by == {"planted": "slower", "steady": "same"}, [
         c.to_json() for c in out.comparison.results
@@ -209,8 +267,8 @@ def test_an_environment_that_cannot_run_the_worker_is_named(
             str(py),
             "--suite",
             str(planted),
-            "--rounds",
-            "1",
+            "--blocks",
+            "4",
             "--db",
             sqlite_url,
         ],
@@ -222,44 +280,122 @@ def test_an_environment_that_cannot_run_the_worker_is_named(
 
 
 @needs("torch", "triton")
-def test_cases_timed_by_neither_build_are_left_out(
-    monkeypatch: pytest.MonkeyPatch, sqlite_url: str, planted: Path
+def test_cases_timed_by_neither_build_are_listed_with_why(
+    fake_live: type[FakeLive], sqlite_url: str, planted: Path
 ) -> None:
-    """A case neither side timed (a Triton kernel under the CPU interpreter) gets no verdict."""
-    fake = _fake_envs(monkeypatch, {})
+    """A case neither side timed (a Triton kernel under the CPU interpreter) gets no verdict,
+    is never counted as "same", and the report says which and why."""
+    from tritonwatch.report.compare import scope_lines
 
-    def execute(cases: list[Any], device: Any, **kw: Any) -> Any:
-        recs, fp, stop = fake(cases, device, **kw)
-        for r in recs:
-            if r.case.provider == "steady":
-                r.status, r.samples, r.error = "skipped", None, "not timed: interpreter"
-        return recs, fp, stop
-
-    monkeypatch.setattr(ab, "execute", execute)
-    opts = ABOptions(a="a", b="b", suite=str(planted), device="cpu", rounds=1, budget_ms=50)
+    fake_live.status = {"steady": "skipped"}
+    opts = ABOptions(a="a", b="b", suite=str(planted), device="cpu", budget_ms=50)
     with Store.open(sqlite_url) as st:
         out = run_ab(opts, st)
     assert [c.key.provider for c in out.comparison.results] == ["planted"]
-    assert out.comparison.summary()["not_timed"] == 1
+    summary = out.comparison.summary()
+    assert summary["not_timed"] == 1 and summary["same"] == 0
+    assert summary["not_timed_cases"][0]["reason"] == "not timed: interpreter"
+    assert summary["timed_providers"] == ["planted"]
+    lines = scope_lines(out.comparison)
+    assert "timed by both builds: planted (1 case(s))" in lines
+    assert "not timed, so not compared: 1 case(s): not timed: interpreter (1)" in lines
+    # No time command was ever sent for the untimed case.
+    steady = {i for _, d, i, _ in fake_live.log if d == "prepare"} - {
+        i for _, d, i, _ in fake_live.log if d == "time"
+    }
+    assert len(steady) == 1
 
 
 @needs("torch", "triton")
 def test_a_comparison_of_nothing_timed_is_refused_and_not_stored(
-    monkeypatch: pytest.MonkeyPatch, sqlite_url: str, planted: Path
+    fake_live: type[FakeLive], sqlite_url: str, planted: Path
 ) -> None:
     # Triton providers on a CPU are checked, not timed: an empty table and exit 0 read as "same".
-    fake = _fake_envs(monkeypatch, {})
-
-    def execute(cases: list[Any], device: Any, **kw: Any) -> Any:
-        recs, fp, stop = fake(cases, device, **kw)
-        for r in recs:
-            r.status, r.samples = "skipped", None
-            r.error = "not timed: Triton interpreter on CPU checks correctness only (max error 0)"
-        return recs, fp, stop
-
-    monkeypatch.setattr(ab, "execute", execute)
-    opts = ABOptions(a="a", b="b", suite=str(planted), device="cpu", rounds=1, budget_ms=50)
+    fake_live.status = {"steady": "skipped", "planted": "skipped"}
+    opts = ABOptions(a="a", b="b", suite=str(planted), device="cpu", budget_ms=50)
     with Store.open(sqlite_url) as st:
         with pytest.raises(BenchError, match="nothing to compare: none of the 2 case"):
             run_ab(opts, st)
         assert st.reports.comparison_page() == [] and st.runs.find() == []
+
+
+@needs("torch", "triton")
+def test_a_worker_lost_mid_case_fails_that_side_and_a_fresh_one_takes_the_next(
+    fake_live: type[FakeLive], sqlite_url: str, planted: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tritonwatch.bench.live import WorkerLost
+
+    starts: list[str] = []
+    ask, start = FakeLive.ask, FakeLive.start
+
+    def dying(self: FakeLive, do: str, index: int, **kw: Any) -> dict[str, Any]:
+        if self.side == "b" and do == "time" and self.cases[index].provider == "planted":
+            self.running = False
+            raise WorkerLost("worker crashed (signal 9)")
+        return ask(self, do, index, **kw)
+
+    def counted(self: FakeLive) -> dict[str, Any]:
+        starts.append(self.side)
+        return start(self)
+
+    monkeypatch.setattr(FakeLive, "ask", dying)
+    monkeypatch.setattr(FakeLive, "start", counted)
+    opts = ABOptions(a="a", b="b", suite=str(planted), device="cpu", budget_ms=50)
+    with Store.open(sqlite_url) as st:
+        out = run_ab(opts, st)
+    by = {c.key.provider: c for c in out.comparison.results}
+    assert by["planted"].verdict == "failed"
+    assert by["planted"].reason == "B: worker crashed (signal 9)"
+    assert by["steady"].verdict == "slower"  # measured by both, whichever came first
+    # B's worker is started again only if a case came after the one it died on.
+    planted_first = FakeLive.cases[fake_live.log[0][2]].provider == "planted"
+    assert starts.count("a") == 1 and starts.count("b") == (2 if planted_first else 1)
+
+
+@needs("torch", "triton")
+def test_a_real_serving_worker_prepares_times_drops_and_is_restarted_after_a_kill(
+    planted: Path, quick: None, tmp_path: Path
+) -> None:
+    import os
+    import signal
+
+    from tritonwatch import plugins
+    from tritonwatch.bench.live import LiveWorker, WorkerLost
+    from tritonwatch.bench.registry import expand, load_suite
+    from tritonwatch.bench.runner import probe, worker_argv
+
+    device = probe("cpu")
+    cases = expand(plugins.load(()), load_suite(str(planted)), device).cases
+    argv = worker_argv(device, 100.0, 0.01, 0, ())
+    with LiveWorker(argv, None, cases, str(tmp_path), 60.0) as w:
+        fp = w.start()
+        assert fp["build"]["triton"]["version"]
+        prep = w.ask("prepare", 0)
+        assert prep["status"] == "ok" and prep["extra"]["timer"] == "wall"
+        seg = w.ask("time", 0, budget_ms=5.0)
+        assert len(seg["samples"]) >= 2 and all(x > 0.1 for x in seg["samples"])  # 150+ us
+        assert w.ask("drop", 0)["event"] == "dropped"
+        assert w.ask("time", 0, budget_ms=5.0)["status"] == "error"  # dropped: gone
+        assert w.proc is not None
+        os.killpg(w.proc.pid, signal.SIGKILL)
+        with pytest.raises(WorkerLost, match="worker crashed"):
+            w.ask("prepare", 1)
+        assert not w.alive
+        w.start()
+        assert w.ask("prepare", 1)["status"] == "ok" and w.starts == 2
+
+
+@needs("torch", "triton")
+def test_a_refreshed_case_times_new_inputs(planted: Path, quick: None, tmp_path: Path) -> None:
+    from tritonwatch import plugins
+    from tritonwatch.bench.live import LiveWorker
+    from tritonwatch.bench.registry import expand, load_suite
+    from tritonwatch.bench.runner import probe, worker_argv
+
+    device = probe("cpu")
+    cases = expand(plugins.load(()), load_suite(str(planted)), device).cases
+    with LiveWorker(worker_argv(device, 100.0, 0.01, 0, ()), None, cases, str(tmp_path), 60) as w:
+        w.start()
+        assert w.ask("prepare", 0)["status"] == "ok"
+        seg = w.ask("time", 0, budget_ms=3.0, fresh=True)
+        assert seg["event"] == "segment" and len(seg["samples"]) >= 2, seg

@@ -80,8 +80,12 @@ def test_bad_options_fail_in_one_line(sqlite_url: str) -> None:
         "no environment 'no-such-env'",
     )
     _fails(
-        ["compare", "--db", sqlite_url, "--a", "current", "--b", "current", "--rounds", "0"],
-        "at least 1 round",
+        ["compare", "--db", sqlite_url, "--a", "current", "--b", "current", "--blocks", "2"],
+        "at least 4 blocks",
+    )
+    _fails(
+        ["compare", "--db", sqlite_url, "--a", "current", "--b", "current", "--budget", "ten"],
+        "write a time like 90s",
     )
     _fails(["compare", "--db", sqlite_url, "--runs", "abcd1234", "ef567890"], "no run 'abcd1234'")
 

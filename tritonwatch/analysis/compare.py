@@ -1,5 +1,11 @@
-"""A/B comparison results: per case both medians, the time ratio with a bootstrap CI, a
-Mann-Whitney p-value on the raw samples, and a verdict; geometric-mean speedups on top.
+"""A/B comparison results: per case both medians, the time ratio with its CI, a p-value, the
+smallest change the case could have detected, and a verdict; geometric-mean speedups on top.
+
+Two designs feed it. A measured A/B (``tritonwatch compare --a --b``) times each case in ABBA
+blocks and passes one log time ratio per block: the ratio, CI and p then come from the variation
+*between blocks* (a t-test with ``blocks - 1`` degrees of freedom), which carries the slow drift
+and process-to-process offsets that within-run samples understate. Two stored runs (``--runs``)
+have no blocks: a bootstrap CI and a Mann-Whitney test on the raw samples, as before.
 
 Pure: takes samples, returns objects whose statistics are computed on first use. The method and
 its thresholds are explained in ``docs/compare.md``.
@@ -15,11 +21,15 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
+from scipy import special as _special
 
 from .stats import benjamini_hochberg, geomean, mann_whitney, pooled_t, ratio_of_medians_ci
 
 ALPHA = 0.05  # false-discovery rate across a comparison's cases
 N_BOOT = 1000
+POWER = 0.8  # the minimum detectable effect is the change found this often at level ALPHA
+MIN_BLOCKS = 4  # sequential stopping looks only from here (3 degrees of freedom)
+STOP_LEVEL = 0.99  # the interval a sequential decision must clear (stricter than the verdict's)
 VERDICTS = ("slower", "faster", "same", "incorrect", "failed")
 
 
@@ -93,12 +103,73 @@ class CaseKey:
         return int.from_bytes(h[:4], "little")
 
 
+def _t_quantile(q: float, df: int) -> float:
+    return float(_special.stdtrit(df, q))
+
+
+@dataclass(frozen=True)
+class BlockStats:
+    """The mean log ratio (B over A) of ``n`` blocks, its standard error and t-test p-value."""
+
+    n: int
+    mean: float
+    se: float
+    p: float
+
+    @classmethod
+    def of(cls, blocks: Sequence[float] | np.ndarray) -> BlockStats:
+        d = np.asarray(blocks, dtype=np.float64)
+        d = d[np.isfinite(d)]
+        n = int(d.size)
+        if n < 2:
+            raise ValueError("block statistics need at least two blocks")
+        mean = float(d.mean())
+        se = float(d.std(ddof=1) / np.sqrt(n))
+        if se == 0:
+            return cls(n, mean, 0.0, 0.0 if mean else 1.0)
+        t = mean / se
+        return cls(n, mean, se, float(2 * _special.stdtr(n - 1, -abs(t))))
+
+    def interval(self, level: float = 0.95) -> tuple[float, float]:
+        """The ratio's two-sided ``level`` interval (t with n - 1 degrees of freedom)."""
+        h = _t_quantile(0.5 + level / 2, self.n - 1) * self.se
+        return (float(np.exp(self.mean - h)), float(np.exp(self.mean + h)))
+
+    def mde(self, alpha: float = ALPHA, power: float = POWER) -> float:
+        """The smallest relative change a two-sided test at ``alpha`` finds with ``power``."""
+        df = self.n - 1
+        k = _t_quantile(1 - alpha / 2, df) + _t_quantile(power, df)
+        return float(np.expm1(k * self.se))
+
+
+def block_decision(blocks: Sequence[float], threshold: float) -> str:
+    """Sequential stopping: ``slower``/``faster`` when the STOP_LEVEL interval lies wholly beyond
+    the threshold, ``same`` when it lies wholly inside it, else ``undecided``.
+
+    Called after every block from MIN_BLOCKS on. Stopping only on an interval that clears the
+    threshold at 99% (not the verdict's 95%) keeps the repeated looks from inflating the
+    false-positive rate; the verdict itself is decided afterwards, as for any case.
+    """
+    if len(blocks) < MIN_BLOCKS:
+        return "undecided"
+    st = BlockStats.of(blocks)
+    lo, hi = st.interval(STOP_LEVEL)
+    if lo > 1 + threshold:
+        return "slower"
+    if hi < 1 - threshold:
+        return "faster"
+    if threshold > 0 and lo > 1 - threshold and hi < 1 + threshold:
+        return "same"
+    return "undecided"
+
+
 @dataclass
 class CaseComparison:
     """One case measured by both builds. ``ratio`` is B's time over A's (> 1: B is slower).
 
     ``q`` is filled by :class:`Comparison` (Benjamini-Hochberg over all its cases); alone, a case
-    uses its own p-value.
+    uses its own p-value. ``blocks`` holds one log time ratio per ABBA block of a measured A/B
+    (empty for two stored runs); with two or more, the statistics are the blocks'.
     """
 
     key: CaseKey
@@ -107,6 +178,13 @@ class CaseComparison:
     threshold: float
     alpha: float = ALPHA
     q: float | None = None
+    blocks: tuple[float, ...] = ()
+
+    @cached_property
+    def block_stats(self) -> BlockStats | None:
+        if not self.measured or sum(np.isfinite(self.blocks)) < 2:
+            return None
+        return BlockStats.of(self.blocks)
 
     @property
     def measured(self) -> bool:
@@ -116,6 +194,8 @@ class CaseComparison:
     def ratio(self) -> float | None:
         if not self.measured or not self.a.median:
             return None
+        if self.block_stats is not None:  # geometric mean of the blocks' ratios
+            return float(np.exp(self.block_stats.mean))
         return float(self.b.median) / float(self.a.median)  # type: ignore[arg-type]
 
     @property
@@ -129,9 +209,12 @@ class CaseComparison:
 
         Two stages so that a difference between worker processes (rounds) widens the interval
         instead of hiding in thousands of samples; with one round it is the ordinary bootstrap.
+        With blocks: the t interval of the blocks' mean log ratio.
         """
         if not self.measured:
             return None
+        if self.block_stats is not None:
+            return self.block_stats.interval(0.95)
         ra = [r[np.isfinite(r)] for r in (np.asarray(x, dtype=np.float64) for x in self.a.rounds)]
         rb = [r[np.isfinite(r)] for r in (np.asarray(x, dtype=np.float64) for x in self.b.rounds)]
         ra, rb = [r for r in ra if r.size], [r for r in rb if r.size]
@@ -143,9 +226,12 @@ class CaseComparison:
 
     @cached_property
     def p(self) -> float | None:
-        """Two-sided Mann-Whitney U p-value of A's and B's raw samples."""
+        """Two-sided p: a one-sample t-test of the block ratios (with blocks), else the
+        Mann-Whitney U test of A's and B's raw samples."""
         if not self.measured:
             return None
+        if self.block_stats is not None:
+            return self.block_stats.p
         return mann_whitney(self.a.samples, self.b.samples).p
 
     @cached_property
@@ -157,13 +243,27 @@ class CaseComparison:
         placement, clocks, a neighbour's load during that round); a test on raw samples alone
         then calls round-to-round noise a change.
         """
-        if not self.measured:
-            return None
+        if not self.measured or self.block_stats is not None:
+            return None  # blocks already test against the variation between them
         ma = [float(np.median(r)) for r in self.a.rounds if np.size(r)]
         mb = [float(np.median(r)) for r in self.b.rounds if np.size(r)]
         if len(ma) < 2 or len(mb) < 2 or min(ma + mb) <= 0:
             return None
         return pooled_t(np.log(ma), np.log(mb)).p
+
+    @cached_property
+    def mde(self) -> float | None:
+        """The minimum detectable effect: the smallest relative change (0.01 = 1%) this case's
+        noise let the test find with 80% power at 5%. A "same" verdict means "no change larger
+        than this"; with blocks from their t statistics, else from the CI's half-width."""
+        if self.block_stats is not None:
+            return self.block_stats.mde(self.alpha)
+        ci = self.ci
+        if ci is None or ci[0] <= 0:
+            return None
+        half = (np.log(ci[1]) - np.log(ci[0])) / 2
+        z = _special.ndtri(1 - self.alpha / 2)
+        return float(np.expm1(half * (z + _special.ndtri(POWER)) / z))
 
     @property
     def significant(self) -> bool:
@@ -192,9 +292,11 @@ class CaseComparison:
     @property
     def reason(self) -> str | None:
         """Why a case is incorrect or failed, naming the side."""
-        for name, side in (("A", self.a), ("B", self.b)):
-            if side.status != "ok" or not side.usable:
-                return f"{name}: {side.error or side.status}"
+        bad = [(n, s) for n, s in (("A", self.a), ("B", self.b)) if not s.usable]
+        bad.sort(key=lambda x: x[1].status == "skipped")  # the failure before its consequence
+        if bad:
+            name, side = bad[0]
+            return f"{name}: {side.error or side.status}"
         return None
 
     def to_json(self) -> dict[str, Any]:
@@ -217,6 +319,8 @@ class CaseComparison:
             "p_rounds": self.p_rounds,
             "n_a": int(self.a.samples.size),
             "n_b": int(self.b.samples.size),
+            "mde": self.mde,
+            "blocks": len(self.blocks),
         }
 
 
@@ -313,8 +417,11 @@ def json_safe(v: Any) -> Any:
     return v
 
 
+Pair = tuple[CaseKey, Side, Side] | tuple[CaseKey, Side, Side, Sequence[float]]
+
+
 def compare_sides(
-    pairs: Sequence[tuple[CaseKey, Side, Side]],
+    pairs: Sequence[Pair],
     *,
     threshold: float,
     alpha: float = ALPHA,
@@ -326,8 +433,9 @@ def compare_sides(
 
     Parameters
     ----------
-    pairs : sequence of (CaseKey, Side, Side)
-        Each case with what build A and build B produced.
+    pairs : sequence of (CaseKey, Side, Side) or (CaseKey, Side, Side, blocks)
+        Each case with what build A and build B produced, and for a measured A/B the log time
+        ratio (B over A) of each ABBA block.
     threshold : float
         Practical threshold: a ratio within ``1 +/- threshold`` is "same" however significant.
     alpha : float
@@ -339,5 +447,8 @@ def compare_sides(
     """
     if not 0 <= threshold < 1:
         raise ValueError("threshold must be in [0, 1)")
-    cases = [CaseComparison(k, a, b, threshold, alpha) for k, a, b in pairs]
+    cases = [
+        CaseComparison(p[0], p[1], p[2], threshold, alpha, blocks=tuple(p[3]) if len(p) > 3 else ())
+        for p in pairs
+    ]
     return Comparison(cases, threshold, alpha, label_a, label_b, dict(meta or {}))

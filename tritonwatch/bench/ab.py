@@ -1,16 +1,29 @@
 """The interleaved A/B driver behind ``tritonwatch compare --a ENV --b ENV``.
 
-Both builds run the same planned cases on the same device, each in its own worker processes
-started with its own Python (so two Triton builds never share a process), in rounds ordered
-A B B A A B B A ...: slow drift (clocks, temperature, other load) then hits both sides alike.
-Each round gets ``budget / rounds`` per case, so a side's total budget equals one ``run``'s.
-The two sides become two stored runs plus a comparison (see :mod:`tritonwatch.analysis.compare_runs`).
+Each build gets one persistent worker, started with its own Python (so two Triton builds never
+share a process) and warmed once. Cases are taken one at a time, in the seed's shuffled order:
+both workers prepare the case (compile, check, warm up; one timer for both sides), then time it
+in blocks of four short segments, ``ABBA`` or ``BAAB`` at random per block, each block on new
+inputs placed anew in memory (placement moves a kernel's time by up to ~2% on an H200, and would
+otherwise be a fixed offset between the two workers that no amount of blocks averages out). A block's log time
+ratio (the mean of B's two segment medians over A's, in logs) cancels drift that is linear over
+the block, and the spread *between* blocks is what the verdict is tested against
+(:mod:`tritonwatch.analysis.compare`). The driver waits for each segment before starting the
+next, so the two workers never time at the same moment.
+
+Sequential stopping: after each block from the fourth on, a case whose 99% interval already lies
+wholly beyond the threshold, or wholly inside it, stops; an undecided case goes on past its
+planned blocks (up to three times as many) while the comparison's budget allows. ``--budget``
+caps the whole comparison's measuring time; by default it is what two runs would spend.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import random
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,26 +32,38 @@ from typing import Any
 import numpy as np
 
 from .. import settings
-from ..analysis.compare import CaseKey, Comparison, Side, compare_sides
+from ..analysis.compare import (
+    MIN_BLOCKS,
+    CaseKey,
+    Comparison,
+    Side,
+    block_decision,
+    compare_sides,
+)
 from ..errors import BenchError, UsageError
 from ..runformat import Run, new_run_id, now
 from . import roofline
+from .live import LiveWorker, WorkerLost
+from .pool import _record, gpu_slot
 from .runner import (
     CaseOutcome,
     Record,
     build_run,
-    execute,
     outcomes,
     plan,
     previous_timers,
     sampling,
     shuffled,
+    worker_argv,
 )
 from .spec import Case, DeviceInfo
-from .timing import TIMERS
 
-# progress(kind, case, record, side, round_index): kind as in runner.Progress plus "round".
-ABProgress = Callable[[str, Case | None, Record | None, str, int], None]
+DEFAULT_BLOCKS = 8  # planned ABBA blocks per case; each side gets budget_ms over them
+EXTEND = 3  # an undecided case may run up to this many times its planned blocks
+
+# progress(kind, case, info): kind is "case" (info: index, n), "block" (k, decision) or
+# "done" (status, blocks, decision).
+ABProgress = Callable[[str, Case, dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -59,8 +84,9 @@ class ABOptions:
     providers: Sequence[str] | None = None
     dtypes: Sequence[str] | None = None
     device: str | None = None
-    rounds: int = 2
-    budget_ms: float | None = None
+    blocks: int = DEFAULT_BLOCKS
+    budget_ms: float | None = None  # per case and build, as for ``run``
+    total_budget_s: float | None = None  # the whole comparison's measuring time (--budget)
     target_ci: float | None = None
     threshold: float | None = None
     seed: int | None = None
@@ -77,19 +103,56 @@ class ABOutcome:
     env_b: BuildEnv
     run_a: Run
     run_b: Run
-    schedule: str
+    design: str
     interrupted: bool
     elapsed_s: float
     stored: Any = None
     n_cases: int = 0
-    round_seconds: list[tuple[str, float]] = field(default_factory=list)
+    measured_s: float = 0.0
+    stops: dict[str, int] = field(default_factory=dict)
 
 
-def schedule(rounds: int) -> str:
-    """``rounds`` rounds per side as ``ABBA ABBA ...``: each pair alternates who goes first."""
-    if rounds < 1:
-        raise UsageError(f"--rounds {rounds}: give at least 1 round per side")
-    return "".join("AB" if k % 2 == 0 else "BA" for k in range(rounds))
+@dataclass
+class CaseRun:
+    """One case as both builds saw it: each side's record, segments and the block ratios."""
+
+    case: Case
+    recs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    segments: dict[str, list[list[float]]] = field(default_factory=lambda: {"A": [], "B": []})
+    blocks: list[float] = field(default_factory=list)
+    decision: str = "undecided"
+    spent_ms: float = 0.0
+
+    def record(self, side: str) -> Record:
+        """The side's stored record: every segment's samples, or why it has none."""
+        ev = self.recs.get(side)
+        if ev is None:
+            return Record(self.case, "error", error="not measured (interrupted)")
+        rec = _record(self.case, ev)
+        if rec.status == "ok":
+            segs = self.segments[side]
+            rec.samples = [x for seg in segs for x in seg]
+            rec.extra = {
+                **rec.extra,
+                "segments": [len(seg) for seg in segs],
+                "blocks": len(self.blocks),
+                "stop": self.decision,
+            }
+            if not rec.samples:
+                other = "B" if side == "A" else "A"
+                if (self.recs.get(other) or {}).get("status") != "ok":
+                    why = f"not timed: build {other} failed on this case"
+                    rec.status, rec.error = "skipped", why
+                else:
+                    rec.status, rec.error = "error", "no segment was timed"
+        return rec
+
+
+def block_ratio(segs_a: Sequence[Sequence[float]], segs_b: Sequence[Sequence[float]]) -> float:
+    """The log time ratio (B over A) of one block: mean log segment median, B's minus A's."""
+    ma = [math.log(float(np.median(s))) for s in segs_a]
+    mb = [math.log(float(np.median(s))) for s in segs_b]
+    return sum(mb) / len(mb) - sum(ma) / len(ma)
 
 
 def resolve(ref: str) -> BuildEnv:
@@ -110,28 +173,14 @@ def _key(c: Case) -> CaseKey:
     return CaseKey.of(c.operator, c.provider, c.variant, c.shape, c.dtype, c.mode)
 
 
-def _merge(case: Case, recs: list[Record]) -> Record:
-    """One record from a side's rounds: ok only if every round was; all samples kept."""
-    bad = next((r for r in recs if r.status == "incorrect"), None) or next(
-        (r for r in recs if r.status != "ok"), None
-    )
-    first = recs[0]
-    if bad is not None:
-        return Record(case, bad.status, error=bad.error, correct=bad.correct, extra=bad.extra)
-    samples = [x for r in recs for x in (r.samples or [])]
-    extra = {**first.extra, "rounds": [len(r.samples or []) for r in recs]}
-    return Record(case, "ok", samples, None, True, first.flops, first.bytes, extra)
-
-
-def _check_side(env: BuildEnv, fp: dict[str, Any] | None, recs: list[Record]) -> None:
+def _check_side(env: BuildEnv, fp: dict[str, Any] | None, why: str = "") -> None:
     """The worker really ran ``env``'s Triton (not the host's it could have inherited)."""
     if fp is None:
-        errors = [r.error for r in recs if r.error]
-        why = errors[0] if errors else "no worker started"
+        reason = (why or "no worker started")[:300]
         raise BenchError(
-            f"environment {env.name} cannot run the benchmark worker ({why[:300]}); it needs "
-            "torch and tritonwatch too: make it with `tritonwatch env create NAME --triton "
-            "VERSION --system-site-packages`"
+            f"environment {env.name} cannot run the benchmark worker ({reason}); it needs torch "
+            "and tritonwatch too: make it with `tritonwatch env create NAME --triton VERSION "
+            "--system-site-packages`"
         )
     seen = ((fp.get("build") or {}).get("triton") or {}).get("version")
     if seen != env.triton_version:
@@ -147,12 +196,15 @@ def run_ab(
     progress: ABProgress | None = None,
     on_plan: Callable[[int, DeviceInfo, str], None] | None = None,
 ) -> ABOutcome:
-    """Plan once, measure both builds in interleaved rounds, store two runs and the comparison."""
+    """Plan once, measure both builds case by case in ABBA blocks, store two runs and the
+    comparison (see the module docstring for the design)."""
     from .. import plugins
-    from ..analysis.compare_runs import save_comparison
 
     t0 = time.monotonic()
-    order_ab = schedule(opts.rounds)
+    if opts.blocks < MIN_BLOCKS:
+        raise UsageError(f"--blocks {opts.blocks}: give at least {MIN_BLOCKS} blocks per case")
+    if opts.total_budget_s is not None and opts.total_budget_s <= 0:
+        raise UsageError("--budget must be positive")
     env_a, env_b = resolve(opts.a), resolve(opts.b)
     with settings.scope(threshold=opts.threshold):
         threshold = float(settings.get("threshold"))
@@ -173,68 +225,97 @@ def run_ab(
     )
     seed, target_ci, budget = sampling(opts, suite, p)
     version = suite_version(p.cases)
+    design = f"ABBA blocks ({opts.blocks} planned per case, order random per block)"
     if on_plan is not None:
-        on_plan(len(p.cases), device, order_ab)
+        on_plan(len(p.cases), device, design)
     gpus = [opts.gpu] if opts.gpu is not None else None
+    if not device.is_gpu:
+        slot: tuple[str | None, int] | None = None
+    elif gpus:
+        slot = gpu_slot(gpus[0])
+    else:
+        slot = (None, gpu_slot(0)[1])  # leave the user's CUDA_VISIBLE_DEVICES alone
     envs = {"A": env_a, "B": env_b}
-    recs: dict[str, dict[str, list[Record]]] = {"A": {}, "B": {}}  # by case id
-    fps: dict[str, dict[str, Any]] = {}
-    started = {"A": now(), "B": now()}
-    interrupted = False
-    round_seconds: list[tuple[str, float]] = []
-    # One timer per case for every round of both sides: the stored choice if this machine has
-    # one, else the first round's. Comparing an event-timed side with a graph-timed one would
-    # report the timers' difference as the builds'.
+    # One timer per case for both builds: the stored choice if this machine has one, else the
+    # first side's. Comparing an event-timed side with a graph-timed one would report the
+    # timers' difference as the builds'.
     timers = previous_timers(store, device, p.cases)
-    for i, side in enumerate(order_ab):
-        pair = i // 2
-        order = shuffled(p.cases, seed + pair)
-        env = envs[side]
-
-        def relay(
-            kind: str, case: Case | None, rec: Record | None, s: str = side, k: int = i
-        ) -> None:
-            if progress is not None:
-                progress(kind, case, rec, s, k)
-
-        if progress is not None:
-            progress("round", None, None, side, i)
-        tr = time.monotonic()
-        got, fp, interrupted = execute(
-            order,
-            device,
-            budget_ms=budget / opts.rounds,
-            target_ci=target_ci,
-            seed=seed,
-            gpus=gpus,
-            plugins=opts.plugins,
-            progress=relay,
-            python=env.python,
-            timers=dict(timers),
-        )
-        for r in got:
-            if r.status == "ok" and (r.extra or {}).get("timer") in TIMERS:
-                timers.setdefault(r.case.id, r.extra["timer"])
-        round_seconds.append((side, time.monotonic() - tr))
-        if side not in fps:
-            _check_side(env, fp, got)
-            fps[side] = fp or {}
-        for r in got:
-            recs[side].setdefault(r.case.id, []).append(r)
-        if interrupted:
-            break
+    order = shuffled(p.cases, seed)
+    index = {c.id: i for i, c in enumerate(order)}
+    seg_ms = budget / (2 * opts.blocks)
+    total_ms = (
+        opts.total_budget_s * 1e3
+        if opts.total_budget_s is not None
+        else 2 * budget * len(order)  # what two runs would spend measuring
+    )
+    rng = random.Random(seed)
+    started = now()
+    runs_done: list[CaseRun] = []
+    fps: dict[str, dict[str, Any]] = {}
+    spent = 0.0
+    interrupted = False
+    timeout = float(settings.get("case_timeout_s"))
+    with tempfile.TemporaryDirectory(prefix="tritonwatch-ab-") as tmp:
+        workers = {
+            s: LiveWorker(
+                worker_argv(device, budget, target_ci, seed, opts.plugins, envs[s].python),
+                slot,
+                order,
+                tmp,
+                timeout,
+            )
+            for s in "AB"
+        }
+        try:
+            for side in "AB":
+                try:
+                    fp = workers[side].start()
+                except WorkerLost as e:
+                    _check_side(envs[side], None, str(e))
+                    raise
+                _check_side(envs[side], fp)
+                fps[side] = fp
+            for n, case in enumerate(order):
+                if progress is not None:
+                    progress("case", case, {"index": n, "n": len(order)})
+                # What the cases after this one need at least: MIN_BLOCKS blocks each.
+                reserve = (len(order) - n - 1) * MIN_BLOCKS * 4 * seg_ms
+                cr = _one_case(
+                    case,
+                    index[case.id],
+                    workers,
+                    timer=timers.get(case.id),
+                    seg_ms=seg_ms,
+                    planned=opts.blocks,
+                    threshold=threshold,
+                    rng=rng,
+                    room_ms=total_ms - reserve - spent,
+                    progress=progress,
+                )
+                spent += cr.spent_ms
+                runs_done.append(cr)
+                if progress is not None:
+                    status = "/".join(cr.record(s).status for s in "AB")
+                    got = {"status": status, "blocks": len(cr.blocks), "decision": cr.decision}
+                    progress("done", case, got)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            for w in workers.values():
+                w.close()
     finished = now()
-    runs: dict[str, Run] = {}
+    done = {cr.case.id: cr for cr in runs_done}
+    stored_runs: dict[str, Run] = {}
     for side, env in envs.items():
-        merged = [_merge(c, recs[side][c.id]) for c in p.cases if recs[side].get(c.id)]
+        recs = [done[c.id].record(side) for c in p.cases if c.id in done]
         fp = fps.get(side) or {}
         peaks = _peaks(store, device, fp)
-        outs: list[CaseOutcome] = outcomes(merged, peaks)
+        outs: list[CaseOutcome] = outcomes(recs, peaks)
         for case, reason in p.skipped:
             outs.append(CaseOutcome(Record(case, "skipped", error=reason)))
         info: dict[str, Any] = {
             "id": str(new_run_id()),
-            "started_at": started[side].isoformat(),
+            "started_at": started.isoformat(),
             "finished_at": finished.isoformat(),
             "label": opts.label or f"compare {side}: {env.name}",
             "command": opts.command,
@@ -246,59 +327,194 @@ def run_ab(
             "budget_ms": budget,
             "target_ci": target_ci,
             "interrupted": interrupted,
-            "case_order": [c.id for c in shuffled(p.cases, seed)],
+            "case_order": [c.id for c in order],
             "peak_source": peaks.source if peaks else None,
             "gpus": gpus,
             "compare": {
                 "side": side,
                 "env": env.name,
                 "python": env.python,
-                "schedule": order_ab,
-                "rounds": opts.rounds,
+                "design": design,
+                "blocks": opts.blocks,
             },
         }
-        runs[side] = build_run(
+        stored_runs[side] = build_run(
             outs,
             fp,
             run_info={k: v for k, v in info.items() if v is not None},
             peak_source=peaks.source if peaks else None,
         )
-    pairs = []
-    not_timed = 0
-    why_not_timed = ""
-    for c in p.cases:
-        merged_sides = [_merge(c, recs[s][c.id]) for s in "AB" if recs[s].get(c.id)]
-        if len(merged_sides) == 2 and all(m.status == "skipped" for m in merged_sides):
-            not_timed += 1  # e.g. Triton under the CPU interpreter: checked, not timed
-            why_not_timed = why_not_timed or (merged_sides[0].error or "")
+    comparison, stops = _compare(
+        p.cases, done, env_a, env_b, threshold, interrupted, device, suite.name, design
+    )
+    comparison.meta.update(
+        blocks=opts.blocks,
+        budget_ms=budget,
+        total_budget_ms=round(total_ms, 1),
+        measured_ms=round(spent, 1),
+        stops=stops,
+    )
+    from ..analysis.compare_runs import save_comparison
+
+    stored = save_comparison(store, comparison, stored_runs["A"], stored_runs["B"], kind="ab")
+    return ABOutcome(
+        comparison=comparison,
+        env_a=env_a,
+        env_b=env_b,
+        run_a=stored_runs["A"],
+        run_b=stored_runs["B"],
+        design=design,
+        interrupted=interrupted,
+        elapsed_s=time.monotonic() - t0,
+        stored=stored,
+        n_cases=len(p.cases),
+        measured_s=spent / 1e3,
+        stops=stops,
+    )
+
+
+def _one_case(
+    case: Case,
+    i: int,
+    workers: dict[str, LiveWorker],
+    *,
+    timer: str | None,
+    seg_ms: float,
+    planned: int,
+    threshold: float,
+    rng: random.Random,
+    room_ms: float,
+    progress: ABProgress | None,
+) -> CaseRun:
+    """Prepare ``case`` on both workers, time it in blocks until decided or out of blocks."""
+    cr = CaseRun(case)
+    first = rng.choice("AB")
+    try:
+        for side in (first, "B" if first == "A" else "A"):
+            w = workers[side]
+            if not w.alive:
+                w.start()
+            ev = w.ask("prepare", i, timer=timer)
+            cr.recs[side] = ev
+            if ev.get("status") == "error":
+                w.after_error()
+            if ev.get("status") == "ok":
+                timer = timer or (ev.get("extra") or {}).get("timer")
+        if all((cr.recs.get(s) or {}).get("status") == "ok" for s in "AB"):
+            _blocks(cr, i, workers, seg_ms, planned, threshold, rng, room_ms, progress)
+    except WorkerLost as e:
+        side = next((s for s in "AB" if not workers[s].alive), first)
+        cr.recs[side] = {"status": "error", "error": str(e)}
+    finally:
+        for side in "AB":
+            w = workers[side]
+            if w.alive and side in cr.recs:
+                try:
+                    extra = w.ask("drop", i)
+                    ok = cr.recs[side].get("status") == "ok"
+                    if ok and extra.get("gpu_state"):
+                        cr.recs[side].setdefault("extra", {}).update(
+                            gpu_state=extra["gpu_state"], throttled=extra.get("throttled")
+                        )
+                except WorkerLost:
+                    pass
+    return cr
+
+
+def _blocks(
+    cr: CaseRun,
+    i: int,
+    workers: dict[str, LiveWorker],
+    seg_ms: float,
+    planned: int,
+    threshold: float,
+    rng: random.Random,
+    room_ms: float,
+    progress: ABProgress | None,
+) -> None:
+    for side in "AB":
+        cr.recs[side]["extra"] = dict(cr.recs[side].get("extra") or {})
+    while True:
+        order = "ABBA" if rng.random() < 0.5 else "BAAB"
+        segs: dict[str, list[list[float]]] = {"A": [], "B": []}
+        for side in order:
+            # Each block on new inputs, placed anew in memory (see Worker.refresh).
+            fresh = bool(cr.blocks) and not segs[side]
+            ev = workers[side].ask("time", i, budget_ms=seg_ms, fresh=fresh)
+            if ev.get("status") == "error":
+                workers[side].after_error()
+                cr.recs[side] = {**cr.recs[side], "status": "error", "error": ev.get("error")}
+                return
+            samples = [float(x) for x in ev.get("samples") or [] if x and x > 0]
+            if not samples:
+                cr.recs[side] = {**cr.recs[side], "status": "error", "error": "no samples"}
+                return
+            segs[side].append(samples)
+            cr.segments[side].append(samples)  # kept even if the block is not completed
+            cr.spent_ms += float(ev.get("elapsed_ms") or 0.0)
+        cr.blocks.append(block_ratio(segs["A"], segs["B"]))
+        k = len(cr.blocks)
+        cr.decision = block_decision(cr.blocks, threshold)
+        if progress is not None:
+            progress("block", cr.case, {"k": k, "decision": cr.decision})
+        if cr.decision != "undecided":
+            return
+        if k >= planned:
+            per_block = cr.spent_ms / k
+            if k >= EXTEND * planned or room_ms - cr.spent_ms < per_block:
+                return
+
+
+def _compare(
+    cases: Sequence[Case],
+    done: dict[str, CaseRun],
+    env_a: BuildEnv,
+    env_b: BuildEnv,
+    threshold: float,
+    interrupted: bool,
+    device: DeviceInfo,
+    suite: str,
+    design: str,
+) -> tuple[Comparison, dict[str, int]]:
+    """The comparison of the cases both builds timed; the untimed ones listed with why."""
+    pairs: list[Any] = []
+    not_timed: list[dict[str, str]] = []
+    stops: dict[str, int] = {}
+    for c in cases:
+        cr = done.get(c.id)
+        if cr is None:
+            continue
+        ra, rb = cr.record("A"), cr.record("B")
+        if ra.status == rb.status == "skipped":  # e.g. Triton under the CPU interpreter
+            not_timed.append({"case": c.id, "reason": ra.error or rb.error or "skipped"})
             continue
         sides = []
-        for side in "AB":
-            rs = recs[side].get(c.id) or []
-            if not rs:
-                sides.append(Side("error", (), "not measured (interrupted)"))
-                continue
-            m = _merge(c, rs)
-            rounds = tuple(np.asarray(r.samples or [], dtype=np.float64) for r in rs)
-            sides.append(Side(m.status, rounds if m.status == "ok" else (), m.error))
-        pairs.append((_key(c), sides[0], sides[1]))
+        for rec, segs in ((ra, cr.segments["A"]), (rb, cr.segments["B"])):
+            rounds = tuple(np.asarray(s, dtype=np.float64) for s in segs)
+            sides.append(Side(rec.status, rounds if rec.status == "ok" else (), rec.error))
+        stops[cr.decision] = stops.get(cr.decision, 0) + 1
+        pairs.append((_key(c), sides[0], sides[1], tuple(cr.blocks)))
     if not pairs and not interrupted:
         # Nothing was timed by both builds: a comparison of nothing must not look like "same".
-        why = f" ({why_not_timed.split(' (')[0]})" if why_not_timed else ""
+        first = not_timed[0]["reason"] if not_timed else ""
+        why = f" ({first.split(' (')[0]})" if first else ""
         raise BenchError(
-            f"nothing to compare: none of the {len(p.cases)} case(s) was timed by both builds"
+            f"nothing to compare: none of the {len(cases)} case(s) was timed by both builds"
             f"{why}; nothing stored. On a CPU only torch providers are timed "
             "(--provider torch)"
         )
+    timed = sorted({p[0].provider_key for p in pairs})
     meta = {
-        "schedule": order_ab,
-        "rounds": opts.rounds,
+        "design": design,
         "device": device.kind,
-        "suite": suite.name,
+        "suite": suite,
         "triton_a": env_a.triton_version,
         "triton_b": env_b.triton_version,
         "interrupted": interrupted,
-        "not_timed": not_timed,
+        "not_timed": len(not_timed),
+        "not_timed_cases": not_timed,
+        "timed_providers": timed,
+        "same_build": env_a.python == env_b.python,
     }
     comparison = compare_sides(
         pairs,
@@ -307,20 +523,7 @@ def run_ab(
         label_b=f"{env_b.name} (triton {env_b.triton_version})",
         meta=meta,
     )
-    stored = save_comparison(store, comparison, runs["A"], runs["B"], kind="ab")
-    return ABOutcome(
-        comparison=comparison,
-        env_a=env_a,
-        env_b=env_b,
-        run_a=runs["A"],
-        run_b=runs["B"],
-        schedule=order_ab,
-        interrupted=interrupted,
-        elapsed_s=time.monotonic() - t0,
-        stored=stored,
-        n_cases=len(p.cases),
-        round_seconds=round_seconds,
-    )
+    return comparison, stops
 
 
 def _peaks(store: Any, device: DeviceInfo, fp: dict[str, Any]) -> roofline.Peaks | None:

@@ -47,6 +47,65 @@ class Record:
 Progress = Callable[[str, Case | None, Record | None], None]
 
 
+def spawn_worker(
+    argv: list[str], gpu: tuple[str | None, int] | None, tmp: str, *, commands: bool = False
+) -> tuple[subprocess.Popen[str], Any, queue.Queue[str | None], threading.Thread]:
+    """Start a worker in its own session: pinned to ``gpu`` (CUDA_VISIBLE_DEVICES, NVML index)
+    or on the CPU under the Triton interpreter. Its protocol lines arrive on the returned queue
+    (None at end of output); stderr goes to a temporary file for crash reports. ``commands``
+    opens its stdin for the A/B driver's commands (``--serve``)."""
+    env = dict(os.environ)
+    if gpu is not None:
+        pin, nvml_index = gpu
+        if pin is not None:
+            env.update(
+                CUDA_VISIBLE_DEVICES=pin,
+                HIP_VISIBLE_DEVICES=pin,
+                CUDA_DEVICE_ORDER="PCI_BUS_ID",
+            )
+        argv = [*argv, "--gpu", str(nvml_index)]
+    else:
+        env["TRITON_INTERPRET"] = "1"
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    errf = tempfile.TemporaryFile(mode="w+", dir=tmp)  # noqa: SIM115 - the caller closes it
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=errf,
+        stdin=subprocess.PIPE if commands else subprocess.DEVNULL,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    return proc, errf, lines, reader
+
+
+def kill_worker(proc: subprocess.Popen[str] | None) -> None:
+    """Kill a worker and anything it started (its process group), and reap it."""
+    if proc is not None and proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            proc.kill()
+        proc.wait()
+
+
+def stderr_tail(errf: Any, n: int = 600) -> str:
+    errf.seek(0)
+    text = errf.read().strip()
+    return text[-n:] if text else ""
+
+
 class _Slot:
     """Runs a list of cases on one GPU (or the CPU), respawning the worker after a crash/hang."""
 
@@ -72,40 +131,9 @@ class _Slot:
         path = os.path.join(tmp, f"cases-{id(self)}-{time.monotonic_ns()}.json")
         with open(path, "w", encoding="utf-8") as f:
             f.write(dump_cases(cases, self.timers))
-        env = dict(os.environ)
-        argv = [*self.argv_base, "--cases", path]
-        if self.gpu is not None:
-            pin, nvml_index = self.gpu
-            if pin is not None:
-                env.update(
-                    CUDA_VISIBLE_DEVICES=pin,
-                    HIP_VISIBLE_DEVICES=pin,
-                    CUDA_DEVICE_ORDER="PCI_BUS_ID",
-                )
-            argv += ["--gpu", str(nvml_index)]
-        else:
-            env["TRITON_INTERPRET"] = "1"
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        errf = tempfile.TemporaryFile(mode="w+", dir=tmp)  # noqa: SIM115 - closed by drive()
-        proc = subprocess.Popen(
-            argv,
-            stdout=subprocess.PIPE,
-            stderr=errf,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            env=env,
-            start_new_session=True,
+        proc, errf, lines, self.reader = spawn_worker(
+            [*self.argv_base, "--cases", path], self.gpu, tmp
         )
-        lines: queue.Queue[str | None] = queue.Queue()
-
-        def read() -> None:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                lines.put(line)
-            lines.put(None)
-
-        self.reader = threading.Thread(target=read, daemon=True)
-        self.reader.start()
         self.proc = proc
         return proc, errf, lines
 
@@ -119,19 +147,7 @@ class _Slot:
         errf.close()
 
     def kill(self) -> None:
-        proc = self.proc
-        if proc is not None and proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)  # the worker and anything it started
-            except (ProcessLookupError, PermissionError):
-                proc.kill()
-            proc.wait()
-
-    @staticmethod
-    def _stderr_tail(errf: Any, n: int = 600) -> str:
-        errf.seek(0)
-        text = errf.read().strip()
-        return text[-n:] if text else ""
+        kill_worker(self.proc)
 
     def drive(self, tmp: str) -> None:
         remaining = list(self.cases)
@@ -165,7 +181,7 @@ class _Slot:
                     how = f"signal {signal.Signals(sig).name}" if sig else f"exit code {rc}"
                     if sig == signal.SIGKILL:
                         how += " (killed: out of host memory?)"
-                    tail = self._stderr_tail(errf)
+                    tail = stderr_tail(errf)
                     failure = f"worker crashed ({how})" + (f"; stderr: {tail}" if tail else "")
                     break
                 try:

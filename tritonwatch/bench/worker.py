@@ -3,7 +3,8 @@
 Started by the runner as ``python -m tritonwatch.bench.worker --cases FILE --device cpu ...``.
 Protocol (one JSON object per line): ``{"event": "ready", "fingerprint": ...}`` once, then per
 case ``{"event": "start", "index": i}`` and ``{"event": "result", "index": i, ...}``, then
-``{"event": "done"}``. Anything the measured code prints goes to stderr, never into the protocol.
+``{"event": "done"}``. With ``--serve`` (A/B) it instead answers commands read from stdin, one
+case at a time (see :meth:`Worker.serve`). Anything the measured code prints goes to stderr, never into the protocol.
 Imports only the stdlib, numpy, torch and triton: no database or web code.
 """
 
@@ -18,11 +19,27 @@ import sys
 import time
 import traceback
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import IO, Any
 
 from .spec import Case, DeviceInfo, load_cases, load_timer_hints
 
 _TRITON_KINDS = ("triton",)
+SEGMENT_MIN_SAMPLES = 2  # an A/B segment of a slow kernel: two calls still give its level
+
+
+@dataclass
+class Live:
+    """A case made ready to time and kept in the worker between A/B segments."""
+
+    case: Case
+    fn: Any
+    timer: Any
+    rec: dict[str, Any]
+    extra: dict[str, Any]
+    state_before: dict[str, Any]
+    keep: Any  # inputs and the prepared provider: alive as long as the case is
+    segments: int = 0
 
 
 def _emit(out: IO[str], record: dict[str, Any]) -> None:
@@ -109,6 +126,16 @@ class Worker:
             )
 
     def run_case(self, case: Case) -> dict[str, Any]:
+        rec, live = self.prepare_case(case)
+        return rec if live is None else self.measure_case(live)
+
+    def prepare_case(
+        self, case: Case, timer: str | None = None
+    ) -> tuple[dict[str, Any], Live | None]:
+        """Check ``case`` and make it ready to time: inputs, compile, correctness, warm-up and
+        the timer. Returns its record so far and, when it can be timed, the live case (else the
+        record is final: skipped, incorrect). ``timer`` overrides the stored hint (A/B: the
+        other build's choice, so both sides use one timer)."""
         op = self.registry.operator(case.operator)
         prov = self.registry.provider(case.operator, case.provider_key)
         rec: dict[str, Any] = {
@@ -118,7 +145,7 @@ class Worker:
         }
         reason = self.registry.why_not(case, self.device)
         if reason:
-            return {**rec, "status": "skipped", "error": reason}
+            return {**rec, "status": "skipped", "error": reason}, None
         extra: dict[str, Any] = (
             {"gpu": self.gpu} if self.device.is_gpu else {"cpu_threads": self.cpu_threads}
         )
@@ -142,7 +169,8 @@ class Worker:
             msg = (
                 why or f"max error {err:.3g} (relative to max|reference|) exceeds tolerance {tol:g}"
             )
-            return {**rec, "status": "incorrect", "correct": False, "error": msg, "extra": extra}
+            rec = {**rec, "status": "incorrect", "correct": False, "error": msg, "extra": extra}
+            return rec, None
         if prov.kind in _TRITON_KINDS and self.device.interpreter:
             extra["timer"] = None
             return {
@@ -152,7 +180,7 @@ class Worker:
                 "extra": extra,
                 "error": f"not timed: Triton interpreter on CPU checks correctness only "
                 f"(max error {err:.2g})",
-            }
+            }, None
         # Warm up until steady: a few calls, or ~5% of the budget, whichever is longer.
         t0 = time.perf_counter()
         calls = 0
@@ -162,18 +190,26 @@ class Worker:
             prepared.fn()
             calls += 1
             self._sync()
-        timer, note = self._timer(prepared.fn, self.timer_hints.get(case.id))
+        extra["call_ms"] = round((time.perf_counter() - t0) * 1e3 / calls, 6)
+        chosen, note = self._timer(prepared.fn, timer or self.timer_hints.get(case.id))
         if note:
             extra["timer_note"] = note
+        extra["timer"] = chosen.name
+        rec = {**rec, "status": "ok", "correct": True, "extra": extra}
+        return rec, Live(case, prepared.fn, chosen, rec, extra, state_before, (inputs, prepared))
+
+    def measure_case(self, live: Live) -> dict[str, Any]:
+        """Time a prepared case for the worker's budget (one ``run``'s measurement)."""
         from .environment import GpuSampler, throttled
         from .timing import measure
 
+        timer, extra = live.timer, live.extra
         if self.device.is_gpu:
             events = getattr(timer, "events", timer)
             misses = events.hold_misses
             with GpuSampler(self.gpu) as sampler:
                 m = measure(
-                    prepared.fn,
+                    live.fn,
                     timer,
                     budget_ms=self.budget_ms,
                     target_ci=self.target_ci,
@@ -182,7 +218,7 @@ class Worker:
             during = sampler.summary()
             extra["hold_misses"] = events.hold_misses - misses  # batches retaken (launch gaps)
         else:
-            m = measure(prepared.fn, timer, budget_ms=self.budget_ms, target_ci=self.target_ci)
+            m = measure(live.fn, timer, budget_ms=self.budget_ms, target_ci=self.target_ci)
             during = {}
         state_after = self._gpu_state()
 
@@ -195,9 +231,79 @@ class Worker:
             }
         )
         if self.device.is_gpu:
-            extra["gpu_state"] = {"before": state_before, "during": during, "after": state_after}
-            extra["throttled"] = throttled(state_before, during, state_after)
-        return {**rec, "status": "ok", "correct": True, "samples": m.samples, "extra": extra}
+            extra["gpu_state"] = {
+                "before": live.state_before,
+                "during": during,
+                "after": state_after,
+            }
+            extra["throttled"] = throttled(live.state_before, during, state_after)
+        return {**live.rec, "samples": m.samples, "extra": extra}
+
+    def refresh(self, live: Live) -> None:
+        """New inputs for a live case, at a new place in memory: a pad of random size is
+        allocated first and the old inputs are freed only afterwards.
+
+        Where a tensor lands (DRAM channels, cache sets, page alignment) moves a kernel's time
+        by up to ~2% on an H200 (measured: copies and softmax, both directions), and it is fixed
+        for as long as the tensors live. A/B re-places the inputs at every block, so this
+        offset becomes block-to-block noise the verdict is tested against instead of a
+        difference between the two builds.
+        """
+        import random as _random
+
+        op = self.registry.operator(live.case.operator)
+        prov = self.registry.provider(live.case.operator, live.case.provider_key)
+        case = live.case
+        pad = None
+        if self.device.is_gpu:
+            import torch
+
+            pad = torch.empty(_random.randrange(1, 64) << 20 | _random.randrange(0, 1 << 20, 512),
+                              dtype=torch.uint8, device="cuda")  # fmt: skip
+        inputs = op.make_inputs(case.shape, case.dtype, self.dev, self.seed)
+        prepared = prov.prepare(inputs, case, self.device)
+        prepared.fn()
+        self._sync()
+        timer = live.timer
+        if getattr(timer, "name", "") == "graph":
+            from .timing import GraphTimer
+
+            # the same number of calls per replay as the first capture
+            timer = GraphTimer(prepared.fn, 0, 1.0 / timer.calls, events=self._event_timer)
+        live.fn, live.timer, live.keep = prepared.fn, timer, (inputs, prepared, pad)
+
+    def time_segment(self, live: Live, budget_ms: float, fresh: bool = False) -> dict[str, Any]:
+        """One A/B segment: (with ``fresh``, new inputs: see :meth:`refresh`), a call to settle
+        (the other build just ran), then samples for ``budget_ms`` (at least
+        SEGMENT_MIN_SAMPLES). No CI stop: a block's segments must be alike so that its ABBA
+        order cancels drift."""
+        from .timing import measure
+
+        if fresh:
+            self.refresh(live)
+        live.fn()
+        self._sync()
+        m = measure(
+            live.fn,
+            live.timer,
+            budget_ms=budget_ms,
+            target_ci=0.0,
+            min_samples=SEGMENT_MIN_SAMPLES,
+        )
+        live.segments += 1
+        return {"samples": m.samples, "elapsed_ms": round(m.elapsed_ms, 3)}
+
+    def finish_live(self, live: Live) -> dict[str, Any]:
+        """What the record of an A/B side adds once its segments are done (GPU state after)."""
+        if not self.device.is_gpu:
+            return {}
+        from .environment import throttled
+
+        after = self._gpu_state()
+        return {
+            "gpu_state": {"before": live.state_before, "after": after},
+            "throttled": throttled(live.state_before, {}, after),
+        }
 
     def run(self, cases: Sequence[Case], out: IO[str]) -> None:
         flags = _torch_flags()
@@ -225,6 +331,69 @@ class Worker:
                 import torch
 
                 torch.cuda.empty_cache()
+        _emit(out, {"event": "done"})
+
+    def serve(self, cases: Sequence[Case], inp: IO[str], out: IO[str]) -> None:
+        """A/B mode: answer the driver's commands, one JSON object per line on ``inp``, until
+        ``quit`` or end of input. One case is live at a time:
+
+        - ``{"do": "prepare", "index": i, "timer": T}`` -> ``prepared``: the case's record so
+          far (status ok: ready to time; else final);
+        - ``{"do": "time", "index": i, "budget_ms": b, "fresh": f}`` -> ``segment``: samples
+          for ~b ms (``fresh``: on new inputs, see :meth:`refresh`);
+        - ``{"do": "drop", "index": i}`` -> ``dropped``: the case's memory freed.
+
+        A failure answers the same event with status ``error``; after a sticky device error a
+        ``restart`` event follows and the worker exits (the driver starts a fresh one).
+        """
+        flags = _torch_flags()
+        live: dict[int, Live] = {}
+        for line in inp:
+            try:
+                cmd = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            do, i = cmd.get("do"), cmd.get("index")
+            if do == "quit":
+                break
+            reply = {"prepare": "prepared", "time": "segment", "drop": "dropped"}.get(do)
+            if reply is None or not isinstance(i, int) or not 0 <= i < len(cases):
+                _emit(out, {"event": "error", "error": f"bad command {line.strip()[:200]}"})
+                continue
+            sticky = False
+            try:
+                if do == "prepare":
+                    rec, lv = self.prepare_case(cases[i], cmd.get("timer"))
+                    if lv is not None:
+                        live[i] = lv
+                    else:
+                        _restore_torch_flags(flags)
+                    ev = {"event": reply, "index": i, **rec}
+                elif do == "time":
+                    fresh = bool(cmd.get("fresh"))
+                    got = self.time_segment(live[i], float(cmd["budget_ms"]), fresh)
+                    ev = {"event": reply, "index": i, **got}
+                else:
+                    lv = live.pop(i, None)
+                    ev = {"event": reply, "index": i, **(self.finish_live(lv) if lv else {})}
+                    del lv
+                    _restore_torch_flags(flags)  # a provider's TF32 choice ends with its case
+                    if self.device.is_gpu:
+                        import torch
+
+                        torch.cuda.empty_cache()
+            except Exception as e:  # noqa: BLE001 - any failure is this case's error
+                ev = {"event": reply, "index": i, "status": "error", "error": _describe(e)}
+                sticky = _is_device_error(e)
+                del e
+                live.pop(i, None)
+                _restore_torch_flags(flags)
+                gc.collect()
+                sticky = not self._recover() or sticky
+            _emit(out, ev)
+            if sticky:
+                _emit(out, {"event": "restart", "reason": str(ev.get("error", ""))[:300]})
+                return
         _emit(out, {"event": "done"})
 
     def _recover(self) -> bool:
@@ -371,6 +540,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--plugin", action="append", default=[])
     p.add_argument("--calibrate", action="store_true", help="measure device peaks instead")
+    p.add_argument(
+        "--serve", action="store_true", help="A/B: answer commands on stdin (see Worker.serve)"
+    )
     p.add_argument("--cpu-threads", type=int, default=0, help="torch threads on CPU (0: default)")
     p.add_argument(
         "--min-time-ms", type=float, default=0.0, help="GPU: sample at least this long per case"
@@ -412,7 +584,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(args.cpu_threads)
         worker.cpu_threads = args.cpu_threads
     try:
-        worker.run(cases, proto)
+        if args.serve:
+            worker.serve(cases, sys.stdin, proto)
+        else:
+            worker.run(cases, proto)
     except KeyboardInterrupt:
         return 130
     return 0

@@ -25,6 +25,21 @@ if TYPE_CHECKING:
     from ..store import Store
 
 
+def parse_duration(text: str | None) -> float | None:
+    """``90s``, ``10m``, ``1h`` or plain seconds -> seconds; None keeps the default."""
+    if text is None:
+        return None
+    t = text.strip().lower()
+    scale = {"s": 1.0, "m": 60.0, "h": 3600.0}.get(t[-1:])
+    try:
+        value = float(t[:-1] if scale else t) * (scale or 1.0)
+    except ValueError:
+        raise UsageError(f"--budget {text!r}: write a time like 90s, 10m or 1h") from None
+    if value <= 0:
+        raise UsageError(f"--budget {text!r}: give a positive time")
+    return value
+
+
 def parse_threshold(text: str | None) -> float | None:
     """``2%`` or ``0.02`` -> 0.02; None keeps the setting."""
     if text is None:
@@ -68,23 +83,27 @@ def parse_threshold(text: str | None) -> float | None:
     "--gpu", type=int, default=None, metavar="INDEX", help="The one GPU both builds run on."
 )
 @click.option(
-    "--rounds",
+    "--blocks",
     type=int,
-    default=2,
+    default=8,
     show_default=True,
-    help="Rounds per build, interleaved A B B A ...; each gets budget/rounds per case.",
+    help="ABBA blocks planned per case; a case stops early once decided, or runs up to 3x "
+    "as many while undecided and the budget allows.",
 )
 @click.option(
     "--budget-ms",
     type=float,
     default=None,
-    help="Measuring budget per case and build in ms [default: setting budget_ms; 200 for smoke].",
+    help="Measuring time per case and build in ms, split over the blocks "
+    "[default: setting budget_ms; 200 for smoke].",
 )
 @click.option(
-    "--target-ci",
-    type=float,
+    "--budget",
+    "total_budget",
     default=None,
-    help="Per round, stop when the median's 95% CI is this narrow (0.005 = 0.5%).",
+    metavar="TIME",
+    help="Cap on the whole comparison's measuring time, e.g. 90s, 10m, 1h "
+    "[default: what two runs would spend].",
 )
 @click.option(
     "--threshold",
@@ -118,9 +137,9 @@ def compare_cmd(
     dtypes: tuple[str, ...],
     device: str | None,
     gpu: int | None,
-    rounds: int,
+    blocks: int,
     budget_ms: float | None,
-    target_ci: float | None,
+    total_budget: str | None,
     threshold: str | None,
     seed: int | None,
     label: str | None,
@@ -137,9 +156,13 @@ def compare_cmd(
     tritonwatch compare --a base --b mybranch --format markdown -o comment.md --fail-on-regression
     tritonwatch compare --runs 1a2b3c4d 5e6f7a8b
 
-    Per case: both medians, B/A time ratio with a 95% bootstrap CI, the Mann-Whitney p-value of
-    the raw samples, and a verdict; `slower`/`faster` needs both significance (FDR 5%) and a
-    change beyond --threshold. Both runs and the verdicts are stored as a comparison.
+    Each build gets one long-lived worker; case by case, both prepare it (one timer for both),
+    then time it in blocks of four short segments, ABBA or BAAB at random, one at a time. Per
+    case: both medians, B/A time ratio with a 95% CI and p-value from the variation between
+    blocks, and the smallest change it could have detected. `slower`/`faster` needs both
+    significance (FDR 5% across cases) and a change beyond --threshold; `same` means no change
+    larger than the case's detectable change. Cases neither build could time are listed with
+    why. Both runs and the verdicts are stored as a comparison.
     """
     thr = parse_threshold(threshold)
     if runs and (env_a or env_b):
@@ -164,9 +187,9 @@ def compare_cmd(
                 dtypes=split_names(dtypes),
                 device=device,
                 gpu=gpu,
-                rounds=rounds,
+                blocks=blocks,
                 budget_ms=budget_ms,
-                target_ci=target_ci,
+                total_budget_s=parse_duration(total_budget),
                 threshold=thr,
                 seed=seed,
                 label=label,
@@ -193,22 +216,22 @@ def _measure(store: Store, a: str, b: str, **kw: Any) -> Any:
 
     opts = ABOptions(a=a, b=b, command=shlex.join(["tritonwatch", *sys.argv[1:]]), **kw)
     with progress_bar() as bar:
-        task = bar.add_task("starting", total=None)
+        task = bar.add_task("starting both workers", total=None)
 
-        def on_plan(n: int, dev: Any, order: str) -> None:
-            bar.update(task, total=n * len(order), description=f"{dev.kind}: rounds {order}")
+        def on_plan(n: int, dev: Any, design: str) -> None:
+            bar.update(task, total=n, description=f"{dev.kind}: starting both workers")
 
-        def progress(kind: str, case: Any, rec: Any, side: str, i: int) -> None:
-            if kind == "round":
-                bar.update(task, description=f"round {i + 1} ({side}): starting worker")
-            elif kind == "start" and case is not None:
-                bar.update(task, description=f"round {i + 1} ({side}) {case.id[:60]}")
-            elif kind == "result":
+        def progress(kind: str, case: Any, info: dict[str, Any]) -> None:
+            if kind == "case":
+                bar.update(task, description=f"{case.id[:60]} preparing")
+            elif kind == "block":
+                bar.update(task, description=f"{case.id[:60]} block {info['k']}")
+            elif kind == "done":
                 bar.advance(task)
 
         out = run_ab(opts, store, progress=progress, on_plan=on_plan)
     if out.interrupted:
-        click.secho("interrupted: compared the rounds that finished", err=True, fg="yellow")
+        click.secho("interrupted: compared the cases that finished", err=True, fg="yellow")
     return out.comparison, out.stored
 
 

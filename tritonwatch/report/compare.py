@@ -39,6 +39,33 @@ def _ci(c: CaseComparison) -> str:
     return "-" if ci is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
+def _mde(c: CaseComparison) -> str:
+    """The smallest change the case could have detected, as ``±1.2%``."""
+    return "-" if c.mde is None else f"±{c.mde:.1%}"
+
+
+def scope_lines(comparison: Comparison) -> list[str]:
+    """What was compared: which providers both builds timed, what was not timed and why, and
+    whether both sides were one build (an A/A)."""
+    m = comparison.meta
+    out = []
+    if m.get("same_build"):
+        out.append("A/A: both sides are the same Python and Triton; any verdict is noise")
+    timed = m.get("timed_providers")
+    if timed:
+        n = sum(1 for c in comparison.cases if c.measured)
+        out.append(f"timed by both builds: {', '.join(timed)} ({n} case(s))")
+    missing = m.get("not_timed_cases") or []
+    if missing:
+        why: dict[str, int] = {}
+        for row in missing:
+            reason = str(row.get("reason") or "skipped").split(" (")[0]
+            why[reason] = why.get(reason, 0) + 1
+        parts = "; ".join(f"{k} ({v})" for k, v in sorted(why.items(), key=lambda x: -x[1]))
+        out.append(f"not timed, so not compared: {len(missing)} case(s): {parts}")
+    return out
+
+
 def _p(v: float | None) -> str:
     if v is None:
         return "-"
@@ -61,12 +88,19 @@ def headline(comparison: Comparison) -> str:
     g = comparison.geomean
     speed = f"geomean speedup of B over A {g.speedup:.3f}x ({g.n} cases)" if g else "nothing timed"
     counts = ", ".join(f"{n[v]} {v}" for v in ORDER if n[v] or v in ("slower", "faster", "same"))
-    return f"{speed}; {counts} (threshold {comparison.threshold:.1%}, FDR {comparison.alpha:.0%})"
+    text = f"{speed}; {counts} (threshold {comparison.threshold:.1%}, FDR {comparison.alpha:.0%})"
+    mdes = sorted(c.mde for c in comparison.by_verdict("same") if c.mde is not None)
+    if mdes:
+        text += (
+            f"; 'same' rules out changes above {mdes[len(mdes) // 2]:.1%} "
+            f"(median case; the least certain {mdes[-1]:.1%})"
+        )
+    return text
 
 
 def render_terminal(comparison: Comparison, console: Console, *, show_same: bool = True) -> None:
     t = Table(title=escape(f"A: {comparison.label_a}   vs   B: {comparison.label_b}"))
-    for col in ("case", "provider", "dtype", "A median", "B median", "B/A", "95% CI", "p"):
+    for col in ("case", "provider", "dtype", "A median", "B median", "B/A", "95% CI", "p", "MDE"):
         t.add_column(col, justify="left" if col in ("case", "provider", "dtype") else "right")
     t.add_column("verdict")
     for c in ordered(comparison):
@@ -83,9 +117,12 @@ def render_terminal(comparison: Comparison, console: Console, *, show_same: bool
             _ratio(c.ratio),
             _ci(c),
             _p(c.p),
+            _mde(c),
             Text(verdict, style=style),
         )
     console.print(t)
+    for line in scope_lines(comparison):
+        console.print(Text(line), highlight=False)
     if comparison.per_operator:
         ops = ", ".join(f"{g.group} {g.speedup:.3f}x" for g in comparison.per_operator)
         console.print(Text(f"geomean speedup per operator (B over A): {ops}"), highlight=False)
@@ -100,8 +137,8 @@ def _md_escape(text: str) -> str:
 
 def _md_table(rows: list[CaseComparison]) -> list[str]:
     out = [
-        "| case | provider | dtype | A | B | B/A | 95% CI | p | verdict |",
-        "|---|---|---|---:|---:|---:|---|---:|---|",
+        "| case | provider | dtype | A | B | B/A | 95% CI | p | MDE | verdict |",
+        "|---|---|---|---:|---:|---:|---|---:|---:|---|",
     ]
     for c in rows:
         verdict = c.verdict if c.reason is None else f"{c.verdict} ({c.reason[:80]})"
@@ -114,6 +151,7 @@ def _md_table(rows: list[CaseComparison]) -> list[str]:
             _ratio(c.ratio),
             _ci(c),
             _p(c.p),
+            _mde(c),
             verdict,
         )
         out.append("| " + " | ".join(_md_escape(str(x)) for x in cells) + " |")
@@ -130,6 +168,8 @@ def render_markdown(comparison: Comparison) -> str:
         f"**B**: `{_md_escape(comparison.label_b)}`",
         "",
         f"{'❌' if n['slower'] else '✅'} {_md_escape(headline(comparison))}",
+        "",
+        *[f"- {_md_escape(line)}" for line in scope_lines(comparison)],
         "",
     ]
     if comparison.per_operator:
