@@ -163,6 +163,13 @@ def test_an_undecided_case_gets_more_blocks_while_the_budget_allows(
     assert all(len(c.blocks) == 12 for c in roomy.comparison.results)  # 3x the planned 4
     assert roomy.stops == {"undecided": 2}
     assert [len(c.blocks) for c in tight.comparison.results] == [4, 4]
+    # Far noisier than the threshold: 12 blocks could not settle it either, so none are spent.
+    fake_live.noise = 1.0
+    with Store.open(sqlite_url) as st:
+        noisy = run_ab(opts, st)
+    assert [len(c.blocks) for c in noisy.comparison.results] == [4, 4]
+    assert noisy.stops == {"too noisy": 2}
+    assert all(c.verdict == "same" and c.mde > 0.1 for c in noisy.comparison.results)
 
 
 @needs("torch", "triton")

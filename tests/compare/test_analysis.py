@@ -249,3 +249,13 @@ def test_a_planted_3_percent_is_found_with_one_percent_block_noise() -> None:
     pairs = [(_key(n=i), a, a, _simulate(rng, 1.03, 0.01, 0.02)) for i in range(300)]
     cmp = compare_sides(pairs, threshold=0.02)
     assert cmp.counts["slower"] / 300 >= 0.9, cmp.counts
+
+
+def test_more_blocks_are_spent_only_where_they_could_settle_the_case() -> None:
+    from tritonwatch.analysis.compare import worth_extending
+
+    close = [0.02, 0.03, 0.01, 0.025, 0.015, 0.02, 0.028, 0.012]  # +2% +-0.7% at 2%
+    assert worth_extending(close, 0.02, 24)
+    noisy = [0.3, -0.2, 0.1, -0.25, 0.2, -0.1, 0.15, -0.3]  # +-22%: hopeless at 2%
+    assert not worth_extending(noisy, 0.02, 24)
+    assert not worth_extending(close, 0.02, 8)  # already at the most blocks allowed

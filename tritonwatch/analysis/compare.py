@@ -163,6 +163,18 @@ def block_decision(blocks: Sequence[float], threshold: float) -> str:
     return "undecided"
 
 
+def worth_extending(blocks: Sequence[float], threshold: float, max_blocks: int) -> bool:
+    """Could more blocks, up to ``max_blocks``, settle an undecided case? Only if the minimum
+    detectable effect projected to ``max_blocks`` (the standard error shrinks as one over the
+    square root of the blocks) comes within the threshold; a case noisier than that stays
+    undecided however long it runs, and its budget is better spent on the others."""
+    if len(blocks) < 2 or len(blocks) >= max_blocks:
+        return False
+    st = BlockStats.of(blocks)
+    projected = BlockStats(max_blocks, st.mean, st.se * float(np.sqrt(st.n / max_blocks)), st.p)
+    return projected.mde() <= threshold
+
+
 @dataclass
 class CaseComparison:
     """One case measured by both builds. ``ratio`` is B's time over A's (> 1: B is slower).

@@ -13,7 +13,8 @@ next, so the two workers never time at the same moment.
 
 Sequential stopping: after each block from the fourth on, a case whose 99% interval already lies
 wholly beyond the threshold, or wholly inside it, stops; an undecided case goes on past its
-planned blocks (up to three times as many) while the comparison's budget allows. ``--budget``
+planned blocks (up to three times as many) while the comparison's budget allows and more blocks
+could settle it (a case whose noise would keep it undecided even then stops as "too noisy"). ``--budget``
 caps the whole comparison's measuring time; by default it is what two runs would spend.
 """
 
@@ -39,6 +40,7 @@ from ..analysis.compare import (
     Side,
     block_decision,
     compare_sides,
+    worth_extending,
 )
 from ..errors import BenchError, UsageError
 from ..runformat import Run, new_run_id, now
@@ -461,7 +463,10 @@ def _blocks(
             return
         if k >= planned:
             per_block = cr.spent_ms / k
-            if k >= EXTEND * planned or room_ms - cr.spent_ms < per_block:
+            if room_ms - cr.spent_ms < per_block:
+                return
+            if not worth_extending(cr.blocks, threshold, EXTEND * planned):
+                cr.decision = "undecided" if k >= EXTEND * planned else "too noisy"
                 return
 
 
