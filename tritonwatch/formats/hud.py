@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from ..errors import InputError, UsageError
 from ..runformat import FORMAT, Run, parse_run
 from .metrics import lookup, unit_of, zero_is_failure
@@ -240,7 +242,7 @@ def _run(
     if bench.get("name"):
         run["suite"] = str(bench["name"])
     results = []
-    parts: dict[str, int] = {}
+    parts: dict[bytes | str, int] = {}
     part_list: list[dict[str, Any]] = []
     for r in recs:
         item = _result(r, opts, tally, parts, part_list)
@@ -355,7 +357,7 @@ def _result(
     r: dict[str, Any],
     opts: ImportOptions,
     tally: Tally,
-    parts: dict[str, int],
+    parts: dict[bytes | str, int],
     part_list: list[dict[str, Any]],
 ) -> dict[str, Any] | None:
     bench = obj(r.get("benchmark"))
@@ -399,7 +401,7 @@ def _result(
         part_metric["extra_info"] = {k: v for k, v in mx.items() if k != "input_shape"}
     part: dict[str, Any] = {k: r[k] for k in ("benchmark", "model", "inputs") if k in r}
     part["metric"] = part_metric
-    ref = repr(part)
+    ref = _ref(part)
     index = parts.get(ref)
     if index is None:
         index = parts[ref] = len(parts)
@@ -414,6 +416,15 @@ def _result(
         item["samples"] = values
     item["extra"] = {"hud": hud}
     return item
+
+
+def _ref(part: dict[str, Any]) -> bytes | str:
+    """A part's identity among a run's parts: its JSON (key order and 1 vs 1.0 count, as in
+    ``repr``), which orjson writes ten times faster than ``repr``; ``repr`` where it cannot."""
+    try:
+        return orjson.dumps(part)
+    except TypeError:  # an integer past 64 bits
+        return repr(part)
 
 
 def _own_run(recs: list[dict[str, Any]], path: str, tally: Tally) -> Run:
