@@ -33,7 +33,9 @@ ALLOWED: dict[str, set[str]] = {
     "testing": BASE | {"bench", "corpus"},
     "corpus": BASE,
     "codegen": BASE,
-    "bench": BASE | {"plugins", "codegen", "analysis", "ops"},
+    # The parent side stores what it measured; the worker side imports no database code
+    # (test_the_worker_side_imports_no_database_or_web_code), and the store sees bench.timing only.
+    "bench": BASE | {"plugins", "codegen", "analysis", "ops", "store"},
     "ops": BASE | {"bench"},
     "store": BASE | {"bench.timing", "codegen"},
     "analysis": BASE | {"store"},
@@ -144,3 +146,22 @@ def test_the_worker_side_imports_no_database_or_web_code() -> None:
         for _, target in _imports(PACKAGE / "bench" / f"{name}.py"):
             assert target[:2] not in (["tritonwatch", "store"], ["tritonwatch", "web"]), target
             assert target[0] not in ("sqlalchemy", "fastapi", "httpx"), target
+
+
+# Being reworked on another branch at the time of writing; remove once it types its store.
+UNTYPED_STORE_OK = {"tritonwatch/bench/ab.py"}
+
+
+def test_a_store_parameter_is_typed_store() -> None:
+    """``store: Any`` hides every call a reader (and mypy) should see; the Store is one class."""
+    wrong = []
+    for path in _files():
+        rel = str(path.relative_to(PACKAGE.parent))
+        if rel in UNTYPED_STORE_OK:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.arg | ast.AnnAssign) and node.annotation is not None:
+                name = node.arg if isinstance(node, ast.arg) else ast.unparse(node.target)
+                if name.split(".")[-1] == "store" and ast.unparse(node.annotation) == "Any":
+                    wrong.append(f"{rel}:{node.lineno}")
+    assert wrong == []
