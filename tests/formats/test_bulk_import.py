@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import event
 
 from tritonwatch.errors import InputError
-from tritonwatch.formats import exchange, jsontext
+from tritonwatch.formats import jsontext
 from tritonwatch.formats.exchange import import_files, read_file, write_export
 from tritonwatch.store import Store
 from tritonwatch.store import runs as store_runs
@@ -67,7 +67,7 @@ def test_clickhouse_format_json_streams_its_data(
     rows = tmp_path / "history.jsonl"
     rows.write_text("".join(json.dumps(r) + "\n" for r in records))
     expected = read_file(rows)
-    monkeypatch.setattr(exchange, "_CHUNK", 4096)
+    monkeypatch.setattr(jsontext, "CHUNK", 4096)
     _guard_whole_reads(
         monkeypatch, limit=len(json.dumps(max(records, key=lambda r: len(json.dumps(r)))))
     )
@@ -93,8 +93,8 @@ def test_a_list_on_one_long_line_is_streamed(
     path = tmp_path / "one-line.json"
     path.write_text(json.dumps(records[:-1]) + "\n" + json.dumps(records[-1]) + "\n")
     longest = max(len(json.dumps(r)) for r in records)
-    monkeypatch.setattr(exchange, "_SNIFF_LINE", 4 * longest)
-    monkeypatch.setattr(exchange, "_CHUNK", 4096)
+    monkeypatch.setattr(jsontext, "SNIFF_LINE", 4 * longest)
+    monkeypatch.setattr(jsontext, "CHUNK", 4096)
     _guard_whole_reads(monkeypatch, limit=4 * longest)
     f = read_file(path)
     assert (f.format, f.tally.items, f.tally.results) == ("hud", len(records), len(records))
