@@ -27,3 +27,16 @@ def test_shared_test_helpers_are_defined_once() -> None:
                 defined.setdefault(node.name, []).append(str(path.relative_to(TESTS)))
     assert {k: v for k, v in defined.items() if len(v) > 1} == {}
     assert "make_run" not in defined, "tests build runs with tritonwatch.testing.make_run"
+
+
+def test_no_module_outgrows_its_job() -> None:
+    """DESIGN §1: modules of 100-400 lines, split (along nouns) before ~600."""
+    package = TESTS.parent / "tritonwatch"
+    limit = 600
+    long = {
+        str(p.relative_to(package)): n
+        for p in package.rglob("*.py")
+        if "migrations" not in p.parts
+        and (n := len(p.read_text(encoding="utf-8").splitlines())) > limit
+    }
+    assert long == {}
