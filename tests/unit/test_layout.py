@@ -40,3 +40,18 @@ def test_no_module_outgrows_its_job() -> None:
         and (n := len(p.read_text(encoding="utf-8").splitlines())) > limit
     }
     assert long == {}
+
+
+def test_the_code_names_no_tracker_issue() -> None:
+    """Docstrings and comments say why, in words: "issue 16" means nothing to a reader of the
+    package (the commit history links the issues)."""
+    import re
+
+    pattern = re.compile(r"\bissues? #?\d+", re.IGNORECASE)
+    found = [
+        f"{p.relative_to(TESTS.parent)}:{i}"
+        for p in sorted((TESTS.parent / "tritonwatch").rglob("*.py"))
+        for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1)
+        if pattern.search(line)
+    ]
+    assert found == []
