@@ -1,4 +1,4 @@
-"""Labelled nightly corpora with the behaviours real GPU nightlies show (issue 16).
+"""Labelled nightly corpora with the behaviours real GPU nightlies show.
 
 :func:`make_corpus` builds series, each with one *behaviour* (a step, a regression window that
 gets fixed, two clock bands, slow drift, ...) on top of realistic nuisance (night-to-night noise,
@@ -279,7 +279,8 @@ class BehaviourScore:
 
 @dataclass(frozen=True)
 class CorpusScore:
-    """Per-behaviour and pooled scores, and the two target subsets of issue 16."""
+    """Per-behaviour and pooled scores, and the two subsets the detector's targets are set on
+    (docs/detection.md)."""
 
     by_behaviour: dict[str, BehaviourScore]
     pooled: BehaviourScore

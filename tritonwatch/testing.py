@@ -1,6 +1,6 @@
 """Shipped fakes and fixtures for testing code built on tritonwatch, with no GPU.
 
-``make_run`` builds a valid ``tritonwatch.run/1`` document with synthetic samples;
+``make_run`` builds a valid ``tritonwatch.run/1`` run with synthetic samples (``make_run_document``\nthe same as plain JSON, unvalidated);
 ``make_histories`` makes nightly histories with planted steps and their ground truth, ``score``
 checks detections against it; ``make_corpus``/``score_corpus`` (from :mod:`.corpus`) do the same
 per behaviour (regression windows, bands, clocks, drift, ...); and ``history_runs``/``write_jsonl`` turn histories into run/1 JSONL.
@@ -47,6 +47,7 @@ __all__ = [
     "make_corpus",
     "make_histories",
     "make_run",
+    "make_run_document",
     "score",
     "score_corpus",
     "truth_night",
@@ -63,13 +64,48 @@ def make_run(
     gpu_model: str | None = "NVIDIA H100 80GB HBM3",
     triton: str = "3.9.0",
     commit: str | None = None,
-    started_at: datetime | None = None,
+    started_at: datetime | str | None = None,
     org: str | None = None,
     label: str | None = None,
     seed: int = 0,
-    run_id: uuid.UUID | None = None,
+    run_id: uuid.UUID | str | None = None,
 ) -> Run:
     """A valid run with ``n_results`` matmul timings of ``n_samples`` samples each (or ``results``)."""
+    return parse_run(
+        make_run_document(
+            results=results,
+            n_results=n_results,
+            n_samples=n_samples,
+            machine=machine,
+            gpu_model=gpu_model,
+            triton=triton,
+            commit=commit,
+            started_at=started_at,
+            org=org,
+            label=label,
+            seed=seed,
+            run_id=run_id,
+        )
+    )
+
+
+def make_run_document(
+    *,
+    results: Sequence[dict[str, Any]] | None = None,
+    n_results: int = 3,
+    n_samples: int = 20,
+    machine: str = "test-gpu",
+    gpu_model: str | None = "NVIDIA H100 80GB HBM3",
+    triton: str = "3.9.0",
+    commit: str | None = None,
+    started_at: datetime | str | None = None,
+    org: str | None = None,
+    label: str | None = None,
+    seed: int = 0,
+    run_id: uuid.UUID | str | None = None,
+) -> dict[str, Any]:
+    """The ``tritonwatch.run/1`` document :func:`make_run` validates, as JSON-ready dicts and not
+    validated, so a test can send it over HTTP or break one field of it on purpose."""
     rng = np.random.default_rng(seed)
     if results is None:
         results = [
@@ -88,11 +124,13 @@ def make_run(
     build: dict[str, Any] = {"triton": {"version": triton}, "torch": {"version": "2.13.0"}}
     if commit:
         build["triton"]["commit"] = commit
-    doc = {
+    if not isinstance(started_at, str):
+        started_at = (started_at or datetime.now(UTC)).isoformat()
+    return {
         "format": FORMAT,
         "run": {
             "id": str(run_id or uuid.UUID(int=int(rng.integers(0, 2**63)) ^ uuid.uuid4().int)),
-            "started_at": (started_at or datetime.now(UTC)).isoformat(),
+            "started_at": started_at,
             **({"org": org} if org else {}),
             **({"label": label} if label else {}),
         },
@@ -100,7 +138,6 @@ def make_run(
         "build": build,
         "results": list(results),
     }
-    return parse_run(doc)
 
 
 # -- synthetic nightly histories with planted steps -------------------------------------------

@@ -12,10 +12,9 @@ from tritonwatch.analysis.changepoint import (
     DetectConfig,
     apply_fdr,
     detect_changes,
-    edivisive_split,
-    energy_q,
     locate,
 )
+from tritonwatch.analysis.splits import edivisive_split, energy_q
 from tritonwatch.testing import make_histories, score
 
 

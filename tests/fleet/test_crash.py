@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fleetkit import make_run, pg_counts
+from fleetkit import pg_counts
 
 from tritonwatch.push import PushOptions, PushReport, push
-from tritonwatch.runformat import parse_run
 from tritonwatch.store import Store
+from tritonwatch.testing import make_run, make_run_document
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -55,13 +55,11 @@ def _local_runs(url: str) -> None:
     with Store.open(url) as st:
         for i in range(N_RUNS):
             st.runs.add(
-                parse_run(
-                    make_run(
-                        N_RESULTS,
-                        machine="crashy",
-                        seed=i,
-                        started_at=f"2026-10-{i + 1:02d}T00:00:00Z",
-                    )
+                make_run(
+                    n_results=N_RESULTS,
+                    machine="crashy",
+                    seed=i,
+                    started_at=f"2026-10-{i + 1:02d}T00:00:00Z",
                 )
             )
 
@@ -121,7 +119,7 @@ def test_kill_9_an_import_leaves_the_local_db_consistent(tmp_path: Path) -> None
     jsonl = tmp_path / "runs.jsonl"
     with jsonl.open("w") as f:
         for i in range(N_RUNS):
-            f.write(json.dumps(make_run(N_RESULTS, seed=i)) + "\n")
+            f.write(json.dumps(make_run_document(n_results=N_RESULTS, seed=i)) + "\n")
     db_path = tmp_path / "local.db"
     Store.upgrade(f"sqlite:///{db_path}")
     url = f"sqlite:///{db_path}"

@@ -15,9 +15,10 @@ from typing import Any
 
 import httpx
 import pytest
-from fleetkit import Server, make_run, pg_counts
+from fleetkit import Server, pg_counts
 
 from tritonwatch.store import Store
+from tritonwatch.testing import make_run_document
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -60,8 +61,8 @@ def test_50_concurrent_uploaders_and_readers(shared_server: Server, module_pg: s
                         note("retry", c.post("/api/v1/runs", json=rnd.choice(sent)), (200,))
                         continue
                     n += 1
-                    doc = make_run(
-                        20,
+                    doc = make_run_document(
+                        n_results=20,
                         machine=f"m{i}",
                         seed=n,
                         started_at=f"2026-11-{1 + n % 28:02d}T{i % 24:02d}:00:00Z",

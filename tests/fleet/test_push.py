@@ -13,14 +13,14 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
-from fleetkit import free_port, make_run, pg_counts
+from fleetkit import free_port, pg_counts
 
 from tritonwatch.cli import main
 from tritonwatch.errors import RemoteError, UsageError
 from tritonwatch.push import PushOptions, push
-from tritonwatch.runformat import parse_run
 from tritonwatch.store import Store
 from tritonwatch.store.pushes import server_key
+from tritonwatch.testing import make_run
 
 SERVER = "http://tw.test:8000"
 FAST = PushOptions(attempts=4, backoff_s=0.0)
@@ -29,7 +29,7 @@ FAST = PushOptions(attempts=4, backoff_s=0.0)
 def _local(url: str, n: int, **kw: Any) -> Store:
     st = Store.open(url)
     for i in range(n):
-        st.runs.add(parse_run(make_run(3, started_at=f"2026-11-0{i + 1}T00:00:00Z", **kw)))
+        st.runs.add(make_run(n_results=3, started_at=f"2026-11-0{i + 1}T00:00:00Z", **kw))
     return st
 
 
@@ -171,7 +171,7 @@ def test_push_end_to_end_server_down_at_first(
     out2 = again.communicate(timeout=60)[0]
     assert again.returncode == 0 and "0 sent, 0 already there, 0 still spooled" in out2
     with Store.open(local) as st:
-        st.runs.add(parse_run(make_run(2, machine="gpu-7", started_at="2026-11-09T00:00:00Z")))
+        st.runs.add(make_run(n_results=2, machine="gpu-7", started_at="2026-11-09T00:00:00Z"))
     third = _cli("push", "--db", local, "--server", srv.url, env=env)
     out3 = third.communicate(timeout=60)[0]
     assert third.returncode == 0 and "1 sent, 0 already there" in out3

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fleetkit import Server, make_run
+from fleetkit import Server
 
 from tritonwatch.store import Store
+from tritonwatch.testing import make_run_document
 
 pytest.importorskip("schemathesis")
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -40,7 +41,7 @@ def test_no_5xx_for_any_generated_request(
     for i in range(3):  # something to read, so the read paths go past "not found"
         r = httpx.post(
             f"{shared_server.url}/api/v1/runs",
-            json=make_run(5, seed=i),
+            json=make_run_document(n_results=5, seed=i),
             headers={"Authorization": f"Bearer {token}"},
             timeout=30,
         )

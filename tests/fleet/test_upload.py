@@ -9,10 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
-from fleetkit import SHARED_LIMIT_MB, Server, make_run, pg_counts
+from fleetkit import SHARED_LIMIT_MB, Server, pg_counts
 
 from tritonwatch.store import Store
 from tritonwatch.store.alerts import AlertDraft
+from tritonwatch.testing import make_run_document
 
 pytestmark = pytest.mark.postgres
 
@@ -42,7 +43,7 @@ def _post(srv: Server, doc: Any, tok: Any | None = None, **kw: Any) -> httpx.Res
 def test_upload_is_idempotent_and_the_run_belongs_to_the_tokens_org(
     shared_server: Server, module_pg: str, tokens: dict[str, Any]
 ) -> None:
-    doc = make_run(5, machine="h100-a")
+    doc = make_run_document(n_results=5, machine="h100-a")
     first = _post(shared_server, doc, tokens["a"])
     assert first.status_code == 201, first.text
     body = first.json()
@@ -66,7 +67,7 @@ def test_upload_is_idempotent_and_the_run_belongs_to_the_tokens_org(
 def test_concurrent_retries_of_one_new_run_store_it_once(
     shared_server: Server, module_pg: str, tokens: dict[str, Any]
 ) -> None:
-    doc = make_run(50, machine="race")
+    doc = make_run_document(n_results=50, machine="race")
     with ThreadPoolExecutor(8) as pool:
         codes = list(
             pool.map(lambda _: _post(shared_server, doc, tokens["a"]).status_code, range(8))
@@ -80,7 +81,7 @@ def test_no_write_without_a_valid_token(
     shared_server: Server, module_pg: str, tokens: dict[str, Any]
 ) -> None:
     before = pg_counts(module_pg)
-    doc = make_run(2)
+    doc = make_run_document(n_results=2)
     cases = {
         "none": {},
         "not bearer": {"Authorization": f"Basic {tokens['a'].token}"},
@@ -109,7 +110,7 @@ def test_malformed_invalid_and_oversized_payloads_get_a_4xx_with_a_message(
     r = _post(shared_server, None, tok, content=b"")
     assert r.status_code == 400 and "no body" in r.json()["error"]
 
-    bad = make_run(2)
+    bad = make_run_document(n_results=2)
     bad["results"][1]["samples"] = []
     bad["results"][0]["dtype"] = ""
     del bad["machine"]["name"]
@@ -119,19 +120,19 @@ def test_malformed_invalid_and_oversized_payloads_get_a_4xx_with_a_message(
     assert "machine.name: Field required" in msg
     assert "results.0.dtype" in msg and "results.1" in msg
 
-    nul = make_run(1, machine="a\x00b")
+    nul = make_run_document(n_results=1, machine="a\x00b")
     assert _post(shared_server, nul, tok).status_code == 422
-    nan = make_run(1)
+    nan = make_run_document(n_results=1)
     nan["results"][0]["extra"] = {"x": float("nan")}
     r = _post(shared_server, None, tok, content=json.dumps(nan).encode())
     assert r.status_code == 422 and "results.0.extra.x" in r.json()["error"]
-    long_device = make_run(1)
+    long_device = make_run_document(n_results=1)
     long_device["run"]["device"] = "d" * 50
     r = _post(shared_server, long_device, tok)
     assert r.status_code == 422 and "run.device" in r.json()["error"]
 
     limit = SHARED_LIMIT_MB * 1024 * 1024
-    big = make_run(1)
+    big = make_run_document(n_results=1)
     big["run"]["padding"] = "x" * (limit + 10)
     payload = json.dumps(big).encode()
     r = _post(shared_server, None, tok, content=payload)
@@ -182,18 +183,18 @@ def _alert_for(st: Store, run_uuid: str, org: str) -> int:
 def test_a_token_can_neither_write_nor_triage_another_orgs_data(
     shared_server: Server, module_pg: str, tokens: dict[str, Any]
 ) -> None:
-    mine = make_run(3, machine="shared-name")
+    mine = make_run_document(n_results=3, machine="shared-name")
     assert _post(shared_server, mine, tokens["a"]).status_code == 201
     before = pg_counts(module_pg)
     # globex re-sending acme's run id, or claiming acme in the run, is refused
     stolen = _post(shared_server, mine, tokens["b"])
     assert stolen.status_code == 409 and "another organisation" in stolen.json()["error"]
-    claim = make_run(3, org="acme")
+    claim = make_run_document(n_results=3, org="acme")
     r = _post(shared_server, claim, tokens["b"])
     assert r.status_code == 403 and "acme" in r.json()["error"]
     assert pg_counts(module_pg) == before
     # the same machine name in two orgs makes two machines, never one shared series
-    theirs = make_run(3, machine="shared-name")
+    theirs = make_run_document(n_results=3, machine="shared-name")
     assert _post(shared_server, theirs, tokens["b"]).json()["machine"] == "globex/shared-name"
     with Store.open(module_pg) as st:
         names = {m.name for m in st.series.machines()}
@@ -214,7 +215,7 @@ def test_a_token_can_neither_write_nor_triage_another_orgs_data(
 def test_a_new_run_id_is_refused_by_uuid_format(
     shared_server: Server, tokens: dict[str, Any]
 ) -> None:
-    doc = make_run(1, run_id="not-a-uuid")
+    doc = make_run_document(n_results=1, run_id="not-a-uuid")
     r = _post(shared_server, doc, tokens["a"])
     assert r.status_code == 422 and "run.id" in r.json()["error"]
-    assert uuid.UUID(make_run(1)["run"]["id"])
+    assert uuid.UUID(make_run_document(n_results=1)["run"]["id"])

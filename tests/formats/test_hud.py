@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tritonwatch.errors import UsageError
-from tritonwatch.formats import hud
+from tritonwatch.formats import hud, hud_export
 from tritonwatch.formats.exchange import export_runs, import_files, read_file
 from tritonwatch.store import Store
 from tritonwatch.testing import make_run
@@ -339,10 +339,12 @@ def test_ci_metadata_only_when_asked(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store.runs.add(make_run(seed=1))
-    repo_only = _exported(store, tmp_path, hud_options=hud.ExportOptions(repo="acme/kernels"))
+    repo_only = _exported(
+        store, tmp_path, hud_options=hud_export.ExportOptions(repo="acme/kernels")
+    )
     assert {r["repo"] for r in repo_only} == {"acme/kernels"}
     with pytest.raises(UsageError, match="GITHUB_RUN_ID"):
-        _exported(store, tmp_path, hud_options=hud.ExportOptions(from_ci_env=True))
+        _exported(store, tmp_path, hud_options=hud_export.ExportOptions(from_ci_env=True))
     env = {
         "GITHUB_WORKFLOW": "nightly",
         "GITHUB_REPOSITORY": "acme/kernels",
@@ -354,7 +356,7 @@ def test_ci_metadata_only_when_asked(
     }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    ci = _exported(store, tmp_path, hud_options=hud.ExportOptions(from_ci_env=True))
+    ci = _exported(store, tmp_path, hud_options=hud_export.ExportOptions(from_ci_env=True))
     assert {(r["workflow_id"], r["job_id"], r["run_attempt"], r["head_sha"]) for r in ci} == {
         (123, 456, 2, "c" * 40)
     }
@@ -391,9 +393,9 @@ def test_a_pretty_printed_list_streams_and_a_cut_one_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from tritonwatch.errors import InputError
-    from tritonwatch.formats import exchange
+    from tritonwatch.formats import jsontext
 
-    monkeypatch.setattr(exchange, "_CHUNK", 1000)  # many buffer refills across records
+    monkeypatch.setattr(jsontext, "CHUNK", 1000)  # many buffer refills across records
     f = read_file(TRITONBENCH_V3)
     assert (f.format, len(f.runs), f.tally.items, f.tally.results) == ("hud", 4, 244, 244)
     cut = tmp_path / "cut.json"

@@ -258,3 +258,27 @@ def test_a_run_with_no_results_is_stored_on_both_backends(store: Store) -> None:
     (summary,) = store.runs.find()
     assert summary.uuid == str(run.run.id) and summary.n_results == 0
     assert store.runs.get(summary.uuid).results == []
+
+
+def test_heatmap_change_is_the_one_geometric_mean(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The overview's heatmap takes its geomean from analysis.stats, not from a copy."""
+    from tritonwatch.analysis import stats
+
+    older = make_run(n_results=3, n_samples=10, started_at=T0, seed=1)
+    newer = make_run(n_results=3, n_samples=10, started_at=T0 + timedelta(days=1), seed=2)
+    steps = (1.05, 1.1, 1.2)
+    for old, new, k in zip(older.results, newer.results, steps, strict=True):
+        new.samples = [x * k for x in old.samples or []]
+    store.runs.add_many([older, newer])
+    real, calls = stats.geomean, []
+
+    def spy(x: list[float]) -> float:
+        calls.append(sorted(x))
+        return real(x)
+
+    monkeypatch.setattr(stats, "geomean", spy)
+    (cell,) = store.overview.heatmap()
+    assert calls == [pytest.approx(list(steps))]
+    assert cell.change == pytest.approx(real(steps)) and cell.worst == pytest.approx(max(steps))

@@ -15,8 +15,10 @@ import pytest
 PACKAGE = Path(__file__).parents[2] / "tritonwatch"
 
 # formats.metrics (the metric table: name, unit, direction) imports nothing and runformat reads
-# it, so it belongs to the base; the rest of formats/ is an edge above the store.
-BASE = {"errors", "settings", "runformat", "naming", "version", "formats.metrics"}
+# it, so it belongs to the base; the rest of formats/ is an edge above the store. So does
+# analysis.stats (pure numpy/scipy, imports nothing of tritonwatch): the store's overview takes
+# its geometric mean from there rather than keeping a copy.
+BASE = {"errors", "settings", "runformat", "naming", "version", "formats.metrics", "analysis.stats"}
 # What each part may import besides itself (a part is a subpackage or a top-level module).
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
@@ -25,12 +27,15 @@ ALLOWED: dict[str, set[str]] = {
     "settings": {"errors"},
     "runformat": {"errors", "formats.metrics"},
     "formats.metrics": set(),
+    "analysis.stats": set(),
     "formats": BASE | {"store"},
     "plugins": {"errors", "bench"},
     "testing": BASE | {"bench", "corpus"},
     "corpus": BASE,
     "codegen": BASE,
-    "bench": BASE | {"plugins", "codegen", "analysis", "ops"},
+    # The parent side stores what it measured; the worker side imports no database code
+    # (test_the_worker_side_imports_no_database_or_web_code), and the store sees bench.timing only.
+    "bench": BASE | {"plugins", "codegen", "analysis", "ops", "store"},
     "ops": BASE | {"bench"},
     "store": BASE | {"bench.timing", "codegen"},
     "analysis": BASE | {"store"},
@@ -67,6 +72,8 @@ def _part(dotted: list[str], *, target: bool = False) -> str:
         return "bench.timing"
     if name == "formats" and len(dotted) > 2 and dotted[2] == "metrics":
         return "formats.metrics"
+    if name == "analysis" and len(dotted) > 2 and dotted[2] == "stats":
+        return "analysis.stats"
     return "version" if name == "__version__" else name
 
 
@@ -139,3 +146,22 @@ def test_the_worker_side_imports_no_database_or_web_code() -> None:
         for _, target in _imports(PACKAGE / "bench" / f"{name}.py"):
             assert target[:2] not in (["tritonwatch", "store"], ["tritonwatch", "web"]), target
             assert target[0] not in ("sqlalchemy", "fastapi", "httpx"), target
+
+
+# Being reworked on another branch at the time of writing; remove once it types its store.
+UNTYPED_STORE_OK = {"tritonwatch/bench/ab.py"}
+
+
+def test_a_store_parameter_is_typed_store() -> None:
+    """``store: Any`` hides every call a reader (and mypy) should see; the Store is one class."""
+    wrong = []
+    for path in _files():
+        rel = str(path.relative_to(PACKAGE.parent))
+        if rel in UNTYPED_STORE_OK:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.arg | ast.AnnAssign) and node.annotation is not None:
+                name = node.arg if isinstance(node, ast.arg) else ast.unparse(node.target)
+                if name.split(".")[-1] == "store" and ast.unparse(node.annotation) == "Any":
+                    wrong.append(f"{rel}:{node.lineno}")
+    assert wrong == []

@@ -449,7 +449,7 @@ def detect(
 
 
 def _notes(
-    store: Any,
+    store: Store,
     an: Analysis,
     points: SeriesPoints,
     spans: list[slice],
@@ -477,7 +477,7 @@ def _notes(
     return out
 
 
-def _mark_fixed(store: Any, drafts: Sequence[AlertDraft], ids: Sequence[int]) -> list[int]:
+def _mark_fixed(store: Store, drafts: Sequence[AlertDraft], ids: Sequence[int]) -> list[int]:
     """Move alerts whose regression reverted to status ``fixed`` (once; triage wins otherwise)."""
     out = []
     for d, aid in zip(drafts, ids, strict=True):

@@ -20,11 +20,12 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import InputError, NotFoundError, UsageError
+from ..naming import canonical_shape
 from ..runformat import describe_errors
 from .stats import mann_whitney, ratio_of_medians_ci
 
 if TYPE_CHECKING:
-    from ..store import Store
+    from ..store import ResultRow, Store
 
 
 class _Strict(BaseModel):
@@ -163,10 +164,8 @@ def resolve_build(store: Store, ref: str) -> list[Any]:
     return list(newest.values())
 
 
-def _key(r: Any) -> tuple[str, str, str, str, str, str]:
-    import json
-
-    return (r.operator, r.provider, r.variant, json.dumps(r.shape, sort_keys=True), r.dtype, r.mode)
+def _key(r: ResultRow) -> tuple[str, str, str, str, str, str]:
+    return (r.operator, r.provider, r.variant, canonical_shape(r.shape), r.dtype, r.mode)
 
 
 def evaluate(

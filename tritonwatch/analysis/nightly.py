@@ -1,4 +1,4 @@
-"""One detection pass over nightly series, behaviour by behaviour (issue 16); pure, no I/O.
+"""One detection pass over nightly series, behaviour by behaviour; pure, no I/O.
 
 On top of :mod:`.changepoint` (steps): nights at a lower recorded GPU clock are explained and
 left out; banded series have their band gap taken out (:mod:`.bands`); a change better explained

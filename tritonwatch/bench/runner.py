@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import settings
 from ..errors import BenchError
@@ -26,6 +26,9 @@ from .pool import STARTUP_GRACE_S, Progress, Record, execute, gpu_slot, worker_a
 from .registry import Plan, Suite, expand, load_suite
 from .spec import Case, DeviceInfo
 from .timing import TIMERS
+
+if TYPE_CHECKING:
+    from ..store import AddedRun, Store
 
 __all__ = [  # names other modules (compare, nightly, tests) import from here
     "SMOKE_BUDGET_MS", "STARTUP_GRACE_S", "CaseOutcome", "Progress", "Record", "RunOptions",
@@ -75,7 +78,7 @@ class RunOutcome:
     interrupted: bool
     peak_source: str | None
     elapsed_s: float
-    stored: Any = None
+    stored: AddedRun | None = None
     n_finished: int = 0
 
 
@@ -225,7 +228,7 @@ TIMER_LOOKBACK_RUNS = 20
 
 
 def previous_timers(
-    store: Any, device: DeviceInfo, cases: Sequence[Case], lookback: int = TIMER_LOOKBACK_RUNS
+    store: Store, device: DeviceInfo, cases: Sequence[Case], lookback: int = TIMER_LOOKBACK_RUNS
 ) -> dict[str, str]:
     """Case id -> the GPU timer its newest stored result on this machine used.
 
@@ -287,7 +290,7 @@ def sampling(opts: Any, suite: Suite, p: Plan) -> tuple[int, float, float]:
 
 def run_suite(
     opts: RunOptions,
-    store: Any,
+    store: Store,
     progress: Progress | None = None,
     on_plan: Callable[[Plan, DeviceInfo], None] | None = None,
 ) -> RunOutcome:
@@ -391,7 +394,7 @@ class Calibration:
     peaks: dict[str, Any]
 
 
-def calibrate(store: Any, *, device: str | None = None, gpu: int = 0) -> Calibration:
+def calibrate(store: Store, *, device: str | None = None, gpu: int = 0) -> Calibration:
     """Measure this GPU's copy bandwidth and matmul TFLOP/s in a worker and store them."""
     with settings.scope(device=device):
         dev = probe(settings.get("device"))

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from .. import settings
-from ..formats import exchange, hud, run1
+from ..formats import exchange, hud_export, reader, run1
 from ..formats.options import DEVICES, ImportOptions
 from ..report import runs as render
 from ..store import Store
@@ -86,7 +86,7 @@ def db_info(db: str | None, fmt: str) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(list(exchange.IMPORT_FORMATS)),
+    type=click.Choice(list(reader.IMPORT_FORMATS)),
     default="auto",
     show_default=True,
     help="Input format; auto detects run/1 JSONL, tritonbench output and HUD v3 records.",
@@ -229,7 +229,7 @@ def export_cmd(
             output,
             fmt,
             runs=list(run_ids) or None,
-            hud_options=hud.ExportOptions(repo=hud_repo, from_ci_env=hud_ci),
+            hud_options=hud_export.ExportOptions(repo=hud_repo, from_ci_env=hud_ci),
             machine=machine,
             org=org,
             label=label,

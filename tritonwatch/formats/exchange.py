@@ -1,52 +1,34 @@
-"""``tritonwatch import`` and ``export``: detect a file's format, stream its runs into the Store.
+"""``tritonwatch import`` and ``export``: stream files' runs into the Store, and stored runs out.
 
-Formats read: tritonwatch.run/1 (JSONL or one pretty-printed run), tritonbench (``--output-json``
-files, a folder of them, the nightly ``result.json``, the ``;``-separated ``--output`` CSV) and
-PyTorch HUD v3 records (a JSON list, one record, JSON each row, ClickHouse's JSON output).
-Files are read as streams and all their runs go into the Store in one transaction, so memory stays
-bounded however long the history is, and any error leaves the database as it was.
+Files are read as streams (:mod:`.reader` tells their format) and all their runs go into the
+Store in one transaction, so memory stays bounded however long the history is, and any error
+leaves the database as it was. Exports write one run at a time, to a file that appears only when
+complete.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..errors import InputError, UsageError
 from ..runformat import Run
 from . import csv as csv_format
-from . import hud, parquet, run1, tritonbench
+from . import hud_export, parquet, run1
+from .jsontext import Progress
 from .options import ImportOptions, Tally
+from .reader import FileReport, open_runs
 
 if TYPE_CHECKING:
     from ..store import RunDetail, Store
 
 EXPORT_FORMATS = ("jsonl", "csv", "parquet", "hud")
-IMPORT_FORMATS = ("auto", "jsonl", "tritonbench", "hud")
-READS = (
-    "tritonwatch.run/1 JSONL; tritonbench --output-json files (or a folder of them), nightly "
-    "result.json and --output CSV; PyTorch HUD v3 records (JSON list, one record, JSON each "
-    "row)"
-)
-_SNIFF = 1 << 16
-
-Progress = Callable[[int], None]  # bytes read since the last call
-
-
-@dataclass
-class FileReport:
-    """What one file (or tritonbench folder) gave: its format, runs, and the tally of items."""
-
-    path: str
-    format: str
-    runs: int = 0
-    stored: int = 0  # results written by this import
-    tally: Tally = field(default_factory=Tally)
 
 
 @dataclass(frozen=True)
@@ -57,7 +39,6 @@ class ImportedFile:
     tally: Tally
 
 
-# -- reading --------------------------------------------------------------------------------
 def read_file(
     path: str | Path, fmt: str = "auto", opts: ImportOptions | None = None
 ) -> ImportedFile:
@@ -65,426 +46,6 @@ def read_file(
     report, runs = open_runs(str(path), fmt, opts or ImportOptions())
     items = list(runs)
     return ImportedFile(report.path, report.format, items, report.tally)
-
-
-def open_runs(
-    path: str, fmt: str, opts: ImportOptions, progress: Progress | None = None
-) -> tuple[FileReport, Iterator[Run]]:
-    """The format of ``path`` and a lazy iterator over its runs (read as it is consumed)."""
-    if fmt not in IMPORT_FORMATS:
-        raise UsageError(
-            f"unknown import format {fmt!r}; choose one of {', '.join(IMPORT_FORMATS)}"
-        )
-    p = Path(path)
-    if p.is_dir():
-        if fmt not in ("auto", "tritonbench"):
-            raise InputError(
-                f"is a folder; only tritonbench output folders are read as "
-                f"one (not --format {fmt})",
-                path=path,
-            )
-        report = FileReport(path, "tritonbench")
-        return report, _folder_runs(p, opts, report, progress)
-    head = _head(p)
-    stripped = head.lstrip()
-    if not stripped:
-        raise InputError("the file is empty", path=path)
-    if stripped[0] not in "{[":
-        return _text_table(p, head, fmt, opts, progress)
-    first_line, only_line = _first_line(p)
-    try:
-        first: Any = json.loads(first_line)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        first = _NO_LINE
-    if first is not _NO_LINE:
-        sample = first[0] if isinstance(first, list) and first else first
-        kind = _kind(sample)
-        if kind in ("nightly", "per-op") and only_line:
-            return _whole_doc(p, first, fmt, opts, progress)
-        if kind in ("run/1", "hud"):
-            _check(kind, fmt, path)
-            report = FileReport(path, "jsonl" if kind == "run/1" else "hud")
-            return report, _row_runs(p, kind, opts, report, progress)
-        if kind in ("nightly", "per-op"):
-            _check(kind, fmt, path)
-        if isinstance(first, list):
-            raise InputError(
-                "a JSON list, but not of PyTorch HUD v3 records (none has a 'metric')",
-                path=path,
-                line=1,
-            )
-        raise InputError(
-            f"cannot tell the format: the first line is {_describe(first)}; "
-            f"tritonwatch reads {READS} (see docs/run-format.md)",
-            path=path,
-            line=1,
-        )
-    if stripped[0] == "[":  # a pretty-printed list: stream its elements, never load it whole
-        _check("hud", fmt, path)
-        report = FileReport(path, "hud")
-        items = _json_array(p, progress)
-        return report, hud.read_runs(items, path, opts, report.tally, _mtime(p))
-    return _whole_doc(p, _load_whole(p), fmt, opts, progress)
-
-
-_NO_LINE = object()
-
-
-def _first_line(p: Path) -> tuple[bytes, bool]:
-    """The first non-blank line, whole however long, and whether it is the only one."""
-    with p.open("rb") as f:
-        first = b""
-        for raw in f:
-            if raw.strip():
-                if not first:
-                    first = raw
-                    continue
-                return first, False
-    return first, True
-
-
-_CHUNK = 1 << 20
-
-
-def _json_array(p: Path, progress: Progress | None) -> Iterator[tuple[int | None, Any]]:
-    """The elements of a JSON list file, decoded one at a time from a sliding buffer."""
-    decoder = json.JSONDecoder()
-    with p.open("r", encoding="utf-8") as f:
-        buf, pos, eof, first = "", 0, False, True
-
-        def more() -> bool:
-            nonlocal buf, pos, eof
-            chunk = f.read(_CHUNK)
-            if progress and chunk:
-                progress(len(chunk.encode("utf-8")))
-            eof = not chunk
-            buf, pos = buf[pos:] + chunk, 0
-            return bool(chunk)
-
-        def skip(chars: str = " \t\r\n") -> str:
-            nonlocal pos
-            while True:
-                while pos < len(buf) and buf[pos] in chars:
-                    pos += 1
-                if pos < len(buf) or not more():
-                    return buf[pos] if pos < len(buf) else ""
-
-        if skip() != "[":
-            raise InputError("not a JSON list", path=str(p))
-        pos += 1
-        while True:
-            c = skip()
-            if c == "]":
-                return
-            if c == "":
-                raise InputError(
-                    "not valid JSON (the list never closes); the file looks truncated", path=str(p)
-                )
-            try:
-                item, end = decoder.raw_decode(buf, pos)
-            except json.JSONDecodeError as e:
-                if more() or not eof:
-                    continue
-                raise InputError(
-                    f"not valid JSON ({e.msg}) in a list item; the file looks truncated",
-                    path=str(p),
-                ) from None
-            if first and not hud.is_record(item):
-                raise InputError(
-                    "a JSON list, but not of PyTorch HUD v3 records (its first "
-                    "item has no 'metric')",
-                    path=str(p),
-                )
-            first = False
-            yield None, item
-            pos = end
-            if skip() == ",":
-                pos += 1
-
-
-def _head(p: Path) -> str:
-    try:
-        with p.open("rb") as f:
-            raw = f.read(_SNIFF)
-    except FileNotFoundError:
-        raise InputError("no such file", path=str(p)) from None
-    except OSError as e:
-        raise InputError(f"cannot read ({e.strerror})", path=str(p)) from None
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        if e.start < len(raw) - 4:  # not just a character cut at the sniff boundary
-            raise InputError(
-                "not a text file (tritonwatch imports JSON, JSONL and tritonbench CSV)", path=str(p)
-            ) from None
-        return raw[: e.start].decode("utf-8")
-
-
-def _kind(obj: Any) -> str | None:
-    if isinstance(obj, dict):
-        if (
-            "format" in obj
-            and "run" in obj
-            or str(obj.get("format", "")).startswith("tritonwatch.")
-        ):
-            return "run/1"
-        if hud.is_record(obj):
-            return "hud"
-        if tritonbench.is_nightly(obj):
-            return "nightly"
-        if tritonbench.is_metrics_dict(obj):
-            return "per-op"
-    return None
-
-
-_FORMAT_OF = {
-    "run/1": "jsonl",
-    "hud": "hud",
-    "nightly": "tritonbench",
-    "per-op": "tritonbench",
-    "csv": "tritonbench",
-}
-_WHAT = {
-    "run/1": "a tritonwatch.run/1 run",
-    "hud": "PyTorch HUD v3 records",
-    "nightly": "a tritonbench nightly result.json",
-    "per-op": "a tritonbench --output-json file",
-    "csv": "a tritonbench CSV",
-}
-
-
-def _check(kind: str, fmt: str, path: str) -> None:
-    if fmt not in ("auto", _FORMAT_OF[kind]):
-        raise InputError(
-            f"not a {fmt} file: it looks like {_WHAT[kind]} "
-            f"(use --format auto or --format {_FORMAT_OF[kind]})",
-            path=path,
-        )
-
-
-def _describe(obj: Any) -> str:
-    if isinstance(obj, dict):
-        keys = ", ".join(sorted(str(k) for k in obj)[:6])
-        return f"a JSON object with keys {keys}" if keys else "an empty JSON object"
-    if isinstance(obj, list):
-        return f"a JSON list of {len(obj)} item(s)"
-    return f"a JSON {type(obj).__name__}"
-
-
-def _load_whole(p: Path) -> Any:
-    text = p.read_text(encoding="utf-8", errors="replace")
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        hint = "; the file looks truncated" if e.pos >= len(text.rstrip()) - 1 else ""
-        raise InputError(
-            f"not valid JSON ({e.msg} at column {e.colno}){hint}", path=str(p), line=e.lineno
-        ) from None
-
-
-def _mtime(p: Path) -> datetime:
-    return datetime.fromtimestamp(p.stat().st_mtime, UTC)
-
-
-def _whole_doc(
-    p: Path, doc: Any, fmt: str, opts: ImportOptions, progress: Progress | None
-) -> tuple[FileReport, Iterator[Run]]:
-    path = str(p)
-    if progress:
-        progress(p.stat().st_size)
-    if isinstance(doc, dict) and isinstance(doc.get("data"), list) and "meta" in doc:
-        doc = doc["data"]  # ClickHouse's FORMAT JSON: {"meta": [...], "data": [records]}
-    if isinstance(doc, list):
-        if not any(hud.is_record(r) for r in doc):
-            raise InputError(
-                "a JSON list, but not of PyTorch HUD v3 records (none has a 'metric')", path=path
-            )
-        _check("hud", fmt, path)
-        report = FileReport(path, "hud")
-        pairs = ((None, r) for r in doc)
-        return report, hud.read_runs(pairs, path, opts, report.tally, _mtime(p))
-    kind = _kind(doc)
-    if kind is None:
-        raise InputError(
-            f"cannot tell the format: {_describe(doc)}; tritonwatch reads "
-            f"{READS} (see docs/run-format.md)",
-            path=path,
-        )
-    _check(kind, fmt, path)
-    report = FileReport(path, _FORMAT_OF[kind])
-    text = p.read_text(encoding="utf-8", errors="replace")
-    if kind == "run/1":
-        return report, iter([run1.validate(doc, path, None)])
-    if kind == "hud":
-        return report, hud.read_runs([(None, doc)], path, opts, report.tally, _mtime(p))
-    if kind == "nightly":
-        return report, _lazy(lambda: tritonbench.nightly_run(doc, text, path, opts, report.tally))
-    return report, _lazy(lambda: tritonbench.per_op_run(doc, text, path, opts, report.tally))
-
-
-def _lazy(make: Callable[[], Run]) -> Iterator[Run]:
-    yield make()
-
-
-def _text_table(
-    p: Path, head: str, fmt: str, opts: ImportOptions, progress: Progress | None
-) -> tuple[FileReport, Iterator[Run]]:
-    path = str(p)
-    first = head.lstrip().partition("\n")[0]
-    if first.startswith("run_id,"):
-        raise InputError(
-            "this is tritonwatch's own CSV export, which is not importable; "
-            "export and import --format jsonl instead",
-            path=path,
-        )
-    if ";" not in first:
-        raise InputError(
-            f"cannot tell the format: text that is not JSON and not a "
-            f"';'-separated tritonbench CSV; tritonwatch reads {READS}",
-            path=path,
-        )
-    _check("csv", fmt, path)
-    report = FileReport(path, "tritonbench")
-    if progress:
-        progress(p.stat().st_size)
-    text = p.read_text(encoding="utf-8")
-    return report, _lazy(lambda: tritonbench.csv_run(text, path, opts, report.tally))
-
-
-def _json_rows(
-    p: Path, kind: str, tally: Tally, progress: Progress | None
-) -> Iterator[tuple[int, Any]]:
-    """(line, object) of a JSON-each-row file, a line's list flattened as the uploader does."""
-    pending = 0  # bytes not yet reported: a progress call per line would cost more than JSON
-    with p.open("rb") as f:
-        n = 0
-        for n, raw in enumerate(f, start=1):  # noqa: B007 - n is read after the loop
-            if progress:
-                pending += len(raw)
-                if pending >= 1 << 20:
-                    progress(pending)
-                    pending = 0
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                if kind == "hud":  # the uploader skips a bad line with a warning; so do we
-                    tally.items += 1
-                    tally.skip("a line that is not valid JSON")
-                    tally.warn(f"line {n} is not valid JSON")
-                    continue
-                last = not raw.endswith(b"\n")
-                hint = "; the file looks truncated" if last else ""
-                msg = e.msg if isinstance(e, json.JSONDecodeError) else "not UTF-8"
-                col = f" at column {e.colno}" if isinstance(e, json.JSONDecodeError) else ""
-                raise InputError(
-                    f"not valid JSON ({msg}{col}){hint}", path=str(p), line=n
-                ) from None
-            if isinstance(obj, list):
-                for item in obj:
-                    yield n, item
-            elif isinstance(obj, dict):
-                yield n, obj
-            elif kind == "hud":
-                tally.items += 1
-                tally.skip("a line that is not a JSON object or list")
-            else:
-                raise InputError("each line must be one JSON object", path=str(p), line=n)
-        if progress and pending:
-            progress(pending)
-        if n == 0:
-            raise InputError("the file has no records", path=str(p))
-
-
-def _row_runs(
-    p: Path, kind: str, opts: ImportOptions, report: FileReport, progress: Progress | None
-) -> Iterator[Run]:
-    rows = _json_rows(p, kind, report.tally, progress)
-    if kind == "hud":
-        yield from hud.read_runs(rows, str(p), opts, report.tally, _mtime(p))
-        return
-    for n, obj in rows:
-        if not isinstance(obj, dict):
-            raise InputError("each line must be one JSON object", path=str(p), line=n)
-        yield run1.validate(obj, str(p), n)
-
-
-def _folder_runs(
-    root: Path, opts: ImportOptions, report: FileReport, progress: Progress | None
-) -> Iterator[Run]:
-    """Each folder of tritonbench output as runs: nightly result.json files, else one run of
-    every per-operator file in it (as ``--output-dir`` writes them, ``{op}.json``/``{op}.csv``)."""
-    found = False
-    for folder, files in tritonbench.folder_files(root):
-        nightly: list[tuple[Path, Any]] = []
-        per_op: list[tuple[Path, str, Any]] = []
-        for f in files:
-            head = _head(f).lstrip()
-            if f.suffix == ".csv" and head and head[0] not in "{[":
-                per_op.append((f, "csv", None))
-                continue
-            try:
-                doc = json.loads(f.read_text(encoding="utf-8"))
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                report.tally.warn(f"{f}: not JSON, skipped")
-                continue
-            kind = _kind(doc)
-            if kind == "nightly":
-                nightly.append((f, doc))
-            elif kind == "per-op":
-                per_op.append((f, "json", doc))
-            else:
-                report.tally.warn(f"{f}: not tritonbench output, skipped")
-        for f, doc in nightly:
-            found = True
-            if progress:
-                progress(f.stat().st_size)
-            yield tritonbench.nightly_run(
-                doc, f.read_text(encoding="utf-8"), str(f), opts, report.tally
-            )
-        if per_op and nightly:  # result.json holds their ids already
-            ids = 0
-            for f, kind, doc in per_op:
-                text = f.read_text(encoding="utf-8")
-                ids += (
-                    len(doc)
-                    if kind == "json"
-                    else len(tritonbench.csv_metrics(text, str(f), opts)[0])
-                )
-            report.tally.items += ids
-            report.tally.skip("in a per-operator file that the folder's result.json merges", ids)
-        elif per_op:
-            found = True
-            yield _per_op_folder_run(folder, per_op, opts, report.tally, progress)
-    if not found:
-        raise InputError(
-            "no tritonbench output in this folder (.json or .csv files)", path=str(root)
-        )
-
-
-def _per_op_folder_run(
-    folder: Path,
-    files: list[tuple[Path, str, Any]],
-    opts: ImportOptions,
-    tally: Tally,
-    progress: Progress | None,
-) -> Run:
-    results, texts = [], []
-    for f, kind, doc in files:
-        if progress:
-            progress(f.stat().st_size)
-        text = f.read_text(encoding="utf-8")
-        texts.append(text)
-        if kind == "csv":
-            metrics, label = tritonbench.csv_metrics(text, str(f), opts)
-            names = opts.shape_names or tritonbench.label_names(label)
-            local = ImportOptions(**{**opts.__dict__, "shape_names": names})
-            results.append(tritonbench.results_from_metrics(metrics, local, tally))
-        else:
-            results.append(tritonbench.results_from_metrics(doc, opts, tally))
-    started = tritonbench.file_time([f for f, _, _ in files], opts, tally)
-    return tritonbench.plain_run(results, texts, str(folder), opts, tally, started)
 
 
 # -- the commands' library functions -----------------------------------------------------
@@ -524,7 +85,8 @@ def import_files(
                 owners.append(report)
                 yield run
 
-    added = store.runs.add_many(runs())
+    with _rare_collections():
+        added = store.runs.add_many(runs())
     for a, report in zip(added, owners, strict=True):
         if a.created:
             report.stored += a.n_results
@@ -538,8 +100,31 @@ def import_files(
     )
 
 
+@contextlib.contextmanager
+def _rare_collections() -> Iterator[None]:
+    """Run the cyclic garbage collector rarely while importing, as bulk loaders do.
+
+    An import allocates millions of short-lived containers (each parsed record) beside the
+    ~100,000 long-lived objects of the modules already loaded; at the default thresholds the
+    collector took about 30% of an import's time, rescanning them. Records hold no cycles (they
+    are freed by reference counting, so memory stays bounded): freezing what exists and
+    collecting every 100,000 allocations brings that under 2%.
+    """
+    old = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(100_000, 100, 1000)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+        gc.unfreeze()
+
+
 def write_export(
-    runs: Iterable[RunDetail], out: TextIO, fmt: str, hud_options: hud.ExportOptions | None = None
+    runs: Iterable[RunDetail],
+    out: TextIO,
+    fmt: str,
+    hud_options: hud_export.ExportOptions | None = None,
 ) -> int:
     """Write stored runs in ``fmt`` (jsonl, csv, hud) to a text stream; returns runs written."""
     if fmt == "jsonl":
@@ -547,11 +132,11 @@ def write_export(
     if fmt == "csv":
         return csv_format.write(runs, out)
     if fmt == "hud":
-        meta = hud.ci_metadata(hud_options or hud.ExportOptions())
+        meta = hud_export.ci_metadata(hud_options or hud_export.ExportOptions())
         n = 0
         for d in runs:
             n += 1
-            for rec in hud.records(run1.run_document(d), meta):
+            for rec in hud_export.records(run1.run_document(d), meta):
                 out.write(json.dumps(rec, sort_keys=True, separators=(",", ":")) + "\n")
         return n
     raise UsageError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
@@ -564,7 +149,7 @@ def export_runs(
     *,
     runs: list[str] | None = None,
     progress: Callable[[], None] | None = None,
-    hud_options: hud.ExportOptions | None = None,
+    hud_options: hud_export.ExportOptions | None = None,
     **filters: Any,
 ) -> int:
     """Write the matching runs (or the named ``runs``) to ``output`` ('-' is stdout).
@@ -576,7 +161,9 @@ def export_runs(
             f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}"
         )
     if fmt == "hud":
-        hud.ci_metadata(hud_options or hud.ExportOptions())  # refuse before writing anything
+        hud_export.ci_metadata(
+            hud_options or hud_export.ExportOptions()
+        )  # refuse before writing anything
     details: Iterable[RunDetail]
     details = (store.runs.get(r) for r in runs) if runs else store.runs.iter(**filters)
     if progress:

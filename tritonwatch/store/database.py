@@ -24,6 +24,7 @@ from .rows import key_hash
 
 # Shortest UUID prefix accepted: shorter ones match too many rows to be a name.
 MIN_PREFIX = 4
+IN_CHUNK = 500  # keys per IN (...): far below every driver's limit on bound parameters
 _INT64_MAX = 2**63 - 1
 
 
@@ -86,15 +87,34 @@ class Database:
         """The id of the row whose ``key_col`` is ``key``, inserting it (race-safe) if new."""
         if key in cache:
             return cache[key]
+        return self.get_or_create_many(conn, table, cache, key_col, {key: values})[key]
+
+    def get_or_create_many(
+        self,
+        conn: Connection,
+        table: Table,
+        cache: dict[str, int],
+        key_col: str,
+        rows: dict[str, dict[str, Any]],
+    ) -> dict[str, int]:
+        """The ids of the rows whose ``key_col`` is each key of ``rows``, inserting the new
+        ones (race-safe) with one SELECT, one INSERT and one more SELECT per 500 keys."""
+        ids = {k: cache[k] for k in rows if k in cache}
+        missing = [k for k in rows if k not in ids]
         col = table.c[key_col]
-        found = conn.execute(select(table.c.id).where(col == key)).scalar()
-        if found is None:
-            conn.execute(
-                self.insert(table).values(**{key_col: key}, **values).on_conflict_do_nothing()  # type: ignore[attr-defined]
-            )
-            found = conn.execute(select(table.c.id).where(col == key)).scalar_one()
-        cache[key] = int(found)
-        return int(found)
+
+        def look_up(keys: list[str]) -> None:
+            for i in range(0, len(keys), IN_CHUNK):
+                q = select(col, table.c.id).where(col.in_(keys[i : i + IN_CHUNK]))
+                ids.update({str(k): int(v) for k, v in conn.execute(q)})
+
+        look_up(missing)
+        new = [{key_col: k, **rows[k]} for k in missing if k not in ids]
+        if new:
+            conn.execute(self.insert(table).on_conflict_do_nothing(), new)  # type: ignore[attr-defined]
+            look_up([row[key_col] for row in new])
+        cache.update((k, ids[k]) for k in missing)
+        return ids
 
     def org_id(self, conn: Connection, name: str | None, staged: Caches) -> int | None:
         """The id of organisation ``name`` (created if new), or None for no organisation."""
@@ -106,23 +126,29 @@ class Database:
 
     def build_id(self, conn: Connection, build: dict[str, Any], staged: Caches) -> int:
         """The id of a run's build section (created if new): runs and codegen share builds."""
-        triton = build.get("triton") or {}
-        if not triton.get("version"):
-            raise UsageError("a build needs build['triton']['version']")
-        return self.get_or_create(
-            conn,
-            s.builds,
-            staged.builds,
-            "key",
-            key_hash(build),
-            {
-                "triton_version": triton["version"],
-                "triton_commit": triton.get("commit"),
-                "torch_version": (build.get("torch") or {}).get("version"),
-                "info": build,
-                "created_at": datetime.now(UTC),
-            },
-        )
+        return self.build_ids(conn, [build], staged)[0]
+
+    def build_ids(
+        self, conn: Connection, builds: Sequence[dict[str, Any]], staged: Caches
+    ) -> list[int]:
+        """:meth:`build_id` of several builds, with one round trip for all the new ones."""
+        keys, rows = [], {}
+        for build in builds:
+            triton = build.get("triton") or {}
+            if not triton.get("version"):
+                raise UsageError("a build needs build['triton']['version']")
+            key = key_hash(build)
+            keys.append(key)
+            if key not in staged.builds:
+                rows[key] = {
+                    "triton_version": triton["version"],
+                    "triton_commit": triton.get("commit"),
+                    "torch_version": (build.get("torch") or {}).get("version"),
+                    "info": build,
+                    "created_at": datetime.now(UTC),
+                }
+        self.get_or_create_many(conn, s.builds, staged.builds, "key", rows)
+        return [staged.builds[k] for k in keys]
 
     def bulk_insert(
         self, conn: Connection, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Column, String
 
 from ..naming import canonical_shape
-from ..runformat import Run
+from ..runformat import Result, Run
 from . import schema as s
 
 INT32_MAX = 2**31 - 1
@@ -75,6 +75,26 @@ def storable_problem(run: Run, *, suspicious: bool = True) -> str | None:
     ``suspicious=False`` skips the walk over every string and number (NUL, NaN, Infinity), for
     a body known not to contain them.
     """
+    problem = _fields_problem(run)
+    for i, r in enumerate(run.results):
+        if problem:
+            break
+        problem = result_problem(r)
+        if problem:
+            problem = f"results.{i}.{problem}"
+    return problem or (_values_problem(run) if suspicious else None)
+
+
+def run_problem(run: Run, *, suspicious: bool = True) -> str | None:
+    """:func:`storable_problem` less the per-result column limits (:func:`result_problem`).
+
+    The store asks :func:`result_problem` only of results whose series is not stored yet: a
+    stored series already fits its columns, and a bulk import repeats a few series many times.
+    """
+    return _fields_problem(run) or (_values_problem(run) if suspicious else None)
+
+
+def _fields_problem(run: Run) -> str | None:
     m, info, triton = run.machine, run.run, run.build.triton
     torch = getattr(run.build, "torch", None)
     checks = (
@@ -93,14 +113,10 @@ def storable_problem(run: Run, *, suspicious: bool = True) -> str | None:
             return f"{name}: at most {limit} characters"
     if m.gpu_count is not None and not 0 <= m.gpu_count <= INT32_MAX:
         return "machine.gpu_count: must be between 0 and 2**31-1"
-    for i, r in enumerate(run.results):
-        if len(canonical_shape(r.shape)) > MAX_SHAPE:
-            return f"results.{i}.shape: its JSON form is longer than {MAX_SHAPE} characters"
-        for f, limit in SERIES_TEXT.items():
-            if len(getattr(r, f)) > limit:
-                return f"results.{i}.{f}: at most {limit} characters"
-    if not suspicious:
-        return None
+    return None
+
+
+def _values_problem(run: Run) -> str | None:
     bad = _walk(run.model_dump(mode="python", exclude={"results"}), "")
     if bad is None:
         for i, r in enumerate(run.results):
@@ -123,4 +139,14 @@ def storable_problem(run: Run, *, suspicious: bool = True) -> str | None:
                 break
     if bad:
         return f"{bad.lstrip('.')}: NUL characters and NaN/Infinity cannot be stored"
+    return None
+
+
+def result_problem(r: Result) -> str | None:
+    """What of one result's series the database cannot hold, as ``field: message``, or None."""
+    if len(canonical_shape(r.shape)) > MAX_SHAPE:
+        return f"shape: its JSON form is longer than {MAX_SHAPE} characters"
+    for f, limit in SERIES_TEXT.items():
+        if len(getattr(r, f)) > limit:
+            return f"{f}: at most {limit} characters"
     return None

@@ -10,7 +10,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from sqlalchemy import BigInteger, any_, cast, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
@@ -137,17 +136,20 @@ class Overview:
                 continue
             ratio = v_new / v_old
             groups.setdefault((op, dtype), []).append(ratio if better == "lower" else 1 / ratio)
+        # The one geometric mean (analysis.stats, part of the base), imported here because
+        # scipy, which that module loads, costs every command that opens a store ~0.5 s.
+        from ..analysis.stats import geomean
+
         cells = []
         for (op, dt), ratios in sorted(groups.items()):
-            arr = np.asarray(ratios)
             cells.append(
                 HeatCell(
                     operator=op,
                     dtype=dt,
                     machine=pair[0].machine,
                     machine_id=mid,
-                    change=float(np.exp(np.log(arr).mean())),
-                    worst=float(arr.max()),
+                    change=geomean(ratios),
+                    worst=max(ratios),
                     n=len(ratios),
                 )
             )

@@ -11,7 +11,7 @@ from itertools import chain, repeat
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.dml import ReturningInsert
 
@@ -20,11 +20,13 @@ from ..errors import InputError
 from ..naming import canonical_shape
 from ..runformat import Run, metric_better
 from . import schema as s
-from .database import Caches, Database
-from .limits import storable_problem
+from .database import IN_CHUNK, Caches, Database
+from .limits import result_problem, run_problem, storable_problem
 from .rows import AddedRun, ResultRow, RunDetail, RunSummary, key_hash
 
-_RUN_BY_UUID = select(s.runs.c.id).where(s.runs.c.uuid == bindparam("uuid"))
+# Results written per batch of a bulk import: a few statements per batch instead of a few per
+# run, and a batch (its runs and rows) stays a few megabytes whatever the file's size.
+BATCH_RESULTS = 5_000
 
 RESULT_COLUMNS = (
     "run_id",
@@ -97,155 +99,225 @@ class Runs:
         the run's own ``run.org``. A run the database cannot hold raises :class:`InputError`
         naming the field; ``checked`` says the caller already asked :func:`storable_problem`.
         """
-        if not checked:
-            self.check(run)
         with self.db.writing() as (conn, staged):
-            return self._add(conn, run, staged, org=org, uploaded_by=uploaded_by)
+            return self._add_batch(
+                conn, [run], staged, org=org, uploaded_by=uploaded_by, checked=checked
+            )[0]
 
     def add_many(self, runs: Iterable[Run]) -> list[AddedRun]:
-        """Write several runs in one transaction: all of them or, on any error, none."""
+        """Write several runs in one transaction: all of them or, on any error, none.
+
+        Runs are consumed as they come and written in batches of about
+        :data:`BATCH_RESULTS` results (a few statements per batch, not per run), so an
+        iterator over a long history is never held whole.
+        """
+        out: list[AddedRun] = []
         with self.db.writing() as (conn, staged):
-            out = []
+            batch: list[Run] = []
+            size = 0
             for r in runs:
-                self.check(r)
-                out.append(self._add(conn, r, staged, org=None, uploaded_by=None))
-            return out
+                batch.append(r)
+                size += len(r.results) + 1
+                if size >= BATCH_RESULTS:
+                    out += self._add_batch(conn, batch, staged)
+                    batch, size = [], 0
+            if batch:
+                out += self._add_batch(conn, batch, staged)
+        return out
 
     def check(self, run: Run) -> None:
         """Refuse a run the database cannot hold, with one line naming the field."""
-        # SQLite holds NUL and NaN; PostgreSQL refuses them, so only there is every value walked.
         problem = storable_problem(run, suspicious=self.db.dialect == "postgresql")
         if problem:
             raise InputError(f"run {run.run.id} cannot be stored: {problem}")
 
-    def _add(
+    def _add_batch(
         self,
         conn: Connection,
-        run: Run,
+        runs: Sequence[Run],
         staged: Caches,
         *,
-        org: str | None,
-        uploaded_by: int | None,
-    ) -> AddedRun:
-        uid = str(run.run.id)
-        existing = conn.execute(_RUN_BY_UUID, {"uuid": uid}).scalar()
-        if existing is not None:
-            return AddedRun(uuid=uid, id=int(existing), created=False, n_results=len(run.results))
-        run_info = run.run.model_dump(mode="json", exclude_none=True)
+        org: str | None = None,
+        uploaded_by: int | None = None,
+        checked: bool = False,
+    ) -> list[AddedRun]:
+        uids = [str(r.run.id) for r in runs]
+        stored = self._ids_of(conn, uids)
+        new: dict[str, int] = {}  # uuid -> index in runs of the run this batch writes
+        for i, (uid, run) in enumerate(zip(uids, runs, strict=True)):
+            if uid in stored or uid in new:
+                continue
+            if not checked:
+                # SQLite holds NUL and NaN; PostgreSQL refuses them, so only there is every
+                # value walked. Each new series is checked against its columns in _series_ids.
+                problem = run_problem(run, suspicious=self.db.dialect == "postgresql")
+                if problem:
+                    raise InputError(f"run {uid} cannot be stored: {problem}")
+            new[uid] = i
+        todo = [runs[i] for i in new.values()]
+        infos = [r.run.model_dump(mode="json", exclude_none=True) for r in todo]
         if org:
-            run_info["org"] = org
-        org_id = self.db.org_id(conn, run_info.get("org"), staged)
-        m = run.machine
-        device = run.run.device or ("cuda" if m.gpu_model else "cpu")
-        machine_info = m.model_dump(mode="json", exclude_none=True)
-        machine_id = self.db.get_or_create(
-            conn,
-            s.machines,
-            staged.machines,
-            "key",
-            key_hash([m.name, device, m.gpu_model, m.gpu_count]),
-            {
-                "name": m.name,
-                "device": device,
-                "gpu_model": m.gpu_model,
-                "gpu_count": m.gpu_count,
-                "org_id": org_id,
-                "info": machine_info,
-                "created_at": datetime.now(UTC),
-            },
-        )
-        build_id = self.db.build_id(
-            conn, run.build.model_dump(mode="json", exclude_none=True), staged
-        )
-        started = run.run.started_at
-        row = {
-            "uuid": uid,
-            "org_id": org_id,
-            "machine_id": machine_id,
-            "build_id": build_id,
-            "started_at": started,
-            "finished_at": run.run.finished_at,
-            "label": run.run.label,
-            "suite": run.run.suite,
-            "device": device,
-            "n_results": len(run.results),
-            "n_failed": sum(1 for r in run.results if r.status != "ok"),
-            "info": run_info,
-            "machine_info": machine_info,
-            "ingested_at": datetime.now(UTC),
-            "uploaded_by": uploaded_by,
-        }
+            for info in infos:
+                info["org"] = org
+        builds = [r.build.model_dump(mode="json", exclude_none=True) for r in todo]
+        build_ids = self.db.build_ids(conn, builds, staged)
+        now = datetime.now(UTC)
+        rows, places = [], []
+        for run, info, build_id in zip(todo, infos, build_ids, strict=True):
+            org_id = self.db.org_id(conn, info.get("org"), staged)
+            m = run.machine
+            device = run.run.device or ("cuda" if m.gpu_model else "cpu")
+            machine_info = m.model_dump(mode="json", exclude_none=True)
+            machine_id = self.db.get_or_create(
+                conn,
+                s.machines,
+                staged.machines,
+                "key",
+                key_hash([m.name, device, m.gpu_model, m.gpu_count]),
+                {
+                    "name": m.name,
+                    "device": device,
+                    "gpu_model": m.gpu_model,
+                    "gpu_count": m.gpu_count,
+                    "org_id": org_id,
+                    "info": machine_info,
+                    "created_at": now,
+                },
+            )
+            rows.append(
+                {
+                    "uuid": str(run.run.id),
+                    "org_id": org_id,
+                    "machine_id": machine_id,
+                    "build_id": build_id,
+                    "started_at": run.run.started_at,
+                    "finished_at": run.run.finished_at,
+                    "label": run.run.label,
+                    "suite": run.run.suite,
+                    "device": device,
+                    "n_results": len(run.results),
+                    "n_failed": sum(1 for r in run.results if r.status != "ok"),
+                    "info": info,
+                    "machine_info": machine_info,
+                    "ingested_at": now,
+                    "uploaded_by": uploaded_by,
+                }
+            )
+            places.append(machine_id)
+        written = self._insert_runs(conn, rows)
+        # A run missing from ``written`` was stored by a concurrent writer first: it is theirs.
+        mine = [
+            (run, written[uid], machine_id)
+            for run, uid, machine_id in zip(todo, new, places, strict=True)
+            if uid in written
+        ]
+        if mine:
+            self._add_results(conn, mine, staged)
+        out = []
+        for i, (uid, run) in enumerate(zip(uids, runs, strict=True)):
+            created = uid in written and new[uid] == i
+            if uid in stored:
+                rid = stored[uid]
+            elif uid in written:
+                rid = written[uid]
+            else:
+                rid = self._ids_of(conn, [uid])[uid]
+            out.append(AddedRun(uuid=uid, id=rid, created=created, n_results=len(run.results)))
+        return out
+
+    def _ids_of(self, conn: Connection, uuids: Sequence[str]) -> dict[str, int]:
+        """The ids of the runs among ``uuids`` that are stored."""
+        found: dict[str, int] = {}
+        for i in range(0, len(uuids), IN_CHUNK):
+            q = select(s.runs.c.uuid, s.runs.c.id).where(s.runs.c.uuid.in_(uuids[i : i + IN_CHUNK]))
+            found.update({str(u): int(v) for u, v in conn.execute(q)})
+        return found
+
+    def _insert_runs(self, conn: Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
+        """Insert run rows in one statement; the uuid -> id of those this call wrote."""
+        if not rows:
+            return {}
         if self._insert is None:  # built once: statement construction was a third of a run's cost
             self._insert = (
-                self.db.insert(s.runs).on_conflict_do_nothing().returning(s.runs.c.id)  # type: ignore[attr-defined]
+                self.db.insert(s.runs)
+                .on_conflict_do_nothing()  # type: ignore[attr-defined]
+                .returning(s.runs.c.uuid, s.runs.c.id)
             )
-        run_id = conn.execute(self._insert, row).scalar()
-        if run_id is None:  # a concurrent writer stored the same UUID first
-            got = conn.execute(_RUN_BY_UUID, {"uuid": uid}).scalar_one()
-            return AddedRun(uuid=uid, id=int(got), created=False, n_results=len(run.results))
-        series_ids = self._series_ids(conn, run, staged)
+        return {str(u): int(v) for u, v in conn.execute(self._insert, rows)}
+
+    def _add_results(
+        self, conn: Connection, runs: list[tuple[Run, int, int]], staged: Caches
+    ) -> None:
+        """Every result of (run, run id, machine id) in one bulk insert."""
+        series_ids = self._series_ids(conn, [run for run, _, _ in runs], staged)
         # The dialect's own processor: SQLite must store the text form SQLAlchemy compares with.
         t = s.results.c.t.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
-        t_value = t(started) if t else started
-        rows = result_rows(run, run_id, machine_id, series_ids, t_value)
-        self.db.bulk_insert(conn, s.results, RESULT_COLUMNS, rows)
-        return AddedRun(uuid=uid, id=int(run_id), created=True, n_results=len(run.results))
+        table: list[tuple[Any, ...]] = []
+        at = 0
+        for run, run_id, machine_id in runs:
+            n, started = len(run.results), run.run.started_at
+            ids = series_ids[at : at + n]
+            table += result_rows(run, run_id, machine_id, ids, t(started) if t else started)
+            at += n
+        self.db.bulk_insert(conn, s.results, RESULT_COLUMNS, table)
 
-    def _series_ids(self, conn: Connection, run: Run, staged: Caches) -> list[int]:
+    def _series_ids(self, conn: Connection, runs: Sequence[Run], staged: Caches) -> list[int]:
+        """The series id of every result of ``runs``, in order, creating the new series.
+
+        A series not stored yet is checked against its columns first (a stored one fits).
+        """
         committed, fast = self.db.caches.series_by_tuple, staged.series_by_tuple
         ids: list[int | None] = []
         pending: dict[str, tuple[Any, dict[str, Any]]] = {}
         slots: list[tuple[int, str]] = []
-        for i, r in enumerate(run.results):
-            tkey = (
-                r.operator,
-                r.provider,
-                r.variant,
-                tuple(r.shape.items()),
-                r.dtype,
-                r.mode,
-                r.metric,
-                r.unit,
-            )
-            sid = committed.get(tkey) or fast.get(tkey)
-            if sid is None:
-                shape = canonical_shape(r.shape)
-                k = series_key(
-                    r.operator, r.provider, r.variant, shape, r.dtype, r.mode, r.metric, r.unit
+        seen: dict[tuple[Any, ...], str] = {}  # new series met earlier in this batch -> key
+        for run in runs:
+            for j, r in enumerate(run.results):
+                tkey = (
+                    r.operator,
+                    r.provider,
+                    r.variant,
+                    tuple(r.shape.items()),
+                    r.dtype,
+                    r.mode,
+                    r.metric,
+                    r.unit,
                 )
-                if k not in pending:
-                    pending[k] = (
-                        tkey,
-                        {
-                            "key": k,
-                            "operator": r.operator,
-                            "provider": r.provider,
-                            "variant": r.variant,
-                            "shape": shape,
-                            "dtype": r.dtype,
-                            "mode": r.mode,
-                            "metric": r.metric,
-                            "unit": r.unit,
-                            "better": metric_better(r.metric, r.better),
-                        },
+                sid = committed.get(tkey) or fast.get(tkey)
+                if sid is None and tkey in seen:
+                    slots.append((len(ids), seen[tkey]))
+                elif sid is None:
+                    problem = result_problem(r)
+                    if problem:
+                        raise InputError(
+                            f"run {run.run.id} cannot be stored: results.{j}.{problem}"
+                        )
+                    shape = canonical_shape(r.shape)
+                    k = series_key(
+                        r.operator, r.provider, r.variant, shape, r.dtype, r.mode, r.metric, r.unit
                     )
-                slots.append((i, k))
-            ids.append(sid)
+                    seen[tkey] = k
+                    if k not in pending:
+                        pending[k] = (
+                            tkey,
+                            {
+                                "operator": r.operator,
+                                "provider": r.provider,
+                                "variant": r.variant,
+                                "shape": shape,
+                                "dtype": r.dtype,
+                                "mode": r.mode,
+                                "metric": r.metric,
+                                "unit": r.unit,
+                                "better": metric_better(r.metric, r.better),
+                            },
+                        )
+                    slots.append((len(ids), k))
+                ids.append(sid)
         if pending:
-            found: dict[str, int] = {}
-            keys = list(pending)
-            for i in range(0, len(keys), 500):
-                q = select(s.series.c.key, s.series.c.id).where(
-                    s.series.c.key.in_(keys[i : i + 500])
-                )
-                found.update({str(k): int(v) for k, v in conn.execute(q)})
-            new = [row for k, (_, row) in pending.items() if k not in found]
-            if new:
-                conn.execute(self.db.insert(s.series).on_conflict_do_nothing(), new)  # type: ignore[attr-defined]
-                for i in range(0, len(new), 500):
-                    chunk = [r["key"] for r in new[i : i + 500]]
-                    q = select(s.series.c.key, s.series.c.id).where(s.series.c.key.in_(chunk))
-                    found.update({str(k): int(v) for k, v in conn.execute(q)})
+            found = self.db.get_or_create_many(
+                conn, s.series, {}, "key", {k: row for k, (_, row) in pending.items()}
+            )
             for k, (tkey, _) in pending.items():
                 fast[tkey] = found[k]
             for i, k in slots:
