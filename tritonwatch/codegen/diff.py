@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .metrics import Compiled
-from .normalize import STAGE_LABELS, changed_stages, strip_header
+from .normalize import STAGE_LABELS, changed_stages, code_text, strip_header
 
 MAX_DIFF_LINES = 200
 
@@ -174,7 +174,7 @@ def _first_code_stage(a: Compiled, b: Compiled, changed: list[str]) -> str | Non
     for st in changed:
         if st not in a.stages or st not in b.stages:
             return st  # a binary (or a stage only one side has): no header to set aside
-        if strip_header(a.stages[st]) != strip_header(b.stages[st]):
+        if strip_header(code_text(st, a.stages[st])) != strip_header(code_text(st, b.stages[st])):
             return st
     return None
 

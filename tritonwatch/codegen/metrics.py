@@ -215,7 +215,7 @@ def analyze(raw: dict[str, Any], *, kernel: str, spec: str, target: str) -> Comp
         )
     raw_stages: dict[str, str] = raw.get("stages") or {}
     stages = {s: normalize(s, raw_stages[s]) for s in STAGE_ORDER if s in raw_stages}
-    hashes = {s: stage_hash(t) for s, t in stages.items()}
+    hashes = {s: stage_hash(t, s) for s, t in stages.items()}
     binary = raw.get("binary") or {}
     if binary.get("kind"):
         hashes[binary["kind"]] = binary["sha256"]
