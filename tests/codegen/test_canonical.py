@@ -3,6 +3,7 @@ not changes; a real change still is. On real Triton output (compiled here, sm90)
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 
 from tritonwatch.codegen import compiler
-from tritonwatch.codegen.diff import compare
+from tritonwatch.codegen.diff import compare, summarize
 from tritonwatch.codegen.metrics import Compiled, analyze
 from tritonwatch.codegen.normalize import normalize, stage_hash
 from tritonwatch.codegen.runner import _PINNED
@@ -116,3 +117,38 @@ def test_renumbering_real_output_is_not_a_change(
     assert m is not None
     swapped = other.replace(m.group(0), f"{op} {m.group(2)}, {m.group(1)}", 1)
     assert stage_hash(normalize(stage, swapped), stage) != stage_hash(normalize(stage, text), stage)
+
+
+def _with_sass(c: Compiled, sass: str) -> Compiled:
+    stages = {**c.stages, "sass": normalize("sass", sass)}
+    hashes = {
+        **c.stage_hashes,
+        "sass": stage_hash(stages["sass"], "sass"),
+        "cubin": stage_hash(sass),
+    }
+    return dataclasses.replace(c, stages=stages, stage_hashes=hashes)
+
+
+def test_same_ptx_sass_differing_only_in_register_allocation_is_not_a_change(
+    raws: dict[str, dict[str, Any]],
+) -> None:
+    sass = raws["base"]["stages"]["sass"]
+    regs = sorted({int(n) for n in re.findall(r"\bR(\d+)\b", sass)})
+    assert len(regs) > 4
+    perm = dict(zip(regs, regs[1:] + regs[:1], strict=True))  # another allocation, same code
+    other = re.sub(r"\bR(\d+)\b", lambda m: f"R{perm[int(m.group(1))]}", sass)
+    base = _an(raws["base"])
+    row = compare(base, _with_sass(base, other))
+    assert row.status == "identical" and row.ptxas_note == "register allocation"
+    s = summarize([row])
+    assert s.regalloc_only == 1 and "only in register allocation" in s.headline
+    assert s.headline.startswith("No change in 1 specialisation.")
+
+    # a real SASS change behind the same PTX is a change, and is said to be ptxas's
+    lines = other.splitlines()
+    i = next(i for i, ln in enumerate(lines) if " FADD " in ln or " FMUL " in ln)
+    changed = "\n".join(lines[:i] + lines[i + 1 :])
+    row = compare(base, _with_sass(base, changed))
+    assert row.status == "changed" and row.first_changed_stage == "sass"
+    assert row.ptxas_note == "ptxas"
+    assert "change is ptxas's" in summarize([row]).headline

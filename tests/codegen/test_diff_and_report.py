@@ -29,9 +29,10 @@ def test_rows_and_summary(synthetic_report: Any) -> None:
     assert s.keys_lost == {"wgmma on sm90": 1} and s.keys_gained == {"mma.sync on sm90": 1}
     assert (s.registers_up, s.registers_down, s.spills_appeared) == (1, 1, 1)
     assert s.headline == (
-        "2 of 4 specialisations changed (first difference: 1 at TTGIR, 1 at AMDGCN); "
-        "1 lost wgmma on sm90; 1 gained mma.sync on sm90; registers up in 1, down in 1; "
-        "spills appeared in 1; 1 fail to compile only in B"
+        "2 of 4 specialisations changed; the first difference is at TTGIR in 1 and AMDGCN "
+        "in 1. Key instructions: wgmma on sm90 lost in 1; mma.sync on sm90 gained in 1. "
+        "Registers went up in 1 and down in 1, spills appeared in 1. 1 specialisation fails "
+        "to compile only in B."
     )
 
 
@@ -50,6 +51,8 @@ def test_json_has_the_documented_fields(synthetic_report: Any) -> None:
     assert mm["spec"] == "mm_fp16" and mm["first_changed_stage"] == "TTGIR"
     assert mm["a"]["metrics"]["registers"] == 120 and mm["b"]["metrics"]["spills"] == 24
     assert mm["key_instructions_lost"] == ["wgmma"]
+    assert "+y = 3 <script>" in mm["diffs"]["TTGIR"]  # the diffs travel with the JSON
+    assert rows[("add", "sm90")]["diffs"] == {}
     assert rows[("soft", "sm90")]["b"]["error"].startswith("CompilationError")
     assert doc["a"]["triton_version"] == "3.8.0" and doc["b"]["ptxas"] == {"ptxas": "12.9.86"}
 
@@ -121,10 +124,13 @@ def test_header_only_changes_are_told_apart_from_code_changes() -> None:
     assert code_later.first_changed_stage == "ttgir" and code_later.first_code_stage == "llir"
     s = summarize([only_headers, code_later])
     assert s.by_stage == {"TTGIR": 2} and s.by_code_stage == {"LLIR": 1} and s.header_only == 1
-    assert (
-        "code itself first differs 1 at LLIR, 1 only in module attributes/target lines"
-        in s.headline
+    assert s.headline == (
+        "2 of 2 specialisations changed; the first difference is at TTGIR in 2. The code "
+        "itself first differs at LLIR in 1. 1 of them differs only in module attributes or "
+        "target lines."
     )
+    # the report shows the diff of the stage where the code first changes, not only the header
+    assert set(code_later.diffs) == {"ttgir", "llir"} and "+unreachable" in code_later.diffs["llir"]
     assert only_headers.to_json()["first_code_change"] is None
     assert code_later.to_json()["first_code_change"] == "LLIR"
 
@@ -149,9 +155,9 @@ def test_same_failure_in_both_builds_is_not_a_change_but_is_said() -> None:
     assert s.changed == 0 and s.identical == 1 and s.failed_same == 1
     assert s.dead_targets == {"gfx999": "RuntimeError: PassManager::run failed"}
     assert s.headline == (
-        "0 of 2 specialisations changed; nothing compiles for gfx999 in either "
-        "build (RuntimeError: PassManager::run failed); 1 fail to compile in "
-        "both, the same way"
+        "No change in 1 specialisation. Nothing compiles for gfx999 in either build "
+        "(RuntimeError: PassManager::run failed). 1 specialisation fails to compile in both "
+        "builds, the same way."
     )
 
 

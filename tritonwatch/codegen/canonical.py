@@ -211,3 +211,25 @@ def strict(stage: str, text: str) -> str:
     """The strict canonical form (names reduced to numbers) of a readable or normalised stage."""
     fn = _BY_STAGE.get(stage)
     return fn(text, strict=True) if fn else text
+
+
+# SASS registers: general (R), uniform (UR), predicate (P), uniform predicate (UP) and barrier
+# (B) registers; RZ, URZ, PT and UPT are constants and keep their names.
+_SASS_REG = re.compile(r"\b(UR|UP|R|P|B)(\d+)\b")
+
+
+def sass_modulo_registers(text: str) -> str:
+    """Normalised SASS with its registers renamed in order of first appearance (per kind): two
+    texts equal here differ only in register allocation."""
+    seen: dict[tuple[str, str], str] = {}
+    counts: dict[str, int] = {}
+
+    def one(m: re.Match[str]) -> str:
+        key = (m.group(1), m.group(2))
+        if key not in seen:
+            k = counts.get(m.group(1), 0)
+            counts[m.group(1)] = k + 1
+            seen[key] = f"{m.group(1)}{k}"
+        return seen[key]
+
+    return _SASS_REG.sub(one, text)

@@ -55,6 +55,8 @@ def _ms(a: float | None, b: float | None) -> str:
 def _stage(r: KernelDiff) -> str:
     if r.status == "changed":
         first = STAGE_LABELS.get(r.first_changed_stage or "", "-")
+        if r.ptxas_note == "ptxas":
+            first += " (same PTX and ptxas: ptxas's change)"
         if r.first_code_stage == r.first_changed_stage:
             return first
         if r.first_code_stage is None:
@@ -390,7 +392,8 @@ on AMD. Spills: spill-store bytes on NVIDIA, spilled registers on AMD.</p>
 
 
 def render_json(report: BlastReport) -> str:
-    return json.dumps(report.to_json(), indent=2, sort_keys=False) + "\n"
+    """The report as JSON, with each changed row's normalised diffs (``diffs``: stage -> text)."""
+    return json.dumps(report.to_json(with_diffs=True), indent=2, sort_keys=False) + "\n"
 
 
 def render(report: BlastReport, fmt: str) -> str:
