@@ -140,7 +140,8 @@ def env_remove_cmd(name: str) -> None:
     "kernel_files",
     multiple=True,
     metavar="FILE",
-    help="Kernel file declaring COMPILE_SPECS (repeatable) [default: the suite's].",
+    help="Kernel file declaring COMPILE_SPECS, or a spec file written by `capture` "
+    "(repeatable) [default: the suite's].",
 )
 @click.option(
     "--format",
@@ -303,4 +304,41 @@ def cache_prune_cmd(max_mb: float | None, older_than_days: float | None) -> None
     )
 
 
-COMMANDS = [env_cmd, blast_cmd, cache_cmd]
+@click.command(
+    "capture",
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Spec file to write (JSON); `blast --kernels FILE` reads it.",
+)
+@click.option(
+    "--interpret",
+    is_flag=True,
+    help="Run the command's kernels under Triton's interpreter (TRITON_INTERPRET=1), for a "
+    "machine with no GPU; what Triton would compile on a GPU is recorded.",
+)
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def capture_cmd(output: Path, interpret: bool, command: tuple[str, ...]) -> None:
+    """Run COMMAND and record every Triton specialisation it launches.
+
+    Each distinct launch (signature, constants, divisibility, options, as Triton specialised
+    them) becomes one spec in the output file, with no hand-writing. The command's own exit
+    code is kept: when it fails, the specs it launched before are still written.
+
+    \b
+    tritonwatch capture -o specs.json --interpret -- pytest tests/ops
+    tritonwatch blast --a tri38 --b current --kernels specs.json
+    """
+    from ..codegen.capture import capture
+
+    result = capture(list(command), output, interpret=interpret)
+    click.echo(result.headline, err=True)
+    if result.returncode:
+        sys.exit(result.returncode)
+
+
+COMMANDS = [env_cmd, blast_cmd, cache_cmd, capture_cmd]

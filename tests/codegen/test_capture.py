@@ -1,0 +1,74 @@
+"""`tritonwatch capture`: a command's Triton launches become specs (under the interpreter on
+this CPU), as Triton specialises them, deduplicated; blast compiles them with no hand-written
+signature."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from support.probes import needs
+
+from tritonwatch.cli import main
+from tritonwatch.codegen import blast
+from tritonwatch.codegen.capture import capture
+
+pytestmark = needs("torch", "triton")
+LAUNCH = Path(__file__).resolve().parent / "data" / "launch_sample.py"
+
+
+def _by_n(specs: list[dict]) -> dict[object, dict]:
+    return {s["constexprs"].get("n", s["signature"]["n"]): s for s in specs}
+
+
+def test_capture_records_each_specialisation_as_triton_makes_it(tmp_path: Path) -> None:
+    r = capture([sys.executable, str(LAUNCH)], tmp_path / "specs.json", interpret=True)
+    assert r.returncode == 0 and not r.errors, r.errors
+    doc = json.loads((tmp_path / "specs.json").read_text())
+    assert doc["format"] == "tritonwatch.specs/1" and len(doc["specs"]) == 3  # 4 launches
+    by = {(s["divisibility"] and tuple(s["divisibility"]), s["num_warps"]): s for s in doc["specs"]}
+    aligned = by[(("out_ptr", "x_ptr"), 4)]
+    assert aligned["signature"]["n"] == "i32" and aligned["constexprs"] == {"BLOCK": 256}
+    # n == 1 becomes a constant; x[1:] is not 16-byte aligned; num_warps as launched
+    one = by[(("out_ptr",), 2)]
+    assert one["signature"]["n"] == "constexpr" and one["constexprs"]["n"] == 1
+    # 4096 is a multiple of 16: divisible
+    big = by[(("n", "out_ptr", "x_ptr"), 4)]
+    assert big["constexprs"] == {"BLOCK": 128}
+    for s in doc["specs"]:  # a kernel in a script's sys.path folder: named by its file
+        assert s["kernel"] == "scale_kernel" and s["file"].endswith("kernels_sample.py")
+        assert s["as_launched"] is True
+
+    report = blast("current", "current", targets="sm90", kernel_files=[tmp_path / "specs.json"])
+    assert report.summary.total == 3 and report.summary.changed == 0
+    assert all(row.a.status == "ok" for row in report.rows), [r.a.error_line for r in report.rows]
+
+
+def test_cli_capture_keeps_the_command_exit_code(tmp_path: Path) -> None:
+    out = tmp_path / "specs.json"
+    res = CliRunner().invoke(
+        main, ["capture", "-o", str(out), "--interpret", "--", sys.executable, str(LAUNCH), "3"]
+    )
+    assert res.exit_code == 3
+    assert "Captured 3 specialisations of 1 kernel" in res.output
+    assert "exited with code 3" in res.output
+    assert len(json.loads(out.read_text())["specs"]) == 3
+
+
+def test_capture_of_a_missing_command_is_one_line(tmp_path: Path) -> None:
+    res = CliRunner().invoke(main, ["capture", "-o", str(tmp_path / "s.json"), "--", "no-such-cmd"])
+    assert res.exit_code != 0 and "command not found: no-such-cmd" in res.output
+    assert "Traceback" not in res.output
+
+
+@pytest.mark.parametrize("bad", [{"specs": 3}, "not json"])
+def test_a_broken_spec_file_is_refused_in_one_line(tmp_path: Path, bad: object) -> None:
+    p = tmp_path / "specs.json"
+    p.write_text(bad if isinstance(bad, str) else json.dumps(bad))
+    res = CliRunner().invoke(
+        main, ["blast", "--a", "current", "--b", "current", "--kernels", str(p)]
+    )
+    assert res.exit_code != 0 and "spec file" in res.output and "Traceback" not in res.output

@@ -1,0 +1,178 @@
+"""The capture hook: loaded into every Python process of a captured command (by the
+``sitecustomize`` that ``tritonwatch capture`` puts first on ``PYTHONPATH``).
+
+It imports only the standard library until Triton itself is imported, then wraps the launch path
+(``JITFunction.run`` on a GPU, ``InterpretedFunction.run`` under ``TRITON_INTERPRET=1``) and,
+for each launch, asks Triton's own binder (``create_function_from_signature`` and
+``JITFunction._pack_args``, present from Triton 3.6 to 3.9) which specialisation those arguments
+make: the signature, the arguments it turns into constants (None, integers equal to 1), the ones
+it marks divisible by 16, and the compile options. Each distinct specialisation is appended, one
+JSON line, to ``$TRITONWATCH_CAPTURE_DIR/<pid>.jsonl``; the launch then goes on unchanged. A
+failure to record is written to the same file as an error line and never breaks the command.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import json
+import os
+import sys
+from typing import Any
+
+_OUT = os.environ.get("TRITONWATCH_CAPTURE_DIR", "")
+_seen: set[str] = set()
+_binders: dict[int, Any] = {}
+_backend: list[Any] = []
+#: Options a spec sets itself, or that Triton fills in at launch: not recorded.
+_SKIP_OPTIONS = {"debug", "instrumentation_mode", "fpsan_homomorphic_casts", "arch"}
+
+
+def _write(record: dict[str, Any]) -> None:
+    line = json.dumps(record, sort_keys=True, default=str)
+    if line in _seen:
+        return
+    _seen.add(line)
+    with open(os.path.join(_OUT, f"{os.getpid()}.jsonl"), "a", encoding="utf-8") as f:
+        f.write(line + "\n")
+
+
+def _plain(v: Any) -> Any:
+    v = getattr(v, "value", v)  # tl.constexpr
+    if isinstance(v, (bool, int, float, str)) or v is None:
+        return v
+    if hasattr(v, "item"):
+        try:
+            return v.item()
+        except Exception:  # noqa: BLE001 - not a scalar
+            pass
+    name = type(v).__name__
+    if name == "dtype":  # tl.dtype passed as a constexpr
+        return str(v)
+    raise TypeError(f"a {name} constexpr cannot be written as JSON")
+
+
+def _backend_for_specialising() -> Any:
+    """Triton's NVIDIA backend for sm90: what Triton binds arguments with on a GPU (alignment
+    and constant rules are the same on every backend; no device is needed to make one)."""
+    if not _backend:
+        from triton.backends.compiler import GPUTarget
+        from triton.compiler.compiler import make_backend
+
+        _backend.append(make_backend(GPUTarget("cuda", 90, 32)))
+    return _backend[0]
+
+
+def _jit_function(fn: Any, kwargs: dict[str, Any]) -> Any:
+    from triton.runtime.jit import JITFunction
+
+    if isinstance(fn, JITFunction):
+        return fn
+    # An InterpretedFunction: make the JITFunction Triton would have made for the same function
+    # (with the same do_not_specialize lists), to bind arguments the way a GPU launch does.
+    key = id(fn)
+    jf = _binders.get(key)
+    if jf is None:
+        jf = _binders[key] = JITFunction(fn.fn, **kwargs)
+    return jf
+
+
+def _record(fn: Any, jit_kwargs: dict[str, Any], args: tuple[Any, ...], kw: dict[str, Any]) -> None:
+    from triton.runtime.jit import create_function_from_signature
+
+    jf = _jit_function(fn, jit_kwargs)
+    backend = _backend_for_specialising()
+    binder = create_function_from_signature(jf.signature, jf.params, backend)
+    bound, specialization, extra = binder(*args, **kw)
+    options, signature, constexprs, attrs = jf._pack_args(backend, kw, bound, specialization, extra)
+    names = [p.name for p in jf.params]
+    consts: dict[str, Any] = {}
+    for path, value in constexprs.items():
+        if len(path) != 1:
+            raise TypeError("tuple arguments are not captured")
+        consts[names[path[0]]] = _plain(value)
+    divisible = sorted(
+        names[path[0]]
+        for path, attr in attrs.items()
+        if len(path) == 1 and ["tt.divisibility", 16] in [list(a) for a in attr]
+    )
+    passed = {k: v for k, v in kw.items() if k not in names and k not in _SKIP_OPTIONS}
+    record: dict[str, Any] = {
+        "name": jf.fn.__name__,
+        "module": jf.fn.__module__,
+        "file": os.path.abspath(jf.fn.__code__.co_filename),
+        "signature": dict(signature),
+        "constexprs": consts,
+        "divisibility": divisible,
+        "num_warps": options.num_warps,
+        "num_stages": options.num_stages,
+        "options": {
+            k: _plain(v) for k, v in passed.items() if k not in ("num_warps", "num_stages")
+        },
+    }
+    _write(record)
+
+
+def _wrap(cls: Any) -> None:
+    original = cls.run
+    if getattr(original, "_tritonwatch_capture", False):
+        return
+
+    def run(self: Any, *args: Any, grid: Any, warmup: bool, **kwargs: Any) -> Any:
+        if not warmup:
+            try:
+                _record(self, getattr(self, "kwargs", {}), args, dict(kwargs))
+            except Exception as e:  # noqa: BLE001 - recording must never break the command
+                name = getattr(getattr(self, "fn", None), "__name__", "?")
+                _write({"error": f"{name}: {type(e).__name__}: {e}"[:500]})
+        return original(self, *args, grid=grid, warmup=warmup, **kwargs)
+
+    run._tritonwatch_capture = True  # type: ignore[attr-defined]
+    cls.run = run
+
+
+_PATCH = {
+    "triton.runtime.jit": "JITFunction",
+    "triton.runtime.interpreter": "InterpretedFunction",
+}
+
+
+class _Loader(importlib.abc.Loader):
+    def __init__(self, inner: importlib.abc.Loader, name: str) -> None:
+        self.inner = inner
+        self.name = name
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> Any:
+        return self.inner.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        self.inner.exec_module(module)
+        cls = getattr(module, _PATCH[self.name], None)
+        if cls is not None:
+            _wrap(cls)
+
+
+class _Finder(importlib.abc.MetaPathFinder):
+    """Patches the launch classes right after Triton defines them (no import of Triton here)."""
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
+        if name not in _PATCH:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None and spec.loader is not None:
+                spec.loader = _Loader(spec.loader, name)
+                return spec
+        return None
+
+
+def install() -> None:
+    if not _OUT or any(isinstance(f, _Finder) for f in sys.meta_path):
+        return
+    for name, cls_name in _PATCH.items():  # already imported (unlikely): patch in place
+        mod = sys.modules.get(name)
+        if mod is not None and hasattr(mod, cls_name):
+            _wrap(getattr(mod, cls_name))
+    sys.meta_path.insert(0, _Finder())
