@@ -101,3 +101,19 @@ def test_system_site_packages_env_shadows_the_host_triton(envs_root: Path) -> No
     )
     assert out.returncode == 0, out.stderr[-500:]
     assert out.stdout.split() == [OLD, "torch", "ok"]
+
+
+def test_capture_works_with_the_older_triton(envs_root: Path, tmp_path: Path) -> None:
+    """The capture hook binds arguments with Triton's own binder; 3.8 specialises the sample
+    launches exactly as the host's Triton does."""
+    from tritonwatch.codegen.capture import capture
+
+    _ensure(envs_root, f"triton-{OLD}-sys", OLD, system=True)  # sees the host's torch
+    python = str(env_python(envs_root / f"triton-{OLD}-sys"))
+    launch = Path(__file__).resolve().parent / "data" / "launch_sample.py"
+    import sys
+
+    old = capture([python, str(launch)], tmp_path / "old.json", interpret=True)
+    new = capture([sys.executable, str(launch)], tmp_path / "new.json", interpret=True)
+    assert old.returncode == 0 and not old.errors, old.errors
+    assert len(old.specs) == 3 and old.specs == new.specs

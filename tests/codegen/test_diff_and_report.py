@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from tritonwatch.codegen.diff import unified_diff
-from tritonwatch.report.blast import render, render_html, render_json, render_markdown, render_table
+from tritonwatch.report.blast import render, render_html, render_json, render_table
+from tritonwatch.report.blast_markdown import MARKER, render_markdown
 
 
 def test_rows_and_summary(synthetic_report: Any) -> None:
@@ -70,13 +71,33 @@ def test_markdown_has_a_table_and_collapsible_diffs(synthetic_report: Any) -> No
     assert "**2 of 4 specialisations changed" in md
     assert "| mm<kernel> / mm_fp16 | sm90 | TTGIR | 120 → 168 (+48) | 0 → 24 (+24) |" in md
     assert "broken \\| on purpose" in md  # pipes escaped inside table cells
-    assert "<details><summary>mm&lt;kernel&gt; / mm_fp16 on sm90: TTGIR</summary>" in md
+    assert "<details><summary>mm&lt;kernel&gt; / mm_fp16 on sm90: TTGIR diff</summary>" in md
     assert "```diff" in md
     # rows a reviewer must read (a lost wgmma, spills) come before alphabetical order would
     assert md.index("| mm<kernel> / mm_fp16 | sm90 |") < md.index(
         "| mm<kernel> / mm_fp16 | gfx942 |"
     )
     assert "vgprs 100 → 90 (-10)" in md and "occupancy 4 → 5 (+1)" in md
+    # a PR comment: the hidden marker CI updates by, then the summary before anything else
+    lines = md.splitlines()
+    assert lines[0] == MARKER and lines[1].startswith("## Blast radius: triton 3.8.0 → 3.9.0")
+    assert lines[3].startswith("**2 of 4 specialisations changed")
+    assert render(synthetic_report, "markdown") == md
+
+
+def test_markdown_links_the_full_report_and_fits_one_comment(synthetic_report: Any) -> None:
+    import dataclasses
+
+    url = "https://github.com/o/r/actions/runs/1"
+    md = render_markdown(synthetic_report, report_url=url)
+    assert f"Full report, every row and diff: {url}" in md.splitlines()[5]
+    mm = next(r for r in synthetic_report.rows if r.status == "changed" and r.target == "sm90")
+    big = dataclasses.replace(mm, diffs={"ttgir": "\n".join(f"+line {i}" for i in range(199))})
+    rows = tuple(dataclasses.replace(big, spec=f"s{i}") for i in range(400))
+    huge = dataclasses.replace(synthetic_report, rows=rows)
+    md = render_markdown(huge, report_url=url)
+    assert len(md) <= 60_000 and md.startswith(MARKER)
+    assert "more changed rows are in [the full report](" in md
 
 
 def test_html_escapes_and_puts_diffs_one_click_away(synthetic_report: Any) -> None:

@@ -140,8 +140,8 @@ def env_remove_cmd(name: str) -> None:
     "kernel_files",
     multiple=True,
     metavar="FILE",
-    help="Kernel file declaring COMPILE_SPECS, or a spec file written by `capture` "
-    "(repeatable) [default: the suite's].",
+    help="Kernel file declaring COMPILE_SPECS, a spec file written by `capture`, or 'suite' "
+    "for the suite's own (repeatable) [default: the suite's].",
 )
 @click.option(
     "--format",
@@ -158,6 +158,26 @@ def env_remove_cmd(name: str) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
     help="Write the report to this file instead of standard output.",
+)
+@click.option(
+    "--html",
+    "html_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the full HTML report to this file (e.g. a CI artifact).",
+)
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the JSON report (with the diffs) to this file.",
+)
+@click.option(
+    "--report-url",
+    default=None,
+    metavar="URL",
+    help="With --format markdown: link the full report there (e.g. the CI run's artifacts).",
 )
 @click.option(
     "--fail-on",
@@ -185,6 +205,9 @@ def blast_cmd(
     kernel_files: tuple[str, ...],
     fmt: str,
     output: Path | None,
+    html_out: Path | None,
+    json_out: Path | None,
+    report_url: str | None,
     fail_on: tuple[str, ...],
     no_store: bool,
     no_cache: bool,
@@ -199,13 +222,15 @@ def blast_cmd(
     from ..codegen.blast import blast, failing, parse_fail_on
     from ..codegen.specs import parse_targets
     from ..report.blast import render, table
+    from ..report.blast_markdown import render_markdown
 
     parse_fail_on(fail_on)  # bad conditions and targets fail before minutes of compiling
     if targets is not None:
         parse_targets(targets)
 
-    if output is not None and output.parent and not output.parent.exists():
-        raise InputError("the folder for the report does not exist", path=str(output))
+    for path in (output, html_out, json_out):
+        if path is not None and path.parent and not path.parent.exists():
+            raise InputError("the folder for the report does not exist", path=str(path))
     # Open the database first: a bad --db should fail before minutes of compiling, not after.
     store = None if no_store else open_store(db)
     try:
@@ -230,17 +255,26 @@ def blast_cmd(
     finally:
         if store is not None:
             store.close()
-    if output is not None:
+
+    def text(kind: str) -> str:
+        if kind == "markdown":
+            return render_markdown(report, report_url=report_url)
+        return render(report, kind)
+
+    for path, kind in ((html_out, "html"), (json_out, "json"), (output, fmt)):
+        if path is None:
+            continue
         try:
-            output.write_text(render(report, fmt), encoding="utf-8")
+            path.write_text(text(kind), encoding="utf-8")
         except OSError as e:
-            raise UsageError(f"cannot write {output}: {e.strerror}") from None
+            raise UsageError(f"cannot write {path}: {e.strerror}") from None
+        click.echo(f"{kind} report written to {path}", err=True)
+    if output is not None:
         click.echo(report.summary.headline)
-        click.echo(f"report written to {output}", err=True)
     elif fmt == "table":
         console().print(table(report))
     else:
-        click.echo(render(report, fmt), nl=False)
+        click.echo(text(fmt), nl=False)
     if report.partial:
         click.secho("interrupted: the report above is partial (not stored)", err=True, fg="yellow")
         sys.exit(130)

@@ -269,6 +269,7 @@ def load_file(path: str | Path) -> list[CompileSpec]:
     p = Path(path).expanduser()
     if not p.is_file():
         raise InputError("no such kernel file", path=str(p))
+    raw: Any
     if p.suffix == ".json":  # written by `tritonwatch capture`
         mod, raw = None, read_spec_file(p.resolve())
     else:
@@ -383,6 +384,10 @@ def sample_file() -> Path:
     return Path(__file__).resolve().parent / "sample_kernels.py"
 
 
+#: ``--kernels suite`` names the suite's kernel files (plus entry-point ones).
+SUITE = "suite"
+
+
 def default_files() -> list[Path]:
     """The suite's kernel files plus entry-point ones; the bundled samples if there are none."""
     files = suite_files() + [p for p in entry_point_files() if p not in suite_files()]
@@ -398,7 +403,12 @@ def load_specs(
     substring when it has no glob characters. Two specs of one kernel file with the same name
     are an error (names must be stable and unique to compare builds).
     """
-    paths = [Path(f) for f in files] if files else default_files()
+    paths: list[Path] = []
+    for f in files or ["suite"]:
+        if str(f) == SUITE and not Path(f).exists():  # the suite's files, beside a user's own
+            paths += [p for p in default_files() if p not in paths]
+        elif Path(f) not in paths:
+            paths.append(Path(f))
     specs: list[CompileSpec] = []
     seen: dict[tuple[str, str], str] = {}
     for p in paths:
