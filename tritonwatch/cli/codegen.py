@@ -21,6 +21,7 @@ def env_cmd() -> None:
     \b
     tritonwatch env create tri38 --triton 3.8.0
     tritonwatch env create mybuild --triton ./dist/triton-3.9.0+git123-cp311-linux_x86_64.whl
+    tritonwatch env create dev --triton ~/src/triton
     tritonwatch env list
     tritonwatch env remove tri38
     """
@@ -32,8 +33,9 @@ def env_cmd() -> None:
     "--triton",
     "triton",
     required=True,
-    metavar="VERSION|WHEEL",
-    help="Triton version from the package index (3.8.0) or a path to a .whl file.",
+    metavar="VERSION|WHEEL|DIR",
+    help="Triton version from the package index (3.8.0), a path to a .whl file, or a Triton "
+    "checkout built in place (pip install -e), used where it is.",
 )
 @click.option(
     "--system-site-packages",
