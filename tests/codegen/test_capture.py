@@ -72,3 +72,20 @@ def test_a_broken_spec_file_is_refused_in_one_line(tmp_path: Path, bad: object) 
         main, ["blast", "--a", "current", "--b", "current", "--kernels", str(p)]
     )
     assert res.exit_code != 0 and "spec file" in res.output and "Traceback" not in res.output
+
+
+@pytest.mark.slow
+def test_the_suite_records_its_own_specialisations_through_capture(tmp_path: Path) -> None:
+    """`tritonwatch run` on a CPU runs the suite's kernels under the interpreter, so capturing
+    it records the specialisations the suite really launches (here vector_add's two shapes:
+    N=16384 divisible by 16, N=4099 not)."""
+    out = tmp_path / "suite.json"
+    run = ["run", "--suite", "smoke", "--device", "cpu", "--provider", "triton"]
+    run += ["--dtype", "fp32", "-k", "vector_add*", "--budget-ms", "5"]
+    run += ["--db", f"sqlite:///{tmp_path / 'r.db'}"]
+    r = capture([sys.executable, "-m", "tritonwatch", *run], out)
+    assert r.returncode == 0 and not r.errors, r.errors
+    assert [k.rsplit(":", 1)[-1] for k in r.kernels] == ["add_kernel"]
+    assert sorted("n_elements" in s["divisibility"] for s in r.specs) == [False, True]
+    report = blast("current", "current", targets="sm90", kernel_files=[out])
+    assert report.summary.headline == "No change in 2 specialisations."
