@@ -22,7 +22,7 @@ from typing import Any
 
 _OUT = os.environ.get("TRITONWATCH_CAPTURE_DIR", "")
 _seen: set[str] = set()
-_binders: dict[int, Any] = {}
+_binders: dict[Any, Any] = {}  # id(fn) -> JITFunction, ("binder", id(jf)) -> binder
 _backend: list[Any] = []
 #: Options a spec sets itself, or that Triton fills in at launch: not recorded.
 _SKIP_OPTIONS = {"debug", "instrumentation_mode", "fpsan_homomorphic_casts", "arch"}
@@ -77,13 +77,21 @@ def _jit_function(fn: Any, kwargs: dict[str, Any]) -> Any:
     return jf
 
 
-def _record(fn: Any, jit_kwargs: dict[str, Any], args: tuple[Any, ...], kw: dict[str, Any]) -> None:
-    from triton.runtime.jit import create_function_from_signature
+def _binder(jf: Any, backend: Any) -> Any:
+    """Triton's argument binder for ``jf`` (made once per kernel: making it runs ``exec``)."""
+    key = ("binder", id(jf))
+    binder = _binders.get(key)
+    if binder is None:
+        from triton.runtime.jit import create_function_from_signature
 
+        binder = _binders[key] = create_function_from_signature(jf.signature, jf.params, backend)
+    return binder
+
+
+def _record(fn: Any, jit_kwargs: dict[str, Any], args: tuple[Any, ...], kw: dict[str, Any]) -> None:
     jf = _jit_function(fn, jit_kwargs)
     backend = _backend_for_specialising()
-    binder = create_function_from_signature(jf.signature, jf.params, backend)
-    bound, specialization, extra = binder(*args, **kw)
+    bound, specialization, extra = _binder(jf, backend)(*args, **kw)
     options, signature, constexprs, attrs = jf._pack_args(backend, kw, bound, specialization, extra)
     names = [p.name for p in jf.params]
     consts: dict[str, Any] = {}
