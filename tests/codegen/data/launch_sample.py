@@ -1,5 +1,7 @@
-"""Launches the sample kernels the way a library's test would: for `tritonwatch capture`."""
+"""Launches the sample kernels the way a library's test would: for `tritonwatch capture`.
+On the CPU by default (run it under TRITON_INTERPRET=1); TW_DEVICE=cuda launches on a GPU."""
 
+import os
 import sys
 from pathlib import Path
 
@@ -8,7 +10,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import kernels_sample as ks  # noqa: E402
 
-x = torch.randn(1000)
+x = torch.randn(1000, device=os.environ.get("TW_DEVICE", "cpu"))
 out = torch.empty_like(x)
 ks.scale_kernel[(4,)](x, out, 1000, BLOCK=256)
 ks.scale_kernel[(4,)](x, out, 1000, BLOCK=256)  # the same specialisation again
