@@ -89,3 +89,21 @@ def test_the_suite_records_its_own_specialisations_through_capture(tmp_path: Pat
     assert sorted("n_elements" in s["divisibility"] for s in r.specs) == [False, True]
     report = blast("current", "current", targets="sm90", kernel_files=[out])
     assert report.summary.headline == "No change in 2 specialisations."
+
+
+def test_an_autotuned_kernel_is_captured_per_config_under_the_interpreter(tmp_path: Path) -> None:
+    """With no GPU, Triton's autotuner fails before launching anything (it cannot time configs);
+    capture records each config it would time, heuristics applied, and blast compiles them as
+    launched (not expanded again)."""
+    launch = LAUNCH.parent / "launch_tuned.py"
+    r = capture([sys.executable, str(launch)], tmp_path / "t.json", interpret=True)
+    assert r.returncode == 1  # the command's own failure: no driver to time configs on
+    assert not r.errors, r.errors
+    got = sorted((s["constexprs"]["BLOCK"], s["num_warps"], s["num_stages"]) for s in r.specs)
+    assert got == [(64, 2, 2), (128, 4, 3)]
+    assert all(s["constexprs"]["EVEN"] is True for s in r.specs)  # 1024 % BLOCK == 0
+    assert [
+        s.get("options", {}).get("maxnreg") for s in r.specs if s["constexprs"]["BLOCK"] == 128
+    ] == [128]
+    report = blast("current", "current", targets="sm90", kernel_files=[tmp_path / "t.json"])
+    assert report.summary.headline == "No change in 2 specialisations."

@@ -24,6 +24,7 @@ _OUT = os.environ.get("TRITONWATCH_CAPTURE_DIR", "")
 _seen: set[str] = set()
 _binders: dict[Any, Any] = {}  # id(fn) -> JITFunction, ("binder", id(jf)) -> binder
 _backend: list[Any] = []
+_record_warmups = [False]  # set while the autotuner's configs are recorded without running
 #: Options a spec sets itself, or that Triton fills in at launch: not recorded.
 _SKIP_OPTIONS = {"debug", "instrumentation_mode", "fpsan_homomorphic_casts", "arch"}
 
@@ -127,7 +128,7 @@ def _wrap(cls: Any) -> None:
         return
 
     def run(self: Any, *args: Any, grid: Any, warmup: bool, **kwargs: Any) -> Any:
-        if not warmup:
+        if not warmup or _record_warmups[0]:
             try:
                 _record(self, getattr(self, "kwargs", {}), args, dict(kwargs))
             except Exception as e:  # noqa: BLE001 - recording must never break the command
@@ -139,10 +140,55 @@ def _wrap(cls: Any) -> None:
     cls.run = run
 
 
+def _wrap_autotuner(cls: Any) -> None:
+    """Under the interpreter, Triton's autotuner cannot time its configs without a GPU (it
+    fails before launching any); record the launch of each config it would time, as tuning on a
+    GPU launches them, then let it go on as it would."""
+    original = cls.run
+    if getattr(original, "_tritonwatch_capture", False):
+        return
+
+    def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if os.environ.get("TRITON_INTERPRET", "") in ("1", "true", "on") and not kwargs.get(
+            "warmup"
+        ):
+            _record_configs(self, args, kwargs)
+        return original(self, *args, **kwargs)
+
+    run._tritonwatch_capture = True  # type: ignore[attr-defined]
+    cls.run = run
+
+
+def _record_configs(tuner: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    try:
+        tuner.nargs = dict(zip(tuner.arg_names, args, strict=False))
+        configs = tuner.prune_configs(dict(kwargs))
+    except Exception:  # noqa: BLE001 - a pruning hook that needs a GPU: every config
+        configs = list(tuner.configs)
+    _record_warmups[0] = True
+    try:
+        for cfg in configs:
+            try:
+                # Through the wrappers below the autotuner (heuristics), as a launch would go;
+                # warmup=True: the interpreter runs nothing.
+                tuner.fn.run(*args, **{**kwargs, **cfg.all_kwargs(), "warmup": True})
+            except Exception as e:  # noqa: BLE001 - recording must never break the command
+                _write({"error": f"autotune config {cfg}: {type(e).__name__}: {e}"[:500]})
+    finally:
+        _record_warmups[0] = False
+
+
 _PATCH = {
     "triton.runtime.jit": "JITFunction",
     "triton.runtime.interpreter": "InterpretedFunction",
+    "triton.runtime.autotuner": "Autotuner",
 }
+
+
+def _patch(name: str, module: Any) -> None:
+    cls = getattr(module, _PATCH[name], None)
+    if cls is not None:
+        (_wrap_autotuner if name == "triton.runtime.autotuner" else _wrap)(cls)
 
 
 class _Loader(importlib.abc.Loader):
@@ -155,9 +201,7 @@ class _Loader(importlib.abc.Loader):
 
     def exec_module(self, module: Any) -> None:
         self.inner.exec_module(module)
-        cls = getattr(module, _PATCH[self.name], None)
-        if cls is not None:
-            _wrap(cls)
+        _patch(self.name, module)
 
 
 class _Finder(importlib.abc.MetaPathFinder):
@@ -179,8 +223,7 @@ class _Finder(importlib.abc.MetaPathFinder):
 def install() -> None:
     if not _OUT or any(isinstance(f, _Finder) for f in sys.meta_path):
         return
-    for name, cls_name in _PATCH.items():  # already imported (unlikely): patch in place
-        mod = sys.modules.get(name)
-        if mod is not None and hasattr(mod, cls_name):
-            _wrap(getattr(mod, cls_name))
+    for name in _PATCH:  # already imported (unlikely): patch in place
+        if name in sys.modules:
+            _patch(name, sys.modules[name])
     sys.meta_path.insert(0, _Finder())
