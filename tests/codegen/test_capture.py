@@ -102,6 +102,8 @@ def test_an_autotuned_kernel_is_captured_per_config_under_the_interpreter(tmp_pa
     got = sorted((s["constexprs"]["BLOCK"], s["num_warps"], s["num_stages"]) for s in r.specs)
     assert got == [(64, 2, 2), (128, 4, 3)]
     assert all(s["constexprs"]["EVEN"] is True for s in r.specs)  # 1024 % BLOCK == 0
+    # num_ctas=1 from the config is Triton's default: not recorded as a choice
+    assert [s.get("options") for s in r.specs if s["constexprs"]["BLOCK"] == 64] == [None]
     assert [
         s.get("options", {}).get("maxnreg") for s in r.specs if s["constexprs"]["BLOCK"] == 128
     ] == [128]

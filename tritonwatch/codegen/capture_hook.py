@@ -64,6 +64,17 @@ def _backend_for_specialising() -> Any:
     return _backend[0]
 
 
+_MISSING = object()
+
+
+def _defaults(backend: Any) -> Any:
+    """The backend's options when a launch passes none (``num_ctas=1`` from an autotune config
+    is Triton's default, not a choice worth recording)."""
+    if len(_backend) < 2:
+        _backend.append(backend.parse_options({}))
+    return _backend[1]
+
+
 def _jit_function(fn: Any, kwargs: dict[str, Any]) -> Any:
     from triton.runtime.jit import JITFunction
 
@@ -105,7 +116,12 @@ def _record(fn: Any, jit_kwargs: dict[str, Any], args: tuple[Any, ...], kw: dict
         for path, attr in attrs.items()
         if len(path) == 1 and ["tt.divisibility", 16] in [list(a) for a in attr]
     )
-    passed = {k: v for k, v in kw.items() if k not in names and k not in _SKIP_OPTIONS}
+    defaults = _defaults(backend)
+    passed = {
+        k: v
+        for k, v in kw.items()
+        if k not in names and k not in _SKIP_OPTIONS and getattr(defaults, k, _MISSING) != v
+    }
     record: dict[str, Any] = {
         "name": jf.fn.__name__,
         "module": jf.fn.__module__,
