@@ -3,6 +3,8 @@ private compile cache and envs folder per test."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +21,22 @@ KERNELS = HERE / "kernels_sample.py"
 def _codegen_dirs(tmp_path: Path) -> Iterator[None]:
     with settings.scope(cache_dir=str(tmp_path / "cache"), envs_dir=str(tmp_path / "envs"), jobs=2):
         yield
+
+
+@pytest.fixture(scope="session")
+def liger(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """liger-kernel from PyPI, --no-deps, in a temporary target (skips when PyPI is unreachable)."""
+    target = tmp_path_factory.mktemp("liger")
+    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    cmd += ["--no-deps", "--target", str(target), "liger-kernel"]
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        pytest.skip("PyPI unreachable: pip install liger-kernel timed out")
+    if r.returncode != 0:
+        tail = (r.stderr.strip().splitlines() or ["no output"])[-1]
+        pytest.skip(f"PyPI unreachable or liger-kernel not installable: {tail}")
+    return target
 
 
 @pytest.fixture

@@ -1,12 +1,13 @@
 """Acceptance on real code: Liger-Kernel from PyPI (installed with --no-deps into a temporary
-target), its kernels named as module:name, an autotuned one expanded per config, blasted A/A
-through two paths to one Python; an edited kernel is recompiled. Skipped when PyPI is
+target, see conftest.py), its kernels named as module:name, an autotuned one expanded per config,
+blasted A/A through two paths to one Python; an edited kernel is recompiled; its kernels captured
+from a run under the interpreter and blasted from the captured specs. Skipped when PyPI is
 unreachable."""
 
 from __future__ import annotations
 
+import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,24 +15,11 @@ import pytest
 
 from tritonwatch.codegen import blast
 from tritonwatch.codegen.cache import CompileCache
+from tritonwatch.codegen.capture import capture
 
 SPECS = Path(__file__).resolve().parent / "data" / "liger_specs.py"
+LAUNCH = Path(__file__).resolve().parent / "data" / "liger_launch.py"
 TARGETS = "sm90,gfx942"
-
-
-@pytest.fixture(scope="module")
-def liger(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    target = tmp_path_factory.mktemp("liger")
-    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    cmd += ["--no-deps", "--target", str(target), "liger-kernel"]
-    try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    except subprocess.TimeoutExpired:
-        pytest.skip("PyPI unreachable: pip install liger-kernel timed out")
-    if r.returncode != 0:
-        tail = (r.stderr.strip().splitlines() or ["no output"])[-1]
-        pytest.skip(f"PyPI unreachable or liger-kernel not installable: {tail}")
-    return target
 
 
 @pytest.mark.slow
@@ -70,3 +58,32 @@ def test_liger_kernels_blast_and_an_edit_is_recompiled(
     for row in again.rows:
         before = geglu[row.target].a.stage_hashes["ttir"]
         assert row.a.stage_hashes["ttir"] != before
+
+
+@pytest.mark.slow
+def test_liger_kernels_captured_under_the_interpreter_blast_with_no_hand_written_spec(
+    liger: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(liger))  # as PYTHONPATH=... tritonwatch would have it
+    old = os.environ.get("PYTHONPATH")
+    monkeypatch.setenv("PYTHONPATH", str(liger) + (os.pathsep + old if old else ""))
+    out = tmp_path / "liger.json"
+    r = capture([sys.executable, str(LAUNCH)], out, interpret=True)
+    assert r.returncode == 0 and not r.errors, r.errors
+    names = {k.rsplit(":", 1)[-1] for k in r.kernels}
+    assert names == {
+        "_geglu_tanh_forward_kernel",
+        "_swiglu_forward_kernel",
+        "_rms_norm_forward_kernel",
+        "_triton_rope",
+        "liger_cross_entropy_kernel",
+    }
+    assert all(k.startswith("liger_kernel.ops.") for k in r.kernels)  # module:name, importable
+    ce = next(s for s in json.loads(out.read_text())["specs"] if "cross_entropy" in s["kernel"])
+    assert len(ce["signature"]) > 20  # the 28-argument kernel nobody had to type
+    report = blast("current", "current", targets=TARGETS, kernel_files=[out])
+    assert report.summary.total == 10, report.summary.headline
+    assert all(row.a.status == "ok" for row in report.rows), [
+        (row.spec, row.target, row.a.error_line) for row in report.rows
+    ]
+    assert report.summary.headline == "No change in 10 specialisations."

@@ -27,7 +27,7 @@ def test_environment_against_itself_reports_zero_changes() -> None:
     assert r.summary.total == 6
     assert r.summary.changed == 0 and r.summary.identical == 6
     assert all(row.first_changed_stage is None for row in r.rows)
-    assert r.summary.headline.startswith("0 of 6 specialisations changed")
+    assert r.summary.headline.startswith("No change in 6 specialisations.")
     ok = [row for row in r.rows if row.a.status == "ok"]
     assert len(ok) == 6
     # the artifacts were really compiled and analysed, on both vendors
@@ -71,7 +71,7 @@ def test_kernel_failing_on_one_side_is_reported_and_the_rest_continue(
     assert failed[0].b.error_line and "broken on purpose" in failed[0].b.error_line
     assert failed[0].a.status == "ok"
     assert sum(row.status == "identical" for row in r.rows) == 4
-    assert "2 fail to compile only in B" in r.summary.headline
+    assert "2 specialisations fail to compile only in B." in r.summary.headline
 
 
 def test_environment_without_triton_is_a_clear_error(fake_envs: dict[str, Path]) -> None:

@@ -101,3 +101,63 @@ def test_system_site_packages_env_shadows_the_host_triton(envs_root: Path) -> No
     )
     assert out.returncode == 0, out.stderr[-500:]
     assert out.stdout.split() == [OLD, "torch", "ok"]
+
+
+def test_capture_works_with_the_older_triton(envs_root: Path, tmp_path: Path) -> None:
+    """The capture hook binds arguments with Triton's own binder; 3.8 specialises the sample
+    launches exactly as the host's Triton does."""
+    from tritonwatch.codegen.capture import capture
+
+    _ensure(envs_root, f"triton-{OLD}-sys", OLD, system=True)  # sees the host's torch
+    python = str(env_python(envs_root / f"triton-{OLD}-sys"))
+    launch = Path(__file__).resolve().parent / "data" / "launch_sample.py"
+    import sys
+
+    old = capture([python, str(launch)], tmp_path / "old.json", interpret=True)
+    new = capture([sys.executable, str(launch)], tmp_path / "new.json", interpret=True)
+    assert old.returncode == 0 and not old.errors, old.errors
+    assert len(old.specs) == 3 and old.specs == new.specs
+
+
+def test_liger_between_releases_from_captured_specs(
+    envs_root: Path, liger: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deliver 7 of issue 13: Liger's GeGLU, SwiGLU, RMSNorm, RoPE and cross-entropy, captured
+    under the interpreter (no hand-written signature), blasted 3.8.0 against the host's Triton on
+    sm90 and gfx942; every row compiles in both, changes come with the diff of the stage where
+    the code first changes; and A/A through two paths is clean on sm90 and sm100."""
+    import sys
+
+    from tritonwatch.codegen.capture import capture
+
+    monkeypatch.syspath_prepend(str(liger))
+    old = os.environ.get("PYTHONPATH")
+    monkeypatch.setenv("PYTHONPATH", str(liger) + (os.pathsep + old if old else ""))
+    launch = Path(__file__).resolve().parent / "data" / "liger_launch.py"
+    specs = tmp_path / "liger.json"
+    assert capture([sys.executable, str(launch)], specs, interpret=True).returncode == 0
+    env = _ensure(envs_root, f"triton-{OLD}-sys", OLD, system=True)  # Liger imports torch
+    r = blast(env, "current", targets="sm90,gfx942", kernel_files=[specs])
+    assert r.summary.total == 10, r.summary.headline
+    bad = [
+        (x.spec, x.target, x.a.error_line, x.b.error_line)
+        for x in r.rows
+        if x.status != "changed" and x.status != "identical"
+    ]
+    assert not bad, bad
+    changed = [x for x in r.rows if x.status == "changed"]
+    assert changed, "3.8.0 and 3.9.0 should not compile all of Liger identically"
+    for x in changed:
+        code = x.first_code_stage or x.first_changed_stage
+        assert code in x.diffs or code in ("cubin", "hsaco"), (
+            x.spec,
+            x.target,
+            code,
+            list(x.diffs),
+        )
+    assert r.summary.headline.endswith(".")
+    other = tmp_path / "py-same"
+    other.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    other.chmod(0o755)
+    same = blast("current", str(other), targets="sm90,sm100", kernel_files=[specs])
+    assert same.summary.headline == "No change in 10 specialisations."

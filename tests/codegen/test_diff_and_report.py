@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from tritonwatch.codegen.diff import unified_diff
-from tritonwatch.report.blast import render, render_html, render_json, render_markdown, render_table
+from tritonwatch.report.blast import render, render_html, render_json, render_table
+from tritonwatch.report.blast_markdown import MARKER, render_markdown
 
 
 def test_rows_and_summary(synthetic_report: Any) -> None:
@@ -29,9 +30,10 @@ def test_rows_and_summary(synthetic_report: Any) -> None:
     assert s.keys_lost == {"wgmma on sm90": 1} and s.keys_gained == {"mma.sync on sm90": 1}
     assert (s.registers_up, s.registers_down, s.spills_appeared) == (1, 1, 1)
     assert s.headline == (
-        "2 of 4 specialisations changed (first difference: 1 at TTGIR, 1 at AMDGCN); "
-        "1 lost wgmma on sm90; 1 gained mma.sync on sm90; registers up in 1, down in 1; "
-        "spills appeared in 1; 1 fail to compile only in B"
+        "2 of 4 specialisations changed; the first difference is at TTGIR in 1 and AMDGCN "
+        "in 1. Key instructions: wgmma on sm90 lost in 1; mma.sync on sm90 gained in 1. "
+        "Registers went up in 1 and down in 1, spills appeared in 1. 1 specialisation fails "
+        "to compile only in B."
     )
 
 
@@ -50,6 +52,8 @@ def test_json_has_the_documented_fields(synthetic_report: Any) -> None:
     assert mm["spec"] == "mm_fp16" and mm["first_changed_stage"] == "TTGIR"
     assert mm["a"]["metrics"]["registers"] == 120 and mm["b"]["metrics"]["spills"] == 24
     assert mm["key_instructions_lost"] == ["wgmma"]
+    assert "+y = 3 <script>" in mm["diffs"]["TTGIR"]  # the diffs travel with the JSON
+    assert rows[("add", "sm90")]["diffs"] == {}
     assert rows[("soft", "sm90")]["b"]["error"].startswith("CompilationError")
     assert doc["a"]["triton_version"] == "3.8.0" and doc["b"]["ptxas"] == {"ptxas": "12.9.86"}
 
@@ -67,13 +71,33 @@ def test_markdown_has_a_table_and_collapsible_diffs(synthetic_report: Any) -> No
     assert "**2 of 4 specialisations changed" in md
     assert "| mm<kernel> / mm_fp16 | sm90 | TTGIR | 120 → 168 (+48) | 0 → 24 (+24) |" in md
     assert "broken \\| on purpose" in md  # pipes escaped inside table cells
-    assert "<details><summary>mm&lt;kernel&gt; / mm_fp16 on sm90: TTGIR</summary>" in md
+    assert "<details><summary>mm&lt;kernel&gt; / mm_fp16 on sm90: TTGIR diff</summary>" in md
     assert "```diff" in md
     # rows a reviewer must read (a lost wgmma, spills) come before alphabetical order would
     assert md.index("| mm<kernel> / mm_fp16 | sm90 |") < md.index(
         "| mm<kernel> / mm_fp16 | gfx942 |"
     )
     assert "vgprs 100 → 90 (-10)" in md and "occupancy 4 → 5 (+1)" in md
+    # a PR comment: the hidden marker CI updates by, then the summary before anything else
+    lines = md.splitlines()
+    assert lines[0] == MARKER and lines[1].startswith("## Blast radius: triton 3.8.0 → 3.9.0")
+    assert lines[3].startswith("**2 of 4 specialisations changed")
+    assert render(synthetic_report, "markdown") == md
+
+
+def test_markdown_links_the_full_report_and_fits_one_comment(synthetic_report: Any) -> None:
+    import dataclasses
+
+    url = "https://github.com/o/r/actions/runs/1"
+    md = render_markdown(synthetic_report, report_url=url)
+    assert f"Full report, every row and diff: {url}" in md.splitlines()[5]
+    mm = next(r for r in synthetic_report.rows if r.status == "changed" and r.target == "sm90")
+    big = dataclasses.replace(mm, diffs={"ttgir": "\n".join(f"+line {i}" for i in range(199))})
+    rows = tuple(dataclasses.replace(big, spec=f"s{i}") for i in range(400))
+    huge = dataclasses.replace(synthetic_report, rows=rows)
+    md = render_markdown(huge, report_url=url)
+    assert len(md) <= 60_000 and md.startswith(MARKER)
+    assert "more changed rows are in [the full report](" in md
 
 
 def test_html_escapes_and_puts_diffs_one_click_away(synthetic_report: Any) -> None:
@@ -121,10 +145,13 @@ def test_header_only_changes_are_told_apart_from_code_changes() -> None:
     assert code_later.first_changed_stage == "ttgir" and code_later.first_code_stage == "llir"
     s = summarize([only_headers, code_later])
     assert s.by_stage == {"TTGIR": 2} and s.by_code_stage == {"LLIR": 1} and s.header_only == 1
-    assert (
-        "code itself first differs 1 at LLIR, 1 only in module attributes/target lines"
-        in s.headline
+    assert s.headline == (
+        "2 of 2 specialisations changed; the first difference is at TTGIR in 2. The code "
+        "itself first differs at LLIR in 1. 1 of them differs only in module attributes or "
+        "target lines."
     )
+    # the report shows the diff of the stage where the code first changes, not only the header
+    assert set(code_later.diffs) == {"ttgir", "llir"} and "+unreachable" in code_later.diffs["llir"]
     assert only_headers.to_json()["first_code_change"] is None
     assert code_later.to_json()["first_code_change"] == "LLIR"
 
@@ -149,9 +176,9 @@ def test_same_failure_in_both_builds_is_not_a_change_but_is_said() -> None:
     assert s.changed == 0 and s.identical == 1 and s.failed_same == 1
     assert s.dead_targets == {"gfx999": "RuntimeError: PassManager::run failed"}
     assert s.headline == (
-        "0 of 2 specialisations changed; nothing compiles for gfx999 in either "
-        "build (RuntimeError: PassManager::run failed); 1 fail to compile in "
-        "both, the same way"
+        "No change in 1 specialisation. Nothing compiles for gfx999 in either build "
+        "(RuntimeError: PassManager::run failed). 1 specialisation fails to compile in both "
+        "builds, the same way."
     )
 
 

@@ -21,6 +21,7 @@ def env_cmd() -> None:
     \b
     tritonwatch env create tri38 --triton 3.8.0
     tritonwatch env create mybuild --triton ./dist/triton-3.9.0+git123-cp311-linux_x86_64.whl
+    tritonwatch env create dev --triton ~/src/triton
     tritonwatch env list
     tritonwatch env remove tri38
     """
@@ -32,8 +33,9 @@ def env_cmd() -> None:
     "--triton",
     "triton",
     required=True,
-    metavar="VERSION|WHEEL",
-    help="Triton version from the package index (3.8.0) or a path to a .whl file.",
+    metavar="VERSION|WHEEL|DIR",
+    help="Triton version from the package index (3.8.0), a path to a .whl file, or a Triton "
+    "checkout built in place (pip install -e), used where it is.",
 )
 @click.option(
     "--system-site-packages",
@@ -140,7 +142,8 @@ def env_remove_cmd(name: str) -> None:
     "kernel_files",
     multiple=True,
     metavar="FILE",
-    help="Kernel file declaring COMPILE_SPECS (repeatable) [default: the suite's].",
+    help="Kernel file declaring COMPILE_SPECS, a spec file written by `capture`, or 'suite' "
+    "for the suite's own (repeatable) [default: the suite's].",
 )
 @click.option(
     "--format",
@@ -157,6 +160,26 @@ def env_remove_cmd(name: str) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
     help="Write the report to this file instead of standard output.",
+)
+@click.option(
+    "--html",
+    "html_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the full HTML report to this file (e.g. a CI artifact).",
+)
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the JSON report (with the diffs) to this file.",
+)
+@click.option(
+    "--report-url",
+    default=None,
+    metavar="URL",
+    help="With --format markdown: link the full report there (e.g. the CI run's artifacts).",
 )
 @click.option(
     "--fail-on",
@@ -184,6 +207,9 @@ def blast_cmd(
     kernel_files: tuple[str, ...],
     fmt: str,
     output: Path | None,
+    html_out: Path | None,
+    json_out: Path | None,
+    report_url: str | None,
     fail_on: tuple[str, ...],
     no_store: bool,
     no_cache: bool,
@@ -198,13 +224,15 @@ def blast_cmd(
     from ..codegen.blast import blast, failing, parse_fail_on
     from ..codegen.specs import parse_targets
     from ..report.blast import render, table
+    from ..report.blast_markdown import render_markdown
 
     parse_fail_on(fail_on)  # bad conditions and targets fail before minutes of compiling
     if targets is not None:
         parse_targets(targets)
 
-    if output is not None and output.parent and not output.parent.exists():
-        raise InputError("the folder for the report does not exist", path=str(output))
+    for path in (output, html_out, json_out):
+        if path is not None and path.parent and not path.parent.exists():
+            raise InputError("the folder for the report does not exist", path=str(path))
     # Open the database first: a bad --db should fail before minutes of compiling, not after.
     store = None if no_store else open_store(db)
     try:
@@ -229,17 +257,26 @@ def blast_cmd(
     finally:
         if store is not None:
             store.close()
-    if output is not None:
+
+    def text(kind: str) -> str:
+        if kind == "markdown":
+            return render_markdown(report, report_url=report_url)
+        return render(report, kind)
+
+    for path, kind in ((html_out, "html"), (json_out, "json"), (output, fmt)):
+        if path is None:
+            continue
         try:
-            output.write_text(render(report, fmt), encoding="utf-8")
+            path.write_text(text(kind), encoding="utf-8")
         except OSError as e:
-            raise UsageError(f"cannot write {output}: {e.strerror}") from None
+            raise UsageError(f"cannot write {path}: {e.strerror}") from None
+        click.echo(f"{kind} report written to {path}", err=True)
+    if output is not None:
         click.echo(report.summary.headline)
-        click.echo(f"report written to {output}", err=True)
     elif fmt == "table":
         console().print(table(report))
     else:
-        click.echo(render(report, fmt), nl=False)
+        click.echo(text(fmt), nl=False)
     if report.partial:
         click.secho("interrupted: the report above is partial (not stored)", err=True, fg="yellow")
         sys.exit(130)
@@ -303,4 +340,41 @@ def cache_prune_cmd(max_mb: float | None, older_than_days: float | None) -> None
     )
 
 
-COMMANDS = [env_cmd, blast_cmd, cache_cmd]
+@click.command(
+    "capture",
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Spec file to write (JSON); `blast --kernels FILE` reads it.",
+)
+@click.option(
+    "--interpret",
+    is_flag=True,
+    help="Run the command's kernels under Triton's interpreter (TRITON_INTERPRET=1), for a "
+    "machine with no GPU; what Triton would compile on a GPU is recorded.",
+)
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def capture_cmd(output: Path, interpret: bool, command: tuple[str, ...]) -> None:
+    """Run COMMAND and record every Triton specialisation it launches.
+
+    Each distinct launch (signature, constants, divisibility, options, as Triton specialised
+    them) becomes one spec in the output file, with no hand-writing. The command's own exit
+    code is kept: when it fails, the specs it launched before are still written.
+
+    \b
+    tritonwatch capture -o specs.json --interpret -- pytest tests/ops
+    tritonwatch blast --a tri38 --b current --kernels specs.json
+    """
+    from ..codegen.capture import capture
+
+    result = capture(list(command), output, interpret=interpret)
+    click.echo(result.headline, err=True)
+    if result.returncode:
+        sys.exit(result.returncode)
+
+
+COMMANDS = [env_cmd, blast_cmd, cache_cmd, capture_cmd]

@@ -35,7 +35,7 @@ _HERE = Path(__file__).resolve().parent
 def analysis_version() -> str:
     """Changes whenever the code that normalises and measures artifacts changes."""
     h = hashlib.sha256()
-    for name in ("normalize.py", "metrics.py"):
+    for name in ("normalize.py", "canonical.py", "metrics.py"):
         h.update((_HERE / name).read_bytes())
     return h.hexdigest()[:16]
 

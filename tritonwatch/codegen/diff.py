@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .canonical import sass_modulo_registers
 from .metrics import Compiled
-from .normalize import STAGE_LABELS, changed_stages, strip_header
+from .normalize import STAGE_LABELS, changed_stages, code_text, strip_header
 
 MAX_DIFF_LINES = 200
 
@@ -46,6 +47,10 @@ class KernelDiff:
     keys_gained: tuple[str, ...] = ()
     keys_lost: tuple[str, ...] = ()
     diffs: dict[str, str] = field(default_factory=dict)
+    # Set when both builds emitted the same PTX and ran the same ptxas but the SASS differs:
+    # "register allocation" (equal once registers are renamed: ptxas is not deterministic, not
+    # counted as a change) or "ptxas" (a real SASS change that ptxas, not Triton, made).
+    ptxas_note: str | None = None
 
     @property
     def changed(self) -> bool:
@@ -95,6 +100,7 @@ class KernelDiff:
             "opcode_deltas": {k: {"a": a, "b": b} for k, (a, b) in self.opcode_deltas.items()},
             "key_instructions_gained": list(self.keys_gained),
             "key_instructions_lost": list(self.keys_lost),
+            "ptxas_note": self.ptxas_note,
         }
         if with_diffs:
             d["diffs"] = {STAGE_LABELS[k]: v for k, v in self.diffs.items()}
@@ -129,6 +135,10 @@ class BlastSummary:
     instructions_up: int
     instructions_down: int
     headline: str
+    # rows whose SASS differs only in register allocation with the same PTX and ptxas (counted
+    # as identical), and changed rows whose only change is ptxas's (same PTX, same ptxas)
+    regalloc_only: int = 0
+    ptxas_only: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -174,9 +184,33 @@ def _first_code_stage(a: Compiled, b: Compiled, changed: list[str]) -> str | Non
     for st in changed:
         if st not in a.stages or st not in b.stages:
             return st  # a binary (or a stage only one side has): no header to set aside
-        if strip_header(a.stages[st]) != strip_header(b.stages[st]):
+        ca, cb = a.code_hashes.get(st), b.code_hashes.get(st)
+        if ca is None or cb is None:  # made by hand (tests) or by an older analysis
+            if strip_header(code_text(st, a.stages[st])) != strip_header(
+                code_text(st, b.stages[st])
+            ):
+                return st
+        elif ca != cb:
             return st
     return None
+
+
+#: ``KernelDiff.ptxas_note`` values.
+REGALLOC = "register allocation"
+PTXAS = "ptxas"
+
+
+def _same_ptx_note(a: Compiled, b: Compiled, changed: list[str]) -> str | None:
+    """With the same PTX and the same ptxas, a SASS difference is ptxas's own: register
+    allocation only (ptxas is not deterministic for some kernels and targets) or otherwise."""
+    if "sass" not in changed or "ptx" in changed or "ptx" not in a.stage_hashes:
+        return None
+    if a.tools.get("ptxas") != b.tools.get("ptxas") or "sass" not in a.stages:
+        return None
+    if "sass" not in b.stages:
+        return None
+    same = sass_modulo_registers(a.stages["sass"]) == sass_modulo_registers(b.stages["sass"])
+    return REGALLOC if same else PTXAS
 
 
 def _changed_stages(a: Compiled, b: Compiled) -> list[str]:
@@ -221,6 +255,9 @@ def compare(a: Compiled, b: Compiled, *, diff_stages: int = 1) -> KernelDiff:
             **base,
         )
     changed = _changed_stages(a, b)
+    ptxas_note = _same_ptx_note(a, b, changed)
+    if ptxas_note == REGALLOC:
+        changed = [s for s in changed if s not in ("sass", "cubin")]
     metrics = {}
     for name in sorted(set(a.metrics) | set(b.metrics)):
         va, vb = a.metrics.get(name), b.metrics.get(name)
@@ -240,14 +277,18 @@ def compare(a: Compiled, b: Compiled, *, diff_stages: int = 1) -> KernelDiff:
     )
     diffs: dict[str, str] = {}
     text_changed = [s for s in changed if s in a.stages and s in b.stages]
+    code_stage = _first_code_stage(a, b, changed)
     picks = text_changed[:diff_stages]
+    if code_stage in text_changed and code_stage not in picks:
+        picks.append(code_stage)  # the first change was a header line: show where code changes
     final = [s for s in ("sass", "amdgcn", "ptx") if s in text_changed][:1]
     for s in picks + [f for f in final if f not in picks]:
         diffs[s] = unified_diff(a.stages[s], b.stages[s], STAGE_LABELS[s])
     return KernelDiff(
         status="changed" if changed else "identical",
         first_changed_stage=changed[0] if changed else None,
-        first_code_stage=_first_code_stage(a, b, changed),
+        first_code_stage=code_stage,
+        ptxas_note=ptxas_note,
         changed_stages=tuple(changed),
         metric_deltas=metrics,
         opcode_deltas=opcodes,
@@ -336,69 +377,113 @@ def summarize(rows: Sequence[KernelDiff]) -> BlastSummary:
         instructions_up=sum(_up(r, "instructions") for r in changed),
         instructions_down=sum(_down(r, "instructions") for r in changed),
         headline="",
+        regalloc_only=sum(r.ptxas_note == REGALLOC for r in ok),
+        ptxas_only=sum(r.ptxas_note == PTXAS for r in changed),
     )
     return _with_headline(s)
 
 
+def _count(n: int, one: str = "specialisation", many: str = "specialisations") -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def _and(items: list[str]) -> str:
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
+
+
+def _verb(n: int, one: str, many: str) -> str:
+    return one if n == 1 else many
+
+
 def _with_headline(s: BlastSummary) -> BlastSummary:
+    """The summary in whole sentences, most important first."""
     compared = s.total - s.skipped  # failures count; specs excluded by their own rules do not
-    parts: list[str] = []
+    out: list[str] = []
     if s.changed:
-        where = ", ".join(f"{n} at {stage}" for stage, n in s.by_stage.items())
-        parts.append(
-            f"{s.changed} of {compared} specialisations changed (first difference: {where})"
+        where = _and([f"{stage} in {n}" for stage, n in s.by_stage.items()])
+        out.append(
+            f"{s.changed} of {_count(compared)} changed; the first difference is at {where}."
         )
         if s.by_code_stage != s.by_stage:
-            code = ", ".join(f"{n} at {stage}" for stage, n in s.by_code_stage.items())
-            parts.append(
-                f"code itself first differs {code or 'nowhere'}"
-                + (
-                    f", {s.header_only} only in module attributes/target lines"
-                    if s.header_only
-                    else ""
+            code = _and([f"{stage} in {n}" for stage, n in s.by_code_stage.items()])
+            text = f"The code itself first differs at {code}." if code else ""
+            if s.header_only:
+                text += (
+                    f" {s.header_only} of them {_verb(s.header_only, 'differs', 'differ')} only "
+                    "in module attributes or target lines."
                 )
-            )
+            out.append(text.strip())
+    elif s.identical:
+        out.append(f"No change in {_count(s.identical)}.")
     else:
-        parts.append(f"0 of {compared} specialisations changed")
-    parts += [f"{n} lost {k}" for k, n in s.keys_lost.items()]
-    parts += [f"{n} gained {k}" for k, n in s.keys_gained.items()]
-    regs = []
-    if s.registers_up:
-        regs.append(f"registers up in {s.registers_up}")
-    if s.registers_down:
-        regs.append(f"down in {s.registers_down}")
-    if regs:
-        parts.append(", ".join(regs))
+        out.append(f"No specialisation compiled in both builds ({compared} compared).")
+    keys = [f"{k} lost in {n}" for k, n in s.keys_lost.items()]
+    keys += [f"{k} gained in {n}" for k, n in s.keys_gained.items()]
+    if keys:
+        out.append("Key instructions: " + "; ".join(keys) + ".")
+    moved = []
+    if s.registers_up or s.registers_down:
+        parts = [f"up in {s.registers_up}"] if s.registers_up else []
+        parts += [f"down in {s.registers_down}"] if s.registers_down else []
+        moved.append("registers went " + " and ".join(parts))
     if s.spills_appeared:
-        parts.append(f"spills appeared in {s.spills_appeared}")
+        moved.append(f"spills appeared in {s.spills_appeared}")
     if s.spills_gone:
-        parts.append(f"spills gone in {s.spills_gone}")
+        moved.append(f"spills went away in {s.spills_gone}")
     if s.shared_up:
-        parts.append(f"shared memory up in {s.shared_up}")
+        moved.append(f"shared memory went up in {s.shared_up}")
+    if moved:
+        text = ", ".join(moved)
+        out.append(text[0].upper() + text[1:] + ".")
     if s.failed_b_only:
-        parts.append(f"{s.failed_b_only} fail to compile only in B")
+        out.append(
+            f"{_count(s.failed_b_only)} {_verb(s.failed_b_only, 'fails', 'fail')} to compile "
+            "only in B."
+        )
     if s.failed_a_only:
-        parts.append(f"{s.failed_a_only} fail to compile only in A")
+        out.append(
+            f"{_count(s.failed_a_only)} {_verb(s.failed_a_only, 'fails', 'fail')} to compile "
+            "only in A."
+        )
     if s.failed_both:
-        parts.append(f"{s.failed_both} fail in both, differently")
+        out.append(
+            f"{_count(s.failed_both)} {_verb(s.failed_both, 'fails', 'fail')} in both builds, "
+            "with different errors."
+        )
+    if s.regalloc_only:
+        out.append(
+            f"In {_count(s.regalloc_only)} the SASS differs only in register allocation, with "
+            "the same PTX and the same ptxas (ptxas's choice, not the code generator's); "
+            f"{_verb(s.regalloc_only, 'it is', 'they are')} not counted as changed."
+        )
+    if s.ptxas_only:
+        out.append(
+            f"In {_count(s.ptxas_only)} the SASS changed with the same PTX and the same ptxas, "
+            "so that change is ptxas's, not the code generator's."
+        )
     by_version: dict[str, list[str]] = {}
     for target, change in s.ptxas_changes.items():
         by_version.setdefault(change, []).append(target)
     for change, targets in by_version.items():
-        parts.append(
-            f"ptxas differs on {', '.join(targets)} ({change}), so SASS changes there "
-            "may be ptxas's"
+        out.append(
+            f"ptxas differs on {', '.join(targets)} ({change}), so SASS changes there may be "
+            "ptxas's."
         )
     for target, reason in s.dead_targets.items():
-        parts.append(f"nothing compiles for {target} in either build ({reason})")
+        out.append(f"Nothing compiles for {target} in either build ({reason}).")
     if s.failed_same:
-        parts.append(f"{s.failed_same} fail to compile in both, the same way")
+        out.append(
+            f"{_count(s.failed_same)} {_verb(s.failed_same, 'fails', 'fail')} to compile in "
+            "both builds, the same way."
+        )
     if s.skipped:
-        parts.append(f"{s.skipped} skipped by their spec's requirements")
+        out.append(
+            f"{_count(s.skipped)} {_verb(s.skipped, 'is', 'are')} skipped by "
+            f"{_verb(s.skipped, 'its', 'their')} spec's requirements."
+        )
     for target, reason in s.unavailable.items():
-        parts.append(f"{target} unavailable ({reason})")
-    headline = "; ".join(parts)
-    return BlastSummary(**{**s.to_json(), "headline": headline})
+        out.append(f"{target} is unavailable ({reason}).")
+    return BlastSummary(**{**s.to_json(), "headline": " ".join(out)})
 
 
 def compare_all(

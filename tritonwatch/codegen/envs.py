@@ -223,10 +223,36 @@ def _layer_on_venv(base: str, py: Path) -> None:
     (Path(own_sites[0]) / "_tritonwatch_parent_venv.pth").write_text(lines)
 
 
+def built_checkout(path: Path) -> Path | None:
+    """The folder holding a built ``triton`` package in a Triton checkout (its root or its
+    ``python/`` folder, after ``pip install -e``), or None when there is none."""
+    for folder in (path, path / "python"):
+        pkg = folder / "triton"
+        if (pkg / "__init__.py").is_file() and any((pkg / "_C").glob("libtriton*.so")):
+            return folder.resolve()
+    return None
+
+
+def _link_checkout(py: Path, folder: Path) -> None:
+    """Put a checkout's build first on the environment's path (before any Triton it sees)."""
+    r = subprocess.run([str(py), "-c", _SITE_QUERY], capture_output=True, text=True)
+    sites = json.loads(r.stdout)[1] if r.returncode == 0 else []
+    if not sites:
+        raise CodegenError(f"cannot read the site folders of {py}")
+    # A checkout carries no package metadata here, so Triton cannot find its backends through
+    # entry points; its own switch makes it load the in-tree ones (Triton 3.6 to 3.9).
+    line = (
+        f"import os, sys; sys.path.insert(0, {str(folder)!r}); "
+        'os.environ.setdefault("TRITON_BACKENDS_IN_TREE", "1")\n'
+    )
+    (Path(sites[0]) / "_tritonwatch_checkout.pth").write_text(line)
+
+
 def create_env(
     name: str, triton: str, *, system_site_packages: bool = False, base_python: str | None = None
 ) -> EnvInfo:
-    """Make ``<envs_dir>/NAME`` with Triton ``triton`` (a version like ``3.8.0`` or a wheel path).
+    """Make ``<envs_dir>/NAME`` with Triton ``triton``: a version like ``3.8.0``, a wheel path,
+    or the folder of a Triton checkout built in place (used where it is, not copied).
 
     A failed install removes the half-made folder, so the name can be tried again.
     """
@@ -239,14 +265,26 @@ def create_env(
             "remove that folder"
         )
     wheel = Path(triton).expanduser()
+    checkout: Path | None = None
     if triton.endswith(".whl"):
         if not wheel.is_file():
             raise UsageError(f"no wheel file at {wheel}")
         requirement = str(wheel.resolve())
+    elif wheel.is_dir():
+        checkout = built_checkout(wheel)
+        if checkout is None:
+            raise UsageError(
+                f"{wheel} holds no built Triton (no triton/_C/libtriton*.so in it or in its "
+                "python/ folder); build the checkout in place first (pip install -e . , or "
+                "pip install -e python for older layouts) or pass a .whl"
+            )
+        requirement = ""
     elif re.fullmatch(r"[0-9][0-9A-Za-z.+!-]*", triton):
         requirement = f"triton=={triton}"
     else:
-        raise UsageError(f"--triton {triton!r} is neither a version (3.8.0) nor a .whl file")
+        raise UsageError(
+            f"--triton {triton!r} is neither a version (3.8.0), a .whl file, nor a folder"
+        )
     base = base_python or sys.executable
     folder.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -257,23 +295,31 @@ def create_env(
         py = env_python(folder)
         if system_site_packages:
             _layer_on_venv(base, py)
-        # --ignore-installed: with system site packages the host's Triton would satisfy the
-        # requirement and the venv would silently use it.
-        _run(
-            [
-                str(py),
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--ignore-installed",
-                requirement,
-            ],
-            f"pip install {requirement}",
-        )
+        if checkout is not None:
+            _link_checkout(py, checkout)
+        else:
+            # --ignore-installed: with system site packages the host's Triton would satisfy the
+            # requirement and the venv would silently use it.
+            _run(
+                [
+                    str(py),
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "--ignore-installed",
+                    requirement,
+                ],
+                f"pip install {requirement}",
+            )
         info = probe(py, name=name)
-        if not Path(info.triton_path).resolve().is_relative_to(folder.resolve()):
+        found = Path(info.triton_path).resolve()
+        if (
+            found != (checkout / "triton").resolve()
+            if checkout is not None
+            else not found.is_relative_to(folder.resolve())
+        ):
             raise CodegenError(
                 f"environment {name}: Triton resolves to {info.triton_path}, not "
                 "to the one installed in the environment"

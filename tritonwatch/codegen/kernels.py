@@ -119,7 +119,10 @@ def expand(d: dict[str, Any], info: KernelInfo, where: str, file: str) -> list[d
         )
     selected = d.get("configs")
     variants: list[tuple[str | None, dict[str, Any]]] = [(None, {})]
-    if info.configs is not None:
+    launched = bool(d.get("as_launched"))  # captured: constexprs and options are complete
+    if launched and selected is not None:
+        raise InputError(f"{where}: 'configs' and 'as_launched' exclude each other", path=file)
+    if info.configs is not None and not launched:
         idx = list(range(len(info.configs))) if selected is None else list(selected)
         wrong = [i for i in idx if not isinstance(i, int) or not 0 <= i < len(info.configs)]
         if wrong:
@@ -152,7 +155,7 @@ def expand(d: dict[str, Any], info: KernelInfo, where: str, file: str) -> list[d
     out = []
     for label, v in variants:
         c = {**consts, **v.get("kw", {})}
-        for name, fn in info.heuristics:
+        for name, fn in () if launched else info.heuristics:
             if name in c:  # the spec (or the config) sets it: Triton's heuristic would override
                 continue  # it at launch, but a spec that names a value means that value
             try:

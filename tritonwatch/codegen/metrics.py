@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from .normalize import STAGE_ORDER, normalize, stage_hash
+from .normalize import STAGE_ORDER, code_text, normalize, stage_hash, strip_header
 
 #: What each metric means; renderers and docs read this.
 METRIC_HELP = {
@@ -90,6 +90,9 @@ class Compiled:
     compile_ms: float | None = None
     stages: dict[str, str] = field(default_factory=dict)  # stage -> normalised text
     stage_hashes: dict[str, str] = field(default_factory=dict)
+    # per text stage: the hash of its strict form with header lines set aside (what "the code
+    # itself changed" compares; computed once here so comparing stays cheap when cached)
+    code_hashes: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     opcodes: dict[str, int] = field(default_factory=dict)
     key_instructions: dict[str, int] = field(default_factory=dict)
@@ -215,7 +218,8 @@ def analyze(raw: dict[str, Any], *, kernel: str, spec: str, target: str) -> Comp
         )
     raw_stages: dict[str, str] = raw.get("stages") or {}
     stages = {s: normalize(s, raw_stages[s]) for s in STAGE_ORDER if s in raw_stages}
-    hashes = {s: stage_hash(t) for s, t in stages.items()}
+    hashes = {s: stage_hash(t, s) for s, t in stages.items()}
+    code_hashes = {s: stage_hash(strip_header(code_text(s, t))) for s, t in stages.items()}
     binary = raw.get("binary") or {}
     if binary.get("kind"):
         hashes[binary["kind"]] = binary["sha256"]
@@ -257,6 +261,7 @@ def analyze(raw: dict[str, Any], *, kernel: str, spec: str, target: str) -> Comp
         compile_ms=raw.get("compile_ms"),
         stages=stages,
         stage_hashes=hashes,
+        code_hashes=code_hashes,
         metrics=metrics,
         opcodes=dict(opcodes),
         key_instructions=keys,

@@ -16,6 +16,8 @@ import hashlib
 import re
 from collections.abc import Mapping
 
+from . import canonical
+
 #: Stages in pipeline order; the first one whose normalised text differs is "where it changed".
 STAGE_ORDER = ("ttir", "ttgir", "llir", "ptx", "amdgcn", "sass", "cubin", "hsaco")
 STAGE_LABELS = {
@@ -227,10 +229,20 @@ def strip_header(text: str) -> str:
 
 
 def normalize(stage: str, text: str) -> str:
-    """The normalised text of one stage (unknown stages get only paths and hashes masked)."""
+    """The normalised text of one stage (unknown stages get only paths and hashes masked), IR
+    stages with readable canonical names (see :mod:`.canonical`)."""
     fn = _BY_STAGE.get(stage, _common)
-    return fn(text).strip() + "\n"
+    return canonical.readable(stage, fn(text).strip()).strip() + "\n"
 
 
-def stage_hash(text: str) -> str:
+def code_text(stage: str, text: str) -> str:
+    """What decides whether a normalised stage changed: its strict canonical form (value names
+    reduced to numbers), so printer renumbering and name hints are not changes."""
+    return canonical.strict(stage, text)
+
+
+def stage_hash(text: str, stage: str | None = None) -> str:
+    """The hash of a normalised stage; with ``stage``, of its strict canonical form."""
+    if stage is not None:
+        text = code_text(stage, text)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, UsageError
+from .capture import read_spec_file
 from .kernels import expand, inspect_kernel, validate
 
 #: Entry points here name a module whose file declares COMPILE_SPECS. A group of its own because
@@ -57,6 +58,8 @@ _KNOWN_KEYS = {
     "triton_before",
     "args",
     "configs",
+    "file",
+    "as_launched",
 }
 #: Hardware features a spec may require, and the targets that have them.
 FEATURES = {
@@ -150,6 +153,8 @@ class CompileSpec:
         kernel = str(d["kernel"])
         if ":" in kernel:  # module:name -- the worker imports the module by name
             file, kernel = kernel.split(":", 1)
+        elif d.get("file"):  # a captured kernel defined in a script: its file
+            file = str(Path(str(d["file"])).resolve())
         else:
             file = str(Path(file).resolve())
         return cls(
@@ -264,8 +269,12 @@ def load_file(path: str | Path) -> list[CompileSpec]:
     p = Path(path).expanduser()
     if not p.is_file():
         raise InputError("no such kernel file", path=str(p))
-    mod = _import_file(p.resolve())
-    raw = getattr(mod, "COMPILE_SPECS", None)
+    raw: Any
+    if p.suffix == ".json":  # written by `tritonwatch capture`
+        mod, raw = None, read_spec_file(p.resolve())
+    else:
+        mod = _import_file(p.resolve())
+        raw = getattr(mod, "COMPILE_SPECS", None)
     if raw is None:
         raise InputError("defines no COMPILE_SPECS list; see docs/blast.md", path=str(p))
     if not isinstance(raw, (list, tuple)):
@@ -274,15 +283,23 @@ def load_file(path: str | Path) -> list[CompileSpec]:
     for i, d in enumerate(raw):
         CompileSpec.from_dict(d, file=str(p), index=i, check_values=False)  # shape first
         where = f"COMPILE_SPECS[{i}]"
-        info = inspect_kernel(_kernel_object(mod, str(d["kernel"]), where, p), where, str(p))
+        obj = _kernel_object(mod, d, where, p)
+        info = inspect_kernel(obj, where, str(p))
         for e in expand(d, info, where, str(p)):
             validate(e, info, where, str(p))
             specs.append(CompileSpec.from_dict(e, file=str(p), index=i))
     return specs
 
 
-def _kernel_object(mod: Any, ref: str, where: str, path: Path) -> Any:
-    """The object a spec's ``kernel`` names: ``name`` in the file, or ``module:name``."""
+def _kernel_object(mod: Any, d: dict[str, Any], where: str, path: Path) -> Any:
+    """The object a spec's ``kernel`` names: ``name`` in the file (the spec's own, or the one its
+    ``file`` names), or ``module:name``."""
+    ref = str(d["kernel"])
+    if ":" not in ref and d.get("file"):
+        kernel_file = Path(str(d["file"]))
+        if not kernel_file.is_file():
+            raise InputError(f"{where}: no kernel file {kernel_file}", path=str(path))
+        mod, path = _import_file(kernel_file.resolve()), kernel_file
     if ":" in ref:
         module, name = ref.split(":", 1)
         try:
@@ -367,6 +384,10 @@ def sample_file() -> Path:
     return Path(__file__).resolve().parent / "sample_kernels.py"
 
 
+#: ``--kernels suite`` names the suite's kernel files (plus entry-point ones).
+SUITE = "suite"
+
+
 def default_files() -> list[Path]:
     """The suite's kernel files plus entry-point ones; the bundled samples if there are none."""
     files = suite_files() + [p for p in entry_point_files() if p not in suite_files()]
@@ -382,7 +403,12 @@ def load_specs(
     substring when it has no glob characters. Two specs of one kernel file with the same name
     are an error (names must be stable and unique to compare builds).
     """
-    paths = [Path(f) for f in files] if files else default_files()
+    paths: list[Path] = []
+    for f in files or ["suite"]:
+        if str(f) == SUITE and not Path(f).exists():  # the suite's files, beside a user's own
+            paths += [p for p in default_files() if p not in paths]
+        elif Path(f) not in paths:
+            paths.append(Path(f))
     specs: list[CompileSpec] = []
     seen: dict[tuple[str, str], str] = {}
     for p in paths:

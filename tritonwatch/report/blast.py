@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from rich.console import Console, Group
 from rich.markup import escape
@@ -24,9 +24,6 @@ from ..codegen.envs import EnvInfo
 from ..codegen.normalize import STAGE_LABELS
 
 FORMATS = ("table", "markdown", "html", "json")
-MD_DIFF_ROWS = 10
-MD_DIFF_LINES = 60
-MD_MAX_ROWS = 100  # a GitHub comment holds 65,536 characters
 _AMD_METRICS = ("vgprs", "agprs", "sgprs", "scratch", "occupancy")
 
 
@@ -55,6 +52,8 @@ def _ms(a: float | None, b: float | None) -> str:
 def _stage(r: KernelDiff) -> str:
     if r.status == "changed":
         first = STAGE_LABELS.get(r.first_changed_stage or "", "-")
+        if r.ptxas_note == "ptxas":
+            first += " (same PTX and ptxas: ptxas's change)"
         if r.first_code_stage == r.first_changed_stage:
             return first
         if r.first_code_stage is None:
@@ -195,104 +194,6 @@ def render_table(report: BlastReport, *, width: int = 160) -> str:
     return buf.getvalue()
 
 
-# -- Markdown -----------------------------------------------------------------------------------
-def _md(s: str) -> str:
-    return s.replace("|", "\\|").replace("\n", " ")
-
-
-def render_markdown(report: BlastReport) -> str:
-    s = report.summary
-    out = [
-        f"## Blast radius: triton {report.env_a.triton_version} → {report.env_b.triton_version}",
-        "",
-        f"**{_md(s.headline)}**",
-        "",
-        f"- {_md(_env_line('A', report.env_a))}",
-        f"- {_md(_env_line('B', report.env_b))}",
-        f"- targets: {', '.join(report.targets)}",
-        "",
-    ]
-    changed = [r for r in _sorted_rows(report.rows) if r.status == "changed"]
-    shown = changed[:MD_MAX_ROWS]
-    if changed:
-        out += [
-            "| kernel / spec | target | first change | registers | spills | shared | "
-            "instructions | key instructions | top opcode deltas | compile ms A / B |",
-            "|---|---|---|--:|--:|--:|--:|---|---|---|",
-        ]
-        for r in shown:
-            out.append(
-                "| "
-                + " | ".join(
-                    _md(x)
-                    for x in (
-                        f"{r.kernel} / {r.spec}",
-                        r.target,
-                        _stage(r),
-                        pair(*r.metric("registers")),
-                        pair(*r.metric("spills")),
-                        pair(*r.metric("shared")),
-                        pair(*r.metric("instructions")),
-                        keys_text(r) or "",
-                        top_opcodes(r),
-                        _ms(r.a.compile_ms, r.b.compile_ms),
-                    )
-                )
-                + " |"
-            )
-        if len(changed) > len(shown):
-            out.append(
-                f"\n{len(changed) - len(shown)} more changed rows (lower impact) are in "
-                "the HTML and JSON reports."
-            )
-        amd = [(r, _amd(r)) for r in shown if _amd(r)]
-        if amd:
-            out += ["", "AMD register and occupancy changes:", ""]
-            out += [
-                f"- {_md(r.kernel)} / {_md(r.spec)} on {r.target}: {_md(text)}" for r, text in amd
-            ]
-    fails = _failures(report)
-    if fails:
-        out += [
-            "",
-            "### Compile failures",
-            "",
-            "| kernel / spec | target | side | error |",
-            "|---|---|---|---|",
-        ]
-        for r in fails:
-            for side, c in (("A", r.a), ("B", r.b)):
-                if c.status != "ok":
-                    out.append(
-                        f"| {_md(r.kernel)} / {_md(r.spec)} | {r.target} | {side} | "
-                        f"{_md(c.error_line or '')} |"
-                    )
-    with_diffs = [r for r in changed if r.diffs][:MD_DIFF_ROWS]
-    if with_diffs:
-        out += ["", "### Normalised diffs", ""]
-        for r in with_diffs:
-            for stage, text in r.diffs.items():
-                lines = text.splitlines()
-                if len(lines) > MD_DIFF_LINES:
-                    lines = lines[:MD_DIFF_LINES] + ["... (see the HTML report for the rest)"]
-                out += [
-                    f"<details><summary>{html.escape(r.kernel)} / {html.escape(r.spec)} on "
-                    f"{r.target}: {STAGE_LABELS[stage]}</summary>",
-                    "",
-                    "```diff",
-                    *lines,
-                    "```",
-                    "</details>",
-                    "",
-                ]
-        if len(changed) > len(with_diffs):
-            out.append(
-                f"Diffs of the other {len(changed) - len(with_diffs)} changed "
-                "specialisations are in the HTML report."
-            )
-    return "\n".join(out).rstrip() + "\n"
-
-
 # -- HTML ---------------------------------------------------------------------------------------
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#1b1f24}
@@ -390,14 +291,18 @@ on AMD. Spills: spill-store bytes on NVIDIA, spilled registers on AMD.</p>
 
 
 def render_json(report: BlastReport) -> str:
-    return json.dumps(report.to_json(), indent=2, sort_keys=False) + "\n"
+    """The report as JSON, with each changed row's normalised diffs (``diffs``: stage -> text)."""
+    return json.dumps(report.to_json(with_diffs=True), indent=2, sort_keys=False) + "\n"
 
 
 def render(report: BlastReport, fmt: str) -> str:
     """The report in ``fmt`` (one of :data:`FORMATS`) as text."""
-    return {
+    from .blast_markdown import render_markdown
+
+    renderers: dict[str, Callable[[BlastReport], str]] = {
         "table": render_table,
         "markdown": render_markdown,
         "html": render_html,
         "json": render_json,
-    }[fmt](report)
+    }
+    return renderers[fmt](report)
