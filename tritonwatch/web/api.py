@@ -2,7 +2,7 @@
 
 Lists take ``limit`` (at most 1000) and ``offset`` and answer ``{"items": [...], "limit",
 "offset", "next_offset"}``; with ``format=csv`` or ``format=parquet`` they answer a file instead.
-Errors are ``{"error": message}``. Reading is public; triage and saving views need a token.
+Errors are ``{"error": message}``. Reading is public; triage and saving views need a token with that scope.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from ..formats import run1
 from ..store import Store
 from ..store.alerts import AlertStatus
 from . import data
-from .auth import require_alert_org, require_token
+from .auth import needs, require_alert_org, require_token
 from .export import jsonable, record, table_response
 
 MAX_LIMIT = 1000
@@ -240,7 +240,11 @@ def get_alert(request: Request, alert_id: int) -> dict[str, Any]:
     return jsonable(record(v))
 
 
-@router.post("/alerts/{alert_id}/status", summary="Triage an alert (needs a token)")
+@router.post(
+    "/alerts/{alert_id}/status",
+    summary="Triage an alert (needs a token with the triage scope)",
+    dependencies=[needs("triage")],
+)
 def triage(request: Request, alert_id: int, body: TriageBody) -> dict[str, Any]:
     _known_id(alert_id, "alert")
     token = require_token(request, "triage")
@@ -317,8 +321,13 @@ def get_view(request: Request, name: str) -> dict[str, Any]:
     return jsonable(record(_store(request).access.get_view(name)))
 
 
-@router.post("/views", summary="Save a named view (needs a token)", status_code=201)
+@router.post(
+    "/views",
+    summary="Save a named view (needs a token with the views scope)",
+    status_code=201,
+    dependencies=[needs("views")],
+)
 def save_view(request: Request, body: ViewBody) -> dict[str, Any]:
-    token = require_token(request)
+    token = require_token(request, "views")
     v = _store(request).access.save_view(body.name, body.page, body.query, token.id)
     return jsonable(record(v))

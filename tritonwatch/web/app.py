@@ -136,7 +136,8 @@ def create_app(store: str | Store) -> FastAPI:
         lifespan=lifespan,
         description="Continuous performance engineering for Triton kernels: runs, results, "
         "series, alerts, blast-radius reports, comparisons and saved views. "
-        "Reading is public; triage and saving views need `Authorization: Bearer`.",
+        "Reading is public; every write needs `Authorization: Bearer` with a token of its "
+        "scope (upload, triage or views).",
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json",

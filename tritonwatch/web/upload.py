@@ -39,7 +39,7 @@ from ..runformat import Run, describe_errors, json_schema
 from ..store import Store
 from ..store.access import TokenRow
 from ..store.limits import MAX_MACHINE, storable_problem
-from .auth import AuthError, require_token
+from .auth import AuthError, needs, require_token
 
 # The interpreter's GIL switch interval while the app runs. A request thread waiting for the GIL
 # behind an upload being parsed waits up to one interval each time it reacquires it (every
@@ -213,8 +213,8 @@ _ERROR = {
             "required": True,
             "content": {"application/json": {"schema": _run_body_schema()}},
         },
-        "security": [{"bearer": []}],
     },
+    dependencies=[needs("upload")],
     responses={
         200: {"description": "The run was already stored (a retry); it is returned as stored."},
         201: {"description": "The run was stored."},
