@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -237,3 +238,67 @@ def test_no_csv_export_carries_a_formula(site: Site) -> None:
         assert "'" + text in seen, text
     results = _cells(httpx.get(site.url(f"/api/v1/runs/{runs[1]}?format=csv"), timeout=30).text)
     assert PLAIN_NEGATIVE in results
+
+
+# -- 5. input that once answered 500 gets a 4xx (or is stored), the same on both backends ---------
+def _run_text(edit: str) -> str:
+    """A valid run as JSON text with ``"extra": {"x": 1}`` in its first result replaced."""
+    doc = make_run(2)
+    doc["results"][0]["extra"] = {"x": 1}
+    return json.dumps(doc).replace('{"x": 1}', edit)
+
+
+def _run_at(when: str) -> str:
+    doc = make_run(2)
+    doc["run"]["started_at"] = when
+    return json.dumps(doc)
+
+
+BIG = str(2**64)
+BAD_UPLOADS = {
+    "year 1 east of UTC": _run_at("0001-01-01T00:00:00+14:00"),
+    "year 9999 west of UTC": _run_at("9999-12-31T23:59:59-14:00"),
+    "an int of 5000 digits": _run_text('{"x": ' + "9" * 5000 + "}"),
+    "1e309": _run_text('{"x": 1e309}'),
+    "309 digits and a point": _run_text('{"x": 1' + "0" * 309 + ".5}"),
+    "-1E+400": _run_text('{"x": -1E+400}'),
+}
+BAD_READS = [
+    "/api/v1/codegen/¹",
+    "/api/v1/comparisons/²³⁴⁵",
+    "/api/v1/runs/" + "9" * 5000,
+    f"/api/v1/alerts/{BIG}",
+    f"/alerts/{BIG}",
+    f"/runs?offset={2**63}",
+    f"/alerts?offset={2**63}",
+    f"/codegen?offset={2**63}",
+    f"/compare?offset={2**63}",
+    f"/api/v1/runs?offset={2**63}",
+    f"/api/v1/alerts?offset={2**63}",
+]
+
+
+@pytest.mark.parametrize("case", list(BAD_UPLOADS))
+def test_uploads_that_answered_500_are_422(site: Site, case: str) -> None:
+    r = httpx.post(
+        site.url("/api/v1/runs"),
+        content=BAD_UPLOADS[case],
+        headers={**site.auth("upload"), "Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert r.status_code == 422, r.text[:300]
+    assert r.json()["error"].startswith("invalid run: ")
+
+
+def test_a_run_without_results_is_stored(site: Site) -> None:
+    doc = make_run(0)
+    r = httpx.post(site.url("/api/v1/runs"), json=doc, headers=site.auth("upload"), timeout=30)
+    assert r.status_code == 201, r.text
+    got = httpx.get(site.url(f"/api/v1/runs/{doc['run']['id']}"), timeout=30)
+    assert got.status_code == 200 and got.json()["items"] == []
+
+
+@pytest.mark.parametrize("path", BAD_READS)
+def test_reads_that_answered_500_are_4xx(site: Site, path: str) -> None:
+    r = httpx.get(site.url(path), timeout=30)
+    assert r.status_code in (400, 404, 422), (r.status_code, r.text[:300])

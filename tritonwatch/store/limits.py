@@ -13,11 +13,20 @@ from typing import Any
 
 from sqlalchemy import Column, String
 
+from ..errors import UsageError
 from ..naming import canonical_shape
 from ..runformat import Run
 from . import schema as s
 
 INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1  # ids, offsets and counts are BIGINT on PostgreSQL, INTEGER on SQLite
+
+
+def checked_offset(offset: int) -> int:
+    """``offset`` if a database can skip that many rows; UsageError (400) otherwise."""
+    if not 0 <= offset <= INT64_MAX:
+        raise UsageError(f"offset {offset} is out of range; use 0 to {INT64_MAX}")
+    return offset
 
 
 def max_length(column: Column[Any]) -> int:
@@ -122,5 +131,8 @@ def storable_problem(run: Run, *, suspicious: bool = True) -> str | None:
             if bad:
                 break
     if bad:
-        return f"{bad.lstrip('.')}: NUL characters and NaN/Infinity cannot be stored"
+        return (
+            f"{bad.lstrip('.')}: NUL characters and NaN/Infinity (or a number beyond a double's "
+            "range, such as 1e309) cannot be stored"
+        )
     return None

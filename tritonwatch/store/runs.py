@@ -21,7 +21,7 @@ from ..naming import canonical_shape
 from ..runformat import Run, metric_better
 from . import schema as s
 from .database import Caches, Database
-from .limits import storable_problem
+from .limits import checked_offset, storable_problem
 from .rows import AddedRun, ResultRow, RunDetail, RunSummary, key_hash
 
 _RUN_BY_UUID = select(s.runs.c.id).where(s.runs.c.uuid == bindparam("uuid"))
@@ -113,8 +113,9 @@ class Runs:
 
     def check(self, run: Run) -> None:
         """Refuse a run the database cannot hold, with one line naming the field."""
-        # SQLite holds NUL and NaN; PostgreSQL refuses them, so only there is every value walked.
-        problem = storable_problem(run, suspicious=self.db.dialect == "postgresql")
+        # Every value is walked on both backends: SQLite would hold NUL and keep NaN/Infinity as
+        # null, so the same run would read back differently, and PostgreSQL refuses them.
+        problem = storable_problem(run)
         if problem:
             raise InputError(f"run {run.run.id} cannot be stored: {problem}")
 
@@ -278,7 +279,9 @@ class Runs:
         if until:
             q = q.where(s.runs.c.started_at < until)
         order = s.runs.c.started_at.desc() if newest_first else s.runs.c.started_at.asc()
-        q = q.order_by(order, s.runs.c.id.desc() if newest_first else s.runs.c.id).offset(offset)
+        q = q.order_by(order, s.runs.c.id.desc() if newest_first else s.runs.c.id).offset(
+            checked_offset(offset)
+        )
         if limit is not None:
             q = q.limit(limit)
         with self.db.connect() as conn:

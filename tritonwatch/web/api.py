@@ -14,30 +14,16 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from ..errors import NotFoundError, UsageError
+from ..errors import UsageError
 from ..formats import run1
 from ..store import Store
 from ..store.alerts import AlertStatus
 from . import data
 from .auth import needs, require_alert_org, require_token
 from .export import jsonable, record, table_response
-
-MAX_LIMIT = 1000
+from .params import Limit, Offset, Points, known_id
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
-
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Page size (1 to {MAX_LIMIT}).")]
-# Bounded so no request can carry a number the database's BIGINT cannot hold.
-INT64_MAX = 2**63 - 1
-Offset = Annotated[int, Query(ge=0, le=INT64_MAX, description="Rows to skip.")]
-
-
-def _known_id(value: int, what: str) -> int:
-    """Ids no database row can have are simply not found (and never reach the database)."""
-    if not 1 <= value <= INT64_MAX:
-        raise NotFoundError(f"no {what} {value}")
-    return value
-
 
 # PostgreSQL text cannot hold NUL; refuse it here with a 422 instead of failing in the database.
 NoNul = r"^[^\x00]*$"
@@ -148,12 +134,12 @@ def series_points(
     series_id: int,
     machine_id: int,
     since: datetime | None = None,
-    limit: Annotated[int, Query(ge=1, le=5000)] = 365,
+    limit: Points = 365,
     samples: bool = False,
     format: Format = "json",
 ) -> Response:
-    _known_id(series_id, "series")
-    _known_id(machine_id, "machine")
+    known_id(series_id, "series")
+    known_id(machine_id, "machine")
     pts = _store(request).series.points(
         series_id, machine_id, since=since, limit=limit, with_samples=samples
     )
@@ -170,7 +156,7 @@ def explore(
     sf: SeriesQuery,
     norm: str = "none",
     base: Opt = None,
-    limit: Annotated[int, Query(ge=1, le=5000)] = 365,
+    limit: Points = 365,
     format: Format = "json",
 ) -> Response:
     f = data.SeriesFilters.of(sf, norm=norm, base=base, limit=limit)
@@ -234,7 +220,7 @@ def list_alerts(
 
 @router.get("/alerts/{alert_id}", summary="One alert with its history and before/after samples")
 def get_alert(request: Request, alert_id: int) -> dict[str, Any]:
-    _known_id(alert_id, "alert")
+    known_id(alert_id, "alert")
     store = _store(request)
     v = data.alert_view(store, alert_id)
     return jsonable(record(v))
@@ -246,7 +232,7 @@ def get_alert(request: Request, alert_id: int) -> dict[str, Any]:
     dependencies=[needs("triage")],
 )
 def triage(request: Request, alert_id: int, body: TriageBody) -> dict[str, Any]:
-    _known_id(alert_id, "alert")
+    known_id(alert_id, "alert")
     token = require_token(request, "triage")
     store = _store(request)
     require_alert_org(store, alert_id, token)

@@ -139,9 +139,10 @@ def _parse(body: bytes) -> Run:
     return run
 
 
-# A NUL can only arrive escaped, NaN and Infinity only as bare words: without these bytes the
-# per-string walk of storable_problem has nothing to find.
-_SUSPICIOUS = re.compile(rb"\\u0000|NaN|Infinity")
+# A NUL can only arrive escaped, NaN and Infinity as bare words, and a number too large for a
+# double (1e309, or 309 digits) with a 3-digit exponent or a long run of digits: without these
+# bytes the per-string walk of storable_problem has nothing to find.
+_SUSPICIOUS = re.compile(rb"\\u0000|NaN|Infinity|[eE]\+?[0-9]{3}|[0-9]{300}")
 
 
 def _explain(body: bytes, e: ValidationError) -> NoReturn:
@@ -152,6 +153,8 @@ def _explain(body: bytes, e: ValidationError) -> NoReturn:
         raise _error(
             400, f"the body is not valid JSON ({err}); send one tritonwatch.run/1 run"
         ) from None
+    except ValueError:  # an integer of more than 4,300 digits: JSON, but no number we keep
+        raise _error(422, f"invalid run: {describe_errors(e)}") from None
     if not isinstance(doc, dict):
         raise _error(
             400,
@@ -231,7 +234,7 @@ async def upload_run(request: Request) -> JSONResponse:
     limit = _limit_bytes()
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.strip().isdigit():
+        if not (declared.strip().isascii() and declared.strip().isdigit()):
             raise _error(400, f"Content-Length {declared!r} is not a number")
         if int(declared) > limit:
             raise _error(
