@@ -98,7 +98,7 @@ def is_loopback(url: str) -> bool:
 
 def _delay(opts: PushOptions, attempt: int, retry_after: str | None) -> float:
     base = min(opts.max_backoff_s, opts.backoff_s * (2**attempt))
-    if retry_after and retry_after.strip().isdigit():
+    if retry_after and retry_after.strip().isascii() and retry_after.strip().isdigit():
         base = min(opts.max_backoff_s, max(base, float(retry_after)))
     return base * (0.5 + random.random() / 2)
 

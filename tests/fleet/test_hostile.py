@@ -302,3 +302,42 @@ def test_a_run_without_results_is_stored(site: Site) -> None:
 def test_reads_that_answered_500_are_4xx(site: Site, path: str) -> None:
     r = httpx.get(site.url(path), timeout=30)
     assert r.status_code in (400, 404, 422), (r.status_code, r.text[:300])
+
+
+# -- 7. conflicting re-sends, 405s -------------------------------------------------------------------
+def test_a_resent_run_id_with_other_content_is_409_and_the_first_is_kept(site: Site) -> None:
+    doc = make_run(3, seed=21)
+    post = {"headers": site.auth("upload"), "timeout": 30}
+    assert httpx.post(site.url("/api/v1/runs"), json=doc, **post).status_code == 201
+    same = json.loads(json.dumps(doc))
+    same["results"].reverse()  # the same run, its results in another order
+    again = httpx.post(site.url("/api/v1/runs"), json=same, **post)
+    assert again.status_code == 200 and again.json()["created"] is False, again.text
+    changed = json.loads(json.dumps(doc))
+    changed["results"][1]["samples"][0] += 1.0
+    changed["run"]["label"] = "second try"
+    r = httpx.post(site.url("/api/v1/runs"), json=changed, **post)
+    assert r.status_code == 409, r.text
+    assert "run.label" in r.json()["error"] and "results.1.samples" in r.json()["error"]
+    fewer = json.loads(json.dumps(doc))
+    fewer["results"].pop()
+    r = httpx.post(site.url("/api/v1/runs"), json=fewer, **post)
+    assert r.status_code == 409 and "missing" in r.json()["error"], r.text
+    stored = httpx.get(site.url(f"/api/v1/runs/{doc['run']['id']}/document"), timeout=30).json()
+    assert "label" not in stored["run"]
+    assert [x["samples"] for x in stored["results"]] == [x["samples"] for x in doc["results"]]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("put", "/api/v1/views"),
+        ("delete", "/api/v1/runs"),
+        ("post", "/api/v1/machines"),
+        ("post", "/runs"),
+    ],
+)
+def test_405_says_which_methods_are_allowed(site: Site, method: str, path: str) -> None:
+    r = httpx.request(method, site.url(path), timeout=30)
+    assert r.status_code == 405, r.text[:200]
+    assert r.headers.get("allow"), dict(r.headers)

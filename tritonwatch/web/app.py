@@ -60,18 +60,22 @@ def _message(exc: Exception) -> str:
 def _error_response(request: Request, exc: Exception) -> Response:
     status = 422 if isinstance(exc, RequestValidationError) else _status_of(exc)
     message = _message(exc)
+    # Headers the exception carries stay on the answer: a 405's Allow, a 429's Retry-After.
+    headers = dict(getattr(exc, "headers", None) or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
     if (
         request.url.path.startswith("/api/")
         or "application/json" in request.headers.get("accept", "")
         and "text/html" not in request.headers.get("accept", "")
     ):
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return JSONResponse({"error": message}, status_code=status, headers=headers)
     return templates.TemplateResponse(
         request,
         "error.html",
         {"status": status, "message": message, "page": "error"},
         status_code=status,
+        headers=headers,
     )
 
 

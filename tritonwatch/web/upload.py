@@ -12,7 +12,8 @@ organisation is refused (403), and so is a run UUID already stored for another o
 (409). The machine name is stored as ``ORG/NAME`` so two organisations' machines never share a
 series (the machine key in the store is name-based). A retry of a stored run answers 200 with
 the stored run, a new run 201: uploads are idempotent by run UUID and race-safe (the store's
-insert is ``ON CONFLICT DO NOTHING``), so a runner may resend whenever it is unsure.
+insert is ``ON CONFLICT DO NOTHING``), so a runner may resend whenever it is unsure. A run id
+resent with other content is 409 naming the fields that differ; the stored run is kept.
 
 The server never sends anything a runner executes: answers are data, and runners only read the
 status and the run id from them.
@@ -35,7 +36,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from .. import settings
-from ..runformat import Run, describe_errors, json_schema
+from ..formats import run1
+from ..runformat import Run, describe_errors, dump_run, json_schema
 from ..store import Store
 from ..store.access import TokenRow
 from ..store.limits import MAX_MACHINE, storable_problem
@@ -182,6 +184,13 @@ def _store_run(store: Store, run: Run, token: TokenRow) -> tuple[int, dict[str, 
                 f"run {added.uuid} is already stored for another organisation; "
                 "a run id cannot be reused",
             )
+        changed = run1.differences(run1.document(store, added.uuid), dump_run(owned))
+        if changed:
+            raise _error(
+                409,
+                f"run {added.uuid} is already stored with other content "
+                f"({', '.join(changed)}); a run id names one run: give a changed run a new id",
+            )
     answer = {
         "run": added.uuid,
         "id": added.id,
@@ -224,7 +233,11 @@ _ERROR = {
         400: {"description": "The body is not one JSON object.", **_ERROR},
         401: {"description": "No token, or an unknown or revoked one.", **_ERROR},
         403: {"description": "The token may not write this organisation's runs.", **_ERROR},
-        409: {"description": "The run id is stored for another organisation.", **_ERROR},
+        409: {
+            "description": "The run id is stored for another organisation, or with other "
+            "content (the error names the fields that differ).",
+            **_ERROR,
+        },
         413: {"description": "Larger than the server's max_upload_mb.", **_ERROR},
         422: {"description": "Not a valid tritonwatch.run/1 run (a message per field).", **_ERROR},
     },
