@@ -196,6 +196,25 @@ SETTINGS: dict[str, Setting] = {
         _s("host", _str, "127.0.0.1", "Address `serve` listens on."),
         _s("port", _int, 8000, "Port `serve` listens on."),
         _s("max_upload_mb", _float, 32.0, "Largest run the upload API accepts, in MiB."),
+        _s(
+            "header_timeout_s",
+            _float,
+            10.0,
+            "Seconds `serve` gives a new connection to send a request's headers; "
+            "idle and half-sent connections are closed after it.",
+        ),
+        _s(
+            "keep_alive_s",
+            _float,
+            5.0,
+            "Seconds `serve` keeps an idle connection open between two requests.",
+        ),
+        _s(
+            "body_timeout_s",
+            _float,
+            60.0,
+            "Seconds a request may take to send its whole body; a slower one is answered 408.",
+        ),
     ]
 }
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import socket
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -341,3 +343,70 @@ def test_405_says_which_methods_are_allowed(site: Site, method: str, path: str) 
     r = httpx.request(method, site.url(path), timeout=30)
     assert r.status_code == 405, r.text[:200]
     assert r.headers.get("allow"), dict(r.headers)
+
+
+# -- 6. no connection is held open without sending -------------------------------------------------
+@pytest.fixture(scope="module")
+def quick_server(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """A second server on the same database with 1-second header, keep-alive and body limits."""
+    from conftest import _servers
+
+    env = {
+        "TRITONWATCH_HEADER_TIMEOUT_S": "1",
+        "TRITONWATCH_KEEP_ALIVE_S": "1",
+        "TRITONWATCH_BODY_TIMEOUT_S": "1",
+    }
+    srv = Server(site.db, tmp_path_factory.mktemp("quick") / "server.log", env=env)
+    _servers.append(srv)
+    srv.start()
+    try:
+        yield Site(srv=srv, db=site.db, tokens=site.tokens, alert_id=site.alert_id)
+    finally:
+        srv.stop()
+        _servers.remove(srv)
+
+
+def _closed_after(sock: socket.socket, limit: float) -> tuple[float, bytes]:
+    """Seconds until the server closes ``sock`` (reading what it sent), or fail after ``limit``."""
+    sock.settimeout(limit)
+    start, got = time.monotonic(), b""
+    try:
+        while chunk := sock.recv(65536):
+            got += chunk
+    except TimeoutError:
+        pytest.fail(f"the server kept the connection open for {limit} s; it sent {got[:200]!r}")
+    except ConnectionResetError:
+        pass
+    return time.monotonic() - start, got
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        b"",
+        b"GET /api/v1/runs HTTP/1.1\r\nHost: x\r\n",
+        b"GET /api/v1/runs HTTP/1.1\r\nHost: x\r\n\r\n",
+    ],
+    ids=["idle", "half-sent headers", "keep-alive after a request"],
+)
+def test_idle_and_half_sent_connections_are_closed(quick_server: Site, sent: bytes) -> None:
+    with socket.create_connection(("127.0.0.1", quick_server.srv.port)) as sock:
+        sock.sendall(sent)
+        took, got = _closed_after(sock, 8)
+    assert took < 4
+    assert got.startswith(b"HTTP/1.1 200") == sent.endswith(b"\r\n\r\n"), got[:100]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/runs", "/api/v1/views"])
+def test_a_body_that_does_not_arrive_is_408(quick_server: Site, path: str) -> None:
+    token = quick_server.tokens["all"]
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 5000\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", quick_server.srv.port)) as sock:
+        sock.sendall(head.encode() + b'{"format": ')
+        took, got = _closed_after(sock, 8)
+    assert got.startswith(b"HTTP/1.1 408"), got[:300]
+    assert b"body_timeout_s" in got
+    assert took < 4

@@ -8,6 +8,7 @@ cannot reach). Errors are JSON ``{"error": message}`` under /api and an error pa
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,14 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import plotly
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .. import __version__
+from .. import __version__, settings
 from ..errors import NotFoundError, TritonwatchError
 from ..store import Store
 from .auth import AuthError
@@ -123,6 +124,47 @@ class ServerTiming:
         await self.app(scope, receive, send_timed)
 
 
+class BodyDeadline:
+    """ASGI middleware: a request's body must arrive within ``seconds`` of its first read.
+
+    A client that trickles its body (or stops sending) is answered 408 instead of holding a
+    connection and a worker for as long as it likes; ``push`` retries a 408. Reads after the
+    body is complete (waiting for a disconnect) have no deadline.
+    """
+
+    def __init__(self, app: Any, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        deadline: float | None = None
+        done = False
+
+        async def receive_in_time() -> Any:
+            nonlocal deadline, done
+            if done:
+                return await receive()
+            loop = asyncio.get_running_loop()
+            if deadline is None:
+                deadline = loop.time() + self.seconds
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                raise HTTPException(
+                    408,
+                    f"the request body did not arrive within {self.seconds:g} s "
+                    "(setting body_timeout_s); send it again",
+                ) from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                done = True
+            return message
+
+        await self.app(scope, receive_in_time, send)
+
+
 def create_app(store: str | Store) -> FastAPI:
     """The dashboard and API app for a Store or a database URL (opened now, closed on shutdown)."""
     owned = isinstance(store, str)
@@ -147,6 +189,7 @@ def create_app(store: str | Store) -> FastAPI:
         openapi_url="/openapi.json",
     )
     app.state.store = st
+    app.add_middleware(BodyDeadline, seconds=float(settings.get("body_timeout_s")))
     app.add_middleware(ServerTiming)
 
     for exc_type in (
