@@ -258,3 +258,29 @@ def test_a_run_with_no_results_is_stored_on_both_backends(store: Store) -> None:
     (summary,) = store.runs.find()
     assert summary.uuid == str(run.run.id) and summary.n_results == 0
     assert store.runs.get(summary.uuid).results == []
+
+
+def test_series_catalog_pages_and_filter_menus_follow_new_series(store: Store) -> None:
+    ops = ["matmul", "softmax", "layernorm"]
+    for i, op in enumerate(ops):
+        results = [
+            {
+                "operator": op,
+                "provider": "triton",
+                "shape": {"M": 64 * (k + 1)},
+                "dtype": "fp16",
+                "metric": "time",
+                "unit": "ms",
+                "samples": [1.0, 1.1, 1.2],
+            }
+            for k in range(5)
+        ]
+        store.runs.add(make_run(results=results, seed=i, started_at=T0 + timedelta(days=i)))
+        # the filter menus see every operator stored so far, including the newest
+        assert store.series.facets()["operator"] == sorted(ops[: i + 1])
+    everything = store.series.catalog(limit=100)
+    assert len(everything) == 15
+    paged = [r for off in range(0, 15, 4) for r in store.series.catalog(limit=4, offset=off)]
+    assert paged == everything
+    with pytest.raises(UsageError, match="offset"):
+        store.series.catalog(offset=2**63)

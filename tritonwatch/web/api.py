@@ -122,10 +122,13 @@ def list_series(
     request: Request,
     sf: SeriesQuery,
     limit: Limit = 200,
+    offset: Offset = 0,
     format: Format = "json",
 ) -> Response:
-    refs = _store(request).series.catalog(limit=limit, machine=sf.machine, **sf.fields())
-    return table_response([record(r) for r in refs], format, "series", {"limit": limit})
+    refs = _store(request).series.catalog(
+        limit=limit, offset=offset, machine=sf.machine, **sf.fields()
+    )
+    return _page([record(r) for r in refs], format, "series", limit, offset)
 
 
 @router.get("/series/{series_id}/{machine_id}", summary="Points of one series on one machine")
