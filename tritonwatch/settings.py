@@ -197,6 +197,25 @@ SETTINGS: dict[str, Setting] = {
         _s("port", _int, 8000, "Port `serve` listens on."),
         _s("max_upload_mb", _float, 32.0, "Largest run the upload API accepts, in MiB."),
         _s(
+            "max_run_results",
+            _int,
+            20_000,
+            "Most results one uploaded run may hold; a larger run is refused (413).",
+        ),
+        _s(
+            "max_result_samples",
+            _int,
+            10_000,
+            "Most samples one result of an uploaded run may hold; more is refused (413).",
+        ),
+        _s(
+            "max_run_new_series",
+            _int,
+            5_000,
+            "Most series one uploaded run may create (series not stored before); more is "
+            "refused (413), so one run cannot flood the series listing.",
+        ),
+        _s(
             "header_timeout_s",
             _float,
             10.0,

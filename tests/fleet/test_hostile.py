@@ -348,13 +348,17 @@ def test_405_says_which_methods_are_allowed(site: Site, method: str, path: str) 
 # -- 6. no connection is held open without sending -------------------------------------------------
 @pytest.fixture(scope="module")
 def quick_server(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    """A second server on the same database with 1-second header, keep-alive and body limits."""
+    """A second server on the same database with 1-second header, keep-alive and body limits,
+    and small per-run limits (50 results, 20 samples per result, 30 new series)."""
     from conftest import _servers
 
     env = {
         "TRITONWATCH_HEADER_TIMEOUT_S": "1",
         "TRITONWATCH_KEEP_ALIVE_S": "1",
         "TRITONWATCH_BODY_TIMEOUT_S": "1",
+        "TRITONWATCH_MAX_RUN_RESULTS": "50",
+        "TRITONWATCH_MAX_RESULT_SAMPLES": "20",
+        "TRITONWATCH_MAX_RUN_NEW_SERIES": "30",
     }
     srv = Server(site.db, tmp_path_factory.mktemp("quick") / "server.log", env=env)
     _servers.append(srv)
@@ -410,3 +414,55 @@ def test_a_body_that_does_not_arrive_is_408(quick_server: Site, path: str) -> No
     assert got.startswith(b"HTTP/1.1 408"), got[:300]
     assert b"body_timeout_s" in got
     assert took < 4
+
+
+# -- 3. one large run cannot slow everyone: per-run limits, paged results, streamed exports --------
+def _limited_run(n: int, *, first: int = 0, samples: int = 10) -> dict[str, Any]:
+    """A run whose results are series ``first`` .. ``first + n - 1`` of the "limits" operator."""
+    doc = make_run(n, samples=samples, machine="limits-box")
+    for i, r in enumerate(doc["results"]):
+        r.update(operator="limits", shape={"i": first + i})
+    return doc
+
+
+def _upload(site: Site, doc: dict[str, Any]) -> httpx.Response:
+    return httpx.post(site.url("/api/v1/runs"), json=doc, headers=site.auth("upload"), timeout=30)
+
+
+def test_per_run_limits_are_413_naming_the_setting(quick_server: Site) -> None:
+    cases = {
+        "max_run_results": _limited_run(51, first=1000),
+        "max_result_samples": _limited_run(2, first=2000, samples=21),
+        "max_run_new_series": _limited_run(31, first=3000),
+    }
+    for setting, doc in cases.items():
+        r = _upload(quick_server, doc)
+        assert r.status_code == 413, (setting, r.text)
+        assert setting in r.json()["error"], r.text
+        gone = httpx.get(quick_server.url(f"/api/v1/runs/{doc['run']['id']}"), timeout=30)
+        assert gone.status_code == 404
+    # new series are counted against what is stored: 25 new, then 25 known + 15 new
+    assert _upload(quick_server, _limited_run(25, first=4000)).status_code == 201
+    assert _upload(quick_server, _limited_run(40, first=4000)).status_code == 201
+
+
+def test_a_runs_results_are_paged_and_its_csv_streams_them_all(quick_server: Site) -> None:
+    assert _upload(quick_server, _limited_run(25, first=5000)).status_code == 201
+    doc = _limited_run(40, first=5000)  # 15 new series, under the limit of 30
+    doc["results"][0]["samples"] = [1.0] * 20
+    assert _upload(quick_server, doc).status_code == 201
+    url = quick_server.url(f"/api/v1/runs/{doc['run']['id']}")
+    seen = []
+    offset: int | None = 0
+    while offset is not None:
+        page = httpx.get(url, params={"limit": 15, "offset": offset}, timeout=30).json()
+        assert len(page["items"]) <= 15 and page["run"]["n_results"] == 40
+        seen += [json.dumps(r["shape"]) for r in page["items"]]
+        offset = page["next_offset"]
+    assert seen == [json.dumps({"i": 5000 + i}) for i in range(40)]
+    rows = list(csv.DictReader(io.StringIO(httpx.get(url + "?format=csv", timeout=30).text)))
+    assert [json.loads(r["shape"])["i"] for r in rows] == list(range(5000, 5040))
+    html = httpx.get(quick_server.url(f"/runs/{doc['run']['id']}?limit=15&offset=15"), timeout=30)
+    assert html.status_code == 200
+    assert html.text.count("<tr class=") == 15
+    assert "offset=30" in html.text and "offset=0" in html.text  # the pager links both ways

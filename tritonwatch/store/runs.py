@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.dml import ReturningInsert
 
 from ..bench.timing import median_ci_rows
-from ..errors import InputError
+from ..errors import InputError, LimitError
 from ..naming import canonical_shape
 from ..runformat import Run, metric_better
 from . import schema as s
@@ -89,6 +89,7 @@ class Runs:
         org: str | None = None,
         uploaded_by: int | None = None,
         checked: bool = False,
+        max_new_series: int | None = None,
     ) -> AddedRun:
         """Write a run and all its results in one transaction.
 
@@ -96,11 +97,15 @@ class Runs:
         uploads and retries never duplicate. ``org`` (the uploader's organisation) overrides
         the run's own ``run.org``. A run the database cannot hold raises :class:`InputError`
         naming the field; ``checked`` says the caller already asked :func:`storable_problem`.
+        A run that would create more than ``max_new_series`` series raises
+        :class:`LimitError` and writes nothing.
         """
         if not checked:
             self.check(run)
         with self.db.writing() as (conn, staged):
-            return self._add(conn, run, staged, org=org, uploaded_by=uploaded_by)
+            return self._add(
+                conn, run, staged, org=org, uploaded_by=uploaded_by, max_new_series=max_new_series
+            )
 
     def add_many(self, runs: Iterable[Run]) -> list[AddedRun]:
         """Write several runs in one transaction: all of them or, on any error, none."""
@@ -127,6 +132,7 @@ class Runs:
         *,
         org: str | None,
         uploaded_by: int | None,
+        max_new_series: int | None = None,
     ) -> AddedRun:
         uid = str(run.run.id)
         existing = conn.execute(_RUN_BY_UUID, {"uuid": uid}).scalar()
@@ -184,7 +190,7 @@ class Runs:
         if run_id is None:  # a concurrent writer stored the same UUID first
             got = conn.execute(_RUN_BY_UUID, {"uuid": uid}).scalar_one()
             return AddedRun(uuid=uid, id=int(got), created=False, n_results=len(run.results))
-        series_ids = self._series_ids(conn, run, staged)
+        series_ids = self._series_ids(conn, run, staged, max_new_series)
         # The dialect's own processor: SQLite must store the text form SQLAlchemy compares with.
         t = s.results.c.t.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
         t_value = t(started) if t else started
@@ -192,7 +198,9 @@ class Runs:
         self.db.bulk_insert(conn, s.results, RESULT_COLUMNS, rows)
         return AddedRun(uuid=uid, id=int(run_id), created=True, n_results=len(run.results))
 
-    def _series_ids(self, conn: Connection, run: Run, staged: Caches) -> list[int]:
+    def _series_ids(
+        self, conn: Connection, run: Run, staged: Caches, max_new: int | None = None
+    ) -> list[int]:
         committed, fast = self.db.caches.series_by_tuple, staged.series_by_tuple
         ids: list[int | None] = []
         pending: dict[str, tuple[Any, dict[str, Any]]] = {}
@@ -241,6 +249,11 @@ class Runs:
                 )
                 found.update({str(k): int(v) for k, v in conn.execute(q)})
             new = [row for k, (_, row) in pending.items() if k not in found]
+            if max_new is not None and len(new) > max_new:
+                raise LimitError(
+                    f"the run would create {len(new)} new series, more than this server's "
+                    f"limit of {max_new} per run (setting max_run_new_series)"
+                )
             if new:
                 conn.execute(self.db.insert(s.series).on_conflict_do_nothing(), new)  # type: ignore[attr-defined]
                 for i in range(0, len(new), 500):
@@ -291,21 +304,32 @@ class Runs:
         """The database id of a run named by its UUID or a unique UUID prefix (>= 4 chars)."""
         return self.db.resolve(s.runs, ref, "run", hint="`tritonwatch runs` lists them", conn=conn)
 
-    def get(self, ref: str) -> RunDetail:
-        """A run with its machine, build and every result (samples decoded)."""
+    def get(
+        self, ref: str, *, limit: int | None = None, offset: int = 0, samples: bool = True
+    ) -> RunDetail:
+        """A run with its machine, build and its results in stored order: every one, or the
+        page ``offset``/``limit``; ``samples=False`` leaves the raw samples in the database
+        (most of a large run's bytes) and gives ``samples=None``."""
         with self.db.connect() as conn:
             rid = self.resolve(ref, conn)
             row = conn.execute(run_query().where(s.runs.c.id == rid)).mappings().one()
             build = conn.execute(
                 select(s.builds.c.info).where(s.builds.c.id == row["build_id"])
             ).scalar_one()
+            cols = [c for c in s.results.c if samples or c.name != "samples"]
             q = (
-                select(s.results, s.series)
+                select(*cols, s.series)
                 .join(s.series, s.series.c.id == s.results.c.series_id)
                 .where(s.results.c.run_id == rid)
                 .order_by(s.results.c.id)
+                .offset(checked_offset(offset))
             )
-            results = [ResultRow.from_row(r) for r in conn.execute(q).mappings()]
+            if limit is not None:
+                q = q.limit(limit)
+            results = [
+                ResultRow.from_row(r if samples else {**r, "samples": None})
+                for r in conn.execute(q).mappings()
+            ]
         return RunDetail(
             summary=RunSummary.from_row(row),
             info=row["info"],

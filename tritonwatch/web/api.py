@@ -20,8 +20,8 @@ from ..store import Store
 from ..store.alerts import AlertStatus
 from . import data
 from .auth import needs, require_alert_org, require_token
-from .export import jsonable, record, table_response
-from .params import Limit, Offset, Points, known_id
+from .export import csv_stream, jsonable, record, table_response
+from .params import MAX_LIMIT, Limit, Offset, Points, known_id
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
 
@@ -64,15 +64,30 @@ def list_runs(
     return _page([record(r) for r in runs], format, "runs", limit, offset)
 
 
-@router.get("/runs/{ref}", summary="One run: summary, fingerprint and every result")
-def get_run(request: Request, ref: str, samples: bool = False, format: Format = "json") -> Response:
-    d = _store(request).runs.get(ref)
-    results = []
-    for r in d.results:
-        row = record(r)
-        if not samples:
-            row.pop("samples")
-        results.append(row)
+@router.get(
+    "/runs/{ref}", summary="One run: summary, fingerprint and a page of its results (all as CSV)"
+)
+def get_run(
+    request: Request,
+    ref: str,
+    samples: bool = False,
+    limit: Limit = MAX_LIMIT,
+    offset: Offset = 0,
+    format: Format = "json",
+) -> Response:
+    store = _store(request)
+    if format == "csv":  # every result, read and written a page at a time
+        d = store.runs.get(ref, limit=0)
+        pages = (
+            _result_records(
+                store.runs.get(d.summary.uuid, limit=MAX_LIMIT, offset=o, samples=samples).results,
+                samples,
+            )
+            for o in range(0, d.summary.n_results, MAX_LIMIT)
+        )
+        return csv_stream(pages, f"run-{d.summary.uuid[:8]}")
+    d = store.runs.get(ref, limit=limit, offset=offset, samples=samples)
+    results = _result_records(d.results, samples)
     if format != "json":
         return table_response(results, format, f"run-{d.summary.uuid[:8]}")
     return table_response(
@@ -84,8 +99,21 @@ def get_run(request: Request, ref: str, samples: bool = False, format: Format = 
             "info": d.info,
             "machine": d.machine_info,
             "build": d.build_info,
+            "limit": limit,
+            "offset": offset,
+            "next_offset": offset + limit if offset + limit < d.summary.n_results else None,
         },
     )
+
+
+def _result_records(results: list[Any], samples: bool) -> list[dict[str, Any]]:
+    rows = []
+    for r in results:
+        row = record(r)
+        if not samples:
+            row.pop("samples")
+        rows.append(row)
+    return rows
 
 
 @router.get("/runs/{ref}/document", summary="One run as a tritonwatch.run/1 document")

@@ -4,8 +4,9 @@ Order of checks, cheapest first: the declared size (``Content-Length``), the bea
 ``upload``; unknown and revoked tokens get 401), then the body is read with the size limit
 enforced while reading (a chunked body cannot sneak past), parsed and validated with
 :func:`tritonwatch.runformat.parse_run` (a message per field), checked against what the database
-can hold (:func:`tritonwatch.store.limits.storable_problem`), and stored in one transaction.
-Every refusal is a 4xx ``{"error": message}``.
+can hold (:func:`tritonwatch.store.limits.storable_problem`) and against the server's per-run
+limits (settings ``max_run_results``, ``max_result_samples``, ``max_run_new_series``: 413 naming
+the setting), and stored in one transaction. Every refusal is a 4xx ``{"error": message}``.
 
 Organisations: the stored run belongs to the token's organisation. A run that names another
 organisation is refused (403), and so is a run UUID already stored for another organisation
@@ -36,11 +37,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from .. import settings
+from ..errors import LimitError
 from ..formats import run1
 from ..runformat import Run, describe_errors, dump_run, json_schema
 from ..store import Store
 from ..store.access import TokenRow
-from ..store.limits import MAX_MACHINE, storable_problem
+from ..store.limits import MAX_MACHINE, check_run_size, storable_problem
 from .auth import AuthError, needs, require_token
 
 # The interpreter's GIL switch interval while the app runs. A request thread waiting for the GIL
@@ -138,6 +140,14 @@ def _parse(body: bytes) -> Run:
     problem = storable_problem(run, suspicious=_SUSPICIOUS.search(body) is not None)
     if problem:
         raise _error(422, f"invalid run: {problem}")
+    try:
+        check_run_size(
+            run,
+            max_results=int(settings.get("max_run_results")),
+            max_samples=int(settings.get("max_result_samples")),
+        )
+    except LimitError as e:
+        raise _error(413, str(e)) from None
     return run
 
 
@@ -175,7 +185,16 @@ def _store_run(store: Store, run: Run, token: TokenRow) -> tuple[int, dict[str, 
             status=403,
         )
     owned = _owned(run, token.org)
-    added = store.runs.add(owned, org=token.org, uploaded_by=token.id, checked=True)
+    try:
+        added = store.runs.add(
+            owned,
+            org=token.org,
+            uploaded_by=token.id,
+            checked=True,
+            max_new_series=int(settings.get("max_run_new_series")),
+        )
+    except LimitError as e:
+        raise _error(413, str(e)) from None
     if not added.created:
         holder = store.runs.org_of(added.id)
         if holder != token.org:
@@ -238,7 +257,11 @@ _ERROR = {
             "content (the error names the fields that differ).",
             **_ERROR,
         },
-        413: {"description": "Larger than the server's max_upload_mb.", **_ERROR},
+        413: {
+            "description": "Larger than one of the server's limits: max_upload_mb, "
+            "max_run_results, max_result_samples or max_run_new_series (the error names it).",
+            **_ERROR,
+        },
         422: {"description": "Not a valid tritonwatch.run/1 run (a message per field).", **_ERROR},
     },
 )

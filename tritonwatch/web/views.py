@@ -78,8 +78,9 @@ def runs_page(
 
 
 @router.get("/runs/{ref}", response_class=HTMLResponse)
-def run_page(request: Request, ref: str) -> HTMLResponse:
-    return _render(request, "run.html", "run", run=_store(request).runs.get(ref))
+def run_page(request: Request, ref: str, limit: Limit = 500, offset: Offset = 0) -> HTMLResponse:
+    run = _store(request).runs.get(ref, limit=limit, offset=offset, samples=False)
+    return _render(request, "run.html", "run", run=run, limit=limit, offset=offset)
 
 
 @router.get("/alerts", response_class=HTMLResponse)
