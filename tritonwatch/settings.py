@@ -211,9 +211,10 @@ SETTINGS: dict[str, Setting] = {
         _s(
             "max_run_new_series",
             _int,
-            5_000,
+            20_000,
             "Most series one uploaded run may create (series not stored before); more is "
-            "refused (413), so one run cannot flood the series listing.",
+            "refused (413). A first upload of a suite creates one series per case, so keep "
+            "it at least the largest suite's size.",
         ),
         _s(
             "header_timeout_s",
