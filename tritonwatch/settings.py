@@ -197,6 +197,13 @@ SETTINGS: dict[str, Setting] = {
         _s("port", _int, 8000, "Port `serve` listens on."),
         _s("max_upload_mb", _float, 32.0, "Largest run the upload API accepts, in MiB."),
         _s(
+            "org_upload_mb_per_s",
+            _float,
+            4.0,
+            "Upload bytes each organisation may send per second, in MiB, on average (bursts up "
+            "to max_upload_mb); beyond it uploads get 429 with Retry-After. 0 turns it off.",
+        ),
+        _s(
             "max_run_results",
             _int,
             20_000,

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -466,3 +467,72 @@ def test_a_runs_results_are_paged_and_its_csv_streams_them_all(quick_server: Sit
     assert html.status_code == 200
     assert html.text.count("<tr class=") == 15
     assert "offset=30" in html.text and "offset=0" in html.text  # the pager links both ways
+
+
+# -- 4. one organisation cannot starve the others -------------------------------------------------
+@pytest.fixture(scope="module")
+def rate_server(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """A server with a 20 KiB upload limit (each organisation's burst) refilled at 4 KiB/s."""
+    from conftest import _servers
+
+    env = {"TRITONWATCH_MAX_UPLOAD_MB": "0.02", "TRITONWATCH_ORG_UPLOAD_MB_PER_S": "0.004"}
+    srv = Server(site.db, tmp_path_factory.mktemp("rate") / "server.log", env=env)
+    _servers.append(srv)
+    srv.start()
+    with Store.open(site.db) as st:
+        tokens = {
+            org: st.access.create_token(
+                org, f"runner-{uuid.uuid4().hex[:6]}", scopes=("upload",)
+            ).token
+            for org in ("globex", "initech", "hooli")
+        }
+    try:
+        yield Site(srv=srv, db=site.db, tokens=tokens, alert_id=site.alert_id)
+    finally:
+        srv.stop()
+        _servers.remove(srv)
+
+
+def test_an_organisation_over_its_upload_rate_gets_429_and_the_others_do_not(
+    rate_server: Site,
+) -> None:
+    def send(org: str) -> httpx.Response:
+        doc = make_run(20, machine=f"{org}-box")
+        assert 6_000 < len(json.dumps(doc)) < 10_000
+        return httpx.post(
+            rate_server.url("/api/v1/runs"), json=doc, headers=rate_server.auth(org), timeout=30
+        )
+
+    codes = [send("globex").status_code for _ in range(4)]
+    assert codes[:2] == [201, 201] and 429 in codes[2:], codes
+    r = send("globex")
+    assert r.status_code == 429 and "org_upload_mb_per_s" in r.json()["error"]
+    assert 1 <= int(r.headers["retry-after"]) <= 3  # at most 10 KB at 4 KiB/s
+    assert send("initech").status_code == 201  # another organisation is not held back
+    time.sleep(int(r.headers["retry-after"]))
+    assert send("globex").status_code == 201  # and the first may go on after Retry-After
+
+
+def test_push_waits_as_long_as_retry_after_says(rate_server: Site, tmp_path: Path) -> None:
+    from tritonwatch.push import PushOptions, push
+    from tritonwatch.testing import make_run as local_run
+
+    slept: list[float] = []
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        time.sleep(s)
+
+    with Store.open(f"sqlite:///{tmp_path / 'runner.db'}") as local:
+        for i in range(5):  # about 7 KB each: the burst takes two, then 4 KiB/s
+            local.runs.add(local_run(n_results=20, n_samples=10, seed=i, machine="hooli-box"))
+        report = push(
+            local,
+            rate_server.srv.url,
+            rate_server.tokens["hooli"],
+            PushOptions(attempts=6, backoff_s=0.05, max_backoff_s=5),
+            sleep=sleep,
+        )
+    assert report.count("created") == 5, report
+    assert slept, "the server never asked the runner to wait"
+    assert min(slept) >= 1.0, slept  # Retry-After is whole seconds, at least 1

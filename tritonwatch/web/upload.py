@@ -1,7 +1,8 @@
 """The upload API: ``POST /api/v1/runs`` takes one ``tritonwatch.run/1`` run from a runner.
 
 Order of checks, cheapest first: the declared size (``Content-Length``), the bearer token (scope
-``upload``; unknown and revoked tokens get 401), then the body is read with the size limit
+``upload``; unknown and revoked tokens get 401), the organisation's upload rate
+(:mod:`tritonwatch.web.quota`: 429 with ``Retry-After``), then the body is read with the size limit
 enforced while reading (a chunked body cannot sneak past), parsed and validated with
 :func:`tritonwatch.runformat.parse_run` (a message per field), checked against what the database
 can hold (:func:`tritonwatch.store.limits.storable_problem`) and against the server's per-run
@@ -44,6 +45,7 @@ from ..store import Store
 from ..store.access import TokenRow
 from ..store.limits import MAX_MACHINE, check_run_size, storable_problem
 from .auth import AuthError, needs, require_token
+from .quota import OrgBudget
 
 # The interpreter's GIL switch interval while the app runs. A request thread waiting for the GIL
 # behind an upload being parsed waits up to one interval each time it reacquires it (every
@@ -64,11 +66,14 @@ async def _lifespan(_app: Any) -> AsyncIterator[None]:
 
 router = APIRouter(prefix="/api/v1", tags=["upload"], lifespan=_lifespan)
 
-# Uploads parsed and stored at once. Parsing and validating a run is CPU work under the GIL; with
-# every upload doing it at once, the dashboard's reads queue behind them (series p95 went from
-# 5 ms to 400 ms with 8 uploaders). One slot keeps ingest at full speed and reads responsive;
-# other uploads wait their turn with their body already read.
+# Uploads parsed and stored at once, per lane. Parsing and validating a run is CPU work under the
+# GIL; with every upload doing it at once, the dashboard's reads queue behind them (series p95
+# went from 5 ms to 400 ms with 8 uploaders). One slot keeps ingest at full speed and reads
+# responsive; other uploads wait their turn with their body already read. Small uploads (at most
+# SMALL_UPLOAD_BYTES) have a lane of their own: a 20 MB run takes seconds to parse, and a
+# 100-result run must not wait for it.
 UPLOAD_SLOTS = 1
+SMALL_UPLOAD_BYTES = 1024 * 1024
 
 
 def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
@@ -257,6 +262,11 @@ _ERROR = {
             "content (the error names the fields that differ).",
             **_ERROR,
         },
+        429: {
+            "description": "The organisation is over its upload rate (org_upload_mb_per_s); "
+            "retry after the Retry-After header's seconds.",
+            **_ERROR,
+        },
         413: {
             "description": "Larger than one of the server's limits: max_upload_mb, "
             "max_run_results, max_result_samples or max_run_new_series (the error names it).",
@@ -279,17 +289,43 @@ async def upload_run(request: Request) -> JSONResponse:
                 f"limit of {limit} bytes (setting max_upload_mb)",
             )
     token: TokenRow = await run_in_threadpool(require_token, request, "upload")
+    budget = _budget(request)
+    if declared is not None:
+        wait = budget.wait_s(token.org, int(declared))
+        if wait > 0:
+            raise HTTPException(
+                429,
+                f"organisation {token.org!r} is over its upload rate "
+                f"(setting org_upload_mb_per_s); retry in {wait:.1f} s",
+                headers={"Retry-After": budget.retry_after(wait)},
+            )
     body = await _read_body(request, limit)
-    async with _slots(request):
+    budget.take(token.org, len(body))
+    async with _slots(request, small=len(body) <= SMALL_UPLOAD_BYTES):
         run = await run_in_threadpool(_parse, body)
         status, answer = await run_in_threadpool(_store_run, request.app.state.store, run, token)
     return JSONResponse(answer, status_code=status)
 
 
-def _slots(request: Request) -> asyncio.Semaphore:
-    """The app's upload slots, made on first use (inside the app's event loop)."""
+def _budget(request: Request) -> OrgBudget:
     state = request.app.state
-    slots = getattr(state, "upload_slots", None)
-    if slots is None:
-        slots = state.upload_slots = asyncio.Semaphore(UPLOAD_SLOTS)
-    return slots
+    budget = getattr(state, "upload_budget", None)
+    if budget is None:
+        mib = 1024 * 1024
+        budget = state.upload_budget = OrgBudget(
+            capacity=_limit_bytes(), rate=float(settings.get("org_upload_mb_per_s")) * mib
+        )
+    return budget
+
+
+def _slots(request: Request, *, small: bool) -> asyncio.Semaphore:
+    """The app's upload slots, made on first use (inside the app's event loop): small uploads
+    have a lane of their own, so they never wait behind a large one being parsed."""
+    state = request.app.state
+    lanes = getattr(state, "upload_slots", None)
+    if lanes is None:
+        lanes = state.upload_slots = {
+            True: asyncio.Semaphore(UPLOAD_SLOTS),
+            False: asyncio.Semaphore(UPLOAD_SLOTS),
+        }
+    return lanes[small]
