@@ -338,6 +338,25 @@ class Runs:
             results=results,
         )
 
+    def result_pages(
+        self, ref: str, *, samples: bool = True, size: int = 1000
+    ) -> Iterator[list[ResultRow]]:
+        """Every result of run ``ref`` in stored order, ``size`` at a time, read with one query
+        whose rows the database hands over as they are consumed (a server-side cursor on
+        PostgreSQL): memory holds one page however large the run."""
+        with self.db.connect() as conn:
+            rid = self.resolve(ref, conn)
+            cols = [c for c in s.results.c if samples or c.name != "samples"]
+            q = (
+                select(*cols, s.series)
+                .join(s.series, s.series.c.id == s.results.c.series_id)
+                .where(s.results.c.run_id == rid)
+                .order_by(s.results.c.id)
+            )
+            rows = conn.execution_options(yield_per=size).execute(q).mappings()
+            for part in rows.partitions():
+                yield [ResultRow.from_row(r if samples else {**r, "samples": None}) for r in part]
+
     def iter(self, **filters: Any) -> Iterator[RunDetail]:
         """Every run matching ``find(**filters)``, oldest first, with its results."""
         for summary in self.find(limit=None, newest_first=False, **filters):

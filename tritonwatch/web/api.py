@@ -77,15 +77,11 @@ def get_run(
 ) -> Response:
     store = _store(request)
     if format == "csv":  # every result, read and written a page at a time
-        d = store.runs.get(ref, limit=0)
+        uuid = store.runs.get(ref, limit=0).summary.uuid
         pages = (
-            _result_records(
-                store.runs.get(d.summary.uuid, limit=MAX_LIMIT, offset=o, samples=samples).results,
-                samples,
-            )
-            for o in range(0, d.summary.n_results, MAX_LIMIT)
+            _result_records(p, samples) for p in store.runs.result_pages(uuid, samples=samples)
         )
-        return csv_stream(pages, f"run-{d.summary.uuid[:8]}")
+        return csv_stream(pages, f"run-{uuid[:8]}")
     d = store.runs.get(ref, limit=limit, offset=offset, samples=samples)
     results = _result_records(d.results, samples)
     if format != "json":
