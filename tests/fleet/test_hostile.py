@@ -536,3 +536,18 @@ def test_push_waits_as_long_as_retry_after_says(rate_server: Site, tmp_path: Pat
     assert report.count("created") == 5, report
     assert slept, "the server never asked the runner to wait"
     assert min(slept) >= 1.0, slept  # Retry-After is whole seconds, at least 1
+
+
+def test_the_series_listing_pages_by_cursor(site: Site) -> None:
+    everything = httpx.get(site.url("/api/v1/series?limit=1000"), timeout=30).json()["items"]
+    assert len(everything) >= 4
+    walked, params = [], {"limit": 3}
+    while True:
+        page = httpx.get(site.url("/api/v1/series"), params=params, timeout=30).json()
+        walked += page["items"]
+        if page["next_after"] is None:
+            break
+        params = {"limit": 3, "after": page["next_after"]}
+    assert walked == everything
+    bad = httpx.get(site.url("/api/v1/series?after=not-a-cursor"), timeout=30)
+    assert bad.status_code == 400 and "next_after" in bad.json()["error"]

@@ -282,5 +282,17 @@ def test_series_catalog_pages_and_filter_menus_follow_new_series(store: Store) -
     assert len(everything) == 15
     paged = [r for off in range(0, 15, 4) for r in store.series.catalog(limit=4, offset=off)]
     assert paged == everything
+    # a second machine, so the cursor must also step within one series across machines
+    store.runs.add(make_run(results=results, seed=9, machine="other-gpu"))
+    everything = store.series.catalog(limit=100)
+    assert len(everything) == 20
+    walked, after = [], None
+    while True:
+        page = store.series.catalog(limit=3, after=after)
+        walked += page
+        if len(page) < 3:
+            break
+        after = page[-1].listing_key()
+    assert walked == everything
     with pytest.raises(UsageError, match="offset"):
         store.series.catalog(offset=2**63)

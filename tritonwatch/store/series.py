@@ -7,11 +7,12 @@ the run and build for hover text; the explorer's catalog is one LIMIT 1 probe pe
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, not_, select, tuple_
 
 from ..errors import UsageError
 from . import schema as s
@@ -38,6 +39,22 @@ class SeriesRef:
     metric: str
     unit: str
     better: str
+
+    def listing_key(self) -> tuple[str, ...]:
+        """Its place in the listing's order: what ``catalog(after=...)`` continues after."""
+        return (
+            self.operator,
+            self.provider,
+            self.variant,
+            self.shape,
+            self.dtype,
+            self.metric,
+            self.machine,
+        )
+
+
+# The listing's order; the first six are the series index of schema 3.
+LISTING_ORDER = ("operator", "provider", "variant", "shape", "dtype", "metric")
 
 
 @dataclass(frozen=True)
@@ -253,6 +270,7 @@ class Series:
         *,
         limit: int = 200,
         offset: int = 0,
+        after: Sequence[str] | None = None,
         machine: str | None = None,
         **filters: str | None,
     ) -> list[SeriesRef]:
@@ -260,7 +278,9 @@ class Series:
 
         Uses one LIMIT 1 probe on the results(series_id, machine_id, t) index per pair instead
         of grouping the results table, and walks the series index in the listing's order
-        (schema 3), so a page stays fast with millions of series and results.
+        (schema 3), so a page stays fast with millions of series and results. ``after`` (the
+        :meth:`SeriesRef.listing_key` of the previous page's last row) starts the page there
+        without counting the rows before it, as ``offset`` must.
         """
         unknown = set(filters) - set(SERIES_FIELDS)
         if unknown:
@@ -288,6 +308,13 @@ class Series:
                 q = q.where(s.series.c[f] == v)
         if machine:
             q = q.where(s.machines.c.name == machine)
+        if after is not None:
+            if len(after) != len(LISTING_ORDER) + 1:
+                raise UsageError("a series cursor has 7 parts; use the listing's next_after")
+            # ">=" on the indexed six (an index condition), then past the machine within them
+            key = tuple_(*(s.series.c[f] for f in LISTING_ORDER))
+            last = tuple_(*after[:-1])
+            q = q.where(key >= last, not_(and_(key == last, s.machines.c.name <= after[-1])))
         q = q.order_by(
             s.series.c.operator,
             s.series.c.provider,

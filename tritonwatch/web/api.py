@@ -7,6 +7,8 @@ Errors are ``{"error": message}``. Reading is public; triage and saving views ne
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -147,12 +149,53 @@ def list_series(
     sf: SeriesQuery,
     limit: Limit = 200,
     offset: Offset = 0,
+    after: Annotated[
+        str | None,
+        Query(
+            max_length=4000,
+            description="Continue after this cursor (next_after of the previous page); "
+            "unlike offset, as fast on the thousandth page as on the first.",
+        ),
+    ] = None,
     format: Format = "json",
 ) -> Response:
     refs = _store(request).series.catalog(
-        limit=limit, offset=offset, machine=sf.machine, **sf.fields()
+        limit=limit, offset=offset, after=_cursor(after), machine=sf.machine, **sf.fields()
     )
-    return _page([record(r) for r in refs], format, "series", limit, offset)
+    items = [record(r) for r in refs]
+    if format != "json":
+        return table_response(items, format, "series")
+    last = _make_cursor(refs[-1].listing_key()) if len(refs) == limit else None
+    return table_response(
+        items,
+        "json",
+        "series",
+        {
+            "limit": limit,
+            "offset": offset,
+            "next_offset": offset + limit if last else None,
+            "next_after": last,
+        },
+    )
+
+
+def _make_cursor(key: tuple[str, ...]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
+
+
+def _cursor(text: str | None) -> list[str] | None:
+    """A cursor made by _make_cursor, or UsageError (400)."""
+    if text is None:
+        return None
+    try:
+        key = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    except ValueError:
+        raise UsageError("after: not a cursor from this listing's next_after") from None
+    if not (isinstance(key, list) and len(key) == 7 and all(isinstance(k, str) for k in key)):
+        raise UsageError("after: not a cursor from this listing's next_after")
+    if any("\x00" in k for k in key):
+        raise UsageError("after: not a cursor from this listing's next_after")
+    return key
 
 
 @router.get("/series/{series_id}/{machine_id}", summary="Points of one series on one machine")
