@@ -539,8 +539,11 @@ def test_push_waits_as_long_as_retry_after_says(rate_server: Site, tmp_path: Pat
 
 
 def test_the_series_listing_pages_by_cursor(site: Site) -> None:
+    doc = make_run(5, machine="cursor-box")  # the seeded series on a second machine too
+    r = httpx.post(site.url("/api/v1/runs"), json=doc, headers=site.auth("upload"), timeout=30)
+    assert r.status_code == 201, r.text
     everything = httpx.get(site.url("/api/v1/series?limit=1000"), timeout=30).json()["items"]
-    assert len(everything) >= 4
+    assert len(everything) >= 8
     walked, params = [], {"limit": 3}
     while True:
         page = httpx.get(site.url("/api/v1/series"), params=params, timeout=30).json()
