@@ -2,7 +2,7 @@
 
 Runs the schemathesis CLI (examples, coverage and fuzzing phases, a fixed seed, a time budget)
 against a real server on PostgreSQL: every operation with a token that may upload, triage and
-save views, so the write paths are fuzzed too, then the write paths with no token and with a
+save views, so the write paths are fuzzed too, then the write paths with no token and with
 an upload-only token. TRITONWATCH_FUZZ_SECONDS (default 10) bounds the first two runs, a
 third of it each of the others.
 """
