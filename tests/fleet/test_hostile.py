@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fleetkit import RUNNING as _servers
 from fleetkit import Server, make_run
 
 from tritonwatch.store import Store
@@ -76,8 +77,6 @@ def site(
     with Store.open(db) as st:
         tokens = {s: st.access.create_token("acme", f"only-{s}", scopes=(s,)).token for s in SCOPES}
         tokens["all"] = st.access.create_token("acme", "everything").token
-    from conftest import _servers
-
     srv = Server(db, tmp_path_factory.mktemp("server") / "server.log")
     _servers.append(srv)
     srv.start()
@@ -351,8 +350,6 @@ def test_405_says_which_methods_are_allowed(site: Site, method: str, path: str) 
 def quick_server(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """A second server on the same database with 1-second header, keep-alive and body limits,
     and small per-run limits (50 results, 20 samples per result, 30 new series)."""
-    from conftest import _servers
-
     env = {
         "TRITONWATCH_HEADER_TIMEOUT_S": "1",
         "TRITONWATCH_KEEP_ALIVE_S": "1",
@@ -473,8 +470,6 @@ def test_a_runs_results_are_paged_and_its_csv_streams_them_all(quick_server: Sit
 @pytest.fixture(scope="module")
 def rate_server(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """A server with a 20 KiB upload limit (each organisation's burst) refilled at 4 KiB/s."""
-    from conftest import _servers
-
     env = {"TRITONWATCH_MAX_UPLOAD_MB": "0.02", "TRITONWATCH_ORG_UPLOAD_MB_PER_S": "0.004"}
     srv = Server(site.db, tmp_path_factory.mktemp("rate") / "server.log", env=env)
     _servers.append(srv)
