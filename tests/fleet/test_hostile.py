@@ -549,3 +549,11 @@ def test_the_series_listing_pages_by_cursor(site: Site) -> None:
     assert walked == everything
     bad = httpx.get(site.url("/api/v1/series?after=not-a-cursor"), timeout=30)
     assert bad.status_code == 400 and "next_after" in bad.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/series?shape=%00", "/api/v1/results?operator=a%00b", "/runs?machine=%00"]
+)
+def test_a_nul_in_the_url_is_400_on_both_backends(site: Site, path: str) -> None:
+    r = httpx.get(site.url(path), timeout=30)
+    assert r.status_code == 400, (r.status_code, r.text[:200])

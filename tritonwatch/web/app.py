@@ -165,6 +165,27 @@ class BodyDeadline:
         await self.app(scope, receive_in_time, send)
 
 
+class RefuseNul:
+    """ASGI middleware: 400 for a path or query string that holds a NUL character (``%00``).
+
+    PostgreSQL text cannot hold NUL (it answered 400 from the driver) while SQLite compared it
+    (and answered 200 with nothing found): refused here, both backends answer the same.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and (
+            b"%00" in scope.get("query_string", b"") or "\x00" in scope.get("path", "")
+        ):
+            exc = StarletteHTTPException(400, "NUL characters (%00) are not allowed in a URL")
+            response = _error_response(Request(scope), exc)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def create_app(store: str | Store) -> FastAPI:
     """The dashboard and API app for a Store or a database URL (opened now, closed on shutdown)."""
     owned = isinstance(store, str)
@@ -190,6 +211,7 @@ def create_app(store: str | Store) -> FastAPI:
     )
     app.state.store = st
     app.add_middleware(BodyDeadline, seconds=float(settings.get("body_timeout_s")))
+    app.add_middleware(RefuseNul)
     app.add_middleware(ServerTiming)
 
     for exc_type in (
