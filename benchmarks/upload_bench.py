@@ -13,6 +13,19 @@ and checks that every accepted run is stored exactly once.
 
 Target (issue #8): >= 2,000 results/s with 8 concurrent uploaders on PostgreSQL, with the series
 API's p95 <= 100 ms during the load.
+
+Other scenarios (issue #15), each on its own fresh database and server:
+
+    python benchmarks/upload_bench.py --scenario two-tenant --seconds 30
+        organisation B uploads small runs alone, then again while organisation A uploads the
+        largest runs allowed back to back (honouring 429 Retry-After) and a reader reads series.
+        Target: B keeps >= 50% of its solo rate with p95 <= 200 ms.
+    python benchmarks/upload_bench.py --scenario readers --seconds 20
+        one run of max_run_results results, 8 concurrent readers of its page, its JSON and its
+        CSV export. Target: the server's peak memory (VmHWM) stays under 1 GB.
+    python benchmarks/upload_bench.py --scenario series --series 1000000
+        1 M series (written with COPY), then the series API under a few filters and offsets.
+        Target: p95 <= 100 ms.
 """
 
 from __future__ import annotations
@@ -31,6 +44,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -139,6 +153,242 @@ def _reader(
             time.sleep(0.02)
 
 
+def _start_server(db: str, log: Path, env: dict[str, str] | None = None) -> tuple[Any, str]:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [sys.executable, "-m", "tritonwatch", "serve", "--db", db, "--port", str(port)]
+    with log.open("wb") as fh:
+        server = subprocess.Popen(
+            [*argv, "--log-level", "warning"],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return server, url
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or server.poll() is not None:
+            sys.exit(f"server did not start:\n{log.read_text()}")
+        time.sleep(0.2)
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _tenant(
+    url: str, token: str, template: str, stop: float, out: list[float], waits: list[float]
+) -> None:
+    """Upload runs from ``template`` back to back until ``stop``; on 429, wait Retry-After."""
+    night = 0
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    with httpx.Client(base_url=url, timeout=300, headers=headers) as c:
+        while time.monotonic() < stop:
+            _, body = _body(template, night)
+            night += 1
+            t0 = time.perf_counter()
+            r = c.post("/api/v1/runs", content=body)
+            if r.status_code == 429:
+                wait = float(r.headers.get("retry-after", "1"))
+                waits.append(wait)
+                time.sleep(min(wait, max(0.0, stop - time.monotonic())))
+            elif r.status_code == 201:
+                out.append((time.perf_counter() - t0) * 1000)
+            else:
+                sys.exit(f"upload answered {r.status_code}: {r.text[:300]}")
+
+
+def two_tenant(args: argparse.Namespace, db: str, log: Path) -> None:
+    from tritonwatch import settings
+
+    large_n = args.large_results or int(settings.get("max_run_results"))
+    big = json.dumps(_doc("a-runner", large_n, args.samples, 1))
+    small = json.dumps(_doc("b-runner", args.results_per_run, args.samples, 2))
+    with Store.open(db) as st:
+        ta = st.access.create_token("org-a", "big", scopes=("upload",)).token
+        tb = st.access.create_token("org-b", "small", scopes=("upload",)).token
+        st.runs.add(parse_run(json.loads(_body(small, 0)[1])), org="org-b")
+        pairs = [(r.series_id, r.machine_id) for r in st.series.catalog(limit=1000)]
+    server, url = _start_server(db, log)
+    try:
+        solo: list[float] = []
+        _tenant(url, tb, small, time.monotonic() + args.seconds, solo, [])
+        solo_rate = len(solo) / args.seconds
+        stop = time.monotonic() + args.seconds
+        a_ok: list[float] = []
+        a_waits: list[float] = []
+        b_ok: list[float] = []
+        reads: list[float] = []
+        tally = Tally()
+        threads = [
+            threading.Thread(target=_tenant, args=(url, ta, big, stop, a_ok, a_waits)),
+            threading.Thread(target=_tenant, args=(url, tb, small, stop, b_ok, [])),
+            threading.Thread(target=_reader, args=(url, pairs, stop, reads, tally, 1)),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        b_rate = len(b_ok) / args.seconds
+        print(
+            f"org B alone: {solo_rate:.1f} runs/s of {args.results_per_run} results "
+            f"({len(small) / 1e3:.0f} kB), p50 {_pct(solo, 50):.0f} ms, p95 {_pct(solo, 95):.0f} ms"
+        )
+        print(
+            f"org A: {len(a_ok)} runs of {large_n} results ({len(big) / 1e6:.1f} MB) in "
+            f"{args.seconds:.0f} s, upload p50 {_pct(a_ok, 50):.0f} ms; {len(a_waits)} x 429 "
+            f"(Retry-After total {sum(a_waits):.0f} s)"
+        )
+        print(
+            f"org B beside A: {b_rate:.1f} runs/s ({b_rate / solo_rate:.0%} of alone), "
+            f"p50 {_pct(b_ok, 50):.0f} ms, p95 {_pct(b_ok, 95):.0f} ms"
+        )
+        print(f"series API beside both: p50 {_pct(reads, 50):.1f} ms, p95 {_pct(reads, 95):.1f} ms")
+        ok = b_rate >= 0.5 * solo_rate and _pct(b_ok, 95) <= 200
+        print(f"target (B >= 50% of alone, B p95 <= 200 ms): {'met' if ok else 'NOT met'}")
+        print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def readers(args: argparse.Namespace, db: str, log: Path) -> None:
+    from tritonwatch import settings
+
+    n = args.large_results or int(settings.get("max_run_results"))
+    doc = _doc("big-runner", n, args.samples, 3)
+    rid = str(uuid.uuid4())
+    doc["run"]["id"] = rid  # type: ignore[index]
+    with Store.open(db) as st:
+        token = st.access.create_token("org-a", "big", scopes=("upload",)).token
+    server, url = _start_server(db, log)
+    try:
+        body = json.dumps(doc).encode()
+        r = httpx.post(
+            url + "/api/v1/runs",
+            content=body,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            timeout=300,
+        )
+        assert r.status_code == 201, r.text
+        before = _peak_rss_mb(server.pid)
+        paths = [f"/runs/{rid}", f"/api/v1/runs/{rid}", f"/api/v1/runs/{rid}?format=csv"]
+        times: dict[str, list[float]] = {p: [] for p in paths}
+        sizes: dict[str, int] = {}
+        stop = time.monotonic() + args.seconds
+
+        def read(k: int) -> None:
+            with httpx.Client(base_url=url, timeout=300) as c:
+                i = k
+                while time.monotonic() < stop:
+                    p = paths[i % len(paths)]
+                    i += 1
+                    t0 = time.perf_counter()
+                    resp = c.get(p)
+                    times[p].append((time.perf_counter() - t0) * 1000)
+                    sizes[p] = len(resp.content)
+
+        threads = [threading.Thread(target=read, args=(k,)) for k in range(args.readers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        peak = _peak_rss_mb(server.pid)
+        print(f"one run of {n} results x {args.samples} samples ({len(body) / 1e6:.1f} MB JSON)")
+        for p in paths:
+            print(
+                f"  {p.replace(rid, '{run}'):32s} {sizes.get(p, 0) / 1e6:6.2f} MB  "
+                f"n={len(times[p])} p50 {_pct(times[p], 50):.0f} ms p95 {_pct(times[p], 95):.0f} ms"
+            )
+        print(
+            f"server peak memory (VmHWM): {before:.0f} MB after the upload, {peak:.0f} MB with "
+            f"{args.readers} concurrent readers; target < 1024 MB: "
+            f"{'met' if peak < 1024 else 'NOT met'}"
+        )
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def series_listing(args: argparse.Namespace, db: str, log: Path) -> None:
+    import hashlib
+
+    import psycopg
+
+    with Store.open(db) as st:
+        st.runs.add(parse_run(_doc("series-box", 1, 3, 4)))
+    t0 = time.perf_counter()
+    raw = db.replace("postgresql+psycopg", "postgresql")
+    ops = ["matmul", "attention", "softmax", "layernorm", "rmsnorm", "gelu", "swiglu", "rope"]
+    with psycopg.connect(raw) as c:
+        run_id, mid, t = c.execute("SELECT id, machine_id, started_at FROM runs").fetchone()  # type: ignore[misc]
+        first = int(c.execute("SELECT max(id) FROM series").fetchone()[0]) + 1  # type: ignore[index]
+        cols = "id, key, operator, provider, variant, shape, dtype, mode, metric, unit, better"
+        with c.cursor().copy(f"COPY series ({cols}) FROM STDIN") as cp:
+            for i in range(args.series):
+                k, m = 64 * (1 + i // 1000 % 100), 16 * (1 + i // 8 % 125)
+                shape = f'{{"K":{k},"M":{m},"N":4096}}'
+                key = hashlib.sha256(f"bench-{i}".encode()).hexdigest()
+                p, d = ("triton", "torch")[i % 2], ("fp16", "bf16")[i // 2 % 2]
+                cp.write_row(
+                    (first + i, key, ops[i % 8], p, "", shape, d, "fwd", "time", "ms", "lower")
+                )
+        r0 = int(c.execute("SELECT max(id) FROM results").fetchone()[0]) + 1  # type: ignore[index]
+        rcols = "id, run_id, series_id, machine_id, t, status, value, n"
+        with c.cursor().copy(f"COPY results ({rcols}) FROM STDIN") as cp:
+            for i in range(args.series):
+                cp.write_row((r0 + i, run_id, first + i, mid, t, "ok", 1.0 + i % 7, 10))
+        for table in ("series", "results"):
+            c.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
+            )
+        c.commit()
+        c.execute("ANALYZE")
+    print(
+        f"{args.series:,} series with one result each, written in {time.perf_counter() - t0:.0f} s"
+    )
+    server, url = _start_server(db, log)
+    try:
+        shape = '{"K":64,"M":16,"N":4096}'
+        queries = [
+            {},
+            {"operator": "softmax"},
+            {"operator": "softmax", "dtype": "bf16", "limit": 50},
+            {"dtype": "bf16"},
+            {"shape": shape},
+            {"operator": "rope", "offset": 5000},
+            {"offset": 100000},
+        ]
+        with httpx.Client(base_url=url, timeout=60) as c:
+            c.get("/series")  # the explorer's filter menus, built once per server
+            for q in queries:
+                ms = []
+                for _ in range(args.repeats):
+                    t1 = time.perf_counter()
+                    r = c.get("/api/v1/series", params=q)
+                    ms.append((time.perf_counter() - t1) * 1000)
+                    assert r.status_code == 200, r.text
+                print(f"  /api/v1/series {q}: p50 {_pct(ms, 50):.0f} ms, p95 {_pct(ms, 95):.0f} ms")
+            ms = []
+            for _ in range(args.repeats):
+                t1 = time.perf_counter()
+                c.get("/series", params={"operator": "softmax"})
+                ms.append((time.perf_counter() - t1) * 1000)
+            print(
+                f"  /series?operator=softmax (HTML): p50 {_pct(ms, 50):.0f} ms, p95 {_pct(ms, 95):.0f} ms"
+            )
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -154,6 +404,17 @@ def main() -> None:
         help="Nights of history stored per uploader's machine before the load.",
     )
     ap.add_argument("--readers", type=int, default=1)
+    ap.add_argument(
+        "--scenario", choices=["fleet", "two-tenant", "readers", "series"], default="fleet"
+    )
+    ap.add_argument(
+        "--large-results",
+        type=int,
+        default=0,
+        help="Results of the large runs (two-tenant, readers) [default: max_run_results].",
+    )
+    ap.add_argument("--series", type=int, default=1_000_000, help="Series (scenario series).")
+    ap.add_argument("--repeats", type=int, default=40, help="Requests per query (series).")
     ap.add_argument("--keep", action="store_true", help="Keep the database afterwards.")
     args = ap.parse_args()
 
@@ -167,6 +428,13 @@ def main() -> None:
     log = Path(tempfile.mkdtemp()) / "server.log"
     try:
         Store.upgrade(db)
+        if args.scenario != "fleet":
+            if args.scenario == "readers" and args.readers == 1:
+                args.readers = 8
+            {"two-tenant": two_tenant, "readers": readers, "series": series_listing}[args.scenario](
+                args, db, log
+            )
+            return
         templates = [
             json.dumps(_doc(f"runner-{i}", args.results_per_run, args.samples, i))
             for i in range(args.uploaders)

@@ -4,6 +4,7 @@
 
     TritonwatchError              exit 2; printed as one line, never a traceback
     ├── UsageError                a bad option or argument value
+    │   └── LimitError            more than a configured limit allows (the server answers 413)
     ├── InputError                a file that cannot be read or parsed (names path and line)
     ├── NotFoundError             a run, alert, environment ... that does not exist
     ├── StoreError                the results database
@@ -29,6 +30,11 @@ class TritonwatchError(Exception):
 
 class UsageError(TritonwatchError):
     """A command-line option or argument has a value tritonwatch cannot use."""
+
+
+class LimitError(UsageError):
+    """More than a configured limit allows (results per run, samples per result, new series);
+    the message names the setting that holds the limit."""
 
 
 class InputError(TritonwatchError):

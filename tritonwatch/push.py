@@ -7,8 +7,8 @@ times out or loses the connection sends the run again next time, and the server'
 run UUID makes the resend harmless. Safe to re-run at any time.
 
 Connection errors, timeouts, 5xx, 408 and 429 are retried with exponential backoff and jitter
-(``Retry-After`` is honoured up to the backoff cap); when one run still cannot be delivered the
-push stops and the rest stay spooled. A refused run (any other 4xx, e.g. 403 for another
+(never sooner than ``Retry-After`` says, up to the backoff cap); when one run still cannot be
+delivered the push stops and the rest stay spooled. A refused run (any other 4xx, e.g. 403 for another
 organisation's run, 413 too large, 422 invalid) stays spooled and is reported; the others go on.
 A refused token (401) stops the push.
 
@@ -97,10 +97,13 @@ def is_loopback(url: str) -> bool:
 
 
 def _delay(opts: PushOptions, attempt: int, retry_after: str | None) -> float:
-    base = min(opts.max_backoff_s, opts.backoff_s * (2**attempt))
-    if retry_after and retry_after.strip().isdigit():
-        base = min(opts.max_backoff_s, max(base, float(retry_after)))
-    return base * (0.5 + random.random() / 2)
+    """Exponential backoff with jitter; never sooner than the server's ``Retry-After`` (a
+    jittered wait below it would only earn another 429), up to the backoff cap."""
+    wait = min(opts.max_backoff_s, opts.backoff_s * (2**attempt)) * (0.5 + random.random() / 2)
+    if retry_after and retry_after.strip().isascii() and retry_after.strip().isdigit():
+        asked = float(retry_after) * (1 + random.random() / 10)
+        wait = min(opts.max_backoff_s, max(wait, asked))
+    return wait
 
 
 def _message(resp: httpx.Response) -> str:

@@ -59,7 +59,10 @@ class RunInfo(_Open):
     def _utc(cls, v: datetime | None) -> datetime | None:
         if v is None:
             return v
-        return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+        try:
+            return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00+14:00 is before year 1 in UTC
+            raise ValueError("the time in UTC is outside years 1 to 9999") from None
 
 
 class MachineInfo(_Open):

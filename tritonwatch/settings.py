@@ -196,6 +196,52 @@ SETTINGS: dict[str, Setting] = {
         _s("host", _str, "127.0.0.1", "Address `serve` listens on."),
         _s("port", _int, 8000, "Port `serve` listens on."),
         _s("max_upload_mb", _float, 32.0, "Largest run the upload API accepts, in MiB."),
+        _s(
+            "org_upload_mb_per_s",
+            _float,
+            4.0,
+            "Upload bytes each organisation may send per second, in MiB, on average (bursts up "
+            "to max_upload_mb); beyond it uploads get 429 with Retry-After. 0 turns it off.",
+        ),
+        _s(
+            "max_run_results",
+            _int,
+            20_000,
+            "Most results one uploaded run may hold; a larger run is refused (413).",
+        ),
+        _s(
+            "max_result_samples",
+            _int,
+            10_000,
+            "Most samples one result of an uploaded run may hold; more is refused (413).",
+        ),
+        _s(
+            "max_run_new_series",
+            _int,
+            20_000,
+            "Most series one uploaded run may create (series not stored before); more is "
+            "refused (413). A first upload of a suite creates one series per case, so keep "
+            "it at least the largest suite's size.",
+        ),
+        _s(
+            "header_timeout_s",
+            _float,
+            10.0,
+            "Seconds `serve` gives a new connection to send a request's headers; "
+            "idle and half-sent connections are closed after it.",
+        ),
+        _s(
+            "keep_alive_s",
+            _float,
+            5.0,
+            "Seconds `serve` keeps an idle connection open between two requests.",
+        ),
+        _s(
+            "body_timeout_s",
+            _float,
+            60.0,
+            "Seconds a request may take to send its whole body; a slower one is answered 408.",
+        ),
     ]
 }
 

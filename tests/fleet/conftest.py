@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fleetkit import SHARED_LIMIT_MB, Server
+from fleetkit import RUNNING, SHARED_LIMIT_MB, Server
 from support.probes import PG_ADMIN_URL, require_pg
 
 
@@ -33,7 +33,7 @@ def module_pg() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-_servers: list[Server] = []
+_servers = RUNNING
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,17 @@ from __future__ import annotations
 from support.net import free_port
 from support.server import ServeProcess
 
-__all__ = ["SHARED_LIMIT_MB", "Server", "free_port", "pg_counts"]
+__all__ = ["RUNNING", "SHARED_LIMIT_MB", "Server", "free_port", "pg_counts"]
 
 SHARED_LIMIT_MB = 2  # the shared server's upload limit: small, so size tests need no 32 MiB bodies
 
 
 # The fleet tests' server is the shared `tritonwatch serve` launcher.
 Server = ServeProcess
+
+# Servers running now, whose logs conftest attaches to a failed test's report. Kept here, not in
+# conftest: several test folders have a conftest module, so none is importable by that name.
+RUNNING: list[Server] = []
 
 
 def pg_counts(url: str) -> dict[str, int]:

@@ -1,8 +1,10 @@
 """Schemathesis against the server's own /openapi.json: no input makes it answer 5xx.
 
 Runs the schemathesis CLI (examples, coverage and fuzzing phases, a fixed seed, a time budget)
-against a real server on PostgreSQL, with a token that may upload, triage and save views, so
-the write paths are fuzzed too. TRITONWATCH_FUZZ_SECONDS (default 10) bounds it.
+against a real server on PostgreSQL: every operation with a token that may upload, triage and
+save views, so the write paths are fuzzed too, then the write paths with no token and with
+an upload-only token. TRITONWATCH_FUZZ_SECONDS (default 10) bounds the first two runs, a
+third of it each of the others.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ pytest.importorskip("schemathesis")
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 SECONDS = os.environ.get("TRITONWATCH_FUZZ_SECONDS", "10")
+SCOPES_OF_ONE = ("upload", "triage", "views")
 SCOPES = {
     # the write paths: upload, triage (org check), saved views
     "writes": ["--include-method", "POST"],
@@ -32,12 +35,26 @@ SCOPES = {
 }
 
 
-@pytest.mark.parametrize("which", list(SCOPES))
+# (operations, token): every operation with a token of every scope, then the write paths with
+# no token and with a runner's upload-only token (the one most likely to leak): they must answer
+# 401/403, never 5xx. tests/fleet/test_hostile.py walks every write with every single scope.
+RUNS = [("all", "every-scope"), ("writes", "every-scope")] + [
+    ("writes", who) for who in ("no-token", "upload")
+]
+
+
+@pytest.mark.parametrize(("which", "who"), RUNS)
 def test_no_5xx_for_any_generated_request(
-    which: str, shared_server: Server, module_pg: str, tmp_path: Path
+    which: str, who: str, shared_server: Server, module_pg: str, tmp_path: Path
 ) -> None:
     with Store.open(module_pg) as st:
-        token = st.access.create_token("fuzz", f"schemathesis-{which}").token
+        # a token of every scope for the setup uploads; the fuzzer sends ``who``'s
+        token = st.access.create_token("fuzz", f"schemathesis-{which}-{who}").token
+        fuzz_token = token
+        if who in SCOPES_OF_ONE:
+            fuzz_token = st.access.create_token("fuzz", f"st-{who}", scopes=(who,)).token
+    auth = [] if who == "no-token" else ["--header", f"Authorization: Bearer {fuzz_token}"]
+    seconds = SECONDS if who == "every-scope" else str(max(2, int(float(SECONDS)) // 3))
     for i in range(3):  # something to read, so the read paths go past "not found"
         r = httpx.post(
             f"{shared_server.url}/api/v1/runs",
@@ -60,7 +77,7 @@ def test_no_5xx_for_any_generated_request(
             "--max-examples",
             "25",
             "--max-time",
-            SECONDS,
+            seconds,
             "--seed",
             "1",
             "--workers",
@@ -68,8 +85,7 @@ def test_no_5xx_for_any_generated_request(
             "--request-timeout",
             "30",
             "--no-shrink",
-            "--header",
-            f"Authorization: Bearer {token}",
+            *auth,
             "--report",
             "junit",
             "--report-dir",
@@ -78,7 +94,7 @@ def test_no_5xx_for_any_generated_request(
         ],
         capture_output=True,
         text=True,
-        timeout=float(SECONDS) + 240,
+        timeout=float(seconds) + 240,
         cwd=tmp_path,
     )
     out = proc.stdout + proc.stderr
@@ -91,7 +107,8 @@ def test_no_5xx_for_any_generated_request(
     assert "Server error" not in out
     # the fuzzer got past validation and auth: generated runs were stored
     with Store.open(module_pg) as st:
-        assert len(st.runs.find(org="fuzz", limit=None)) > 3 or which != "writes", out[-3000:]
+        stored = len(st.runs.find(org="fuzz", limit=None))
+        assert stored > 3 or which != "writes" or who != "every-scope", out[-3000:]
 
 
 # What the fuzzer found in the read API: ids and offsets beyond PostgreSQL's BIGINT reach the

@@ -187,3 +187,29 @@ def test_jsonl_with_lines_longer_than_the_sniffed_head(tmp_path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
     f = read_file(path)
     assert (f.format, len(f.runs)) == ("jsonl", 2)
+
+
+def test_csv_export_neutralises_spreadsheet_formulas(store: Store, tmp_path: Path) -> None:
+    """`tritonwatch export --format csv` writes through the same formula-safe writer as the API."""
+    results = [
+        {
+            "operator": "=cmd|' /C calc'!A0",
+            "provider": "@SUM(1+1)",
+            "variant": "-2+3",
+            "shape": {"M": 1},
+            "dtype": "-1.5",
+            "metric": "time",
+            "unit": "ms",
+            "samples": [1.0, 1.1, 1.2],
+        }
+    ]
+    store.runs.add(make_run(results=results, label="+1+1", machine="\tgpu"))
+    export_runs(store, str(tmp_path / "r.csv"), "csv")
+    with (tmp_path / "r.csv").open() as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["operator"] == "'=cmd|' /C calc'!A0"
+    assert row["provider"] == "'@SUM(1+1)"
+    assert row["variant"] == "'-2+3"
+    assert row["label"] == "'+1+1"
+    assert row["machine"] == "'\tgpu"
+    assert row["dtype"] == "-1.5"  # a plain number is left as it is

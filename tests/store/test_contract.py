@@ -282,3 +282,41 @@ def test_heatmap_change_is_the_one_geometric_mean(
     (cell,) = store.overview.heatmap()
     assert calls == [pytest.approx(list(steps))]
     assert cell.change == pytest.approx(real(steps)) and cell.worst == pytest.approx(max(steps))
+
+
+def test_series_catalog_pages_and_filter_menus_follow_new_series(store: Store) -> None:
+    ops = ["matmul", "softmax", "layernorm"]
+    for i, op in enumerate(ops):
+        results = [
+            {
+                "operator": op,
+                "provider": "triton",
+                "shape": {"M": 64 * (k + 1)},
+                "dtype": "fp16",
+                "metric": "time",
+                "unit": "ms",
+                "samples": [1.0, 1.1, 1.2],
+            }
+            for k in range(5)
+        ]
+        store.runs.add(make_run(results=results, seed=i, started_at=T0 + timedelta(days=i)))
+        # the filter menus see every operator stored so far, including the newest
+        assert store.series.facets()["operator"] == sorted(ops[: i + 1])
+    everything = store.series.catalog(limit=100)
+    assert len(everything) == 15
+    paged = [r for off in range(0, 15, 4) for r in store.series.catalog(limit=4, offset=off)]
+    assert paged == everything
+    # a second machine, so the cursor must also step within one series across machines
+    store.runs.add(make_run(results=results, seed=9, machine="other-gpu"))
+    everything = store.series.catalog(limit=100)
+    assert len(everything) == 20
+    walked, after = [], None
+    while True:
+        page = store.series.catalog(limit=3, after=after)
+        walked += page
+        if len(page) < 3:
+            break
+        after = page[-1].listing_key()
+    assert walked == everything
+    with pytest.raises(UsageError, match="offset"):
+        store.series.catalog(offset=2**63)

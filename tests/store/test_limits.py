@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from tritonwatch.cli import main
-from tritonwatch.errors import InputError
-from tritonwatch.runformat import dump_run
+from tritonwatch.errors import InputError, NotFoundError, UsageError
+from tritonwatch.runformat import dump_run, parse_run
 from tritonwatch.store import Store
 from tritonwatch.store import schema as s
 from tritonwatch.store.limits import MAX_SHAPE, max_length, storable_problem
@@ -65,3 +65,44 @@ def test_import_prints_one_line_not_a_traceback(db_url: str, tmp_path: Path) -> 
     assert f"results.0.shape: its JSON form is longer than {MAX_SHAPE} characters" in res.output
     with Store.open(db_url) as st:
         assert st.info().counts["runs"] == 0
+
+
+# -- numbers and times no database row can hold (issue 15): the same answer on both backends ----
+@pytest.mark.parametrize("ref", ["¹", "¹²³⁴", "٣٣٣٣", "9" * 5000, str(2**64)])
+def test_ids_beyond_ascii_digits_or_64_bits_are_not_found(store: Store, ref: str) -> None:
+    store.runs.add(make_run())
+    with pytest.raises((NotFoundError, UsageError)):
+        store.reports.codegen_detail(ref)
+    with pytest.raises((NotFoundError, UsageError)):
+        store.runs.get(ref)
+
+
+def test_an_offset_beyond_64_bits_is_a_usage_error(store: Store) -> None:
+    for find in (
+        store.runs.find,
+        store.alerts.find,
+        store.overview.results,
+        store.reports.codegen_page,
+        store.reports.comparison_page,
+    ):
+        with pytest.raises(UsageError, match="offset"):
+            find(offset=2**63)  # type: ignore[operator]
+        assert find(offset=2**63 - 1) == []  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+def test_a_time_outside_utc_years_1_to_9999_is_invalid(when: str) -> None:
+    doc = dump_run(make_run())
+    doc["run"]["started_at"] = when
+    with pytest.raises(ValueError, match="run.started_at: .*outside years 1 to 9999"):
+        parse_run(doc)
+
+
+def test_a_number_beyond_a_double_is_refused_on_both_backends(store: Store) -> None:
+    doc = dump_run(make_run())
+    doc["results"][0]["extra"] = {"x": 1}
+    run = parse_run(json.dumps(doc).replace('{"x": 1}', '{"x": 1e309}'))
+    assert run.results[0].extra == {"x": float("inf")}
+    with pytest.raises(InputError, match=r"results\.0\.extra\.x: .*1e309"):
+        store.runs.add(run)
+    assert store.info().counts["runs"] == 0

@@ -74,6 +74,43 @@ def run_document(d: RunDetail) -> dict[str, Any]:
     }
 
 
+# What names a result within a run; the rest of a result is its content.
+_CASE = ("operator", "provider", "variant", "shape", "dtype", "mode", "metric")
+# Filled in by the store when a run leaves them out (the median of the samples, the metric's
+# direction): a resent run that leaves them out again is the same run.
+_DERIVED = ("value", "better")
+
+
+def differences(stored: dict[str, Any], sent: dict[str, Any], limit: int = 10) -> list[str]:
+    """The fields in which two run/1 documents of one run id differ (at most ``limit``).
+
+    ``stored`` is :func:`run_document` of the stored run, ``sent`` the JSON dump of the run as
+    it would be stored; an empty list means a resend of the same run.
+    """
+    out: list[str] = []
+    for section in ("run", "machine", "build"):
+        a, b = stored.get(section) or {}, sent.get(section) or {}
+        out += [f"{section}.{k}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+    def case(r: dict[str, Any]) -> str:
+        return json.dumps([r.get(k) for k in _CASE], sort_keys=True)
+
+    have = {case(r): r for r in stored.get("results") or []}
+    for i, r in enumerate(sent.get("results") or []):
+        old = have.pop(case(r), None)
+        if old is None:
+            out.append(f"results.{i} (a case the stored run does not have)")
+            continue
+        for k in sorted(set(old) | set(r)):
+            if k in _DERIVED and k not in r:
+                continue
+            if (old.get(k) or None) != (r.get(k) or None):
+                out.append(f"results.{i}.{k}")
+    if have:
+        out.append(f"results ({len(have)} stored case(s) missing)")
+    return out[:limit]
+
+
 def document(store: Store, ref: str) -> dict[str, Any]:
     """The stored run ``ref`` (UUID or unique prefix) as a run/1 document."""
     return run_document(store.runs.get(ref))

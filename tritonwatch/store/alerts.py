@@ -20,6 +20,7 @@ from sqlalchemy.orm import aliased
 from ..errors import NotFoundError, UsageError
 from . import schema as s
 from .database import Database
+from .limits import checked_offset
 from .rows import series_fields, utc
 
 ALERT_STATUSES = ("new", "confirmed", "acknowledged", "false_positive", "fixed")
@@ -307,7 +308,7 @@ class Alerts:
             case((s.alerts.c.direction == "regression", 0), else_=1),
             severity.desc(),
             s.alerts.c.id.desc(),
-        ).offset(offset)
+        ).offset(checked_offset(offset))
         if limit is not None:
             q = q.limit(limit)
         with self.db.connect() as conn:

@@ -20,12 +20,12 @@ from sqlalchemy.sql.dml import Insert
 
 from ..errors import NotFoundError, UsageError
 from . import schema as s
+from .limits import INT64_MAX
 from .rows import key_hash
 
 # Shortest UUID prefix accepted: shorter ones match too many rows to be a name.
 MIN_PREFIX = 4
 IN_CHUNK = 500  # keys per IN (...): far below every driver's limit on bound parameters
-_INT64_MAX = 2**63 - 1
 
 
 @dataclass
@@ -190,7 +190,14 @@ class Database:
         ref = ref.strip().lower()
         if not ref:
             raise UsageError(f"empty {what} id; give its UUID or a prefix of it")
-        numeric = by_id and ref.isdigit() and 0 < int(ref) <= _INT64_MAX
+        # ASCII digits only: str.isdigit() is also true of '¹' and '٣', which int() refuses.
+        numeric = (
+            by_id
+            and ref.isascii()
+            and ref.isdigit()
+            and len(ref) <= 19
+            and 0 < int(ref) <= INT64_MAX
+        )
         if len(ref) < MIN_PREFIX and not numeric:
             raise UsageError(
                 f"{what} id {ref!r} is too short; give at least {MIN_PREFIX} characters of the UUID"

@@ -13,11 +13,36 @@ from typing import Any
 
 from sqlalchemy import Column, String
 
+from ..errors import LimitError, UsageError
 from ..naming import canonical_shape
 from ..runformat import Result, Run
 from . import schema as s
 
 INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1  # ids, offsets and counts are BIGINT on PostgreSQL, INTEGER on SQLite
+
+
+def checked_offset(offset: int) -> int:
+    """``offset`` if a database can skip that many rows; UsageError (400) otherwise."""
+    if not 0 <= offset <= INT64_MAX:
+        raise UsageError(f"offset {offset} is out of range; use 0 to {INT64_MAX}")
+    return offset
+
+
+def check_run_size(run: Run, *, max_results: int, max_samples: int) -> None:
+    """Refuse (:class:`LimitError`) a run with more results, or a result with more samples,
+    than a server allows (settings ``max_run_results`` and ``max_result_samples``)."""
+    if len(run.results) > max_results:
+        raise LimitError(
+            f"the run has {len(run.results)} results, more than this server's limit of "
+            f"{max_results} per run (setting max_run_results); split it into several runs"
+        )
+    for i, r in enumerate(run.results):
+        if r.samples is not None and len(r.samples) > max_samples:
+            raise LimitError(
+                f"results.{i} has {len(r.samples)} samples, more than this server's limit of "
+                f"{max_samples} per result (setting max_result_samples)"
+            )
 
 
 def max_length(column: Column[Any]) -> int:
@@ -138,7 +163,10 @@ def _values_problem(run: Run) -> str | None:
             if bad:
                 break
     if bad:
-        return f"{bad.lstrip('.')}: NUL characters and NaN/Infinity cannot be stored"
+        return (
+            f"{bad.lstrip('.')}: NUL characters and NaN/Infinity (or a number beyond a double's "
+            "range, such as 1e309) cannot be stored"
+        )
     return None
 
 

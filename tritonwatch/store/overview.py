@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 from ..errors import UsageError
 from . import schema as s
 from .database import Database
+from .limits import checked_offset
 from .rows import RunSummary, utc
 from .runs import Runs, run_query
 from .series import SERIES_FIELDS
@@ -208,7 +209,7 @@ class Overview:
         for f, v in filters.items():
             if v:
                 q = q.where(s.series.c[f] == v)
-        q = q.order_by(r.c.id.desc()).limit(limit).offset(offset)
+        q = q.order_by(r.c.id.desc()).limit(limit).offset(checked_offset(offset))
         with self.db.connect() as conn:
             rows = [dict(x) for x in conn.execute(q).mappings()]
         for row in rows:

@@ -17,7 +17,7 @@ from sqlalchemy.engine import RowMapping
 
 from . import schema as s
 from .database import Database
-from .limits import max_length
+from .limits import checked_offset, max_length
 from .rows import utc
 
 _MAX_LABEL = max_length(s.comparisons.c.label_a)
@@ -164,7 +164,12 @@ class Reports:
 
     def _reports(self, t: Table, *, limit: int, offset: int) -> list[ReportRow]:
         cols = [c for c in t.c if c.name not in ("report", "cases")]
-        q = select(*cols).order_by(t.c.created_at.desc(), t.c.id.desc()).limit(limit).offset(offset)
+        q = (
+            select(*cols)
+            .order_by(t.c.created_at.desc(), t.c.id.desc())
+            .limit(limit)
+            .offset(checked_offset(offset))
+        )
         with self.db.connect() as conn:
             return [self._report_row(t, r, False) for r in conn.execute(q).mappings()]
 

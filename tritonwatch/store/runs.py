@@ -16,12 +16,12 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.dml import ReturningInsert
 
 from ..bench.timing import median_ci_rows
-from ..errors import InputError
+from ..errors import InputError, LimitError
 from ..naming import canonical_shape
 from ..runformat import Run, metric_better
 from . import schema as s
 from .database import IN_CHUNK, Caches, Database
-from .limits import result_problem, run_problem, storable_problem
+from .limits import checked_offset, result_problem, run_problem, storable_problem
 from .rows import AddedRun, ResultRow, RunDetail, RunSummary, key_hash
 
 # Results written per batch of a bulk import: a few statements per batch instead of a few per
@@ -91,6 +91,7 @@ class Runs:
         org: str | None = None,
         uploaded_by: int | None = None,
         checked: bool = False,
+        max_new_series: int | None = None,
     ) -> AddedRun:
         """Write a run and all its results in one transaction.
 
@@ -98,10 +99,18 @@ class Runs:
         uploads and retries never duplicate. ``org`` (the uploader's organisation) overrides
         the run's own ``run.org``. A run the database cannot hold raises :class:`InputError`
         naming the field; ``checked`` says the caller already asked :func:`storable_problem`.
+        A run that would create more than ``max_new_series`` series raises
+        :class:`LimitError` and writes nothing.
         """
         with self.db.writing() as (conn, staged):
             return self._add_batch(
-                conn, [run], staged, org=org, uploaded_by=uploaded_by, checked=checked
+                conn,
+                [run],
+                staged,
+                org=org,
+                uploaded_by=uploaded_by,
+                checked=checked,
+                max_new_series=max_new_series,
             )[0]
 
     def add_many(self, runs: Iterable[Run]) -> list[AddedRun]:
@@ -127,7 +136,9 @@ class Runs:
 
     def check(self, run: Run) -> None:
         """Refuse a run the database cannot hold, with one line naming the field."""
-        problem = storable_problem(run, suspicious=self.db.dialect == "postgresql")
+        # Every value is walked on both backends: SQLite would hold NUL and keep NaN/Infinity as
+        # null, so the same run would read back differently, and PostgreSQL refuses them.
+        problem = storable_problem(run)
         if problem:
             raise InputError(f"run {run.run.id} cannot be stored: {problem}")
 
@@ -140,6 +151,7 @@ class Runs:
         org: str | None = None,
         uploaded_by: int | None = None,
         checked: bool = False,
+        max_new_series: int | None = None,
     ) -> list[AddedRun]:
         uids = [str(r.run.id) for r in runs]
         stored = self._ids_of(conn, uids)
@@ -148,9 +160,9 @@ class Runs:
             if uid in stored or uid in new:
                 continue
             if not checked:
-                # SQLite holds NUL and NaN; PostgreSQL refuses them, so only there is every
-                # value walked. Each new series is checked against its columns in _series_ids.
-                problem = run_problem(run, suspicious=self.db.dialect == "postgresql")
+                # Every value is walked on both backends (see check); each new series is
+                # checked against its columns in _series_ids.
+                problem = run_problem(run)
                 if problem:
                     raise InputError(f"run {uid} cannot be stored: {problem}")
             new[uid] = i
@@ -212,7 +224,7 @@ class Runs:
             if uid in written
         ]
         if mine:
-            self._add_results(conn, mine, staged)
+            self._add_results(conn, mine, staged, max_new_series)
         out = []
         for i, (uid, run) in enumerate(zip(uids, runs, strict=True)):
             created = uid in written and new[uid] == i
@@ -246,10 +258,14 @@ class Runs:
         return {str(u): int(v) for u, v in conn.execute(self._insert, rows)}
 
     def _add_results(
-        self, conn: Connection, runs: list[tuple[Run, int, int]], staged: Caches
+        self,
+        conn: Connection,
+        runs: list[tuple[Run, int, int]],
+        staged: Caches,
+        max_new_series: int | None = None,
     ) -> None:
         """Every result of (run, run id, machine id) in one bulk insert."""
-        series_ids = self._series_ids(conn, [run for run, _, _ in runs], staged)
+        series_ids = self._series_ids(conn, [run for run, _, _ in runs], staged, max_new_series)
         # The dialect's own processor: SQLite must store the text form SQLAlchemy compares with.
         t = s.results.c.t.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
         table: list[tuple[Any, ...]] = []
@@ -261,10 +277,17 @@ class Runs:
             at += n
         self.db.bulk_insert(conn, s.results, RESULT_COLUMNS, table)
 
-    def _series_ids(self, conn: Connection, runs: Sequence[Run], staged: Caches) -> list[int]:
+    def _series_ids(
+        self,
+        conn: Connection,
+        runs: Sequence[Run],
+        staged: Caches,
+        max_new: int | None = None,
+    ) -> list[int]:
         """The series id of every result of ``runs``, in order, creating the new series.
 
         A series not stored yet is checked against its columns first (a stored one fits).
+        More than ``max_new`` series to create raises :class:`LimitError` before any is.
         """
         committed, fast = self.db.caches.series_by_tuple, staged.series_by_tuple
         ids: list[int | None] = []
@@ -314,6 +337,17 @@ class Runs:
                         )
                     slots.append((len(ids), k))
                 ids.append(sid)
+        if pending and max_new is not None and len(pending) > max_new:
+            keys = list(pending)
+            stored = 0
+            for i in range(0, len(keys), IN_CHUNK):
+                q = select(s.series.c.key).where(s.series.c.key.in_(keys[i : i + IN_CHUNK]))
+                stored += len(conn.execute(q).all())
+            if len(keys) - stored > max_new:
+                raise LimitError(
+                    f"the run would create {len(keys) - stored} new series, more than this "
+                    f"server's limit of {max_new} per run (setting max_run_new_series)"
+                )
         if pending:
             found = self.db.get_or_create_many(
                 conn, s.series, {}, "key", {k: row for k, (_, row) in pending.items()}
@@ -350,7 +384,9 @@ class Runs:
         if until:
             q = q.where(s.runs.c.started_at < until)
         order = s.runs.c.started_at.desc() if newest_first else s.runs.c.started_at.asc()
-        q = q.order_by(order, s.runs.c.id.desc() if newest_first else s.runs.c.id).offset(offset)
+        q = q.order_by(order, s.runs.c.id.desc() if newest_first else s.runs.c.id).offset(
+            checked_offset(offset)
+        )
         if limit is not None:
             q = q.limit(limit)
         with self.db.connect() as conn:
@@ -360,21 +396,32 @@ class Runs:
         """The database id of a run named by its UUID or a unique UUID prefix (>= 4 chars)."""
         return self.db.resolve(s.runs, ref, "run", hint="`tritonwatch runs` lists them", conn=conn)
 
-    def get(self, ref: str) -> RunDetail:
-        """A run with its machine, build and every result (samples decoded)."""
+    def get(
+        self, ref: str, *, limit: int | None = None, offset: int = 0, samples: bool = True
+    ) -> RunDetail:
+        """A run with its machine, build and its results in stored order: every one, or the
+        page ``offset``/``limit``; ``samples=False`` leaves the raw samples in the database
+        (most of a large run's bytes) and gives ``samples=None``."""
         with self.db.connect() as conn:
             rid = self.resolve(ref, conn)
             row = conn.execute(run_query().where(s.runs.c.id == rid)).mappings().one()
             build = conn.execute(
                 select(s.builds.c.info).where(s.builds.c.id == row["build_id"])
             ).scalar_one()
+            cols = [c for c in s.results.c if samples or c.name != "samples"]
             q = (
-                select(s.results, s.series)
+                select(*cols, s.series)
                 .join(s.series, s.series.c.id == s.results.c.series_id)
                 .where(s.results.c.run_id == rid)
                 .order_by(s.results.c.id)
+                .offset(checked_offset(offset))
             )
-            results = [ResultRow.from_row(r) for r in conn.execute(q).mappings()]
+            if limit is not None:
+                q = q.limit(limit)
+            results = [
+                ResultRow.from_row(r if samples else {**r, "samples": None})
+                for r in conn.execute(q).mappings()
+            ]
         return RunDetail(
             summary=RunSummary.from_row(row),
             info=row["info"],
@@ -382,6 +429,25 @@ class Runs:
             build_info=build,
             results=results,
         )
+
+    def result_pages(
+        self, ref: str, *, samples: bool = True, size: int = 1000
+    ) -> Iterator[list[ResultRow]]:
+        """Every result of run ``ref`` in stored order, ``size`` at a time, read with one query
+        whose rows the database hands over as they are consumed (a server-side cursor on
+        PostgreSQL): memory holds one page however large the run."""
+        with self.db.connect() as conn:
+            rid = self.resolve(ref, conn)
+            cols = [c for c in s.results.c if samples or c.name != "samples"]
+            q = (
+                select(*cols, s.series)
+                .join(s.series, s.series.c.id == s.results.c.series_id)
+                .where(s.results.c.run_id == rid)
+                .order_by(s.results.c.id)
+            )
+            rows = conn.execution_options(yield_per=size).execute(q).mappings()
+            for part in rows.partitions():
+                yield [ResultRow.from_row(r if samples else {**r, "samples": None}) for r in part]
 
     def iter(self, **filters: Any) -> Iterator[RunDetail]:
         """Every run matching ``find(**filters)``, oldest first, with its results."""

@@ -4,6 +4,8 @@ SCHEMA_VERSION history (one line per version; migrations are forward only, see m
     1  2026-11  machines, builds, runs, series, results (+raw samples), alerts, alert_events,
                codegen, codegen_reports, comparisons, views, orgs, tokens, pushes
     2  2026-11  results.t on SQLite: integer microseconds since the Unix epoch (was ISO text)
+    3  2026-11  series index on (operator, provider, variant, shape, dtype, metric), the series
+               listing's order, replacing (operator, provider): it pages 1 M series in ms
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Named constraints so Alembic can address them on both SQLite and PostgreSQL.
 metadata = MetaData(
@@ -172,7 +174,8 @@ series = Table(
     Column("metric", String(100), nullable=False),
     Column("unit", String(50), nullable=False),
     Column("better", String(6), nullable=False),
-    Index(None, "operator", "provider"),
+    # The series listing's order: it walks this index and stops at the page's end.
+    Index(None, "operator", "provider", "variant", "shape", "dtype", "metric"),
 )
 
 results = Table(

@@ -8,6 +8,7 @@ cannot reach). Errors are JSON ``{"error": message}`` under /api and an error pa
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,14 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import plotly
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .. import __version__
+from .. import __version__, settings
 from ..errors import NotFoundError, TritonwatchError
 from ..store import Store
 from .auth import AuthError
@@ -60,18 +61,22 @@ def _message(exc: Exception) -> str:
 def _error_response(request: Request, exc: Exception) -> Response:
     status = 422 if isinstance(exc, RequestValidationError) else _status_of(exc)
     message = _message(exc)
+    # Headers the exception carries stay on the answer: a 405's Allow, a 429's Retry-After.
+    headers = dict(getattr(exc, "headers", None) or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
     if (
         request.url.path.startswith("/api/")
         or "application/json" in request.headers.get("accept", "")
         and "text/html" not in request.headers.get("accept", "")
     ):
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return JSONResponse({"error": message}, status_code=status, headers=headers)
     return templates.TemplateResponse(
         request,
         "error.html",
         {"status": status, "message": message, "page": "error"},
         status_code=status,
+        headers=headers,
     )
 
 
@@ -119,6 +124,68 @@ class ServerTiming:
         await self.app(scope, receive, send_timed)
 
 
+class BodyDeadline:
+    """ASGI middleware: a request's body must arrive within ``seconds`` of its first read.
+
+    A client that trickles its body (or stops sending) is answered 408 instead of holding a
+    connection and a worker for as long as it likes; ``push`` retries a 408. Reads after the
+    body is complete (waiting for a disconnect) have no deadline.
+    """
+
+    def __init__(self, app: Any, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        deadline: float | None = None
+        done = False
+
+        async def receive_in_time() -> Any:
+            nonlocal deadline, done
+            if done:
+                return await receive()
+            loop = asyncio.get_running_loop()
+            if deadline is None:
+                deadline = loop.time() + self.seconds
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                raise HTTPException(
+                    408,
+                    f"the request body did not arrive within {self.seconds:g} s "
+                    "(setting body_timeout_s); send it again",
+                ) from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                done = True
+            return message
+
+        await self.app(scope, receive_in_time, send)
+
+
+class RefuseNul:
+    """ASGI middleware: 400 for a path or query string that holds a NUL character (``%00``).
+
+    PostgreSQL text cannot hold NUL (it answered 400 from the driver) while SQLite compared it
+    (and answered 200 with nothing found): refused here, both backends answer the same.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and (
+            b"%00" in scope.get("query_string", b"") or "\x00" in scope.get("path", "")
+        ):
+            exc = StarletteHTTPException(400, "NUL characters (%00) are not allowed in a URL")
+            response = _error_response(Request(scope), exc)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def create_app(store: str | Store) -> FastAPI:
     """The dashboard and API app for a Store or a database URL (opened now, closed on shutdown)."""
     owned = isinstance(store, str)
@@ -136,12 +203,15 @@ def create_app(store: str | Store) -> FastAPI:
         lifespan=lifespan,
         description="Continuous performance engineering for Triton kernels: runs, results, "
         "series, alerts, blast-radius reports, comparisons and saved views. "
-        "Reading is public; triage and saving views need `Authorization: Bearer`.",
+        "Reading is public; every write needs `Authorization: Bearer` with a token of its "
+        "scope (upload, triage or views).",
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json",
     )
     app.state.store = st
+    app.add_middleware(BodyDeadline, seconds=float(settings.get("body_timeout_s")))
+    app.add_middleware(RefuseNul)
     app.add_middleware(ServerTiming)
 
     for exc_type in (

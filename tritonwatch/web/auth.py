@@ -1,15 +1,34 @@
-"""Bearer tokens for the write paths: triage and saving views. Reading is public.
+"""Bearer tokens for the write paths: uploads, triage and saving views. Reading is public.
 
 A request proves itself with ``Authorization: Bearer <token>``; the Store keeps only the
-token's sha256 (``tritonwatch token create`` prints the plaintext once).
+token's sha256 (``tritonwatch token create`` prints the plaintext once). Every write route needs
+one scope: it declares it with ``dependencies=[needs(scope)]`` (which puts it in the OpenAPI
+document as ``security: [{"bearer": [scope]}]``) and checks it with ``require_token``.
 """
 
 from __future__ import annotations
 
-from fastapi import Request
+from typing import Any
+
+from fastapi import Request, Security
+from fastapi.security import HTTPBearer
 
 from ..store import Store
 from ..store.access import TokenRow
+
+# Declared only: it parses the header and never refuses, so each route keeps its own order of
+# checks (the upload route looks at Content-Length before it asks the database about a token).
+BEARER = HTTPBearer(
+    scheme_name="bearer",
+    auto_error=False,
+    description="A token from `tritonwatch token create ORG NAME --scope SCOPE`; each write "
+    "names the scope it needs (upload, triage or views).",
+)
+
+
+def needs(scope: str) -> Any:
+    """The OpenAPI declaration of a route that needs a token with ``scope``."""
+    return Security(BEARER, scopes=[scope])
 
 
 class AuthError(Exception):
@@ -28,8 +47,8 @@ def bearer(request: Request) -> str | None:
     return value.strip()
 
 
-def require_token(request: Request, scope: str | None = None) -> TokenRow:
-    """The token row of the request, or AuthError saying how to get a token."""
+def require_token(request: Request, scope: str) -> TokenRow:
+    """The token row of the request if it has ``scope``, or AuthError saying what is missing."""
     plaintext = bearer(request)
     if plaintext is None:
         raise AuthError(
@@ -39,7 +58,7 @@ def require_token(request: Request, scope: str | None = None) -> TokenRow:
     row = request.app.state.store.access.check_token(plaintext)
     if row is None:
         raise AuthError("the token is unknown or revoked; ask for a new one")
-    if scope is not None and scope not in row.scopes:
+    if scope not in row.scopes:
         raise AuthError(f"the token {row.actor} lacks the {scope!r} scope", status=403)
     return row
 

@@ -171,10 +171,14 @@ def series_view(store: Store, f: SeriesFilters, *, with_facets: bool = True) -> 
         raise UsageError("norm=provider needs base=PROVIDER, the provider to divide by")
     if not 1 <= f.limit <= 5000:
         raise UsageError("limit must be between 1 and 5000 points")
-    catalog = store.series.catalog(limit=MAX_TRACES * 20 + 1, machine=f.machine, **f.fields())
+    catalog = store.series.catalog(
+        limit=MAX_TRACES * 20 + 1, offset=0, machine=f.machine, **f.fields()
+    )
     pct = (
         bool(
-            store.series.catalog(limit=1, machine=f.machine, **{**f.fields(), "metric": "pct_peak"})
+            store.series.catalog(
+                limit=1, offset=0, machine=f.machine, **{**f.fields(), "metric": "pct_peak"}
+            )
         )
         if f.metric != "pct_peak"
         else False

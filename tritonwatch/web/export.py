@@ -2,24 +2,25 @@
 
 Every table and series view of the dashboard links to its API endpoint with ``format=csv``,
 ``format=json`` or ``format=parquet``; this module turns a list of flat dicts into the response.
+CSV cells go through :class:`tritonwatch.formats.csv.SafeDictWriter` (no spreadsheet formulas).
 """
 
 from __future__ import annotations
 
-import csv
 import importlib.util
 import io
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import fields, is_dataclass
 from datetime import datetime
 from typing import Any
 
 import numpy as np
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from ..errors import UsageError
+from ..formats.csv import SafeDictWriter
 
 FORMATS = ("json", "csv", "parquet")
 
@@ -83,10 +84,45 @@ def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
     for r in flat:
         columns.extend(k for k in r if k not in columns)
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    w = SafeDictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     w.writerows(flat)
     return buf.getvalue()
+
+
+def csv_stream(pages: Iterable[Sequence[Mapping[str, Any]]], name: str) -> StreamingResponse:
+    """CSV of rows that arrive a page at a time, sent as they arrive: memory holds one page.
+
+    The columns are the first page's (every page of one listing has the same fields).
+    """
+
+    def chunks() -> Iterator[str]:
+        columns: list[str] | None = None
+        for page in pages:
+            flat = [flatten(r) for r in page]
+            if columns is None:
+                columns = []
+                for r in flat:
+                    columns.extend(k for k in r if k not in columns)
+                head = True
+            else:
+                head = False
+            buf = io.StringIO()
+            w = SafeDictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+            if head:
+                w.writeheader()
+            w.writerows(flat)
+            yield buf.getvalue()
+
+    return StreamingResponse(
+        chunks(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{_safe_name(name)}.csv"'},
+    )
+
+
+def _safe_name(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)[:80] or "export"
 
 
 def to_parquet(rows: Sequence[Mapping[str, Any]]) -> bytes:
@@ -121,7 +157,7 @@ def table_response(
     """``rows`` as the requested format; JSON wraps them as ``{"items": [...], **meta}``."""
     fmt = check_format(fmt)
     rows = list(rows)
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)[:80] or "export"
+    safe = _safe_name(name)
     if fmt == "csv":
         return Response(
             to_csv(rows),

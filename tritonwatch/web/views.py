@@ -17,6 +17,7 @@ from ..store import Store
 from ..store.alerts import ALERT_STATUSES
 from ..store.series import SERIES_FIELDS
 from . import data
+from .params import Limit, Offset, Points, known_id
 from .templating import templates
 
 router = APIRouter(include_in_schema=False)
@@ -45,7 +46,7 @@ def series_page(
     sf: Annotated[data.SeriesFields, Depends()],
     norm: str = "none",
     base: Opt = None,
-    limit: Annotated[int, Query(ge=1, le=5000)] = 365,
+    limit: Points = 365,
 ) -> HTMLResponse:
     f = data.SeriesFilters.of(sf, norm=norm, base=base, limit=limit)
     view = data.series_view(_store(request), f)
@@ -65,8 +66,8 @@ def runs_page(
     machine: Opt = None,
     org: Opt = None,
     label: Opt = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> HTMLResponse:
     store = _store(request)
     runs = store.runs.find(machine=machine, org=org, label=label, limit=limit, offset=offset)
@@ -77,8 +78,9 @@ def runs_page(
 
 
 @router.get("/runs/{ref}", response_class=HTMLResponse)
-def run_page(request: Request, ref: str) -> HTMLResponse:
-    return _render(request, "run.html", "run", run=_store(request).runs.get(ref))
+def run_page(request: Request, ref: str, limit: Limit = 500, offset: Offset = 0) -> HTMLResponse:
+    run = _store(request).runs.get(ref, limit=limit, offset=offset, samples=False)
+    return _render(request, "run.html", "run", run=run, limit=limit, offset=offset)
 
 
 @router.get("/alerts", response_class=HTMLResponse)
@@ -88,8 +90,8 @@ def alerts_page(
     machine: Opt = None,
     operator: Opt = None,
     direction: Opt = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> HTMLResponse:
     store = _store(request)
     rows = store.alerts.find(
@@ -113,7 +115,7 @@ def alerts_page(
 
 @router.get("/alerts/{alert_id}", response_class=HTMLResponse)
 def alert_page(request: Request, alert_id: int) -> HTMLResponse:
-    v = data.alert_view(_store(request), alert_id)
+    v = data.alert_view(_store(request), known_id(alert_id, "alert"))
     return _render(
         request,
         "alert.html",
@@ -126,8 +128,8 @@ def alert_page(request: Request, alert_id: int) -> HTMLResponse:
 @router.get("/codegen", response_class=HTMLResponse)
 def codegen_page(
     request: Request,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> HTMLResponse:
     rows = _store(request).reports.codegen_page(limit=limit, offset=offset)
     return _render(
@@ -162,8 +164,8 @@ def codegen_detail(request: Request, ref: str) -> HTMLResponse:
 @router.get("/compare", response_class=HTMLResponse)
 def compare_page(
     request: Request,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> HTMLResponse:
     rows = _store(request).reports.comparison_page(limit=limit, offset=offset)
     return _render(

@@ -1,6 +1,7 @@
 // tritonwatch dashboard. Data comes from <script type="application/json"> tags written by the
 // server; user strings only ever reach the DOM through textContent, and reach Plotly
-// HTML-escaped (Plotly parses a subset of HTML in labels, so "<" must arrive as "&lt;").
+// HTML-escaped (Plotly parses a subset of HTML in labels, so "<" must arrive as "&lt;"; it
+// decodes only a few named entities, so quotes go as numeric ones, never "&quot;").
 "use strict";
 (function () {
   const TOKEN_KEY = "tritonwatch.token";
@@ -13,7 +14,7 @@
   }
   function esc(s) {
     return String(s == null ? "" : s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
-      .replace(/"/g, "&quot;").replace(/'/g, "&#39;");
+      .replace(/"/g, "&#34;").replace(/'/g, "&#39;");
   }
   function flash(message, isError) {
     const el = document.getElementById("flash");
