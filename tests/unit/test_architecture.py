@@ -148,17 +148,11 @@ def test_the_worker_side_imports_no_database_or_web_code() -> None:
             assert target[0] not in ("sqlalchemy", "fastapi", "httpx"), target
 
 
-# Being reworked on another branch at the time of writing; remove once it types its store.
-UNTYPED_STORE_OK = {"tritonwatch/bench/ab.py"}
-
-
 def test_a_store_parameter_is_typed_store() -> None:
     """``store: Any`` hides every call a reader (and mypy) should see; the Store is one class."""
     wrong = []
     for path in _files():
         rel = str(path.relative_to(PACKAGE.parent))
-        if rel in UNTYPED_STORE_OK:
-            continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.arg | ast.AnnAssign) and node.annotation is not None:
                 name = node.arg if isinstance(node, ast.arg) else ast.unparse(node.target)

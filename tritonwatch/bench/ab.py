@@ -28,7 +28,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -59,6 +59,9 @@ from .runner import (
     worker_argv,
 )
 from .spec import Case, DeviceInfo
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 DEFAULT_BLOCKS = 8  # planned ABBA blocks per case; each side gets budget_ms over them
 EXTEND = 3  # an undecided case may run up to this many times its planned blocks
@@ -194,7 +197,7 @@ def _check_side(env: BuildEnv, fp: dict[str, Any] | None, why: str = "") -> None
 
 def run_ab(
     opts: ABOptions,
-    store: Any,
+    store: Store,
     progress: ABProgress | None = None,
     on_plan: Callable[[int, DeviceInfo, str], None] | None = None,
 ) -> ABOutcome:
@@ -531,7 +534,7 @@ def _compare(
     return comparison, stops
 
 
-def _peaks(store: Any, device: DeviceInfo, fp: dict[str, Any]) -> roofline.Peaks | None:
+def _peaks(store: Store, device: DeviceInfo, fp: dict[str, Any]) -> roofline.Peaks | None:
     if not device.is_gpu:
         return None
     m = fp.get("machine") or {}
