@@ -11,8 +11,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 
+from ..codegen.blast import blast_from_json
 from ..errors import NotFoundError
 from ..naming import shape_text
+from ..report.blast import html_view
+from ..report.runs import result_order
 from ..store import Store
 from ..store.alerts import ALERT_STATUSES
 from ..store.series import SERIES_FIELDS
@@ -78,7 +81,10 @@ def runs_page(
 
 @router.get("/runs/{ref}", response_class=HTMLResponse)
 def run_page(request: Request, ref: str) -> HTMLResponse:
-    return _render(request, "run.html", "run", run=_store(request).runs.get(ref))
+    run = _store(request).runs.get(ref)
+    return _render(
+        request, "run.html", "run", run=run, results=sorted(run.results, key=result_order)
+    )
 
 
 @router.get("/alerts", response_class=HTMLResponse)
@@ -148,15 +154,8 @@ def codegen_page(
 @router.get("/codegen/{ref}", response_class=HTMLResponse)
 def codegen_detail(request: Request, ref: str) -> HTMLResponse:
     r = _store(request).reports.codegen_detail(ref)
-    return _render(
-        request,
-        "report.html",
-        "codegen",
-        r=r,
-        kind="codegen",
-        title="Blast-radius report",
-        table=_table(r.rows),
-    )
+    b = html_view(blast_from_json(r.document or {"results": r.rows}))
+    return _render(request, "codegen_report.html", "codegen", r=r, b=b)
 
 
 @router.get("/compare", response_class=HTMLResponse)
@@ -217,33 +216,6 @@ def open_view(request: Request, name: str) -> Any:
 LONG_KEYS = ("diff", "text", "ttir", "ttgir", "llir", "ptx", "sass", "amdgcn", "asm")
 
 
-def _blast_row(row: dict[str, Any]) -> dict[str, Any]:
-    """A blast-radius row (``kernel``, sides ``a``/``b``, ``diffs``) with the signals up front."""
-    a, b = row.get("a") or {}, row.get("b") or {}
-    ma, mb = a.get("metrics") or {}, b.get("metrics") or {}
-    out: dict[str, Any] = {
-        k: row.get(k) for k in ("kernel", "spec", "target", "status", "first_changed_stage")
-    }
-    out["changed_stages"] = row.get("changed_stages") or []
-    out["metric_changes"] = "; ".join(
-        f"{k} {ma.get(k)} → {mb.get(k)}"
-        for k in sorted(set(ma) | set(mb))
-        if ma.get(k) != mb.get(k)
-    )
-    out["gained"] = row.get("key_instructions_gained") or []
-    out["lost"] = row.get("key_instructions_lost") or []
-    out["opcode_deltas"] = "; ".join(
-        f"{k} {d.get('a')} → {d.get('b')}" if isinstance(d, dict) else f"{k} {d}"
-        for k, d in (row.get("opcode_deltas") or {}).items()
-    )
-    for side, s in (("a", a), ("b", b)):
-        if s.get("error"):
-            out[f"error_{side}"] = s["error"]
-    for stage, text in (row.get("diffs") or {}).items():
-        out[f"diff {stage}"] = text
-    return out
-
-
 def _table(rows: list[Any]) -> dict[str, Any]:
     """Columns (scalar keys, in first-seen order), rows, and long text kept for <details>."""
     columns: list[str] = []
@@ -251,8 +223,6 @@ def _table(rows: list[Any]) -> dict[str, Any]:
     for row in rows:
         if not isinstance(row, dict):
             row = {"value": row}
-        if "kernel" in row and isinstance(row.get("a"), dict) and isinstance(row.get("b"), dict):
-            row = _blast_row(row)
         cells: dict[str, Any] = {}
         long: dict[str, str] = {}
         for k, v in row.items():
