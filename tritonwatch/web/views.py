@@ -15,6 +15,7 @@ from ..codegen.blast import blast_from_json
 from ..errors import NotFoundError
 from ..naming import shape_text
 from ..report.blast import html_view
+from ..report.compare import comparison_view
 from ..report.runs import result_order
 from ..store import Store
 from ..store.alerts import ALERT_STATUSES
@@ -148,13 +149,16 @@ def codegen_page(
         a_name="Environment A",
         b_name="Environment B",
         extra_name="Targets",
+        headlines=[str(r.summary.get("headline") or "") for r in rows],
     )
 
 
 @router.get("/codegen/{ref}", response_class=HTMLResponse)
 def codegen_detail(request: Request, ref: str) -> HTMLResponse:
     r = _store(request).reports.codegen_detail(ref)
-    b = html_view(blast_from_json(r.document or {"results": r.rows}))
+    doc = dict(r.document or {"results": r.rows})
+    doc.setdefault("summary", r.summary)
+    b = html_view(blast_from_json(doc))
     return _render(request, "codegen_report.html", "codegen", r=r, b=b)
 
 
@@ -177,21 +181,15 @@ def compare_page(
         a_name="A",
         b_name="B",
         extra_name="Kind",
+        headlines=[comparison_view(r.summary, [])["headline"] for r in rows],
     )
 
 
 @router.get("/compare/{ref}", response_class=HTMLResponse)
 def compare_detail(request: Request, ref: str) -> HTMLResponse:
     r = _store(request).reports.comparison_detail(ref)
-    return _render(
-        request,
-        "report.html",
-        "compare",
-        r=r,
-        kind="comparisons",
-        title="A/B comparison",
-        table=_table(r.rows),
-    )
+    v = comparison_view(r.summary, r.rows)
+    return _render(request, "compare_report.html", "compare", r=r, v=v)
 
 
 @router.get("/views", response_class=HTMLResponse)
@@ -210,47 +208,3 @@ def open_view(request: Request, name: str) -> Any:
         raise NotFoundError(f"saved view {name!r} points at an unknown page {v.page!r}")
     path = "/" if v.page == "overview" else f"/{v.page}"
     return RedirectResponse(f"{path}?{v.query}" if v.query else path, status_code=303)
-
-
-# -- generic tables for reports whose rows come from other areas -------------------------------
-LONG_KEYS = ("diff", "text", "ttir", "ttgir", "llir", "ptx", "sass", "amdgcn", "asm")
-
-
-def _table(rows: list[Any]) -> dict[str, Any]:
-    """Columns (scalar keys, in first-seen order), rows, and long text kept for <details>."""
-    columns: list[str] = []
-    body: list[dict[str, Any]] = []
-    for row in rows:
-        if not isinstance(row, dict):
-            row = {"value": row}
-        cells: dict[str, Any] = {}
-        long: dict[str, str] = {}
-        for k, v in row.items():
-            if isinstance(v, str) and (
-                len(v) > 160 or "\n" in v or k.lower().split(" ")[0] in LONG_KEYS
-            ):
-                long[k] = v
-            elif isinstance(v, (dict, list)):
-                if k.lower() in LONG_KEYS or len(str(v)) > 160:
-                    long[k] = _pretty(v)
-                else:
-                    cells[k] = _compact(v)
-            else:
-                cells[k] = v
-        columns.extend(k for k in cells if k not in columns)
-        body.append({"cells": cells, "long": long})
-    return {"columns": columns[:14], "rows": body}
-
-
-def _compact(v: Any) -> str:
-    if isinstance(v, dict):
-        return ", ".join(f"{k}: {_compact(x)}" for k, x in v.items())
-    if isinstance(v, list):
-        return ", ".join(_compact(x) for x in v)
-    return str(v)
-
-
-def _pretty(v: Any) -> str:
-    import json
-
-    return json.dumps(v, indent=2, sort_keys=True, default=str)
