@@ -410,6 +410,16 @@ class StaticMetrics:
         return out
 
 
+def select_specs(patterns: Sequence[str]) -> tuple[list[CompileSpec], list[str]]:
+    """The suite's specs that any of ``patterns`` (``run -k``, the part before ``[``) names,
+    and the patterns that named none."""
+    every = load_specs()
+    names = [p.split("[", 1)[0] for p in patterns if p.split("[", 1)[0]]
+    chosen = [s for s in every if any(matches(s, n) for n in names)]
+    unmatched = [n for n in names if not any(matches(s, n) for s in every)]
+    return chosen, unmatched
+
+
 def static_metrics(
     *,
     python: str | None = None,
@@ -420,12 +430,13 @@ def static_metrics(
     progress: CompileProgress | None = None,
     cache: CompileCache | None = None,
     no_cache: bool = False,
+    specs: Sequence[CompileSpec] | None = None,
 ) -> StaticMetrics:
-    """Compile the suite's specs with one environment (default: this Python) for ``targets``
-    (default: the ``targets`` setting) and return their static metrics."""
+    """Compile the suite's specs (or ``specs``, already chosen) with one environment (default:
+    this Python) for ``targets`` (default: the ``targets`` setting); their static metrics."""
     env = probe(python or sys.executable, name="current" if python is None else python)
     tlist = _targets(targets)
-    specs = _specs(kernel_files, pattern)
+    specs = list(specs) if specs is not None else _specs(kernel_files, pattern)
     cache = cache if cache is not None else CompileCache(read=not no_cache)
     outcome = compile_all(
         [env],

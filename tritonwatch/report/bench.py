@@ -114,9 +114,31 @@ def results(outcome: Any) -> Group:
         else "no % of peak (no known peaks)"
     )
     stored = f"stored as run {outcome.stored.uuid}" if outcome.stored else "nothing stored"
-    return Group(
-        t, Text.from_markup(escape(f"{summary}; {peak}; {stored}; {outcome.elapsed_s:.1f} s"))
-    )
+    lines = [f"{summary}; {peak}; {stored}; {outcome.elapsed_s:.1f} s"]
+    if outcome.codegen is not None:
+        lines.append(codegen_line(outcome.codegen))
+    return Group(t, Text("\n".join(lines)))
+
+
+def codegen_line(c: Any) -> str:
+    """What ``run --codegen`` compiled and stored, in one line."""
+    by = f" ({c.selected_by})" if c.selected_by else " (the whole suite)"
+    if not c.n_specs:
+        what = f"codegen: nothing compiled{by}"
+    else:
+        kernels = ", ".join(c.kernels[:6]) + (
+            f" and {len(c.kernels) - 6} more" if len(c.kernels) > 6 else ""
+        )
+        what = (
+            f"codegen{by}: {c.n_specs} specs of {kernels} for {', '.join(c.targets)}: "
+            f"{c.n_ok} compiled, {c.n_failed} failed; {c.n_results} static-metric results stored"
+        )
+    if c.unmatched:
+        what += (
+            f"; no kernel or spec is named by {', '.join(c.unmatched)} "
+            "(name kernels with --codegen-kernels)"
+        )
+    return what
 
 
 def listing(info: Any, suite: str) -> Group:
