@@ -123,3 +123,13 @@ def test_pages_hide_no_columns(browser: Any, server: Server, width: int) -> None
     finally:
         ctx.close()
     assert problems == {}
+
+
+def test_series_chart_has_distinct_colours_and_a_log_scale(page: Any, server: Server) -> None:
+    """Past ten series no colour repeats, and scale=log draws a log axis (issue 14, item 5)."""
+    page.goto(server.url + "/series?operator=matmul&machine=h100-a&metric=time&scale=log&norm=none")
+    page.wait_for_selector("#series-chart .main-svg")
+    layout = page.evaluate("document.getElementById('series-chart').layout")
+    assert len(set(layout["colorway"])) >= 24
+    assert layout["yaxis"]["type"] == "log"
+    assert page.errors == []

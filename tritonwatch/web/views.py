@@ -47,11 +47,15 @@ def overview_page(request: Request) -> HTMLResponse:
 def series_page(
     request: Request,
     sf: Annotated[data.SeriesFields, Depends()],
-    norm: str = "none",
+    norm: Opt = None,
     base: Opt = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 365,
+    scale: str = "linear",
+    offset: Annotated[int, Query(ge=0)] = 0,
 ) -> HTMLResponse:
-    f = data.SeriesFilters.of(sf, norm=norm, base=base, limit=limit)
+    f = data.SeriesFilters.of(
+        sf, norm=norm or "auto", base=base, limit=limit, scale=scale, offset=offset
+    )
     view = data.series_view(_store(request), f)
     return _render(
         request,
@@ -60,6 +64,7 @@ def series_page(
         view=view,
         fields=SERIES_FIELDS,
         shape_text=shape_text,
+        page_size=data.CATALOG_PAGE,
     )
 
 
