@@ -3,6 +3,7 @@ worker processes: a planted slowdown is found, A/A is "same", two real Triton bu
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -241,6 +242,19 @@ def test_cases_timed_by_neither_build_are_left_out(
         out = run_ab(opts, st)
     assert [c.key.provider for c in out.comparison.results] == ["planted"]
     assert out.comparison.summary()["not_timed"] == 1
+    # The title names environments; the report says what was timed in them and what was not
+    # (issue 14, item 8: "triton 3.8.0 vs triton 3.9.0" while only torch was timed).
+    from rich.console import Console
+
+    from tritonwatch.report.compare import comparison_view, render_markdown, render_terminal
+
+    scope = "timed: planted; 1 case(s) checked, not timed (not timed: interpreter)"
+    buf = Console(width=200, record=True, file=io.StringIO())
+    render_terminal(out.comparison, buf)
+    assert scope in buf.export_text()
+    assert scope in render_markdown(out.comparison)
+    view = comparison_view(out.comparison.summary(), [])
+    assert ("what was compared", scope) in view["summary"]
 
 
 @needs("torch", "triton")

@@ -299,6 +299,8 @@ def run_ab(
         "triton_b": env_b.triton_version,
         "interrupted": interrupted,
         "not_timed": not_timed,
+        "not_timed_reason": why_not_timed.split(" (")[0] or None,
+        "timed_providers": sorted({k.provider for k, _, _ in pairs}),
     }
     comparison = compare_sides(
         pairs,

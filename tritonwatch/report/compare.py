@@ -66,8 +66,27 @@ def headline(comparison: Comparison) -> str:
     return f"{speed}; {counts} (threshold {comparison.threshold:.1%}, FDR {comparison.alpha:.0%})"
 
 
+def scope_text(meta: dict[str, Any]) -> str:
+    """What was timed and what was not, e.g. ``timed: torch; 12 cases checked, not timed (Triton
+    interpreter on CPU checks correctness only)``; empty when the comparison does not say."""
+    parts = []
+    timed = meta.get("timed_providers")
+    if timed:
+        parts.append("timed: " + ", ".join(map(str, timed)))
+    n = meta.get("not_timed") or 0
+    if n:
+        why = meta.get("not_timed_reason")
+        parts.append(f"{n} case(s) checked, not timed" + (f" ({why})" if why else ""))
+    return "; ".join(parts)
+
+
 def render_terminal(comparison: Comparison, console: Console, *, show_same: bool = True) -> None:
-    t = Table(title=escape(f"A: {comparison.label_a}   vs   B: {comparison.label_b}"))
+    scope = scope_text(comparison.meta)
+    t = Table(
+        title=escape(f"A: {comparison.label_a}   vs   B: {comparison.label_b}"),
+        caption=escape(scope) or None,
+        caption_justify="left",
+    )
     for col in ("case", "provider", "dtype", "A median", "B median", "B/A", "95% CI", "p"):
         t.add_column(col, justify="left" if col in ("case", "provider", "dtype") else "right")
     t.add_column("verdict")
@@ -134,6 +153,8 @@ def render_markdown(comparison: Comparison) -> str:
         f"{'❌' if n['slower'] else '✅'} {_md_escape(headline(comparison))}",
         "",
     ]
+    if scope_text(comparison.meta):
+        lines += [_md_escape(scope_text(comparison.meta)), ""]
     if comparison.per_operator:
         lines += ["| operator | geomean speedup (B over A) | cases |", "|---|---:|---:|"]
         lines += [
@@ -255,6 +276,8 @@ def comparison_view(summary: dict[str, Any], cases: list[Any]) -> dict[str, Any]
         lead = "Nothing was timed by both A and B"
     counts = ", ".join(f"{s[k]} {k}" for k in ORDER if s.get(k))
     lines = []
+    if scope_text(s):
+        lines.append(("what was compared", scope_text(s)))
     for key, label in SUMMARY_LABELS.items():
         v = s.get(key)
         if v in (None, "", [], {}) or key in ("cases", *ORDER):
