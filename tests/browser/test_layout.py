@@ -133,3 +133,11 @@ def test_series_chart_has_distinct_colours_and_a_log_scale(page: Any, server: Se
     assert len(set(layout["colorway"])) >= 24
     assert layout["yaxis"]["type"] == "log"
     assert page.errors == []
+
+
+def test_alert_page_says_how_it_was_detected_in_words(page: Any, server: Server) -> None:
+    """The detection record reads as sentences; the raw record is one click away."""
+    page.goto(f"{server.url}/alerts/{server.seeded.alert_id}")
+    text = page.locator("#detection-summary").inner_text()
+    assert "nights, median" in text and "night-to-night" in text
+    assert not page.locator("details:has-text('the full detection record')").get_attribute("open")
