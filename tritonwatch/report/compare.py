@@ -241,7 +241,7 @@ def comparison_view(summary: dict[str, Any], cases: list[Any]) -> dict[str, Any]
     """A stored comparison as the dashboard shows it: a headline, labelled summary lines, and
     rows with human headers, units and rounded changes, regressions first, largest change first.
     """
-    rows = []
+    ranked: list[tuple[tuple[int, float], dict[str, str]]] = []
     for c in cases:
         if not isinstance(c, dict):
             continue
@@ -249,23 +249,25 @@ def comparison_view(summary: dict[str, Any], cases: list[Any]) -> dict[str, Any]
         verdict = str(c.get("verdict") or "-")
         effect = abs(math.log(ratio)) if isinstance(ratio, (int, float)) and ratio > 0 else 0.0
         rank = ORDER.index(verdict) if verdict in ORDER else len(ORDER)
-        rows.append(
-            {
-                "rank": (rank, -effect),
-                "case": f"{c.get('operator', '')} {_shape_text(c.get('shape'))}".strip(),
-                "provider": str(c.get("provider") or "")
-                + (f"/{c['variant']}" if c.get("variant") else ""),
-                "dtype": str(c.get("dtype") or ""),
-                "a": _ms(c.get("a_median")),
-                "b": _ms(c.get("b_median")),
-                "change": change_text(ratio, c.get("ci")),
-                "p": _p(c.get("p")),
-                "samples": f"{c.get('n_a', '-')} / {c.get('n_b', '-')}",
-                "verdict": verdict,
-                "reason": str(c.get("reason") or ""),
-            }
+        ranked.append(
+            (
+                (rank, -effect),
+                {
+                    "case": f"{c.get('operator', '')} {_shape_text(c.get('shape'))}".strip(),
+                    "provider": str(c.get("provider") or "")
+                    + (f"/{c['variant']}" if c.get("variant") else ""),
+                    "dtype": str(c.get("dtype") or ""),
+                    "a": _ms(c.get("a_median")),
+                    "b": _ms(c.get("b_median")),
+                    "change": change_text(ratio, c.get("ci")),
+                    "p": _p(c.get("p")),
+                    "samples": f"{c.get('n_a', '-')} / {c.get('n_b', '-')}",
+                    "verdict": verdict,
+                    "reason": str(c.get("reason") or ""),
+                },
+            )
         )
-    rows.sort(key=lambda r: r["rank"])
+    rows = [row for _, row in sorted(ranked, key=lambda x: x[0])]
     s = summary
     g = s.get("geomean_speedup")
     if isinstance(g, (int, float)) and g > 0:
