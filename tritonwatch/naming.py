@@ -14,13 +14,34 @@ def canonical_shape(shape: Mapping[str, Any]) -> str:
     return json.dumps(shape, sort_keys=True, separators=(",", ":"))
 
 
+#: The order kernel authors write sizes in (batch and heads, tokens and experts, then the
+#: GEMM dimensions M, N, K, then vocabulary and head size). The database stores shapes with
+#: sorted keys, so text is written in this order, and keys not listed follow in stored order.
+DIM_ORDER = ("B", "Z", "H", "T", "E", "topk", "M", "N", "K", "V", "D")
+
+
+def shape_items(shape: str | Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """A shape's (name, size) pairs in :data:`DIM_ORDER`, then the other keys as given."""
+    d = json.loads(shape) if isinstance(shape, str) else shape
+    rank = {k: i for i, k in enumerate(DIM_ORDER)}
+    items = list(d.items())
+    return sorted(items, key=lambda kv: rank.get(kv[0], len(DIM_ORDER)))
+
+
 def shape_text(shape: str | Mapping[str, Any]) -> str:
-    """A shape as people write it, in the producer's key order: ``M=4096 N=4096 K=512``.
+    """A shape as people write it: ``M=4096 N=4096 K=512`` (:data:`DIM_ORDER`, not alphabetical).
 
     Takes the dict or its canonical JSON (as the series table stores it).
     """
-    d = json.loads(shape) if isinstance(shape, str) else shape
-    return " ".join(f"{k}={v}" for k, v in d.items()) or "-"
+    return " ".join(f"{k}={v}" for k, v in shape_items(shape)) or "-"
+
+
+def shape_sort_key(shape: str | Mapping[str, Any]) -> tuple[Any, ...]:
+    """Sorts shapes by their sizes as numbers (M=128 before M=1152), in :data:`DIM_ORDER`."""
+    return tuple(
+        (k, 0, float(v), "") if isinstance(v, (int, float)) else (k, 1, 0.0, str(v))
+        for k, v in shape_items(shape)
+    )
 
 
 def build_text(build: Mapping[str, Any]) -> str:

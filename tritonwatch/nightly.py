@@ -37,6 +37,7 @@ EXIT_CODES: dict[int, str] = {
     6: "detection failed (the message says why; the run and push still happened)",
     1: "new regressions were found (alerts filed tonight)",
     0: "everything ran, was pushed, and no new regression was found",
+    130: "interrupted (Ctrl-C): the cases that finished are stored; later steps did not run",
 }
 _SEVERITY = [3, 4, 6, 5, 1]
 
@@ -177,9 +178,12 @@ class Step:
 class NightlyReport:
     steps: list[Step] = field(default_factory=list)
     run_uuid: str | None = None
+    interrupted: bool = False  # Ctrl-C: the steps after the one interrupted did not run
 
     @property
     def exit_code(self) -> int:
+        if self.interrupted:
+            return 130
         codes = {s.code for s in self.steps}
         return next((c for c in _SEVERITY if c in codes), 0)
 
@@ -224,7 +228,8 @@ def _run_step(store: Store, cfg: NightlyConfig, report: NightlyReport) -> None:
     stored = f"run {report.run_uuid[:8]}" if report.run_uuid else "nothing stored"
     line = f"{n} cases, {len(bad)} failed or incorrect, {outcome.elapsed_s:.0f} s; {stored}"
     if outcome.interrupted:
-        line += " (interrupted)"
+        line += " (interrupted: push, detect and notify did not run)"
+        report.interrupted = True
     report.steps.append(
         Step(
             "run",
@@ -332,6 +337,8 @@ def nightly(
         if cfg.run.enabled:
             say("run")
             _run_step(store, cfg, report)
+        if report.interrupted:  # Ctrl-C stops the night: nothing half-measured goes out
+            return report, text
         if cfg.push.enabled:
             say("push")
             _push_step(store, cfg, report)

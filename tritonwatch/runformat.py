@@ -24,6 +24,35 @@ FORMAT = "tritonwatch.run/1"
 Status = Literal["ok", "error", "incorrect", "skipped"]
 Better = Literal["lower", "higher"]
 
+#: What happened to a result, as every view says it: timed (``ok``), checked for correctness
+#: but not timed (the Triton interpreter on a CPU), not available here (with the reason in
+#: ``error``), wrong, or crashed. Only the last two are failures.
+OUTCOMES = ("ok", "checked", "not available", "incorrect", "error")
+FAILURES = ("incorrect", "error")
+OUTCOME_TEXT = {
+    "ok": "ok",
+    "checked": "checked (correct, not timed)",
+    "not available": "not available here",
+    "incorrect": "incorrect",
+    "error": "error",
+}
+
+
+def outcome(status: str, correct: bool | None) -> str:
+    """One of :data:`OUTCOMES` for a stored ``status`` and ``correct``.
+
+    A ``skipped`` result whose correctness was checked is ``checked``; any other skip is
+    ``not available`` (its ``error`` says why).
+    """
+    if status == "skipped":
+        return "checked" if correct else "not available"
+    return status if status in OUTCOMES else "error"
+
+
+def is_failure(status: str, correct: bool | None = None) -> bool:
+    """Whether a result counts as a failure: incorrect or error, never a skip."""
+    return outcome(status, correct) in FAILURES
+
 
 def metric_better(metric: str, explicit: str | None = None) -> Better:
     """Whether a lower or a higher value of ``metric`` is better.

@@ -37,9 +37,16 @@ def test_run_stores_one_cpu_run(sqlite_url: str) -> None:
             "--db",
             sqlite_url,
         ],
+        env={"COLUMNS": "100"},
     )
     assert res.exit_code == 0, res.output
-    assert "correct (interpreter)" in res.output and "stored as run" in res.output
+    assert "stored as run" in res.output
+    # Read in a 100-column terminal: whole case names, words for what happened, no column
+    # that is empty on a CPU (issue 14, items 2 and 7).
+    assert max(len(line) for line in res.output.splitlines()) <= 100
+    assert "vector_add N=4099" in res.output and "…" not in res.output
+    assert "% peak" not in res.output.split("no % of peak")[0]
+    assert "1 checked (correct under the Triton interpreter, not timed)" in res.output
     with Store.open(sqlite_url) as st:
         (summary,) = st.runs.find()
         assert summary.device == "cpu" and summary.label == "cli-test" and summary.gpu_model is None

@@ -222,3 +222,32 @@ def test_fail_on_conditions(synthetic_report: Any) -> None:
     )
     with pytest.raises(UsageError, match="registers>N"):
         parse_fail_on(["registers"])
+
+
+def test_one_blast_template_for_the_html_file_and_the_dashboard(
+    synthetic_report: Any, tmp_path: Any
+) -> None:
+    """The CLI's HTML and the codegen page render the same body from one template (issue 18);
+    the page reads the report back from the database, so this checks the round trip too."""
+    import re
+    import warnings
+
+    from tritonwatch.store import Store
+    from tritonwatch.web.app import create_app
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    def body(page: str) -> str:
+        m = re.search(r'<div class="blast">.*?<p class="muted small">', page, re.S)
+        assert m, page[:500]
+        return m.group(0)
+
+    file_body = body(render_html(synthetic_report))
+    with Store.open(f"sqlite:///{tmp_path / 'b.db'}") as st:
+        st.codegen.add_report(synthetic_report)
+        with TestClient(create_app(st)) as client:
+            page = client.get(f"/codegen/{synthetic_report.uuid}").text
+    assert body(page) == file_body
+    assert "Registers" in page and "failed_a_only" not in page and "A_MEDIAN" not in page

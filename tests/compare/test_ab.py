@@ -3,6 +3,7 @@ worker processes: a planted slowdown is found, A/A is "same", two real Triton bu
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -303,7 +304,7 @@ def test_cases_timed_by_neither_build_are_listed_with_why(
     assert summary["not_timed"] == 1 and summary["same"] == 0
     assert summary["not_timed_cases"][0]["reason"] == "not timed: interpreter"
     assert summary["timed_providers"] == ["planted"]
-    lines = scope_lines(out.comparison)
+    lines = scope_lines(out.comparison.summary(), 1)
     assert "timed by both builds: planted (1 case(s))" in lines
     assert "not timed, so not compared: 1 case(s): not timed: interpreter (1)" in lines
     # No time command was ever sent for the untimed case.
@@ -311,6 +312,21 @@ def test_cases_timed_by_neither_build_are_listed_with_why(
         i for _, d, i, _ in fake_live.log if d == "time"
     }
     assert len(steady) == 1
+    # The title names environments; the report says what was timed in them and what was not
+    # (issue 14, item 8: "triton 3.8.0 vs triton 3.9.0" while only torch was timed), in the
+    # terminal, in Markdown and on the dashboard.
+    from rich.console import Console
+
+    from tritonwatch.report.compare import comparison_view, render_markdown, render_terminal
+
+    buf = Console(width=200, record=True, file=io.StringIO())
+    render_terminal(out.comparison, buf)
+    for line in lines:
+        assert line in buf.export_text() and line in render_markdown(out.comparison)
+    view = comparison_view(out.comparison.summary(), [])
+    assert ("what was compared", "; ".join(scope_lines(out.comparison.summary()))) in view[
+        "summary"
+    ]
 
 
 @needs("torch", "triton")

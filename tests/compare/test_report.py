@@ -70,3 +70,49 @@ def test_terminal_table_colors_verdicts() -> None:
     assert "2 slower, 1 faster, 1 incorrect" in text
     styled = console.export_text(styles=True)
     assert "\x1b[1;31mslower" in styled  # bold red
+
+
+def test_comparison_page_view_is_human_sorted_and_says_why_when_empty() -> None:
+    """The dashboard's comparison rows: rounded changes with units, regressions first and the
+    largest change first, and an empty state that says why (issue 14, item 4)."""
+    from tritonwatch.report.compare import comparison_view
+
+    def case(op: str, ratio: float, ci: list[float], verdict: str) -> dict[str, object]:
+        return {
+            "operator": op,
+            "provider": "triton",
+            "variant": "",
+            "shape": {"N": 4096, "M": 128},
+            "dtype": "fp16",
+            "a_median": 0.5,
+            "b_median": 0.5 * ratio,
+            "ratio": ratio,
+            "ci": ci,
+            "p": 1e-5,
+            "verdict": verdict,
+            "p_rounds": 0.01,
+            "n_a": 30,
+            "n_b": 30,
+        }
+
+    cases = [
+        case("same", 0.9996570852244075, [0.9959657085224407, 1.0058], "same"),
+        case("small", 1.05, [1.02, 1.08], "slower"),
+        case("big", 1.20, [1.19, 1.21], "slower"),
+        case("fast", 0.8, [0.79, 0.81], "faster"),
+    ]
+    v = comparison_view(
+        {"cases": 4, "slower": 2, "faster": 1, "same": 1, "geomean_speedup": 0.99}, cases
+    )
+    assert [r["case"] for r in v["rows"]] == [
+        "big M=128 N=4096",
+        "small M=128 N=4096",
+        "fast M=128 N=4096",
+        "same M=128 N=4096",
+    ]
+    assert v["rows"][0]["change"] == "+20.0% [+19.0, +21.0]"
+    assert v["rows"][-1]["change"] == "-0.0% [-0.4, +0.6]"
+    assert v["rows"][0]["a"] == "500.00 us" and v["rows"][0]["b"] == "600.00 us"
+    assert v["headline"].startswith("B is 1.0% slower than A")
+    empty = comparison_view({}, [])
+    assert empty["rows"] == [] and "not timed" in empty["empty"]

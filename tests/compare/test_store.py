@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -116,8 +117,10 @@ def test_the_dashboard_shows_a_stored_comparison(sqlite_url: str) -> None:
     with TestClient(create_app(sqlite_url)) as client:
         page = client.get(f"/compare/{saved.uuid}")
         assert page.status_code == 200
-        for text in ("slower", "a_median", "verdict", "N: 256", "triton 3.9.0"):
+        for text in ("slower", "A median", "Verdict", "N=256", "triton 3.9.0"):
             assert text in page.text, text
+        assert "a_median" not in page.text
+        assert re.search(r"\+\d+\.\d% \[[+-]\d+\.\d, [+-]\d+\.\d\]", page.text)
         api = client.get(f"/api/v1/comparisons/{saved.uuid[:8]}").json()
         assert [r["verdict"] for r in api["items"]] == ["slower", "same"]
         assert client.get(f"/api/v1/comparisons/{saved.uuid}?format=csv").status_code == 200

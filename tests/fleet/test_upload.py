@@ -203,6 +203,7 @@ def test_a_token_can_neither_write_nor_triage_another_orgs_data(
     url = f"{shared_server.url}/api/v1/alerts/{alert_id}/status"
     r = httpx.post(url, json={"status": "acknowledged"}, headers=_auth(tokens["b"]))
     assert r.status_code == 403 and "acme" in r.json()["error"]
+    assert "''s" not in r.json()["error"]  # the toast once read "'globex''s alerts"
     r = httpx.post(url, json={"status": "acknowledged"}, headers=_auth(tokens["a"]))
     assert r.status_code == 403  # acme's upload-only runner token may not triage either
     r = httpx.post(url, json={"status": "acknowledged"}, headers=_auth(tokens["a_triage"]))

@@ -246,3 +246,22 @@ def test_a_read_of_a_mistyped_db_says_so_and_creates_nothing(
     assert r.exit_code != 0 and "no database at" in r.output and "check --db" in r.output
     assert r.output.strip().count("\n") == 0  # one line, no traceback
     assert not typo.exists() and not typo.parent.exists()
+
+
+def test_version_is_quick_because_it_imports_no_command() -> None:
+    """`tritonwatch --version` loads no command module (no database, web or numpy stack), so it
+    answers at once on first use (issue 14, item 11)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from tritonwatch.cli import main\n"
+        "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('sqlalchemy', 'rich', 'numpy', 'fastapi') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == [
+        "tritonwatch, version " + __import__("tritonwatch").__version__,
+        "[]",
+    ]

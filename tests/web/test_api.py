@@ -194,7 +194,7 @@ def test_codegen_and_comparisons(site: Site) -> None:
     rows = c.get(f"/api/v1/codegen/{reports[0]['uuid'][:6]}").json()["items"]
     assert rows[0]["first_changed_stage"] == "TTGIR" and rows[0]["b"]["metrics"]["spills"] == 4
     page = c.get(f"/codegen/{reports[0]['uuid']}").text
-    assert "registers 128 → 168" in page and "wgmma 8 → 0" in page  # signals up front
+    assert "128 → 168 (+40)" in page and "wgmma -8" in page  # signals up front
     assert "+  mma &lt;script&gt;" in page  # the diff, escaped, one click away
     comps = c.get("/api/v1/comparisons").json()["items"]
     detail = c.get(f"/api/v1/comparisons/{comps[0]['id']}", params={"format": "csv"}).text

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 from click.testing import CliRunner
+from support.net import free_port
 
 from tritonwatch.cli import main
 
@@ -30,13 +31,24 @@ def test_port_in_use_is_one_line(sqlite_url: str) -> None:
         r = CliRunner().invoke(main, ["serve", "--db", sqlite_url, "--port", str(port)])
     assert r.exit_code == 2
     assert f"error: cannot listen on 127.0.0.1:{port}" in r.output
+    assert "pass another --port" in r.output
     assert "Traceback" not in r.output
+
+
+def test_a_host_this_machine_does_not_have_gets_a_host_hint(sqlite_url: str) -> None:
+    args = ["serve", "--db", sqlite_url, "--host", "192.0.2.1", "--port", str(free_port())]
+    r = CliRunner().invoke(main, args)  # 192.0.2.0/24 is TEST-NET-1: no machine has it
+    assert r.exit_code == 2
+    assert "this machine has no address 192.0.2.1; pass --host 127.0.0.1" in r.output
+    assert "another --port" not in r.output
 
 
 def test_bad_database_is_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "not.db"
     bad.write_text("hello")
-    r = CliRunner().invoke(main, ["serve", "--db", f"sqlite:///{bad}"])
+    # A free port, never the default 8000 a developer's own `tritonwatch serve` may hold.
+    args = ["serve", "--db", f"sqlite:///{bad}", "--port", str(free_port())]
+    r = CliRunner().invoke(main, args)
     assert r.exit_code == 2 and "not a tritonwatch database" in r.output
 
 

@@ -523,6 +523,7 @@ def _compare(
         "not_timed_cases": not_timed,
         "timed_providers": timed,
         "same_build": env_a.python == env_b.python,
+        "not_timed_reason": (not_timed[0]["reason"].split(" (")[0] if not_timed else None),
     }
     comparison = compare_sides(
         pairs,

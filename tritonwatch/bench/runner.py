@@ -80,6 +80,21 @@ class RunOutcome:
     elapsed_s: float
     stored: AddedRun | None = None
     n_finished: int = 0
+    codegen: CodegenOutcome | None = None
+
+
+@dataclass
+class CodegenOutcome:
+    """What ``run --codegen`` compiled: which kernels, for which targets, and what came of it."""
+
+    kernels: list[str]
+    n_specs: int
+    targets: list[str]
+    n_ok: int
+    n_failed: int
+    n_results: int
+    selected_by: str  # "--codegen-kernels X", "-k X", or "" (the whole suite)
+    unmatched: list[str]  # -k patterns that name no kernel or spec
 
 
 def probe(requested: str) -> DeviceInfo:
@@ -354,8 +369,9 @@ def run_suite(
         peak_source=peaks.source if peaks else None,
     )
     compiled: list[Any] = []
+    codegen = None
     if opts.codegen:
-        run, compiled = _with_codegen(run, opts, progress)
+        run, compiled, codegen = _with_codegen(run, opts, progress)
     stored = store.runs.add(run) if run.results else None
     if compiled:
         store.codegen.add(run.build.model_dump(mode="json", exclude_none=True), compiled)
@@ -368,23 +384,54 @@ def run_suite(
         elapsed_s=time.monotonic() - t0,
         stored=stored,
         n_finished=len(records),
+        codegen=codegen,
     )
 
 
-def _with_codegen(run: Any, opts: RunOptions, progress: Progress | None) -> tuple[Any, list[Any]]:
-    """The run plus one result per kernel x spec x target x static metric (mode ``codegen``)."""
+def _with_codegen(
+    run: Any, opts: RunOptions, progress: Progress | None
+) -> tuple[Any, list[Any], CodegenOutcome]:
+    """The run plus one result per kernel x spec x target x static metric (mode ``codegen``).
+
+    ``--codegen-kernels`` picks the kernels; else ``-k`` does, as it picks the cases (a pattern
+    naming no kernel or spec compiles nothing for it and is reported); else the whole suite.
+    """
     from ..codegen import static_metrics
+    from ..codegen.blast import select_specs
     from ..runformat import Result
 
+    specs = None
+    unmatched: list[str] = []
+    selected_by = ""
+    if opts.codegen_pattern:
+        selected_by = f"--codegen-kernels {opts.codegen_pattern}"
+    elif opts.patterns:
+        specs, unmatched = select_specs(opts.patterns)
+        selected_by = "-k " + " ".join(opts.patterns)
+    targets = list(opts.codegen_targets.split(",")) if opts.codegen_targets else []
+    if specs is not None and not specs:
+        return run, [], CodegenOutcome([], 0, targets, 0, 0, 0, selected_by, unmatched)
     if progress is not None:
         progress("codegen", None, None)
     m = static_metrics(
         targets=opts.codegen_targets,
         pattern=opts.codegen_pattern,
         no_cache=opts.codegen_no_cache,
+        specs=specs,
     )
     extra = [Result.model_validate(r) for r in m.results()]
-    return run.model_copy(update={"results": [*run.results, *extra]}), [r.compiled for r in m.rows]
+    summary = CodegenOutcome(
+        kernels=sorted({r.kernel for r in m.rows}),
+        n_specs=len({(r.kernel, r.spec) for r in m.rows}),
+        targets=list(m.targets),
+        n_ok=sum(1 for r in m.rows if r.status == "ok"),
+        n_failed=sum(1 for r in m.rows if r.status == "error"),
+        n_results=len(extra),
+        selected_by=selected_by,
+        unmatched=unmatched,
+    )
+    run = run.model_copy(update={"results": [*run.results, *extra]})
+    return run, [r.compiled for r in m.rows], summary
 
 
 @dataclass

@@ -8,6 +8,7 @@ a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Any
 
@@ -16,12 +17,50 @@ import click
 from .. import __version__
 from ..errors import TritonwatchError
 
+#: Each command and the module that defines it, in the order `--help` lists them. A module is
+#: imported when one of its commands runs, so `tritonwatch --version` (and a command of one area)
+#: does not pay for the database, the web stack and the analysis libraries.
+_COMMANDS = {
+    **dict.fromkeys(("run", "list", "calibrate"), "bench"),
+    "compare": "compare",
+    **dict.fromkeys(("db", "import", "export", "runs", "show"), "data"),
+    **dict.fromkeys(("detect", "alerts", "alert", "notify", "gate"), "detect"),
+    **dict.fromkeys(("env", "blast", "cache"), "codegen"),
+    "serve": "server",
+    **dict.fromkeys(("push", "nightly", "token"), "fleet"),
+}
+
 
 class _Group(click.Group):
-    """Turns user errors into one line on stderr and keeps commands in the order listed."""
+    """Turns user errors into one line on stderr, keeps commands in the order listed, and
+    imports a command's module only when the command is used."""
+
+    _loaded = False
+
+    @property  # type: ignore[override]
+    def commands(self) -> dict[str, click.Command]:
+        if not self._loaded:
+            self._loaded = True
+            for name in _COMMANDS:
+                self._load(name)
+        return self._commands
+
+    @commands.setter
+    def commands(self, value: dict[str, click.Command]) -> None:
+        self._commands = value
+
+    def _load(self, name: str) -> click.Command | None:
+        if name not in self._commands and name in _COMMANDS:
+            module = importlib.import_module(f".{_COMMANDS[name]}", __name__)
+            for command in module.COMMANDS:
+                self._commands.setdefault(command.name or "", command)
+        return self._commands.get(name)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return self._load(cmd_name)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(self.commands)
+        return list(_COMMANDS)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -51,14 +90,3 @@ def main() -> None:
     Every command that touches data takes --db URL (default: a SQLite file in your user data
     folder; TRITONWATCH_DB or tritonwatch.toml set it too). See `tritonwatch COMMAND --help`.
     """
-
-
-def _register() -> None:
-    from . import bench, codegen, compare, data, detect, fleet, server
-
-    for module in (bench, compare, data, detect, codegen, server, fleet):
-        for command in module.COMMANDS:
-            main.add_command(command)
-
-
-_register()

@@ -54,7 +54,8 @@ def _gpus(text: str | None) -> list[int] | None:
     "--codegen",
     is_flag=True,
     help="Also compile the suite's kernels for --targets and store registers, spills, shared "
-    "memory and instruction counts as series (no GPU needed).",
+    "memory and instruction counts as series (no GPU needed). -k picks the kernels too "
+    "(softmax compiles softmax_kernel), unless --codegen-kernels names them.",
 )
 @click.option(
     "--targets",
@@ -66,7 +67,7 @@ def _gpus(text: str | None) -> list[int] | None:
     "--codegen-kernels",
     default=None,
     metavar="PATTERN",
-    help="With --codegen, only kernels or specs whose name matches PATTERN.",
+    help="With --codegen, only kernels or specs whose name matches PATTERN (instead of -k).",
 )
 @click.option(
     "--no-cache",
@@ -127,7 +128,7 @@ def run_cmd(
                 elif kind == "result":
                     bar.advance(task)
                 elif kind == "codegen":
-                    bar.update(task, description="compiling the suite's kernels (--codegen)")
+                    bar.update(task, description="compiling kernels for --codegen")
 
             outcome = run_suite(opts, store, progress=progress, on_plan=on_plan)
     finally:

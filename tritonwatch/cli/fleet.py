@@ -115,6 +115,7 @@ def nightly_cmd(config_path: Path | None, db: str | None) -> None:
       1  new regressions were found tonight
       0  all steps succeeded and nothing regressed
       2  configuration or usage error (nothing was attempted)
+      130  interrupted (Ctrl-C): finished cases stored, the later steps not run
     """
     from ..nightly import default_config_path, load_config, nightly
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -138,10 +139,10 @@ def split_names(values: tuple[str, ...]) -> list[str] | None:
 
 
 def console(err: bool = False) -> Console:
-    """The console a command prints to: the terminal's width, or 200 columns into a pipe/file."""
-    return Console(
-        stderr=err, highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 200
-    )
+    """The console a command prints to: the terminal's width (or ``COLUMNS``), else 200 columns
+    into a pipe or file."""
+    wide = sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit()
+    return Console(stderr=err, highlight=False, soft_wrap=False, width=None if wide else 200)
 
 
 def progress_bar(err: Console | None = None, *, in_bytes: bool = False) -> Progress:

@@ -26,6 +26,7 @@ from .cache import CompileCache
 from .diff import BlastSummary, KernelDiff, compare_all
 from .envs import EnvInfo, probe, resolve_env
 from .metrics import Compiled, analyze
+from .normalize import STAGE_LABELS
 from .runner import CompileOutcome, CompileProgress, compile_all
 from .specs import CompileSpec, dtype_of, load_specs, matches, parse_targets
 
@@ -70,6 +71,94 @@ class BlastReport:
             "stats": self.stats,
             "results": [r.to_json(with_diffs=with_diffs) for r in self.rows],
         }
+
+
+def blast_from_json(doc: dict[str, Any]) -> BlastReport:
+    """A :class:`BlastReport` back from :meth:`BlastReport.to_json` (as the Store keeps it), so
+    stored reports render with the same code as fresh ones. Fields an older or hand-made document
+    lacks take empty values; the JSON's stage labels (``TTGIR``) map back to stage keys."""
+    stage_of = {label: key for key, label in STAGE_LABELS.items()}
+
+    def env(d: dict[str, Any] | None, fallback: str) -> EnvInfo:
+        d = d or {}
+        return EnvInfo(
+            name=str(d.get("name") or fallback),
+            python=str(d.get("python") or d.get("name") or fallback),
+            python_version="",
+            triton_version=str(d.get("triton_version") or "?"),
+            triton_commit=d.get("triton_commit"),
+            triton_path="",
+            build_hash="",
+            tools={k: {"version": v} for k, v in (d.get("ptxas") or {}).items()},
+        )
+
+    def side(d: dict[str, Any] | None, row: dict[str, Any]) -> Compiled:
+        d = d or {}
+        return Compiled(
+            kernel=str(row.get("kernel", "")),
+            spec=str(row.get("spec", "")),
+            target=str(row.get("target", "")),
+            status=str(d.get("status") or ("error" if d.get("error") else "ok")),
+            error=d.get("error"),
+            compile_ms=d.get("compile_ms"),
+            stage_hashes=dict(d.get("stage_hashes") or {}),
+            metrics=dict(d.get("metrics") or {}),
+            key_instructions=dict(d.get("key_instructions") or {}),
+            tools=dict(d.get("tools") or {}),
+        )
+
+    def stage(label: Any) -> str | None:
+        return None if not label else stage_of.get(str(label), str(label).lower())
+
+    rows = []
+    for r in doc.get("results") or []:
+        if not isinstance(r, dict):
+            continue
+        a, b = side(r.get("a"), r), side(r.get("b"), r)
+        deltas = {
+            k: (int(v.get("a") or 0), int(v.get("b") or 0)) if isinstance(v, dict) else (0, int(v))
+            for k, v in (r.get("opcode_deltas") or {}).items()
+        }
+        status = str(r.get("status") or "identical")
+        rows.append(
+            KernelDiff(
+                kernel=str(r.get("kernel", "")),
+                spec=str(r.get("spec", "")),
+                target=str(r.get("target", "")),
+                status="identical" if status == "same" else status,
+                first_changed_stage=stage(r.get("first_changed_stage")),
+                first_code_stage=stage(r.get("first_code_change", r.get("first_changed_stage"))),
+                changed_stages=tuple(
+                    s for s in (stage(x) for x in r.get("changed_stages") or []) if s
+                ),
+                a=a,
+                b=b,
+                opcode_deltas=deltas,
+                keys_gained=tuple(r.get("key_instructions_gained") or ()),
+                keys_lost=tuple(r.get("key_instructions_lost") or ()),
+                diffs={stage(k) or k: v for k, v in (r.get("diffs") or {}).items()},
+            )
+        )
+    summary = dict(doc.get("summary") or {})
+    known = {f.name: f for f in dataclasses.fields(BlastSummary)}
+    values: dict[str, Any] = {}
+    for name, f in known.items():
+        default: Any = {} if "dict" in str(f.type) else ("" if name == "headline" else 0)
+        values[name] = summary.get(name, default)
+    if not values["headline"]:
+        values["headline"] = f"{values['changed']} of {values['total']} specialisations changed"
+    created = doc.get("created_at")
+    return BlastReport(
+        uuid=str(doc.get("uuid") or ""),
+        created_at=datetime.fromisoformat(created) if created else datetime.now(UTC),
+        env_a=env(doc.get("a"), "A"),
+        env_b=env(doc.get("b"), "B"),
+        targets=tuple(doc.get("targets") or ()),
+        rows=tuple(rows),
+        summary=BlastSummary(**values),
+        stats=dict(doc.get("stats") or {}),
+        partial=bool(doc.get("partial")),
+    )
 
 
 #: What ``--fail-on`` accepts; ``registers>N`` takes a number of registers.
@@ -321,6 +410,16 @@ class StaticMetrics:
         return out
 
 
+def select_specs(patterns: Sequence[str]) -> tuple[list[CompileSpec], list[str]]:
+    """The suite's specs that any of ``patterns`` (``run -k``, the part before ``[``) names,
+    and the patterns that named none."""
+    every = load_specs()
+    names = [p.split("[", 1)[0] for p in patterns if p.split("[", 1)[0]]
+    chosen = [s for s in every if any(matches(s, n) for n in names)]
+    unmatched = [n for n in names if not any(matches(s, n) for s in every)]
+    return chosen, unmatched
+
+
 def static_metrics(
     *,
     python: str | None = None,
@@ -331,12 +430,13 @@ def static_metrics(
     progress: CompileProgress | None = None,
     cache: CompileCache | None = None,
     no_cache: bool = False,
+    specs: Sequence[CompileSpec] | None = None,
 ) -> StaticMetrics:
-    """Compile the suite's specs with one environment (default: this Python) for ``targets``
-    (default: the ``targets`` setting) and return their static metrics."""
+    """Compile the suite's specs (or ``specs``, already chosen) with one environment (default:
+    this Python) for ``targets`` (default: the ``targets`` setting); their static metrics."""
     env = probe(python or sys.executable, name="current" if python is None else python)
     tlist = _targets(targets)
-    specs = _specs(kernel_files, pattern)
+    specs = list(specs) if specs is not None else _specs(kernel_files, pattern)
     cache = cache if cache is not None else CompileCache(read=not no_cache)
     outcome = compile_all(
         [env],

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from rich import box
 from rich.console import Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
@@ -116,28 +117,27 @@ def pending_lines(report: Any) -> list[str]:
 
 def alerts_table(rows: list[AlertRow]) -> Table:
     """`tritonwatch alerts`: most severe first."""
-    t = Table(title=f"{len(rows)} alert(s), most severe first", title_justify="left")
-    for col in (
-        "id",
-        "status",
-        "direction",
-        "series",
-        "machine",
-        "change",
-        "95% CI",
-        "q",
-        "build change",
-    ):
-        t.add_column(col, justify="right" if col in ("id", "change", "q") else "left")
+    t = Table(
+        title=f"{len(rows)} alert(s), most severe first",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        collapse_padding=True,
+        pad_edge=False,
+    )
+    t.add_column("id", justify="right", no_wrap=True)
+    t.add_column("status", no_wrap=True)
+    t.add_column("series", min_width=18, overflow="fold")
+    t.add_column("machine", overflow="fold")
+    t.add_column("change [95% CI]", justify="right", min_width=16)
+    t.add_column("q", justify="right", no_wrap=True)
+    t.add_column("builds (last good -> first bad)", min_width=14, overflow="fold")
     for a in rows:
         t.add_row(
             str(a.id),
             a.status,
-            _direction(a),
             escape(series_text(a)),
             escape(a.machine),
-            change_text(a.ratio),
-            ci_text(a.ci),
+            f"[{_direction(a).style}]{a.direction} {change_text(a.ratio)}[/] {ci_text(a.ci)}",
             p_text(a.q),
             escape(alert_build_change(a)),
         )

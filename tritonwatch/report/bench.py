@@ -7,82 +7,106 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich import box
 from rich.console import Group
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
+
+from ..naming import shape_sort_key, shape_text
+from ..runformat import OUTCOMES
+from ..runformat import outcome as run_outcome
 
 
 def _fmt(v: float | None, spec: str) -> str:
     return "" if v is None or v != v else format(v, spec)
 
 
+#: A run's outcomes as its summary line counts them (cases, not metric rows), failures last.
+_SUMMARY = {
+    "ok": "ok",
+    "checked": "checked (correct under the Triton interpreter, not timed)",
+    "not available": "not available here",
+    "incorrect": "incorrect",
+    "error": "error",
+}
+
+
 def results(outcome: Any) -> Group:
-    """The per-case table of a finished ``run`` and a one-line summary under it."""
-    t = Table(
-        title=f"run {outcome.run.run.id} ({outcome.run.run.device}, suite {outcome.run.run.suite})"
-    )
-    for col in (
-        "case",
-        "provider",
-        "dtype",
-        "median ms",
-        "95% CI",
-        "TFLOP/s",
-        "GB/s",
-        "% peak",
-        "status",
-    ):
-        t.add_column(
-            col, justify="right" if col not in ("case", "provider", "dtype", "status") else "left"
-        )
-    order = {"ok": 0, "incorrect": 1, "error": 2, "checked under the interpreter": 3}
+    """The per-case table of a finished ``run`` and a one-line summary under it.
+
+    Cases not available here are counted, not listed (`tritonwatch list` says why); columns
+    with no value in any row (``% peak`` on a CPU) are left out.
+    """
     rows = sorted(
         outcome.outcomes,
         key=lambda o: (
             o.record.case.operator,
-            str(o.record.case.shape),
+            shape_sort_key(o.record.case.shape),
             o.record.case.dtype,
             o.record.case.provider_key,
         ),
     )
     counts: dict[str, int] = {}
+    table_rows: list[list[str]] = []
     for o in rows:
         r = o.record
-        key = r.status
-        if r.status == "skipped":
-            key = "checked under the interpreter" if r.correct else "not available here"
+        key = run_outcome(r.status, r.correct)
         counts[key] = counts.get(key, 0) + 1
-        if r.status == "skipped" and not r.correct:
-            continue  # not runnable here: `tritonwatch list` says why; counted below
+        if key == "not available":
+            continue
         c = r.case
-        shape = ",".join(f"{k}={v}" for k, v in c.shape.items())  # compact: inside brackets
-        ci = ""
-        if o.median_ms:
-            ci = f"{(o.ci_low or 0):.4g}-{(o.ci_high or 0):.4g}"
         d = o.derived
-        if r.status == "ok":
+        if key == "ok":
             status = "[green]ok[/]" + (
                 " [yellow](throttled)[/]" if r.extra.get("throttled") else ""
             )
-        elif r.status == "incorrect":
-            status = f"[red]INCORRECT[/] {r.error}"
-        elif r.status == "skipped":
-            status = "[cyan]correct[/] (interpreter)"
+        elif key == "checked":
+            status = "[cyan]checked[/]"
         else:
-            status = f"[red]error[/] {(r.error or '')[:80]}"
-        t.add_row(
-            f"{c.operator}[{shape}]",
-            c.provider_key,
-            c.dtype,
-            _fmt(o.median_ms, ".4g"),
-            ci,
-            _fmt(d.tflops if d else None, ".3g"),
-            _fmt(d.gbps if d else None, ".4g"),
-            _fmt(d.pct_peak if d else None, ".1f"),
-            status,
+            status = f"[bold red]{key}[/] " + escape((r.error or "").strip()[:80])
+        ci = ""
+        if o.median_ms and o.ci_low is not None and o.ci_high is not None:
+            ci = f"±{100 * (o.ci_high - o.ci_low) / 2 / o.median_ms:.2f}%"
+        table_rows.append(
+            [
+                escape(f"{c.operator} {shape_text(c.shape)}"),
+                escape(c.provider_key),
+                c.dtype,
+                _fmt(o.median_ms, ".4g"),
+                ci,
+                _fmt(d.tflops if d else None, ".3g"),
+                _fmt(d.gbps if d else None, ".4g"),
+                _fmt(d.pct_peak if d else None, ".1f"),
+                status,
+            ]
         )
-    summary = ", ".join(f"{counts[k]} {k}" for k in sorted(counts, key=lambda k: order.get(k, 9)))
-    if "not available here" in counts:
+    t = Table(
+        title=f"run {outcome.run.run.id} ({outcome.run.run.device}, suite {outcome.run.run.suite})",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        collapse_padding=True,
+        pad_edge=False,
+    )
+    columns = ("case", "provider", "dtype", "median ms", "95% CI", "TFLOP/s", "GB/s", "% peak")
+    keep = [
+        i
+        for i, col in enumerate(columns)
+        if i < 3 or any(row[i] for row in table_rows) or col == "median ms"
+    ]
+    for i in keep:
+        col = columns[i]
+        if col == "case":
+            t.add_column(col, min_width=16)
+        elif i < 3:
+            t.add_column(col, max_width=18, overflow="fold")
+        else:
+            t.add_column(col, justify="right", no_wrap=True)
+    t.add_column("status", min_width=7)
+    for row in table_rows:
+        t.add_row(*(row[i] for i in keep), row[-1])
+    summary = ", ".join(f"{counts[k]} {_SUMMARY[k]}" for k in OUTCOMES if counts.get(k))
+    if "not available" in counts:
         summary += " (`tritonwatch list` says why)"
     peak = (
         f"% of peak from {outcome.peak_source} peaks"
@@ -90,7 +114,31 @@ def results(outcome: Any) -> Group:
         else "no % of peak (no known peaks)"
     )
     stored = f"stored as run {outcome.stored.uuid}" if outcome.stored else "nothing stored"
-    return Group(t, Text.from_markup(f"{summary}; {peak}; {stored}; {outcome.elapsed_s:.1f} s"))
+    lines = [f"{summary}; {peak}; {stored}; {outcome.elapsed_s:.1f} s"]
+    if outcome.codegen is not None:
+        lines.append(codegen_line(outcome.codegen))
+    return Group(t, Text("\n".join(lines)))
+
+
+def codegen_line(c: Any) -> str:
+    """What ``run --codegen`` compiled and stored, in one line."""
+    by = f" ({c.selected_by})" if c.selected_by else " (the whole suite)"
+    if not c.n_specs:
+        what = f"codegen: nothing compiled{by}"
+    else:
+        kernels = ", ".join(c.kernels[:6]) + (
+            f" and {len(c.kernels) - 6} more" if len(c.kernels) > 6 else ""
+        )
+        what = (
+            f"codegen{by}: {c.n_specs} specs of {kernels} for {', '.join(c.targets)}: "
+            f"{c.n_ok} compiled, {c.n_failed} failed; {c.n_results} static-metric results stored"
+        )
+    if c.unmatched:
+        what += (
+            f"; no kernel or spec is named by {', '.join(c.unmatched)} "
+            "(name kernels with --codegen-kernels)"
+        )
+    return what
 
 
 def listing(info: Any, suite: str) -> Group:

@@ -8,11 +8,13 @@ next; normalised unified diffs are one click away in HTML (``<details>``) and Ma
 
 from __future__ import annotations
 
-import html
 import io
 import json
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
+import jinja2
 from rich.console import Console, Group
 from rich.markup import escape
 from rich.table import Table
@@ -195,32 +197,17 @@ def render_table(report: BlastReport, *, width: int = 160) -> str:
 
 
 # -- HTML ---------------------------------------------------------------------------------------
-_CSS = """
-body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#1b1f24}
-h1{font-size:1.4em} .headline{font-size:1.15em;font-weight:600;margin:1em 0}
-table{border-collapse:collapse;margin:1em 0} th,td{border:1px solid #d0d7de;padding:4px 8px;
-vertical-align:top;text-align:left} th{background:#f6f8fa} td.n{text-align:right;white-space:nowrap}
-.up{color:#b42318} .down{color:#067647} .muted{color:#667085}
-pre{background:#f6f8fa;padding:8px;overflow:auto;max-height:40em;font-size:12px}
-.add{color:#067647} .del{color:#b42318} .hunk{color:#6941c6}
-details summary{cursor:pointer;color:#175cd3}
-"""
+# One template renders the report's body for the standalone file and the dashboard's page.
+TEMPLATES = Path(__file__).parent / "templates"
+_env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True)
 
 
-def _h(s: object) -> str:
-    return html.escape(str(s))
+def _metric_cell(a: float | None, b: float | None) -> dict[str, str]:
+    cls = "" if a == b or a is None or b is None else ("up" if b > a else "down")
+    return {"text": pair(a, b), "cls": cls}
 
 
-def _cell_pair(a: float | None, b: float | None) -> str:
-    cls = (
-        ""
-        if a == b or a is None or b is None
-        else (' class="n up"' if b > a else ' class="n down"')
-    )
-    return f"<td{cls or ' class=n'}>{_h(pair(a, b))}</td>"
-
-
-def _diff_html(text: str) -> str:
+def _diff_lines(text: str) -> list[tuple[str, str]]:
     out = []
     for line in text.splitlines():
         cls = (
@@ -232,62 +219,79 @@ def _diff_html(text: str) -> str:
             if line.startswith("@@")
             else ""
         )
-        out.append(f'<span class="{cls}">{_h(line)}</span>' if cls else _h(line))
-    return "<pre>" + "\n".join(out) + "</pre>"
+        out.append((cls, line))
+    return out
 
 
-def render_html(report: BlastReport) -> str:
+def html_view(report: BlastReport) -> dict[str, Any]:
+    """What the blast template shows, as text: every number formatted, rows in reading order
+    (failures, then changes by impact); identical rows are only named."""
     s = report.summary
-    rows_html = []
+    rows = []
     for r in _sorted_rows(report.rows):
         if r.status == "identical":
             continue
-        diffs = "".join(
-            f"<details><summary>{_h(STAGE_LABELS[st])} diff</summary>{_diff_html(t)}</details>"
-            for st, t in r.diffs.items()
-        )
-        errors = "".join(
-            f"<div class=up>{side}: {_h(c.error_line)}</div><details><summary>full "
-            f"error</summary><pre>{_h(c.error)}</pre></details>"
-            for side, c in (("A", r.a), ("B", r.b))
-            if c.status in ("error", "unavailable")
-        )
-        opcodes = _h(top_opcodes(r, 8))
-        amd = _h(_amd(r))
-        rows_html.append(
-            f"<tr><td>{_h(r.kernel)}<br><span class=muted>{_h(r.spec)}</span></td>"
-            f"<td>{_h(r.target)}</td><td>{_h(_stage(r))}</td>"
-            + _cell_pair(*r.metric("registers"))
-            + _cell_pair(*r.metric("spills"))
-            + _cell_pair(*r.metric("shared"))
-            + _cell_pair(*r.metric("instructions"))
-            + f"<td>{_h(keys_text(r))}</td><td>{opcodes}{'<br>' + amd if amd else ''}</td>"
-            f"<td class=n>{_h(_ms(r.a.compile_ms, r.b.compile_ms))}</td>"
-            f"<td>{errors}{diffs}</td></tr>"
+        rows.append(
+            {
+                "kernel": r.kernel,
+                "spec": r.spec,
+                "target": r.target,
+                "status": r.status,
+                "failed": r.status.startswith("failed"),
+                "stage": _stage(r),
+                "metrics": [
+                    _metric_cell(*r.metric(m))
+                    for m in ("registers", "spills", "shared", "instructions")
+                ],
+                "key_text": keys_text(r),
+                "opcodes": top_opcodes(r, 8),
+                "amd": _amd(r),
+                "compile": _ms(r.a.compile_ms, r.b.compile_ms),
+                "errors": [
+                    {"side": side, "line": c.error_line, "full": c.error}
+                    for side, c in (("A", r.a), ("B", r.b))
+                    if c.status in ("error", "unavailable") and c.error
+                ],
+                "diffs": [
+                    {"stage": STAGE_LABELS.get(st, st), "lines": _diff_lines(text)}
+                    for st, text in r.diffs.items()
+                ],
+            }
         )
     identical = sorted(
         {f"{r.kernel} / {r.spec} on {r.target}" for r in report.rows if r.status == "identical"}
     )
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Blast radius: triton {_h(report.env_a.triton_version)} vs {_h(report.env_b.triton_version)}</title>
-<style>{_CSS}</style></head><body>
-<h1>Blast radius: triton {_h(report.env_a.triton_version)} → {_h(report.env_b.triton_version)}</h1>
-<div class="headline">{_h(s.headline)}</div>
-<ul><li>{_h(_env_line("A", report.env_a))}</li><li>{_h(_env_line("B", report.env_b))}</li>
-<li>{_h(stats_text(report))}</li>
-<li>targets: {_h(", ".join(report.targets))}; {s.total} specialisations; report {_h(report.uuid)}
-at {_h(report.created_at.strftime("%Y-%m-%d %H:%M UTC"))}</li></ul>
-<table><thead><tr><th>kernel / spec</th><th>target</th><th>first change</th><th>registers</th>
-<th>spills</th><th>shared</th><th>instructions</th><th>key instructions</th>
-<th>opcode deltas</th><th>compile ms A / B</th><th>details</th></tr></thead>
-<tbody>{"".join(rows_html)}</tbody></table>
-<details><summary>{len(identical)} identical specialisations</summary><ul>
-{"".join(f"<li>{_h(x)}</li>" for x in identical)}</ul></details>
-<p class="muted">Stages are compared after normalisation (debug locations, paths and hashes
-stripped; line info off and FP fusion on in both builds). Registers: ptxas on NVIDIA, arch VGPRs
-on AMD. Spills: spill-store bytes on NVIDIA, spilled registers on AMD.</p>
-</body></html>
-"""
+    if not report.rows:
+        empty = "No specialisation was compiled: no spec matched, or every target was skipped."
+    else:
+        empty = f"All {s.total} specialisations compile to the same code in both builds."
+    return {
+        "version_a": report.env_a.triton_version,
+        "version_b": report.env_b.triton_version,
+        "headline": s.headline,
+        "partial": report.partial,
+        "env_lines": [
+            x
+            for x in (
+                _env_line("A", report.env_a),
+                _env_line("B", report.env_b),
+                stats_text(report),
+            )
+            if x
+        ],
+        "targets": ", ".join(report.targets),
+        "total": s.total,
+        "uuid": report.uuid,
+        "created": report.created_at.strftime("%Y-%m-%d %H:%M UTC"),
+        "rows": rows,
+        "identical": identical,
+        "empty": empty,
+    }
+
+
+def render_html(report: BlastReport) -> str:
+    """The standalone HTML report (one file, no external resources)."""
+    return _env.get_template("blast.html").render(b=html_view(report))
 
 
 def render_json(report: BlastReport) -> str:

@@ -5,6 +5,7 @@ computed."""
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from rich.console import Console
@@ -13,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..analysis.compare import CaseComparison, Comparison, json_safe
+from ..naming import shape_text
 
 COLORS = {
     "slower": "bold red",
@@ -44,26 +46,32 @@ def _mde(c: CaseComparison) -> str:
     return "-" if c.mde is None else f"±{c.mde:.1%}"
 
 
-def scope_lines(comparison: Comparison) -> list[str]:
-    """What was compared: which providers both builds timed, what was not timed and why, and
-    whether both sides were one build (an A/A)."""
-    m = comparison.meta
+def scope_lines(meta: dict[str, Any], n_timed: int | None = None) -> list[str]:
+    """What was compared, from a comparison's summary: an A/A, which providers both builds
+    timed (``n_timed`` cases), and the cases not timed, counted by reason."""
     out = []
-    if m.get("same_build"):
+    if meta.get("same_build"):
         out.append("A/A: both sides are the same Python and Triton; any verdict is noise")
-    timed = m.get("timed_providers")
+    timed = meta.get("timed_providers")
     if timed:
-        n = sum(1 for c in comparison.cases if c.measured)
-        out.append(f"timed by both builds: {', '.join(timed)} ({n} case(s))")
-    missing = m.get("not_timed_cases") or []
-    if missing:
-        why: dict[str, int] = {}
-        for row in missing:
-            reason = str(row.get("reason") or "skipped").split(" (")[0]
-            why[reason] = why.get(reason, 0) + 1
+        count = f" ({n_timed} case(s))" if n_timed is not None else ""
+        out.append(f"timed by both builds: {', '.join(map(str, timed))}{count}")
+    missing = meta.get("not_timed_cases") or []
+    why: dict[str, int] = {}
+    for row in missing:
+        reason = str(row.get("reason") or "skipped").split(" (")[0]
+        why[reason] = why.get(reason, 0) + 1
+    if not why and meta.get("not_timed"):  # stored before reasons were kept per case
+        why[str(meta.get("not_timed_reason") or "not timed")] = int(meta["not_timed"])
+    if why:
         parts = "; ".join(f"{k} ({v})" for k, v in sorted(why.items(), key=lambda x: -x[1]))
-        out.append(f"not timed, so not compared: {len(missing)} case(s): {parts}")
+        out.append(f"not timed, so not compared: {sum(why.values())} case(s): {parts}")
     return out
+
+
+def scope_text(meta: dict[str, Any]) -> str:
+    """:func:`scope_lines` as one line (the dashboard's summary)."""
+    return "; ".join(scope_lines(meta))
 
 
 def _p(v: float | None) -> str:
@@ -121,7 +129,8 @@ def render_terminal(comparison: Comparison, console: Console, *, show_same: bool
             Text(verdict, style=style),
         )
     console.print(t)
-    for line in scope_lines(comparison):
+    n_timed = sum(1 for c in comparison.cases if c.measured)
+    for line in scope_lines(comparison.meta, n_timed):
         console.print(Text(line), highlight=False)
     if comparison.per_operator:
         ops = ", ".join(f"{g.group} {g.speedup:.3f}x" for g in comparison.per_operator)
@@ -169,7 +178,10 @@ def render_markdown(comparison: Comparison) -> str:
         "",
         f"{'❌' if n['slower'] else '✅'} {_md_escape(headline(comparison))}",
         "",
-        *[f"- {_md_escape(line)}" for line in scope_lines(comparison)],
+        *[
+            f"- {_md_escape(line)}"
+            for line in scope_lines(comparison.meta, sum(1 for c in comparison.cases if c.measured))
+        ],
         "",
     ]
     if comparison.per_operator:
@@ -214,3 +226,117 @@ def to_json(comparison: Comparison, /, **extra: Any) -> dict[str, Any]:
 
 def render_json(comparison: Comparison, /, **extra: Any) -> str:
     return json.dumps(to_json(comparison, **extra), indent=2)
+
+
+# -- the dashboard's comparison page (from the stored JSON rows) --------------------------------
+def _pct(x: float) -> str:
+    return f"{(x - 1) * 100:+.1f}"
+
+
+def change_text(ratio: float | None, ci: Any) -> str:
+    """A ratio B/A and its CI as a change: ``+1.2% [+0.4, +2.0]``."""
+    if ratio is None:
+        return "-"
+    text = f"{_pct(ratio)}%"
+    if isinstance(ci, (list, tuple)) and len(ci) == 2 and None not in ci:
+        text += f" [{_pct(float(ci[0]))}, {_pct(float(ci[1]))}]"
+    return text
+
+
+def _shape_text(shape: Any) -> str:
+    if isinstance(shape, dict):
+        return shape_text(shape)
+    return str(shape or "")
+
+
+SUMMARY_LABELS = {
+    "cases": "cases compared",
+    "slower": "slower in B",
+    "faster": "faster in B",
+    "same": "no change",
+    "incorrect": "incorrect",
+    "failed": "failed",
+    "only_in_a": "only in A",
+    "only_in_b": "only in B",
+    "triton_a": "Triton A",
+    "triton_b": "Triton B",
+    "threshold": "threshold",
+    "alpha": "false-discovery rate",
+    "forced": "compared despite differing",
+}
+
+
+def comparison_view(summary: dict[str, Any], cases: list[Any]) -> dict[str, Any]:
+    """A stored comparison as the dashboard shows it: a headline, labelled summary lines, and
+    rows with human headers, units and rounded changes, regressions first, largest change first.
+    """
+    ranked: list[tuple[tuple[int, float], dict[str, str]]] = []
+    for c in cases:
+        if not isinstance(c, dict):
+            continue
+        ratio = c.get("ratio")
+        verdict = str(c.get("verdict") or "-")
+        effect = abs(math.log(ratio)) if isinstance(ratio, (int, float)) and ratio > 0 else 0.0
+        rank = ORDER.index(verdict) if verdict in ORDER else len(ORDER)
+        ranked.append(
+            (
+                (rank, -effect),
+                {
+                    "case": f"{c.get('operator', '')} {_shape_text(c.get('shape'))}".strip(),
+                    "provider": str(c.get("provider") or "")
+                    + (f"/{c['variant']}" if c.get("variant") else ""),
+                    "dtype": str(c.get("dtype") or ""),
+                    "a": _ms(c.get("a_median")),
+                    "b": _ms(c.get("b_median")),
+                    "change": change_text(ratio, c.get("ci")),
+                    "p": _p(c.get("p")),
+                    "samples": f"{c.get('n_a', '-')} / {c.get('n_b', '-')}",
+                    "verdict": verdict,
+                    "reason": str(c.get("reason") or ""),
+                },
+            )
+        )
+    rows = [row for _, row in sorted(ranked, key=lambda x: x[0])]
+    s = summary
+    g = s.get("geomean_speedup")
+    if isinstance(g, (int, float)) and g > 0:
+        faster = (g - 1) * 100
+        lead = f"B is {abs(faster):.1f}% {'faster' if faster >= 0 else 'slower'} than A"
+        lead += f" (geometric mean over {s.get('cases', len(rows))} cases)"
+    else:
+        lead = "Nothing was timed by both A and B"
+    counts = ", ".join(f"{s[k]} {k}" for k in ORDER if s.get(k))
+    lines = []
+    if scope_text(s):
+        lines.append(("what was compared", scope_text(s)))
+    for key, label in SUMMARY_LABELS.items():
+        v = s.get(key)
+        if v in (None, "", [], {}) or key in ("cases", *ORDER):
+            continue
+        if key == "threshold":
+            v = f"{float(v):.1%} (smaller changes are not called)"
+        elif key == "alpha":
+            v = f"{float(v):.0%}"
+        elif isinstance(v, list):
+            v = ", ".join(map(str, v))
+        lines.append((label, str(v)))
+    per_op = s.get("per_operator")
+    if isinstance(per_op, dict) and per_op:
+        lines.append(
+            (
+                "speedup of B per operator",
+                ", ".join(
+                    f"{k} {float(v):.3f}x" for k, v in sorted(per_op.items()) if v is not None
+                ),
+            )
+        )
+    empty = (
+        "No case was timed by both builds. On a CPU, Triton kernels run under the interpreter "
+        "for correctness only and are not timed; compare torch providers there, or run on a GPU."
+    )
+    return {
+        "headline": f"{lead}; {counts or 'no verdicts'}.",
+        "summary": lines,
+        "rows": rows,
+        "empty": empty,
+    }

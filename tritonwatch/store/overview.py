@@ -19,7 +19,7 @@ from . import schema as s
 from .database import Database
 from .limits import checked_offset
 from .rows import RunSummary, utc
-from .runs import Runs, run_query
+from .runs import Runs, run_query, summaries
 from .series import SERIES_FIELDS
 
 
@@ -65,7 +65,7 @@ class Overview:
                     .order_by(s.runs.c.started_at.desc(), s.runs.c.id.desc())
                     .limit(per_machine)
                 )
-                got = [RunSummary.from_row(r) for r in conn.execute(q).mappings()]
+                got = summaries(conn, q)
                 if got:
                     out[mid] = got
         return out

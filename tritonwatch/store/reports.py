@@ -35,6 +35,7 @@ class ReportRow:
     summary: dict[str, Any]
     rows: list[Any]
     created_at: datetime | None
+    document: dict[str, Any] | None = None  # detail only: the stored report or cases as saved
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,7 @@ class Reports:
     def _report_row(t: Table, r: RowMapping, detail: bool) -> ReportRow:
         is_cg = t is s.codegen_reports
         payload = r.get("report" if is_cg else "cases") if detail else None
+        document = payload if isinstance(payload, dict) else None
         if isinstance(payload, dict):
             payload = next(
                 (
@@ -160,6 +162,7 @@ class Reports:
             summary=r["summary"] if isinstance(r["summary"], dict) else {"summary": r["summary"]},
             rows=list(payload or []),
             created_at=utc(r["created_at"]),
+            document=document,
         )
 
     def _reports(self, t: Table, *, limit: int, offset: int) -> list[ReportRow]:

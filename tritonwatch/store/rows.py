@@ -83,9 +83,17 @@ class RunSummary:
     n_failed: int
     build_id: int
     machine_id: int
+    # Results per outcome (``runformat.OUTCOMES``: ok, checked, not available, incorrect,
+    # error); ``n_failed`` counts only incorrect and error.
+    outcomes: dict[str, int] = field(default_factory=dict)
+    interrupted: bool = False  # the run was stopped (Ctrl-C) and holds the cases that finished
 
     @classmethod
-    def from_row(cls, r: Mapping[Any, Any]) -> RunSummary:
+    def from_row(cls, r: Mapping[Any, Any], outcomes: dict[str, int] | None = None) -> RunSummary:
+        info = r.get("info") if hasattr(r, "get") else None
+        failed = r["n_failed"]
+        if outcomes is not None:
+            failed = outcomes.get("incorrect", 0) + outcomes.get("error", 0)
         return cls(
             id=r["id"],
             uuid=r["uuid"],
@@ -100,9 +108,11 @@ class RunSummary:
             triton_commit=r["triton_commit"],
             org=r["org"],
             n_results=r["n_results"],
-            n_failed=r["n_failed"],
+            n_failed=failed,
             build_id=r["build_id"],
             machine_id=r["machine_id"],
+            outcomes=dict(outcomes or {}),
+            interrupted=bool(isinstance(info, dict) and info.get("interrupted")),
         )
 
 

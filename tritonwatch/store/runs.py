@@ -11,14 +11,14 @@ from itertools import chain, repeat
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.dml import ReturningInsert
 
 from ..bench.timing import median_ci_rows
 from ..errors import InputError, LimitError
 from ..naming import canonical_shape
-from ..runformat import Run, metric_better
+from ..runformat import Run, is_failure, metric_better, outcome
 from . import schema as s
 from .database import IN_CHUNK, Caches, Database
 from .limits import checked_offset, result_problem, run_problem, storable_problem
@@ -74,6 +74,26 @@ def run_query() -> Select[Any]:
         .join(s.builds, s.builds.c.id == s.runs.c.build_id)
         .outerjoin(s.orgs, s.orgs.c.id == s.runs.c.org_id)
     )
+
+
+def summaries(conn: Connection, q: Select[Any]) -> list[RunSummary]:
+    """The runs ``q`` (a :func:`run_query`) selects, with their results counted per outcome.
+
+    Counted when read, so runs stored before skips stopped counting as failures read right too.
+    """
+    rows = list(conn.execute(q).mappings())
+    counts: dict[int, dict[str, int]] = {r["id"]: {} for r in rows}
+    ids = list(counts)
+    for i in range(0, len(ids), 500):
+        got = conn.execute(
+            select(s.results.c.run_id, s.results.c.status, s.results.c.correct, func.count())
+            .where(s.results.c.run_id.in_(ids[i : i + 500]))
+            .group_by(s.results.c.run_id, s.results.c.status, s.results.c.correct)
+        )
+        for run_id, status, correct, n in got:
+            key = outcome(status, correct)
+            counts[run_id][key] = counts[run_id].get(key, 0) + int(n)
+    return [RunSummary.from_row(r, counts[r["id"]]) for r in rows]
 
 
 class Runs:
@@ -208,7 +228,7 @@ class Runs:
                     "suite": run.run.suite,
                     "device": device,
                     "n_results": len(run.results),
-                    "n_failed": sum(1 for r in run.results if r.status != "ok"),
+                    "n_failed": sum(1 for r in run.results if is_failure(r.status, r.correct)),
                     "info": info,
                     "machine_info": machine_info,
                     "ingested_at": now,
@@ -390,7 +410,7 @@ class Runs:
         if limit is not None:
             q = q.limit(limit)
         with self.db.connect() as conn:
-            return [RunSummary.from_row(r) for r in conn.execute(q).mappings()]
+            return summaries(conn, q)
 
     def resolve(self, ref: str, conn: Connection | None = None) -> int:
         """The database id of a run named by its UUID or a unique UUID prefix (>= 4 chars)."""
@@ -405,6 +425,7 @@ class Runs:
         with self.db.connect() as conn:
             rid = self.resolve(ref, conn)
             row = conn.execute(run_query().where(s.runs.c.id == rid)).mappings().one()
+            summary = summaries(conn, run_query().where(s.runs.c.id == rid))[0]
             build = conn.execute(
                 select(s.builds.c.info).where(s.builds.c.id == row["build_id"])
             ).scalar_one()
@@ -423,7 +444,7 @@ class Runs:
                 for r in conn.execute(q).mappings()
             ]
         return RunDetail(
-            summary=RunSummary.from_row(row),
+            summary=summary,
             info=row["info"],
             machine_info=row["machine_info"],
             build_info=build,

@@ -74,6 +74,6 @@ def require_alert_org(store: Store, alert_id: int, token: TokenRow) -> None:
     if owner is not None and owner != token.org:
         raise AuthError(
             f"alert {alert_id} belongs to organisation {owner!r}; the token {token.actor} "
-            f"may triage only {token.org!r}'s alerts",
+            f"may triage only the alerts of organisation {token.org}",
             status=403,
         )

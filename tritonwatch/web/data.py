@@ -6,13 +6,13 @@ Nothing here renders: ``views.py`` turns these objects into HTML, ``api.py`` int
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from ..errors import NotFoundError, UsageError
-from ..naming import shape_text
+from ..naming import shape_sort_key, shape_text
 from ..store import Store
 from ..store.alerts import OPEN_ALERT_STATUSES, severity_class
 from ..store.overview import HeatCell
@@ -21,6 +21,10 @@ from ..store.series import SERIES_FIELDS, SeriesAlert, SeriesRef
 
 MAX_TRACES = 24
 NORMS = ("none", "first", "provider")
+AUTO_NORM_OVER = 6  # more series than this share one axis only when each is relative to its start
+CATALOG_MAX = 5000  # series listed below the chart (200 a page); beyond it the count says "more"
+CATALOG_PAGE = 200
+SCALES = ("linear", "log")
 
 
 # -- overview ---------------------------------------------------------------------------------
@@ -102,20 +106,41 @@ class SeriesFields:
 class SeriesFilters(SeriesFields):
     """A series explorer request: which series, and how to draw them."""
 
-    norm: str = "none"
+    norm: str = "none"  # "auto": relative to the first point when many series are drawn
     base: str | None = None  # the baseline provider when norm == "provider"
     limit: int = 365
+    scale: str = "linear"  # the y axis: linear or log
+    offset: int = 0  # the first series listed in the table of matching series
 
     @classmethod
-    def of(cls, sf: SeriesFields, *, norm: str, base: str | None, limit: int) -> SeriesFilters:
-        return cls(**sf.fields(), machine=sf.machine, norm=norm, base=base, limit=limit)
+    def of(
+        cls,
+        sf: SeriesFields,
+        *,
+        norm: str,
+        base: str | None,
+        limit: int,
+        scale: str = "linear",
+        offset: int = 0,
+    ) -> SeriesFilters:
+        return cls(
+            **sf.fields(),
+            machine=sf.machine,
+            norm=norm,
+            base=base,
+            limit=limit,
+            scale=scale,
+            offset=offset,
+        )
 
     def query(self) -> dict[str, str]:
         out = {f: v for f, v in {**self.fields(), "machine": self.machine}.items() if v}
-        if self.norm != "none":
+        if self.norm not in ("none", "auto"):
             out["norm"] = self.norm
         if self.base:
             out["base"] = self.base
+        if self.scale != "linear":
+            out["scale"] = self.scale
         return out
 
 
@@ -137,6 +162,10 @@ class SeriesView:
     unit: str
     pct_peak_available: bool
     facets: dict[str, list[str]] = field(default_factory=dict)
+    n_matching: int = 0  # series that match (exact up to CATALOG_MAX)
+    more_than: bool = False  # more than CATALOG_MAX match
+    auto_norm: bool = False  # normalised because many series are drawn (the URL did not ask)
+    no_baseline: bool = False  # norm=provider, and the baseline has no result in any drawn run
 
 
 def _label(ref: SeriesRef, varying: list[str]) -> str:
@@ -165,15 +194,17 @@ def _points(store: Store, ref: SeriesRef, limit: int) -> list[dict[str, Any]]:
 
 
 def series_view(store: Store, f: SeriesFilters, *, with_facets: bool = True) -> SeriesView:
-    if f.norm not in NORMS:
+    if f.norm not in (*NORMS, "auto"):
         raise UsageError(f"unknown normalisation {f.norm!r}; use one of {', '.join(NORMS)}")
+    if f.scale not in SCALES:
+        raise UsageError(f"unknown scale {f.scale!r}; use one of {', '.join(SCALES)}")
     if f.norm == "provider" and not f.base:
         raise UsageError("norm=provider needs base=PROVIDER, the provider to divide by")
     if not 1 <= f.limit <= 5000:
         raise UsageError("limit must be between 1 and 5000 points")
-    catalog = store.series.catalog(
-        limit=MAX_TRACES * 20 + 1, offset=0, machine=f.machine, **f.fields()
-    )
+    catalog = store.series.catalog(limit=CATALOG_MAX + 1, offset=0, machine=f.machine, **f.fields())
+    more_than = len(catalog) > CATALOG_MAX
+    catalog = sorted(catalog[:CATALOG_MAX], key=series_order)
     pct = (
         bool(
             store.series.catalog(
@@ -185,7 +216,11 @@ def series_view(store: Store, f: SeriesFilters, *, with_facets: bool = True) -> 
     )
     facets = store.series.facets() if with_facets else {}
     selected = catalog if f.norm != "provider" else [c for c in catalog if c.provider != f.base]
-    too_many = len(selected) > MAX_TRACES
+    too_many = len(selected) > MAX_TRACES or more_than
+    auto_norm = False
+    if f.norm == "auto":
+        auto_norm = len(selected) > AUTO_NORM_OVER
+        f = replace(f, norm="first" if auto_norm else "none")
     traces: list[Trace] = []
     alerts: list[SeriesAlert] = []
     unit = ""
@@ -210,15 +245,38 @@ def series_view(store: Store, f: SeriesFilters, *, with_facets: bool = True) -> 
         units = {c.unit for c in selected}
         unit = "ratio" if f.norm != "none" else ", ".join(sorted(units))
         alerts = store.series.alerts([(c.series_id, c.machine_id) for c in selected])
+    no_baseline = (
+        f.norm == "provider"
+        and bool(traces)
+        and all(p["value"] is None for tr in traces for p in tr.points)
+    )
     return SeriesView(
         filters=f,
-        catalog=catalog[: MAX_TRACES * 20],
-        traces=traces,
-        alerts=alerts,
+        catalog=catalog,
+        traces=[] if no_baseline else traces,
+        alerts=[] if no_baseline else alerts,
         too_many=too_many,
         unit=unit,
         pct_peak_available=pct,
         facets=facets,
+        n_matching=len(catalog),
+        more_than=more_than,
+        auto_norm=auto_norm,
+        no_baseline=no_baseline,
+    )
+
+
+def series_order(ref: SeriesRef) -> tuple[Any, ...]:
+    """Series listed and drawn by their fields, shapes by size (M=128 before M=1152)."""
+    return (
+        ref.operator,
+        ref.provider,
+        ref.variant,
+        shape_sort_key(ref.shape),
+        ref.dtype,
+        ref.mode,
+        ref.metric,
+        ref.machine,
     )
 
 

@@ -10,6 +10,7 @@ deadline (``body_timeout_s``, :class:`tritonwatch.web.app.BodyDeadline`).
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 from typing import Any
 
@@ -80,9 +81,15 @@ def serve(db: str, *, host: str, port: int, log_level: str = "info") -> None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((host, port))
     except OSError as e:
-        raise UsageError(
-            f"cannot listen on {host}:{port} ({e.strerror}); pass another --port"
-        ) from None
+        if e.errno == errno.EADDRINUSE:
+            hint = "something else listens there; pass another --port"
+        elif e.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+            hint = f"this machine has no address {host}; pass --host 127.0.0.1 (or 0.0.0.0 for all)"
+        elif e.errno == errno.EACCES:
+            hint = "ports below 1024 need root; pass a --port above 1023"
+        else:
+            hint = "pass another --host or --port"
+        raise UsageError(f"cannot listen on {host}:{port} ({e.strerror}); {hint}") from None
     store = Store.open(db)
     app = create_app(store)
     print(

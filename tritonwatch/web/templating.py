@@ -15,12 +15,19 @@ from markupsafe import Markup
 
 from .. import __version__
 from ..naming import build_text, canonical_shape, shape_text
+from ..report.blast import TEMPLATES as BLAST_TEMPLATES
+from ..runformat import FAILURES, OUTCOME_TEXT, outcome
 from ..store.alerts import severity_class
 from .export import jsonable, parquet_available
 
 templates = Jinja2Templates(
     env=jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")), autoescape=True
+        # The report package's templates too: the blast-radius report is one template for the
+        # CLI's HTML file and the codegen page.
+        loader=jinja2.FileSystemLoader(
+            [str(Path(__file__).parent / "templates"), str(BLAST_TEMPLATES)]
+        ),
+        autoescape=True,
     )
 )
 
@@ -129,7 +136,13 @@ env.filters.update(
     cirange=_cirange,
     dict_without=_without,
     measured=_measured,
+    outcome=lambda r: outcome(r.status, r.correct),
 )
 env.globals.update(
-    qs=_qs, json_script=_json_script, version=__version__, parquet=parquet_available()
+    qs=_qs,
+    json_script=_json_script,
+    outcome_text=OUTCOME_TEXT,
+    failures=FAILURES,
+    version=__version__,
+    parquet=parquet_available(),
 )

@@ -11,8 +11,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 
+from ..codegen.blast import blast_from_json
 from ..errors import NotFoundError
 from ..naming import shape_text
+from ..report.blast import html_view
+from ..report.compare import comparison_view
+from ..report.runs import result_order
 from ..store import Store
 from ..store.alerts import ALERT_STATUSES
 from ..store.series import SERIES_FIELDS
@@ -44,11 +48,15 @@ def overview_page(request: Request) -> HTMLResponse:
 def series_page(
     request: Request,
     sf: Annotated[data.SeriesFields, Depends()],
-    norm: str = "none",
+    norm: Opt = None,
     base: Opt = None,
     limit: Points = 365,
+    scale: str = "linear",
+    offset: Offset = 0,
 ) -> HTMLResponse:
-    f = data.SeriesFilters.of(sf, norm=norm, base=base, limit=limit)
+    f = data.SeriesFilters.of(
+        sf, norm=norm or "auto", base=base, limit=limit, scale=scale, offset=offset
+    )
     view = data.series_view(_store(request), f)
     return _render(
         request,
@@ -57,6 +65,7 @@ def series_page(
         view=view,
         fields=SERIES_FIELDS,
         shape_text=shape_text,
+        page_size=data.CATALOG_PAGE,
     )
 
 
@@ -80,7 +89,15 @@ def runs_page(
 @router.get("/runs/{ref}", response_class=HTMLResponse)
 def run_page(request: Request, ref: str, limit: Limit = 500, offset: Offset = 0) -> HTMLResponse:
     run = _store(request).runs.get(ref, limit=limit, offset=offset, samples=False)
-    return _render(request, "run.html", "run", run=run, limit=limit, offset=offset)
+    return _render(
+        request,
+        "run.html",
+        "run",
+        run=run,
+        limit=limit,
+        offset=offset,
+        results=sorted(run.results, key=result_order),
+    )
 
 
 @router.get("/alerts", response_class=HTMLResponse)
@@ -144,21 +161,17 @@ def codegen_page(
         a_name="Environment A",
         b_name="Environment B",
         extra_name="Targets",
+        headlines=[str(r.summary.get("headline") or "") for r in rows],
     )
 
 
 @router.get("/codegen/{ref}", response_class=HTMLResponse)
 def codegen_detail(request: Request, ref: str) -> HTMLResponse:
     r = _store(request).reports.codegen_detail(ref)
-    return _render(
-        request,
-        "report.html",
-        "codegen",
-        r=r,
-        kind="codegen",
-        title="Blast-radius report",
-        table=_table(r.rows),
-    )
+    doc = dict(r.document or {"results": r.rows})
+    doc.setdefault("summary", r.summary)
+    b = html_view(blast_from_json(doc))
+    return _render(request, "codegen_report.html", "codegen", r=r, b=b)
 
 
 @router.get("/compare", response_class=HTMLResponse)
@@ -180,21 +193,15 @@ def compare_page(
         a_name="A",
         b_name="B",
         extra_name="Kind",
+        headlines=[comparison_view(r.summary, [])["headline"] for r in rows],
     )
 
 
 @router.get("/compare/{ref}", response_class=HTMLResponse)
 def compare_detail(request: Request, ref: str) -> HTMLResponse:
     r = _store(request).reports.comparison_detail(ref)
-    return _render(
-        request,
-        "report.html",
-        "compare",
-        r=r,
-        kind="comparisons",
-        title="A/B comparison",
-        table=_table(r.rows),
-    )
+    v = comparison_view(r.summary, r.rows)
+    return _render(request, "compare_report.html", "compare", r=r, v=v)
 
 
 @router.get("/views", response_class=HTMLResponse)
@@ -213,76 +220,3 @@ def open_view(request: Request, name: str) -> Any:
         raise NotFoundError(f"saved view {name!r} points at an unknown page {v.page!r}")
     path = "/" if v.page == "overview" else f"/{v.page}"
     return RedirectResponse(f"{path}?{v.query}" if v.query else path, status_code=303)
-
-
-# -- generic tables for reports whose rows come from other areas -------------------------------
-LONG_KEYS = ("diff", "text", "ttir", "ttgir", "llir", "ptx", "sass", "amdgcn", "asm")
-
-
-def _blast_row(row: dict[str, Any]) -> dict[str, Any]:
-    """A blast-radius row (``kernel``, sides ``a``/``b``, ``diffs``) with the signals up front."""
-    a, b = row.get("a") or {}, row.get("b") or {}
-    ma, mb = a.get("metrics") or {}, b.get("metrics") or {}
-    out: dict[str, Any] = {
-        k: row.get(k) for k in ("kernel", "spec", "target", "status", "first_changed_stage")
-    }
-    out["changed_stages"] = row.get("changed_stages") or []
-    out["metric_changes"] = "; ".join(
-        f"{k} {ma.get(k)} → {mb.get(k)}"
-        for k in sorted(set(ma) | set(mb))
-        if ma.get(k) != mb.get(k)
-    )
-    out["gained"] = row.get("key_instructions_gained") or []
-    out["lost"] = row.get("key_instructions_lost") or []
-    out["opcode_deltas"] = "; ".join(
-        f"{k} {d.get('a')} → {d.get('b')}" if isinstance(d, dict) else f"{k} {d}"
-        for k, d in (row.get("opcode_deltas") or {}).items()
-    )
-    for side, s in (("a", a), ("b", b)):
-        if s.get("error"):
-            out[f"error_{side}"] = s["error"]
-    for stage, text in (row.get("diffs") or {}).items():
-        out[f"diff {stage}"] = text
-    return out
-
-
-def _table(rows: list[Any]) -> dict[str, Any]:
-    """Columns (scalar keys, in first-seen order), rows, and long text kept for <details>."""
-    columns: list[str] = []
-    body: list[dict[str, Any]] = []
-    for row in rows:
-        if not isinstance(row, dict):
-            row = {"value": row}
-        if "kernel" in row and isinstance(row.get("a"), dict) and isinstance(row.get("b"), dict):
-            row = _blast_row(row)
-        cells: dict[str, Any] = {}
-        long: dict[str, str] = {}
-        for k, v in row.items():
-            if isinstance(v, str) and (
-                len(v) > 160 or "\n" in v or k.lower().split(" ")[0] in LONG_KEYS
-            ):
-                long[k] = v
-            elif isinstance(v, (dict, list)):
-                if k.lower() in LONG_KEYS or len(str(v)) > 160:
-                    long[k] = _pretty(v)
-                else:
-                    cells[k] = _compact(v)
-            else:
-                cells[k] = v
-        columns.extend(k for k in cells if k not in columns)
-        body.append({"cells": cells, "long": long})
-    return {"columns": columns[:14], "rows": body}
-
-
-def _compact(v: Any) -> str:
-    if isinstance(v, dict):
-        return ", ".join(f"{k}: {_compact(x)}" for k, x in v.items())
-    if isinstance(v, list):
-        return ", ".join(_compact(x) for x in v)
-    return str(v)
-
-
-def _pretty(v: Any) -> str:
-    import json
-
-    return json.dumps(v, indent=2, sort_keys=True, default=str)

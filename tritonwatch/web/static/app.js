@@ -81,6 +81,12 @@
   }
 
   // -- series explorer ------------------------------------------------------------------------
+  // 24 distinct colours (Plotly's Dark24), one per series the explorer draws at most: Plotly's
+  // default palette has 10 and repeats them.
+  const COLORS = ["#2E91E5", "#E15F99", "#1CA71C", "#FB0D0D", "#DA16FF", "#222A2A", "#B68100",
+    "#750D86", "#EB663B", "#511CFB", "#00A08B", "#FB00D1", "#FC0080", "#B2828D", "#6C7C32",
+    "#778AAE", "#862A16", "#A777F1", "#620042", "#1616A7", "#DA60CA", "#6C4516", "#0D2A63",
+    "#AF0038"];
   function seriesChart() {
     const d = data("series-data"), el = document.getElementById("series-chart");
     if (!d || !el || !window.Plotly) return;
@@ -116,8 +122,11 @@
     Plotly.newPlot(el, traces, {
       margin: { l: 70, r: 20, t: 10, b: 50 }, hovermode: "closest", shapes: shapes,
       xaxis: { type: "date", rangeslider: { visible: false } },
-      yaxis: { title: { text: esc(d.norm === "none" ? d.unit : "ratio (" + d.norm + ")") }, rangemode: "tozero" },
+      yaxis: d.scale === "log"
+        ? { title: { text: esc((d.norm === "none" ? d.unit : "ratio (" + d.norm + ")") + ", log scale") }, type: "log" }
+        : { title: { text: esc(d.norm === "none" ? d.unit : "ratio (" + d.norm + ")") }, rangemode: "tozero" },
       legend: { orientation: "h", y: -0.15 },
+      colorway: COLORS,
     }, PLOT_CONFIG);
     el.on("plotly_click", (ev) => {
       const p = ev.points[0];
