@@ -321,8 +321,9 @@ def test_cases_timed_by_neither_build_are_listed_with_why(
 
     buf = Console(width=200, record=True, file=io.StringIO())
     render_terminal(out.comparison, buf)
+    text = buf.export_text()
     for line in lines:
-        assert line in buf.export_text() and line in render_markdown(out.comparison)
+        assert line in text and line in render_markdown(out.comparison)
     view = comparison_view(out.comparison.summary(), [])
     assert ("what was compared", "; ".join(scope_lines(out.comparison.summary()))) in view[
         "summary"
