@@ -116,3 +116,29 @@ def test_comparison_page_view_is_human_sorted_and_says_why_when_empty() -> None:
     assert v["headline"].startswith("B is 1.0% slower than A")
     empty = comparison_view({}, [])
     assert empty["rows"] == [] and "not timed" in empty["empty"]
+
+
+def test_a_measured_ab_shows_what_each_same_rules_out() -> None:
+    """Terminal, Markdown and dashboard say per case the smallest change it could have found,
+    and the dashboard says how it was measured and where cases stopped."""
+    from tritonwatch.report.compare import comparison_view
+
+    side = Side("ok", (np.ones(20),) * 8)
+    k = CaseKey.of("matmul", "triton", "", {"M": 64}, "fp16")
+    blocks = [0.001, -0.002, 0.0015, -0.001, 0.0005, 0.0, -0.0005, 0.001]
+    cmp = compare_sides(
+        [(k, side, side, blocks)], threshold=0.02, meta={"design": "ABBA", "stops": {"same": 1}}
+    )
+    c = cmp.results[0]
+    assert c.verdict == "same" and c.mde is not None and 0 < c.mde < 0.01
+    mde = f"±{c.mde:.1%}"
+    console = Console(width=160, record=True)
+    render_terminal(cmp, console)
+    text = console.export_text()
+    assert mde in text and f"'same' rules out changes above {c.mde:.1%}" in text
+    assert mde in render_markdown(cmp)
+    doc = json.loads(render_json(cmp))
+    view = comparison_view(doc["summary"], doc["cases"])
+    assert view["rows"][0]["detect"] == f"{mde} (8 blocks)"
+    assert ("how it was measured", "ABBA") in view["summary"]
+    assert ("cases stopped as", "same 1") in view["summary"]

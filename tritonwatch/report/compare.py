@@ -263,7 +263,18 @@ SUMMARY_LABELS = {
     "threshold": "threshold",
     "alpha": "false-discovery rate",
     "forced": "compared despite differing",
+    "design": "how it was measured",
+    "stops": "cases stopped as",
 }
+
+
+def _detect_text(c: dict[str, Any]) -> str:
+    """The smallest change the case could have detected, ``±0.4% (8 blocks)``, else samples."""
+    mde = c.get("mde")
+    if isinstance(mde, (int, float)):
+        blocks = c.get("blocks")
+        return f"±{mde:.1%}" + (f" ({blocks} blocks)" if blocks else "")
+    return f"{c.get('n_a', '-')} / {c.get('n_b', '-')} samples"
 
 
 def comparison_view(summary: dict[str, Any], cases: list[Any]) -> dict[str, Any]:
@@ -290,7 +301,7 @@ def comparison_view(summary: dict[str, Any], cases: list[Any]) -> dict[str, Any]
                     "b": _ms(c.get("b_median")),
                     "change": change_text(ratio, c.get("ci")),
                     "p": _p(c.get("p")),
-                    "samples": f"{c.get('n_a', '-')} / {c.get('n_b', '-')}",
+                    "detect": _detect_text(c),
                     "verdict": verdict,
                     "reason": str(c.get("reason") or ""),
                 },
@@ -319,6 +330,8 @@ def comparison_view(summary: dict[str, Any], cases: list[Any]) -> dict[str, Any]
             v = f"{float(v):.0%}"
         elif isinstance(v, list):
             v = ", ".join(map(str, v))
+        elif isinstance(v, dict):
+            v = ", ".join(f"{k} {n}" for k, n in sorted(v.items()))
         lines.append((label, str(v)))
     per_op = s.get("per_operator")
     if isinstance(per_op, dict) and per_op:
