@@ -25,7 +25,7 @@ _COMMANDS = {
     "compare": "compare",
     **dict.fromkeys(("db", "import", "export", "runs", "show"), "data"),
     **dict.fromkeys(("detect", "alerts", "alert", "notify", "gate"), "detect"),
-    **dict.fromkeys(("env", "blast", "cache"), "codegen"),
+    **dict.fromkeys(("env", "blast", "cache", "capture"), "codegen"),
     "serve": "server",
     **dict.fromkeys(("push", "nightly", "token"), "fleet"),
 }
