@@ -154,4 +154,4 @@ def test_runs_refused_when_the_driver_differs_unless_forced(
     md = out_file.read_text()
     assert md.startswith("## tritonwatch compare") and "0 slower" in md
     code, out, _ = _invoke(["compare", "--db", sqlite_url, "--runs", a, b, "--force"])
-    assert code == 0 and "matmul[N=1]" in out and "same" in out
+    assert code == 0 and "matmul N=1" in out and "same" in out

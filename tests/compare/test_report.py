@@ -66,7 +66,7 @@ def test_terminal_table_colors_verdicts() -> None:
     console = Console(record=True, width=200, force_terminal=True)
     render_terminal(_cmp(), console)
     text = console.export_text(clear=False)
-    assert "matmul[N=1]" in text and "1.200x" in text and "slower" in text
+    assert "matmul N=1" in text and "+20.0% [" in text and "slower" in text
     assert "2 slower, 1 faster, 1 incorrect" in text
     styled = console.export_text(styles=True)
     assert "\x1b[1;31mslower" in styled  # bold red

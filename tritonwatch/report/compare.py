@@ -107,23 +107,24 @@ def headline(comparison: Comparison) -> str:
 
 
 def render_terminal(comparison: Comparison, console: Console, *, show_same: bool = True) -> None:
+    """One row per case, regressions first; seven columns, so it reads in 100 columns: the case
+    (operator and shape, then provider and dtype) wraps instead of being cut."""
     t = Table(title=escape(f"A: {comparison.label_a}   vs   B: {comparison.label_b}"))
-    for col in ("case", "provider", "dtype", "A median", "B median", "B/A", "95% CI", "p", "MDE"):
-        t.add_column(col, justify="left" if col in ("case", "provider", "dtype") else "right")
-    t.add_column("verdict")
+    t.add_column("case", overflow="fold", ratio=1)
+    for col in ("A median", "B median", "B vs A [95% CI]", "p", "MDE"):
+        t.add_column(col, justify="right", no_wrap=col != "B vs A [95% CI]")
+    t.add_column("verdict", overflow="fold")
     for c in ordered(comparison):
         if c.verdict == "same" and not show_same:
             continue
         style = COLORS[c.verdict]
         verdict = c.verdict if c.reason is None else f"{c.verdict}: {c.reason[:60]}"
+        shape = shape_text(c.key.shape_dict)
         t.add_row(
-            escape(_case(c)),
-            escape(c.key.provider_key),
-            escape(c.key.dtype),
+            escape(f"{c.key.operator} {shape}\n{c.key.provider_key} {c.key.dtype}"),
             _ms(c.a.median),
             _ms(c.b.median),
-            _ratio(c.ratio),
-            _ci(c),
+            change_text(c.ratio, c.ci),
             _p(c.p),
             _mde(c),
             Text(verdict, style=style),
