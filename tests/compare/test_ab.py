@@ -183,6 +183,13 @@ def test_a_worker_that_imports_another_triton_is_refused(
         run_ab(opts, st)
 
 
+# On a CPU shared with other work each worker process can run a few percent faster or slower
+# than another for its whole life (how the scheduler treats it), and blocks cannot see that
+# offset (docs/compare.md, "Measured figures"; a CI run called a steady spin 'slower' at 2%).
+# The end-to-end tests check the mechanism with a 25% planted change against a 10% threshold.
+CPU_THRESHOLD = 0.10
+
+
 # -- end to end, real worker processes -----------------------------------------------------------
 @pytest.mark.slow
 @needs("torch", "triton")
@@ -192,7 +199,7 @@ def test_planted_slowdown_is_slower_and_a_steady_provider_is_same(
     slow = fake_python(
         tmp_path, "py-slow", {"TW_PLANTED_SLOW_ALWAYS": "1", "TW_PLANTED_SLOWDOWN": "0.25"}
     )
-    opts = ABOptions(a="current", b=str(slow), suite=str(planted))
+    opts = ABOptions(a="current", b=str(slow), suite=str(planted), threshold=CPU_THRESHOLD)
     with Store.open(sqlite_url) as st:
         out = run_ab(opts, st)
         row = st.reports.comparison_detail(out.stored.uuid)
@@ -217,6 +224,8 @@ def test_a_a_is_same_everywhere(planted: Path, quick: None, sqlite_url: str) -> 
         "--format",
         "json",
         "--fail-on-regression",
+        "--threshold",
+        f"{CPU_THRESHOLD:.0%}",
         "--db",
         sqlite_url,
     ]
@@ -242,7 +251,7 @@ def test_two_real_triton_builds_each_in_its_own_worker(
     import triton
 
     assert triton.__version__ != REAL_TRITON  # the host has another Triton
-    opts = ABOptions(a="current", b=str(real_env), suite=str(planted))
+    opts = ABOptions(a="current", b=str(real_env), suite=str(planted), threshold=CPU_THRESHOLD)
     with Store.open(sqlite_url) as st:
         out = run_ab(opts, st)
         ra, rb = st.runs.get(out.stored.run_a), st.runs.get(out.stored.run_b)
