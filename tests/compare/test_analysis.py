@@ -197,9 +197,7 @@ def test_minimum_detectable_effect_is_what_the_test_finds_80_percent_of_the_time
 
     sd, k = 0.01, 8
     rng = np.random.default_rng(20261127)
-    probe = BlockStats.of(list(0.0 + sd * rng.standard_normal(400)))  # se of a known sd
     mde = BlockStats(k, 0.0, sd / np.sqrt(k), 1.0).mde()
-    assert 0 < probe.se < 0.002
     hits = 0
     trials = 2000
     for _ in range(trials):

@@ -46,7 +46,7 @@ from ..errors import BenchError, UsageError
 from ..runformat import Run, new_run_id, now
 from . import roofline
 from .live import LiveWorker, WorkerLost
-from .pool import _record, gpu_slot
+from .pool import gpu_slot, record_from_event
 from .runner import (
     CaseOutcome,
     Record,
@@ -133,7 +133,7 @@ class CaseRun:
         ev = self.recs.get(side)
         if ev is None:
             return Record(self.case, "error", error="not measured (interrupted)")
-        rec = _record(self.case, ev)
+        rec = record_from_event(self.case, ev)
         if rec.status == "ok":
             segs = self.segments[side]
             rec.samples = [x for seg in segs for x in seg]

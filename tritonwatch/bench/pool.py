@@ -200,7 +200,7 @@ class _Slot:
                 elif kind == "result":
                     idx = int(ev["index"])
                     done_idx.add(idx)
-                    self.emit("result", remaining[idx], _record(remaining[idx], ev), None)
+                    self.emit("result", remaining[idx], record_from_event(remaining[idx], ev), None)
                     current = None
                     deadline = time.monotonic() + self.timeout_s
                 elif kind == "restart":
@@ -243,7 +243,7 @@ class _Slot:
             remaining = [remaining[i] for i in pending if i != bad]
 
 
-def _record(case: Case, ev: dict[str, Any]) -> Record:
+def record_from_event(case: Case, ev: dict[str, Any]) -> Record:
     return Record(
         case=case,
         status=ev.get("status", "error"),
