@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .formats.metrics import better_of
 
 FORMAT = "tritonwatch.run/1"
+MAX_SAMPLES = 100_000  # samples one result may hold
 
 Status = Literal["ok", "error", "incorrect", "skipped"]
 Better = Literal["lower", "higher"]
@@ -131,7 +132,7 @@ class Result(BaseModel):
     mode: str = Field("fwd", max_length=50)
     metric: str = Field(min_length=1, max_length=100)
     unit: str = Field(max_length=50)
-    samples: list[float] | None = Field(None, max_length=100_000)
+    samples: list[float] | None = Field(None, max_length=MAX_SAMPLES)
     value: float | None = None
     better: Better | None = None
     status: Status = "ok"

@@ -18,6 +18,7 @@ from tritonwatch.bench import ab
 from tritonwatch.bench.ab import ABOptions, BuildEnv, run_ab
 from tritonwatch.cli import main
 from tritonwatch.errors import BenchError
+from tritonwatch.runformat import MAX_SAMPLES
 from tritonwatch.store import Store
 
 
@@ -34,6 +35,7 @@ class FakeLive:
     versions: dict[str, str] = {"a": "3.8.0", "b": "3.9.0"}
     noise: float = 0.002
     status: dict[str, str] = {}  # provider -> status every prepare answers (default ok)
+    per_segment: int = 20  # samples each "time" answers
 
     def __init__(self, argv: list[str], gpu: Any, cases: Any, tmp: str, timeout_s: float):
         self.side = argv[0][-1]
@@ -66,7 +68,7 @@ class FakeLive:
             }
         if do == "time":
             level = self.levels[self.side]
-            n = 20
+            n = self.per_segment
             x = level * np.exp(self.noise * self.rng.standard_normal(n))
             return {"event": "segment", "samples": x.tolist(), "elapsed_ms": kw["budget_ms"]}
         return {"event": "dropped"}
@@ -85,6 +87,7 @@ def fake_live(monkeypatch: pytest.MonkeyPatch) -> type[FakeLive]:
     FakeLive.versions = {"a": "3.8.0", "b": "3.9.0"}
     FakeLive.status = {}
     FakeLive.noise = 0.002
+    FakeLive.per_segment = 20
     monkeypatch.setattr(ab, "LiveWorker", FakeLive)
     monkeypatch.setattr(
         ab, "resolve", lambda ref: BuildEnv(ref, f"/py/{ref}", {"a": "3.8.0", "b": "3.9.0"}[ref])
@@ -147,6 +150,24 @@ def test_cases_one_at_a_time_in_random_abba_blocks_with_one_timer(
     assert times[0].n == 4 * 2 * 20 and times[0].extra["segments"] == [20] * 8
     # Decided at the first look: half the planned blocks, so half of what two runs spend.
     assert out.measured_s == pytest.approx(2 * 400 * 2 / 2 / 1e3)
+
+
+@needs("torch", "triton")
+def test_a_fast_case_with_more_samples_than_a_result_holds_is_stored_thinned(
+    fake_live: type[FakeLive], sqlite_url: str, planted: Path
+) -> None:
+    # A quiet CPU filled 16 segments of a cheap op with ~286,000 samples, past what a stored
+    # result holds: the whole comparison failed after all its timing.
+    fake_live.per_segment = 30_000
+    opts = ABOptions(a="a", b="b", suite=str(planted), device="cpu", budget_ms=400)
+    with Store.open(sqlite_url) as st:
+        out = run_ab(opts, st)
+        rb = st.runs.get(out.stored.run_b)
+    assert [c.verdict for c in out.comparison.results] == ["slower", "slower"]
+    for r in (r for r in rb.results if r.metric == "time"):
+        segs = r.extra["segments"]
+        assert r.extra["samples_timed"] == 30_000 * len(segs)
+        assert r.n == sum(segs) <= MAX_SAMPLES and len(set(segs)) == 1
 
 
 @needs("torch", "triton")

@@ -43,7 +43,7 @@ from ..analysis.compare import (
     worth_extending,
 )
 from ..errors import BenchError, UsageError
-from ..runformat import Run, new_run_id, now
+from ..runformat import MAX_SAMPLES, Run, new_run_id, now
 from . import roofline
 from .live import LiveWorker, WorkerLost
 from .pool import gpu_slot, record_from_event
@@ -135,7 +135,7 @@ class CaseRun:
             return Record(self.case, "error", error="not measured (interrupted)")
         rec = record_from_event(self.case, ev)
         if rec.status == "ok":
-            segs = self.segments[side]
+            segs = thinned(self.segments[side])
             rec.samples = [x for seg in segs for x in seg]
             rec.extra = {
                 **rec.extra,
@@ -143,6 +143,9 @@ class CaseRun:
                 "blocks": len(self.blocks),
                 "stop": self.decision,
             }
+            timed = sum(len(seg) for seg in self.segments[side])
+            if timed > len(rec.samples):
+                rec.extra["samples_timed"] = timed  # the stored samples are a thinned subset
             if not rec.samples:
                 other = "B" if side == "A" else "A"
                 if (self.recs.get(other) or {}).get("status") != "ok":
@@ -151,6 +154,22 @@ class CaseRun:
                 else:
                     rec.status, rec.error = "error", "no segment was timed"
         return rec
+
+
+def thinned(segs: Sequence[Sequence[float]], most: int = MAX_SAMPLES) -> list[Sequence[float]]:
+    """The segments with every k-th sample kept, the smallest k that fits ``most`` in all.
+
+    A fast kernel fills each segment with up to 10,000 samples and an extended case may have
+    48 segments; a stored result holds at most ``most``. The verdict is taken on every sample
+    (the block ratios); only what is stored is thinned, evenly, so each segment keeps its share.
+    """
+    total = sum(len(s) for s in segs)
+    if total <= most:
+        return list(segs)
+    k = 2
+    while sum(len(range(0, len(s), k)) for s in segs) > most:
+        k += 1
+    return [s[::k] for s in segs]
 
 
 def block_ratio(segs_a: Sequence[Sequence[float]], segs_b: Sequence[Sequence[float]]) -> float:
