@@ -70,7 +70,14 @@ def _aa(args: argparse.Namespace, store: Any) -> None:
         t_cmp: list[float] = []
         for rep in range(args.reps):
             t0 = time.monotonic()
-            opts = ABOptions(a="current", b="current", blocks=args.blocks, seed=rep, **filters)
+            opts = ABOptions(
+                a="current",
+                b="current",
+                blocks=args.blocks,
+                workers=args.workers,
+                seed=rep,
+                **filters,
+            )
             out = run_ab(opts, store)
             t_cmp.append(time.monotonic() - t0)
             res = out.comparison.results
@@ -92,7 +99,7 @@ def _aa(args: argparse.Namespace, store: Any) -> None:
     lo, hi = wilson(flagged, measured)
     print(
         f"A/A false-positive rate ({args.suite}/{args.provider} on {single.run.run.device}, "
-        f"blocks {args.blocks}, threshold 2%): {flagged}/{measured} = "
+        f"blocks {args.blocks}, workers {args.workers}, threshold 2%): {flagged}/{measured} = "
         f"{flagged / max(measured, 1):.1%} (95% interval {lo:.1%} to {hi:.1%})"
     )
     print(
@@ -123,6 +130,7 @@ def _planted(args: argparse.Namespace, store: Any, tmp: Path) -> None:
                 suite=str(suite),
                 device="cpu",
                 blocks=args.blocks,
+                workers=args.workers,
                 seed=100 + rep,
             )
             out = run_ab(opts, store)
@@ -149,6 +157,7 @@ def main() -> None:
     ap.add_argument("--device", default="auto", help="A/A and cost: auto, cuda or cpu")
     ap.add_argument("--budget-ms", type=float, default=100.0)
     ap.add_argument("--blocks", type=int, default=8, help="ABBA blocks planned per case")
+    ap.add_argument("--workers", type=int, default=4, help="worker processes per build")
     ap.add_argument("--slowdown", type=float, default=0.03)
     ap.add_argument("--parts", default="aa,planted", help="aa (A/A and cost), planted, or both")
     args = ap.parse_args()

@@ -25,8 +25,10 @@ from tritonwatch.store import Store
 class FakeLive:
     """Stands in for bench.live.LiveWorker: answers commands with scripted timings.
 
-    Every command of both workers goes to one shared ``log`` in the order sent; a side's level
-    (ms per call) comes from ``levels`` by the Python's last letter, with seeded noise.
+    Every command of every worker goes to one shared ``log`` in the order sent (with the
+    worker's number among its side's as ``worker``); a side's level (ms per call) comes from
+    ``levels`` by the Python's last letter, times the worker's own lasting ``offsets`` factor,
+    with seeded noise.
     """
 
     log: list[tuple[str, str, int, dict[str, Any]]] = []
@@ -36,16 +38,26 @@ class FakeLive:
     noise: float = 0.002
     status: dict[str, str] = {}  # provider -> status every prepare answers (default ok)
     per_segment: int = 20  # samples each "time" answers
+    offsets: dict[tuple[str, int], float] = {}  # (side, worker number) -> lasting factor
+    made: dict[str, int] = {}
 
     def __init__(self, argv: list[str], gpu: Any, cases: Any, tmp: str, timeout_s: float):
         self.side = argv[0][-1]
+        key = f"{tmp}:{self.side}"  # numbered within one comparison
+        self.k = FakeLive.made[key] = FakeLive.made.get(key, -1) + 1
         self.cases = FakeLive.cases = list(cases)
-        self.rng = np.random.default_rng(ord(self.side))
+        self.rng = np.random.default_rng(ord(self.side) + 1000 * self.k)
         self.running = False
 
     @property
     def alive(self) -> bool:
         return self.running
+
+    def launch(self) -> None:
+        self.running = True
+
+    def ready(self) -> dict[str, Any]:
+        return self.start()
 
     def start(self) -> dict[str, Any]:
         self.running = True
@@ -53,7 +65,7 @@ class FakeLive:
         return {"machine": {"name": "m"}, "build": {"triton": {"version": v}}}
 
     def ask(self, do: str, index: int, **kw: Any) -> dict[str, Any]:
-        FakeLive.log.append((self.side, do, index, kw))
+        FakeLive.log.append((self.side, do, index, {**kw, "worker": self.k}))
         case = self.cases[index]
         if do == "prepare":
             status = self.status.get(case.provider, "ok")
@@ -67,7 +79,7 @@ class FakeLive:
                 "error": err,
             }
         if do == "time":
-            level = self.levels[self.side]
+            level = self.levels[self.side] * self.offsets.get((self.side, self.k), 1.0)
             n = self.per_segment
             x = level * np.exp(self.noise * self.rng.standard_normal(n))
             return {"event": "segment", "samples": x.tolist(), "elapsed_ms": kw["budget_ms"]}
@@ -88,6 +100,8 @@ def fake_live(monkeypatch: pytest.MonkeyPatch) -> type[FakeLive]:
     FakeLive.status = {}
     FakeLive.noise = 0.002
     FakeLive.per_segment = 20
+    FakeLive.offsets = {}
+    FakeLive.made = {}
     monkeypatch.setattr(ab, "LiveWorker", FakeLive)
     monkeypatch.setattr(
         ab, "resolve", lambda ref: BuildEnv(ref, f"/py/{ref}", {"a": "3.8.0", "b": "3.9.0"}[ref])
@@ -103,7 +117,7 @@ def _by_case(log: list[Any]) -> dict[int, list[tuple[str, str]]]:
 
 
 @needs("torch", "triton")
-def test_cases_one_at_a_time_in_random_abba_blocks_with_one_timer(
+def test_cases_one_at_a_time_in_random_abba_blocks_over_worker_pairs_with_one_timer(
     fake_live: type[FakeLive], sqlite_url: str, planted: Path
 ) -> None:
     opts = ABOptions(a="a", b="b", suite=str(planted), device="cpu", budget_ms=400)
@@ -116,28 +130,38 @@ def test_cases_one_at_a_time_in_random_abba_blocks_with_one_timer(
     firsts = [i for k, i in enumerate(seen) if k == 0 or seen[k - 1] != i]
     assert sorted(firsts) == sorted(set(seen)) and len(firsts) == 2
     orders = set()
+    pairs = ab.DEFAULT_WORKERS
     for cmds in _by_case(log).values():
-        assert [d for _, d in cmds[:2]] == ["prepare", "prepare"]
-        assert [d for _, d in cmds[-2:]] == ["drop", "drop"]
+        # Every worker of both sides prepares the case, and drops it at the end.
+        assert [d for _, d in cmds[: 2 * pairs]] == ["prepare"] * 2 * pairs
+        assert [d for _, d in cmds[-2 * pairs :]] == ["drop"] * 2 * pairs
         timed = "".join(s.upper() for s, d in cmds if d == "time")
         assert len(timed) % 4 == 0 and len(timed) >= 16  # at least MIN_BLOCKS blocks
         blocks = [timed[k : k + 4] for k in range(0, len(timed), 4)]
         assert set(blocks) <= {"ABBA", "BAAB"}
         orders |= set(blocks)
     assert orders == {"ABBA", "BAAB"}  # the order is drawn per block
-    # Every block after the first starts each side on new inputs (placed anew in memory).
     for i in {j for _, _, j, _ in log}:
-        fresh = [kw["fresh"] for _, d, j, kw in log if d == "time" and j == i]
-        blocks = [fresh[k : k + 4] for k in range(0, len(fresh), 4)]
-        assert blocks[0] == [False] * 4
-        assert all(sorted(b) == [False, False, True, True] for b in blocks[1:])
+        timing = [kw for _, d, j, kw in log if d == "time" and j == i]
+        blocks = [timing[k : k + 4] for k in range(0, len(timing), 4)]
+        # A block runs on one pair: A's k-th worker and B's k-th; a round visits every pair.
+        owner = [{kw["worker"] for kw in b} for b in blocks]
+        assert all(len(w) == 1 for w in owner)
+        assert sorted(w.pop() for w in owner[:pairs]) == list(range(pairs))
+        # Every block of a pair after its first starts each side on new inputs.
+        seen: set[int] = set()
+        for b in blocks:
+            w = b[0]["worker"]
+            fresh = sorted(kw["fresh"] for kw in b)
+            assert fresh == ([False, False, True, True] if w in seen else [False] * 4)
+            seen.add(w)
     # Each segment gets budget / (2 * blocks): a side's planned total is one run's budget.
     budgets = {kw["budget_ms"] for _, d, _, kw in log if d == "time"}
     assert budgets == {400 / (2 * ab.DEFAULT_BLOCKS)}
-    # The side that prepares second is handed the first side's timer.
+    # The first worker to prepare chooses the timer; every other worker is handed it.
     for i in _by_case(log):
         preps = [(s, kw) for s, d, j, kw in log if d == "prepare" and j == i]
-        assert preps[1][1]["timer"] == f"timer-{preps[0][0]}"
+        assert all(kw["timer"] == f"timer-{preps[0][0]}" for _, kw in preps[1:])
     # A clear 10% is decided early (sequential stopping) and called slower.
     assert [c.verdict for c in out.comparison.results] == ["slower", "slower"]
     assert all(len(c.blocks) == ab.MIN_BLOCKS for c in out.comparison.results)
@@ -171,13 +195,39 @@ def test_a_fast_case_with_more_samples_than_a_result_holds_is_stored_thinned(
 
 
 @needs("torch", "triton")
+def test_a_worker_process_offset_is_tested_across_pairs_not_taken_for_a_change(
+    fake_live: type[FakeLive], sqlite_url: str, planted: Path
+) -> None:
+    # A/A where each of B's worker processes keeps a lasting offset of its own (seen up to ~4%
+    # on a CPU): one pair reports B's offset as a change; four pairs average the offsets
+    # and test across them, so the case is "same", with a detectable change that says how far.
+    fake_live.levels = {"a": 1.0, "b": 1.0}
+    fake_live.offsets = {("b", 0): 1.05, ("b", 1): 0.96, ("b", 2): 1.03, ("b", 3): 0.965}
+    opts = ABOptions(a="a", b="b", suite=str(planted), device="cpu", budget_ms=400, workers=1)
+    with Store.open(sqlite_url) as st:
+        one = run_ab(opts, st)
+        opts.workers = 4
+        four = run_ab(opts, st)
+        rb = st.runs.get(four.stored.run_b)
+    assert [c.verdict for c in one.comparison.results] == ["slower", "slower"]
+    assert [c.verdict for c in four.comparison.results] == ["same", "same"]
+    for c in four.comparison.results:
+        assert c.to_json()["workers"] == 4 and abs(c.ratio - 1) < 0.01 and c.mde > 0.02
+    assert {r.extra["workers"] for r in rb.results if r.metric == "time"} == {4}
+    assert "4 worker pairs" in rb.info["compare"]["design"]
+
+
+@needs("torch", "triton")
 def test_an_undecided_case_gets_more_blocks_while_the_budget_allows(
     fake_live: type[FakeLive], sqlite_url: str, planted: Path
 ) -> None:
     # A true 2% change against a 2% threshold with noisy samples: never certain either way.
     fake_live.levels = {"a": 1.0, "b": 1.02}
     fake_live.noise = 0.05
-    opts = ABOptions(a="a", b="b", suite=str(planted), device="cpu", budget_ms=400, blocks=4)
+    # One pair: every block is a unit (the pairs' projection is tested in test_analysis).
+    opts = ABOptions(
+        a="a", b="b", suite=str(planted), device="cpu", budget_ms=400, blocks=4, workers=1
+    )
     with Store.open(sqlite_url) as st:
         tight = run_ab(opts, st)  # the default budget, what two runs spend: no room to grow
         opts.total_budget_s = 10.0
@@ -401,9 +451,10 @@ def test_a_worker_lost_mid_case_fails_that_side_and_a_fresh_one_takes_the_next(
     assert by["planted"].verdict == "failed"
     assert by["planted"].reason == "B: worker crashed (signal 9)"
     assert by["steady"].verdict == "slower"  # measured by both, whichever came first
-    # B's worker is started again only if a case came after the one it died on.
+    # The B worker that died is started again only if a case came after the one it died on.
     planted_first = FakeLive.cases[fake_live.log[0][2]].provider == "planted"
-    assert starts.count("a") == 1 and starts.count("b") == (2 if planted_first else 1)
+    n = ab.DEFAULT_WORKERS
+    assert starts.count("a") == n and starts.count("b") == n + planted_first
 
 
 @needs("torch", "triton")

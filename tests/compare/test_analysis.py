@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pytest
 
@@ -257,3 +259,70 @@ def test_more_blocks_are_spent_only_where_they_could_settle_the_case() -> None:
     noisy = [0.3, -0.2, 0.1, -0.25, 0.2, -0.1, 0.15, -0.3]  # +-22%: hopeless at 2%
     assert not worth_extending(noisy, 0.02, 24)
     assert not worth_extending(close, 0.02, 8)  # already at the most blocks allowed
+
+
+# -- worker pairs: a process's lasting offset ---------------------------------------------------
+def _simulate_pairs(
+    rng: np.random.Generator, ratio: float, sd: float, sd_proc: float, pairs: int
+) -> tuple[list[float], tuple[int, ...]]:
+    """The driver's loop over ``pairs`` worker pairs whose processes each keep an offset of
+    ``sd_proc`` (so a pair's is sqrt(2) times that): a round is one block per pair."""
+    from tritonwatch.analysis.compare import block_decision, worth_extending
+
+    offset = sd_proc * np.sqrt(2) * rng.standard_normal(pairs)
+    blocks: list[float] = []
+    groups: list[int] = []
+    g: Sequence[int] = groups if pairs > 1 else ()
+    while True:
+        for j in rng.permutation(pairs):
+            blocks.append(float(np.log(ratio) + offset[j] + sd * rng.standard_normal()))
+            groups.append(int(j))
+        k = len(blocks)
+        if block_decision(blocks, 0.02, g) != "undecided" or k >= 24:
+            break
+        if k >= 8 and not worth_extending(blocks, 0.02, 24, g):
+            break
+    return blocks, tuple(g)
+
+
+def test_units_are_the_pairs_means_when_blocks_come_from_several_pairs() -> None:
+    from tritonwatch.analysis.compare import BlockStats, units
+
+    # Two blocks per pair that agree within the pair; the pairs disagree by a few %.
+    blocks = [0.03, 0.031, -0.01, -0.011, 0.02, 0.019, 0.0, 0.001]
+    groups = [0, 0, 1, 1, 2, 2, 3, 3]
+    assert units(blocks, groups) == pytest.approx([0.0305, -0.0105, 0.0195, 0.0005])
+    assert list(units(blocks)) == blocks
+    by_pair, by_block = BlockStats.of(units(blocks, groups)), BlockStats.of(blocks)
+    assert by_pair.n == 4 and by_block.n == 8
+    assert by_pair.interval(0.95)[0] < by_block.interval(0.95)[0]  # wider: 3 df, not 7
+    c = compare_sides([(_key(), *[Side("ok", (np.ones(4),))] * 2, blocks, groups)], threshold=0.02)
+    assert c.results[0].to_json()["workers"] == 4 and c.results[0].to_json()["blocks"] == 8
+
+
+def test_a_process_offset_reads_as_a_change_with_one_pair_and_not_across_pairs() -> None:
+    """Held-out seed: A/A where every worker process keeps a 2% offset of its own (measured
+    up to ~4% on a CPU). With one pair, the pair's offset is called a change in a third of the
+    cases or more; tested across four pairs, at most 2%."""
+    a = Side("ok", (np.ones(4),))
+    flagged = {}
+    for n in (1, 4):
+        rng = np.random.default_rng(31_337 + n)
+        pairs = [(_key(n=i), a, a, *_simulate_pairs(rng, 1.0, 0.01, 0.02, n)) for i in range(300)]
+        got = compare_sides(pairs, threshold=0.02).counts
+        flagged[n] = got["slower"] + got["faster"]
+    assert flagged[1] >= 90 and flagged[4] <= 6, flagged
+
+
+def test_more_blocks_are_not_spent_where_only_more_pairs_would_help() -> None:
+    from tritonwatch.analysis.compare import worth_extending
+
+    # Four pairs, two blocks each: tight within a pair, 3% apart between pairs. More blocks
+    # cannot shrink the pairs' own offsets below what a 2% threshold needs.
+    blocks = [0.03, 0.031, -0.02, -0.021, 0.025, 0.024, -0.015, -0.014]
+    groups = [0, 0, 1, 1, 2, 2, 3, 3]
+    assert worth_extending(blocks, 0.02, 24)  # as if every block were its own unit
+    assert not worth_extending(blocks, 0.02, 24, groups)
+    # Pairs that agree, blocks that do not: more blocks help.
+    noisy_blocks = [0.015, -0.015, 0.01, -0.01, 0.0125, -0.0125, 0.0075, -0.0075]
+    assert worth_extending(noisy_blocks, 0.02, 24, groups)

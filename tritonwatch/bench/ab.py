@@ -1,28 +1,30 @@
 """The interleaved A/B driver behind ``tritonwatch compare --a ENV --b ENV``.
 
-Each build gets one persistent worker, started with its own Python (so two Triton builds never
-share a process) and warmed once. Cases are taken one at a time, in the seed's shuffled order:
-both workers prepare the case (compile, check, warm up; one timer for both sides), then time it
-in blocks of four short segments, ``ABBA`` or ``BAAB`` at random per block, each block on new
-inputs placed anew in memory (placement moves a kernel's time by up to ~2% on an H200, and would
-otherwise be a fixed offset between the two workers that no amount of blocks averages out). A block's log time
-ratio (the mean of B's two segment medians over A's, in logs) cancels drift that is linear over
-the block, and the spread *between* blocks is what the verdict is tested against
+Each build gets ``workers`` persistent worker processes (default 4), started with its own Python
+(so two Triton builds never share a process) and warmed once; A's i-th and B's i-th form pair i.
+Cases are taken one at a time, in the seed's shuffled order: every worker prepares the case
+(compile, check, warm up; one timer for all), then it is timed in blocks of four short segments,
+``ABBA`` or ``BAAB`` at random per block, each block on one pair and on new inputs placed anew
+in memory (placement moves a kernel's time by up to ~2% on an H200). A round gives every pair
+one block. A block's log time ratio (the mean of B's two segment medians over A's, in logs)
+cancels drift that is linear over the block; each pair's mean is one unit of the test, because
+a worker process keeps an offset of its own for as long as it lives (up to ~4% on a CPU in
+A/A), and the spread *between* pairs is what the verdict is tested against
 (:mod:`tritonwatch.analysis.compare`). The driver waits for each segment before starting the
-next, so the two workers never time at the same moment.
+next, so no two workers ever time at the same moment.
 
-Sequential stopping: after each block from the fourth on, a case whose 99% interval already lies
-wholly beyond the threshold, or wholly inside it, stops; an undecided case goes on past its
-planned blocks (up to three times as many) while the comparison's budget allows and more blocks
-could settle it (a case whose noise would keep it undecided even then stops as "too noisy"). ``--budget``
-caps the whole comparison's measuring time; by default it is what two runs would spend.
+Sequential stopping: after each round, from the fourth unit on, a case whose 99% interval
+already lies wholly beyond the threshold, or wholly inside it, stops; an undecided case goes on
+past its planned blocks (up to three times as many) while the comparison's budget allows and
+more blocks could settle it (a case whose pairs disagree too much for that stops as "too
+noisy"). ``--budget`` caps the whole comparison's measuring time; by default it is what two runs
+would spend.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import random
 import tempfile
 import time
@@ -38,15 +40,14 @@ from ..analysis.compare import (
     CaseKey,
     Comparison,
     Side,
-    block_decision,
     compare_sides,
-    worth_extending,
 )
 from ..errors import BenchError, UsageError
-from ..runformat import MAX_SAMPLES, Run, new_run_id, now
+from ..runformat import Run, new_run_id, now
 from . import roofline
+from .blocks import ABProgress, CaseRun, pair_groups, time_case
 from .live import LiveWorker, WorkerLost
-from .pool import gpu_slot, record_from_event
+from .pool import gpu_slot
 from .runner import (
     CaseOutcome,
     Record,
@@ -64,11 +65,7 @@ if TYPE_CHECKING:
     from ..store import Store
 
 DEFAULT_BLOCKS = 8  # planned ABBA blocks per case; each side gets budget_ms over them
-EXTEND = 3  # an undecided case may run up to this many times its planned blocks
-
-# progress(kind, case, info): kind is "case" (info: index, n), "block" (k, decision) or
-# "done" (status, blocks, decision).
-ABProgress = Callable[[str, Case, dict[str, Any]], None]
+DEFAULT_WORKERS = 4  # worker processes per build; block i of a case goes to pair i mod 4
 
 
 @dataclass(frozen=True)
@@ -90,6 +87,7 @@ class ABOptions:
     dtypes: Sequence[str] | None = None
     device: str | None = None
     blocks: int = DEFAULT_BLOCKS
+    workers: int = DEFAULT_WORKERS
     budget_ms: float | None = None  # per case and build, as for ``run``
     total_budget_s: float | None = None  # the whole comparison's measuring time (--budget)
     target_ci: float | None = None
@@ -115,68 +113,6 @@ class ABOutcome:
     n_cases: int = 0
     measured_s: float = 0.0
     stops: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass
-class CaseRun:
-    """One case as both builds saw it: each side's record, segments and the block ratios."""
-
-    case: Case
-    recs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    segments: dict[str, list[list[float]]] = field(default_factory=lambda: {"A": [], "B": []})
-    blocks: list[float] = field(default_factory=list)
-    decision: str = "undecided"
-    spent_ms: float = 0.0
-
-    def record(self, side: str) -> Record:
-        """The side's stored record: every segment's samples, or why it has none."""
-        ev = self.recs.get(side)
-        if ev is None:
-            return Record(self.case, "error", error="not measured (interrupted)")
-        rec = record_from_event(self.case, ev)
-        if rec.status == "ok":
-            segs = thinned(self.segments[side])
-            rec.samples = [x for seg in segs for x in seg]
-            rec.extra = {
-                **rec.extra,
-                "segments": [len(seg) for seg in segs],
-                "blocks": len(self.blocks),
-                "stop": self.decision,
-            }
-            timed = sum(len(seg) for seg in self.segments[side])
-            if timed > len(rec.samples):
-                rec.extra["samples_timed"] = timed  # the stored samples are a thinned subset
-            if not rec.samples:
-                other = "B" if side == "A" else "A"
-                if (self.recs.get(other) or {}).get("status") != "ok":
-                    why = f"not timed: build {other} failed on this case"
-                    rec.status, rec.error = "skipped", why
-                else:
-                    rec.status, rec.error = "error", "no segment was timed"
-        return rec
-
-
-def thinned(segs: Sequence[Sequence[float]], most: int = MAX_SAMPLES) -> list[Sequence[float]]:
-    """The segments with every k-th sample kept, the smallest k that fits ``most`` in all.
-
-    A fast kernel fills each segment with up to 10,000 samples and an extended case may have
-    48 segments; a stored result holds at most ``most``. The verdict is taken on every sample
-    (the block ratios); only what is stored is thinned, evenly, so each segment keeps its share.
-    """
-    total = sum(len(s) for s in segs)
-    if total <= most:
-        return list(segs)
-    k = 2
-    while sum(len(range(0, len(s), k)) for s in segs) > most:
-        k += 1
-    return [s[::k] for s in segs]
-
-
-def block_ratio(segs_a: Sequence[Sequence[float]], segs_b: Sequence[Sequence[float]]) -> float:
-    """The log time ratio (B over A) of one block: mean log segment median, B's minus A's."""
-    ma = [math.log(float(np.median(s))) for s in segs_a]
-    mb = [math.log(float(np.median(s))) for s in segs_b]
-    return sum(mb) / len(mb) - sum(ma) / len(ma)
 
 
 def resolve(ref: str) -> BuildEnv:
@@ -227,6 +163,13 @@ def run_ab(
     t0 = time.monotonic()
     if opts.blocks < MIN_BLOCKS:
         raise UsageError(f"--blocks {opts.blocks}: give at least {MIN_BLOCKS} blocks per case")
+    if opts.workers != 1 and opts.workers < MIN_BLOCKS:
+        raise UsageError(
+            f"--workers {opts.workers}: give 1, or at least {MIN_BLOCKS} (the verdict is tested "
+            "across worker pairs, and needs that many)"
+        )
+    if opts.workers > opts.blocks:
+        raise UsageError(f"--workers {opts.workers}: at most --blocks ({opts.blocks}) per build")
     if opts.total_budget_s is not None and opts.total_budget_s <= 0:
         raise UsageError("--budget must be positive")
     env_a, env_b = resolve(opts.a), resolve(opts.b)
@@ -250,6 +193,8 @@ def run_ab(
     seed, target_ci, budget = sampling(opts, suite, p)
     version = suite_version(p.cases)
     design = f"ABBA blocks ({opts.blocks} planned per case, order random per block)"
+    if opts.workers > 1:
+        design += f", {opts.workers} worker pairs"
     if on_plan is not None:
         on_plan(len(p.cases), device, design)
     gpus = [opts.gpu] if opts.gpu is not None else None
@@ -281,30 +226,36 @@ def run_ab(
     timeout = float(settings.get("case_timeout_s"))
     with tempfile.TemporaryDirectory(prefix="tritonwatch-ab-") as tmp:
         workers = {
-            s: LiveWorker(
-                worker_argv(device, budget, target_ci, seed, opts.plugins, envs[s].python),
-                slot,
-                order,
-                tmp,
-                timeout,
-            )
+            s: [
+                LiveWorker(
+                    worker_argv(device, budget, target_ci, seed, opts.plugins, envs[s].python),
+                    slot,
+                    order,
+                    tmp,
+                    timeout,
+                )
+                for _ in range(opts.workers)
+            ]
             for s in "AB"
         }
         try:
+            for w in (*workers["A"], *workers["B"]):
+                w.launch()  # side by side: start-up is most of a worker's cost
             for side in "AB":
-                try:
-                    fp = workers[side].start()
-                except WorkerLost as e:
-                    _check_side(envs[side], None, str(e))
-                    raise
-                _check_side(envs[side], fp)
-                fps[side] = fp
+                for w in workers[side]:
+                    try:
+                        fp = w.ready()
+                    except WorkerLost as e:
+                        _check_side(envs[side], None, str(e))
+                        raise
+                    _check_side(envs[side], fp)
+                    fps.setdefault(side, fp)
             for n, case in enumerate(order):
                 if progress is not None:
                     progress("case", case, {"index": n, "n": len(order)})
                 # What the cases after this one need at least: MIN_BLOCKS blocks each.
-                reserve = (len(order) - n - 1) * MIN_BLOCKS * 4 * seg_ms
-                cr = _one_case(
+                reserve = (len(order) - n - 1) * max(MIN_BLOCKS, opts.workers) * 4 * seg_ms
+                cr = time_case(
                     case,
                     index[case.id],
                     workers,
@@ -325,7 +276,7 @@ def run_ab(
         except KeyboardInterrupt:
             interrupted = True
         finally:
-            for w in workers.values():
+            for w in (*workers["A"], *workers["B"]):
                 w.close()
     finished = now()
     done = {cr.case.id: cr for cr in runs_done}
@@ -397,101 +348,6 @@ def run_ab(
     )
 
 
-def _one_case(
-    case: Case,
-    i: int,
-    workers: dict[str, LiveWorker],
-    *,
-    timer: str | None,
-    seg_ms: float,
-    planned: int,
-    threshold: float,
-    rng: random.Random,
-    room_ms: float,
-    progress: ABProgress | None,
-) -> CaseRun:
-    """Prepare ``case`` on both workers, time it in blocks until decided or out of blocks."""
-    cr = CaseRun(case)
-    first = rng.choice("AB")
-    try:
-        for side in (first, "B" if first == "A" else "A"):
-            w = workers[side]
-            if not w.alive:
-                w.start()
-            ev = w.ask("prepare", i, timer=timer)
-            cr.recs[side] = ev
-            if ev.get("status") == "error":
-                w.after_error()
-            if ev.get("status") == "ok":
-                timer = timer or (ev.get("extra") or {}).get("timer")
-        if all((cr.recs.get(s) or {}).get("status") == "ok" for s in "AB"):
-            _blocks(cr, i, workers, seg_ms, planned, threshold, rng, room_ms, progress)
-    except WorkerLost as e:
-        side = next((s for s in "AB" if not workers[s].alive), first)
-        cr.recs[side] = {"status": "error", "error": str(e)}
-    finally:
-        for side in "AB":
-            w = workers[side]
-            if w.alive and side in cr.recs:
-                try:
-                    extra = w.ask("drop", i)
-                    ok = cr.recs[side].get("status") == "ok"
-                    if ok and extra.get("gpu_state"):
-                        cr.recs[side].setdefault("extra", {}).update(
-                            gpu_state=extra["gpu_state"], throttled=extra.get("throttled")
-                        )
-                except WorkerLost:
-                    pass
-    return cr
-
-
-def _blocks(
-    cr: CaseRun,
-    i: int,
-    workers: dict[str, LiveWorker],
-    seg_ms: float,
-    planned: int,
-    threshold: float,
-    rng: random.Random,
-    room_ms: float,
-    progress: ABProgress | None,
-) -> None:
-    for side in "AB":
-        cr.recs[side]["extra"] = dict(cr.recs[side].get("extra") or {})
-    while True:
-        order = "ABBA" if rng.random() < 0.5 else "BAAB"
-        segs: dict[str, list[list[float]]] = {"A": [], "B": []}
-        for side in order:
-            # Each block on new inputs, placed anew in memory (see Worker.refresh).
-            fresh = bool(cr.blocks) and not segs[side]
-            ev = workers[side].ask("time", i, budget_ms=seg_ms, fresh=fresh)
-            if ev.get("status") == "error":
-                workers[side].after_error()
-                cr.recs[side] = {**cr.recs[side], "status": "error", "error": ev.get("error")}
-                return
-            samples = [float(x) for x in ev.get("samples") or [] if x and x > 0]
-            if not samples:
-                cr.recs[side] = {**cr.recs[side], "status": "error", "error": "no samples"}
-                return
-            segs[side].append(samples)
-            cr.segments[side].append(samples)  # kept even if the block is not completed
-            cr.spent_ms += float(ev.get("elapsed_ms") or 0.0)
-        cr.blocks.append(block_ratio(segs["A"], segs["B"]))
-        k = len(cr.blocks)
-        cr.decision = block_decision(cr.blocks, threshold)
-        if progress is not None:
-            progress("block", cr.case, {"k": k, "decision": cr.decision})
-        if cr.decision != "undecided":
-            return
-        if k >= planned:
-            per_block = cr.spent_ms / k
-            if room_ms - cr.spent_ms < per_block:
-                return
-            if not worth_extending(cr.blocks, threshold, EXTEND * planned):
-                cr.decision = "undecided" if k >= EXTEND * planned else "too noisy"
-                return
-
-
 def _compare(
     cases: Sequence[Case],
     done: dict[str, CaseRun],
@@ -520,7 +376,7 @@ def _compare(
             rounds = tuple(np.asarray(s, dtype=np.float64) for s in segs)
             sides.append(Side(rec.status, rounds if rec.status == "ok" else (), rec.error))
         stops[cr.decision] = stops.get(cr.decision, 0) + 1
-        pairs.append((_key(c), sides[0], sides[1], tuple(cr.blocks)))
+        pairs.append((_key(c), sides[0], sides[1], tuple(cr.blocks), pair_groups(cr)))
     if not pairs and not interrupted:
         # Nothing was timed by both builds: a comparison of nothing must not look like "same".
         first = not_timed[0]["reason"] if not_timed else ""

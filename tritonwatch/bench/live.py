@@ -70,11 +70,19 @@ class LiveWorker:
 
     def start(self) -> dict[str, Any]:
         """Start (or restart) the worker; returns its fingerprint once it says ``ready``."""
+        self.launch()
+        return self.ready()
+
+    def launch(self) -> None:
+        """Start the process without waiting for it (several start side by side)."""
         self.close()
         self.proc, self.errf, self.lines, self.reader = spawn_worker(
             [*self.argv, "--serve", "--cases", self.path], self.gpu, self.tmp, commands=True
         )
         self.starts += 1
+
+    def ready(self) -> dict[str, Any]:
+        """Wait for a launched worker's ``ready``; returns its fingerprint."""
         ev = self._next(STARTUP_GRACE_S + self.timeout_s, "start")
         if ev.get("event") != "ready":
             self.close()

@@ -91,6 +91,15 @@ def parse_threshold(text: str | None) -> float | None:
     "as many while undecided and the budget allows.",
 )
 @click.option(
+    "--workers",
+    type=int,
+    default=4,
+    show_default=True,
+    help="Worker processes per build; each case's blocks are spread over the pairs and the "
+    "verdict is tested across pairs, since a process keeps an offset of its own (a few %% "
+    "on a CPU). 1: one per build, cheaper but an A/A can then differ by that offset.",
+)
+@click.option(
     "--budget-ms",
     type=float,
     default=None,
@@ -138,6 +147,7 @@ def compare_cmd(
     device: str | None,
     gpu: int | None,
     blocks: int,
+    workers: int,
     budget_ms: float | None,
     total_budget: str | None,
     threshold: str | None,
@@ -156,10 +166,11 @@ def compare_cmd(
     tritonwatch compare --a base --b mybranch --format markdown -o comment.md --fail-on-regression
     tritonwatch compare --runs 1a2b3c4d 5e6f7a8b
 
-    Each build gets one long-lived worker; case by case, both prepare it (one timer for both),
-    then time it in blocks of four short segments, ABBA or BAAB at random, one at a time. Per
-    case: both medians, B/A time ratio with a 95% CI and p-value from the variation between
-    blocks, and the smallest change it could have detected. `slower`/`faster` needs both
+    Each build gets --workers long-lived workers; case by case, all prepare it (one timer for
+    all), then the case is timed in blocks of four short segments, ABBA or BAAB at random, one
+    at a time, each block on one pair of workers (A's i-th and B's i-th). Per case: both
+    medians, B/A time ratio with a 95% CI and p-value from the variation between the pairs, and
+    the smallest change it could have detected. `slower`/`faster` needs both
     significance (FDR 5% across cases) and a change beyond --threshold; `same` means no change
     larger than the case's detectable change. Cases neither build could time are listed with
     why. Both runs and the verdicts are stored as a comparison.
@@ -188,6 +199,7 @@ def compare_cmd(
                 device=device,
                 gpu=gpu,
                 blocks=blocks,
+                workers=workers,
                 budget_ms=budget_ms,
                 total_budget_s=parse_duration(total_budget),
                 threshold=thr,
@@ -216,10 +228,10 @@ def _measure(store: Store, a: str, b: str, **kw: Any) -> Any:
 
     opts = ABOptions(a=a, b=b, command=shlex.join(["tritonwatch", *sys.argv[1:]]), **kw)
     with progress_bar() as bar:
-        task = bar.add_task("starting both workers", total=None)
+        task = bar.add_task("starting the workers", total=None)
 
         def on_plan(n: int, dev: Any, design: str) -> None:
-            bar.update(task, total=n, description=f"{dev.kind}: starting both workers")
+            bar.update(task, total=n, description=f"{dev.kind}: starting the workers")
 
         def progress(kind: str, case: Any, info: dict[str, Any]) -> None:
             if kind == "case":

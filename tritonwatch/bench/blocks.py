@@ -1,0 +1,220 @@
+"""Timing one case of an A/B on worker pairs: prepare it on every worker, then ABBA blocks,
+a round at a time, until the case is decided, out of blocks or out of budget
+(:mod:`tritonwatch.bench.ab` runs the comparison around it)."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..analysis.compare import block_decision, worth_extending
+from ..runformat import MAX_SAMPLES
+from .live import LiveWorker, WorkerLost
+from .pool import record_from_event
+from .runner import Record
+from .spec import Case
+
+EXTEND = 3  # an undecided case may run up to this many times its planned blocks
+
+# progress(kind, case, info): kind is "case" (info: index, n), "block" (k, decision) or
+# "done" (status, blocks, decision).
+ABProgress = Callable[[str, Case, dict[str, Any]], None]
+
+
+@dataclass
+class CaseRun:
+    """One case as both builds saw it: each side's record, segments and the block ratios."""
+
+    case: Case
+    recs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    segments: dict[str, list[list[float]]] = field(default_factory=lambda: {"A": [], "B": []})
+    blocks: list[float] = field(default_factory=list)
+    groups: list[int] = field(default_factory=list)  # the worker pair of each block
+    decision: str = "undecided"
+    spent_ms: float = 0.0
+
+    def record(self, side: str) -> Record:
+        """The side's stored record: every segment's samples, or why it has none."""
+        ev = self.recs.get(side)
+        if ev is None:
+            return Record(self.case, "error", error="not measured (interrupted)")
+        rec = record_from_event(self.case, ev)
+        if rec.status == "ok":
+            segs = thinned(self.segments[side])
+            rec.samples = [x for seg in segs for x in seg]
+            rec.extra = {
+                **rec.extra,
+                "segments": [len(seg) for seg in segs],
+                "blocks": len(self.blocks),
+                "workers": len(set(self.groups)) or 1,
+                "stop": self.decision,
+            }
+            timed = sum(len(seg) for seg in self.segments[side])
+            if timed > len(rec.samples):
+                rec.extra["samples_timed"] = timed  # the stored samples are a thinned subset
+            if not rec.samples:
+                other = "B" if side == "A" else "A"
+                if (self.recs.get(other) or {}).get("status") != "ok":
+                    why = f"not timed: build {other} failed on this case"
+                    rec.status, rec.error = "skipped", why
+                else:
+                    rec.status, rec.error = "error", "no segment was timed"
+        return rec
+
+
+def thinned(segs: Sequence[Sequence[float]], most: int = MAX_SAMPLES) -> list[Sequence[float]]:
+    """The segments with every k-th sample kept, the smallest k that fits ``most`` in all.
+
+    A fast kernel fills each segment with up to 10,000 samples and an extended case may have
+    48 segments; a stored result holds at most ``most``. The verdict is taken on every sample
+    (the block ratios); only what is stored is thinned, evenly, so each segment keeps its share.
+    """
+    total = sum(len(s) for s in segs)
+    if total <= most:
+        return list(segs)
+    k = 2
+    while sum(len(range(0, len(s), k)) for s in segs) > most:
+        k += 1
+    return [s[::k] for s in segs]
+
+
+def block_ratio(segs_a: Sequence[Sequence[float]], segs_b: Sequence[Sequence[float]]) -> float:
+    """The log time ratio (B over A) of one block: mean log segment median, B's minus A's."""
+    ma = [math.log(float(np.median(s))) for s in segs_a]
+    mb = [math.log(float(np.median(s))) for s in segs_b]
+    return sum(mb) / len(mb) - sum(ma) / len(ma)
+
+
+def time_case(
+    case: Case,
+    i: int,
+    workers: dict[str, list[LiveWorker]],
+    *,
+    timer: str | None,
+    seg_ms: float,
+    planned: int,
+    threshold: float,
+    rng: random.Random,
+    room_ms: float,
+    progress: ABProgress | None,
+) -> CaseRun:
+    """Prepare ``case`` on every worker, time it in blocks until decided or out of blocks.
+
+    The side that prepares first is drawn at random; its timer is handed to every other
+    worker. A side's record is its first worker's, or the first failure among its workers.
+    """
+    cr = CaseRun(case)
+    first = rng.choice("AB")
+    try:
+        for side in (first, "B" if first == "A" else "A"):
+            for w in workers[side]:
+                if not w.alive:
+                    w.start()
+                ev = w.ask("prepare", i, timer=timer)
+                if side not in cr.recs or ev.get("status") != "ok":
+                    cr.recs[side] = ev
+                if ev.get("status") != "ok":
+                    if ev.get("status") == "error":
+                        w.after_error()
+                    break
+                timer = timer or (ev.get("extra") or {}).get("timer")
+        if all((cr.recs.get(s) or {}).get("status") == "ok" for s in "AB"):
+            _blocks(cr, i, workers, seg_ms, planned, threshold, rng, room_ms, progress)
+    except WorkerLost as e:
+        side = next((s for s in "AB" if not all(w.alive for w in workers[s])), first)
+        cr.recs[side] = {"status": "error", "error": str(e)}
+    finally:
+        for side in "AB":
+            for k, w in enumerate(workers[side]):
+                if not (w.alive and side in cr.recs):
+                    continue
+                try:
+                    extra = w.ask("drop", i)
+                    ok = cr.recs[side].get("status") == "ok"
+                    if k == 0 and ok and extra.get("gpu_state"):
+                        cr.recs[side].setdefault("extra", {}).update(
+                            gpu_state=extra["gpu_state"], throttled=extra.get("throttled")
+                        )
+                except WorkerLost:
+                    pass
+    return cr
+
+
+def _blocks(
+    cr: CaseRun,
+    i: int,
+    workers: dict[str, list[LiveWorker]],
+    seg_ms: float,
+    planned: int,
+    threshold: float,
+    rng: random.Random,
+    room_ms: float,
+    progress: ABProgress | None,
+) -> None:
+    for side in "AB":
+        cr.recs[side]["extra"] = dict(cr.recs[side].get("extra") or {})
+    pairs = len(workers["A"])
+    groups = cr.groups if pairs > 1 else ()
+    while True:
+        # A round: one block on every worker pair, the pairs in random order.
+        for j in rng.sample(range(pairs), pairs):
+            ratio = _block(cr, i, workers["A"][j], workers["B"][j], j, seg_ms, rng)
+            if ratio is None:
+                return
+            cr.blocks.append(ratio)
+            cr.groups.append(j)
+            if progress is not None:
+                progress("block", cr.case, {"k": len(cr.blocks), "decision": cr.decision})
+        k = len(cr.blocks)
+        cr.decision = block_decision(cr.blocks, threshold, groups)
+        if cr.decision != "undecided":
+            return
+        if k >= planned:
+            per_round = cr.spent_ms / k * pairs
+            if room_ms - cr.spent_ms < per_round:
+                return
+            if not worth_extending(cr.blocks, threshold, EXTEND * planned, groups):
+                cr.decision = "undecided" if k >= EXTEND * planned else "too noisy"
+                return
+
+
+def _block(
+    cr: CaseRun,
+    i: int,
+    wa: LiveWorker,
+    wb: LiveWorker,
+    pair: int,
+    seg_ms: float,
+    rng: random.Random,
+) -> float | None:
+    """One ABBA or BAAB block on one worker pair: its log ratio, or None if a side failed."""
+    order = "ABBA" if rng.random() < 0.5 else "BAAB"
+    segs: dict[str, list[list[float]]] = {"A": [], "B": []}
+    timed_before = pair in cr.groups
+    for side in order:
+        w = wa if side == "A" else wb
+        # Each block on new inputs, placed anew in memory (see Worker.refresh).
+        fresh = timed_before and not segs[side]
+        ev = w.ask("time", i, budget_ms=seg_ms, fresh=fresh)
+        if ev.get("status") == "error":
+            w.after_error()
+            cr.recs[side] = {**cr.recs[side], "status": "error", "error": ev.get("error")}
+            return None
+        samples = [float(x) for x in ev.get("samples") or [] if x and x > 0]
+        if not samples:
+            cr.recs[side] = {**cr.recs[side], "status": "error", "error": "no samples"}
+            return None
+        segs[side].append(samples)
+        cr.segments[side].append(samples)  # kept even if the block is not completed
+        cr.spent_ms += float(ev.get("elapsed_ms") or 0.0)
+    return block_ratio(segs["A"], segs["B"])
+
+
+def pair_groups(cr: CaseRun) -> tuple[int, ...]:
+    """The worker pair of each block, or () where one pair timed them all."""
+    return tuple(cr.groups) if len(set(cr.groups)) > 1 else ()
