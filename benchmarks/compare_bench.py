@@ -94,7 +94,10 @@ def _aa(args: argparse.Namespace, store: Any) -> None:
             stops = ", ".join(f"{k} {v}" for k, v in sorted(out.stops.items()))
             mdes = sorted(c.mde for c in res if c.mde is not None)
             mde = f"; median MDE {mdes[len(mdes) // 2]:.2%}" if mdes else ""
-            print(f"  A/A rep {rep}: {t_cmp[-1]:.1f} s, {f} of {n} flagged (stops: {stops}{mde})")
+            print(
+                f"  A/A rep {rep}: {t_cmp[-1]:.1f} s (timing {out.measured_s:.1f} s), {f} of {n} "
+                f"flagged (stops: {stops}{mde})"
+            )
     mean_cmp = sum(t_cmp) / len(t_cmp)
     lo, hi = wilson(flagged, measured)
     print(
