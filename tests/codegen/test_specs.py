@@ -49,8 +49,34 @@ def test_user_file_with_defaults_and_target_restriction(tmp_path: Path) -> None:
         ' "constexprs": {"BLOCK": 64}, "targets": ["sm90"]}]',
     )
     (s,) = load_file(p)
-    assert s.name.startswith("k-") and s.num_warps == 4 and s.num_stages == 3
+    # num_stages left out: each target compiles with its own default, as a launch would.
+    assert s.name.startswith("k-") and s.num_warps == 4 and s.num_stages is None
+    assert s.compile_options() == {"num_warps": 4}
     assert s.applies_to("sm90") and not s.applies_to("gfx942")
+
+
+@needs("torch", "triton")
+def test_a_spec_without_num_stages_compiles_with_each_targets_own_default(
+    tmp_path: Path,
+) -> None:
+    """Triton's default is 3 stages on NVIDIA and 2 on AMD; a spec that says nothing must not
+    compile gfx942 with 3 (what a launch there would never use)."""
+    from tritonwatch.codegen.compiler import compile_task, probe
+
+    p = _write(
+        tmp_path,
+        '[{"kernel": "k", "signature": {"x_ptr": "*fp32", "BLOCK": "constexpr"},'
+        ' "constexprs": {"BLOCK": 64}}]',
+    )
+    (s,) = load_file(p)
+    info = probe()
+    got = {}
+    for target in ("sm90", "gfx942"):
+        task = {"target": target, "file": s.file, "kernel": s.kernel, **s.key()}
+        out = compile_task(task, info)
+        assert out["status"] == "ok", out
+        got[target] = out["metadata"]["num_stages"]
+    assert got == {"sm90": 3, "gfx942": 2}
 
 
 @pytest.mark.parametrize(

@@ -119,8 +119,9 @@ def to_specs(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             "constexprs": rec["constexprs"],
             "divisibility": rec["divisibility"],
             "num_warps": rec["num_warps"],
-            "num_stages": rec["num_stages"],
         }
+        if rec.get("num_stages") is not None:
+            spec["num_stages"] = rec["num_stages"]
         if rec.get("options"):
             spec["options"] = rec["options"]
         spec["as_launched"] = True

@@ -130,7 +130,9 @@ def _record(fn: Any, jit_kwargs: dict[str, Any], args: tuple[Any, ...], kw: dict
         "constexprs": consts,
         "divisibility": divisible,
         "num_warps": options.num_warps,
-        "num_stages": options.num_stages,
+        # Only when the launch chose it: otherwise each target compiles with its own default
+        # (3 on NVIDIA, 2 on AMD), as the launch would on that GPU.
+        "num_stages": options.num_stages if "num_stages" in kw else None,
         "options": {
             k: _plain(v) for k, v in passed.items() if k not in ("num_warps", "num_stages")
         },

@@ -12,7 +12,7 @@ of plain dicts, one per specialisation::
                        "BLOCK": "constexpr"},
          "constexprs": {"BLOCK": 1024},
          "divisibility": ["x_ptr", "y_ptr", "out_ptr", "n"],   # multiples of 16 (optional)
-         "num_warps": 4, "num_stages": 3,                      # optional
+         "num_warps": 4, "num_stages": 3,                      # optional (stages: per target)
          "options": {"num_ctas": 1},                           # more compile options (optional)
          "targets": ["sm90", "sm100"]},                        # only these targets (optional)
     ]
@@ -92,7 +92,7 @@ class CompileSpec:
     constexprs: dict[str, Any] = field(default_factory=dict)
     divisibility: tuple[str, ...] = ()
     num_warps: int = 4
-    num_stages: int = 3
+    num_stages: int | None = None  # None: the target's own default (3 on NVIDIA, 2 on AMD)
     options: dict[str, Any] = field(default_factory=dict)
     targets: tuple[str, ...] | None = None
     requires: tuple[str, ...] = ()
@@ -165,7 +165,7 @@ class CompileSpec:
             constexprs=consts,
             divisibility=tuple(d.get("divisibility") or ()),
             num_warps=int(d.get("num_warps", 4)),
-            num_stages=int(d.get("num_stages", 3)),
+            num_stages=None if d.get("num_stages") is None else int(d["num_stages"]),
             options=dict(d.get("options") or {}),
             targets=targets,
             requires=requires,
@@ -173,7 +173,10 @@ class CompileSpec:
         )
 
     def compile_options(self) -> dict[str, Any]:
-        return {"num_warps": self.num_warps, "num_stages": self.num_stages, **self.options}
+        """What ``triton.compile`` is given; a ``num_stages`` left out is the backend's own
+        default, as for a launch that does not pass one (3 on NVIDIA, 2 on AMD)."""
+        stages = {} if self.num_stages is None else {"num_stages": self.num_stages}
+        return {"num_warps": self.num_warps, **stages, **self.options}
 
     def key(self) -> dict[str, Any]:
         """Everything that decides the compiled code, as JSON (for cache keys)."""
