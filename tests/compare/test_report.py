@@ -142,3 +142,16 @@ def test_a_measured_ab_shows_what_each_same_rules_out() -> None:
     assert view["rows"][0]["detect"] == f"{mde} (8 blocks)"
     assert ("how it was measured", "ABBA") in view["summary"]
     assert ("cases stopped as", "same 1") in view["summary"]
+
+
+def test_the_detectable_change_names_the_worker_pairs_it_was_tested_across() -> None:
+    from tritonwatch.report.compare import comparison_view
+
+    side = Side("ok", (np.ones(20),) * 8)
+    k = CaseKey.of("softmax", "triton", "", {"M": 64}, "fp16")
+    blocks = [0.001, -0.002, 0.0015, -0.001, 0.0005, 0.0, -0.0005, 0.001]
+    cmp = compare_sides([(k, side, side, blocks, [0, 1, 2, 3] * 2)], threshold=0.02)
+    doc = json.loads(render_json(cmp))
+    assert doc["cases"][0]["workers"] == 4
+    view = comparison_view(doc["summary"], doc["cases"])
+    assert view["rows"][0]["detect"] == f"±{cmp.results[0].mde:.1%} (8 blocks on 4 pairs)"

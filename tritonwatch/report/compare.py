@@ -270,11 +270,13 @@ SUMMARY_LABELS = {
 
 
 def _detect_text(c: dict[str, Any]) -> str:
-    """The smallest change the case could have detected, ``±0.4% (8 blocks)``, else samples."""
+    """The smallest change the case could have detected, ``±0.4% (8 blocks on 4 pairs)``,
+    else samples."""
     mde = c.get("mde")
     if isinstance(mde, (int, float)):
-        blocks = c.get("blocks")
-        return f"±{mde:.1%}" + (f" ({blocks} blocks)" if blocks else "")
+        blocks, pairs = c.get("blocks"), c.get("workers") or 1
+        on = f" on {pairs} pairs" if pairs > 1 else ""
+        return f"±{mde:.1%}" + (f" ({blocks} blocks{on})" if blocks else "")
     return f"{c.get('n_a', '-')} / {c.get('n_b', '-')} samples"
 
 
