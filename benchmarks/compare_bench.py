@@ -75,7 +75,7 @@ def _aa(args: argparse.Namespace, store: Any) -> None:
                 b="current",
                 blocks=args.blocks,
                 workers=args.workers,
-                seed=rep,
+                seed=args.first_seed + rep,
                 **filters,
             )
             out = run_ab(opts, store)
@@ -134,7 +134,7 @@ def _planted(args: argparse.Namespace, store: Any, tmp: Path) -> None:
                 device="cpu",
                 blocks=args.blocks,
                 workers=args.workers,
-                seed=100 + rep,
+                seed=100 + args.first_seed + rep,
             )
             out = run_ab(opts, store)
             for c in out.comparison.results:
@@ -161,6 +161,9 @@ def main() -> None:
     ap.add_argument("--budget-ms", type=float, default=100.0)
     ap.add_argument("--blocks", type=int, default=8, help="ABBA blocks planned per case")
     ap.add_argument("--workers", type=int, default=4, help="worker processes per build")
+    ap.add_argument(
+        "--first-seed", type=int, default=0, help="A/A seeds from here; planted from 100 + it"
+    )
     ap.add_argument("--slowdown", type=float, default=0.03)
     ap.add_argument("--parts", default="aa,planted", help="aa (A/A and cost), planted, or both")
     args = ap.parse_args()

@@ -245,6 +245,25 @@ def test_an_undecided_case_gets_more_blocks_while_the_budget_allows(
 
 
 @needs("torch", "triton")
+def test_the_budget_caps_the_comparison_and_is_shared_fairly_between_cases(
+    fake_live: type[FakeLive], sqlite_url: str, planted: Path
+) -> None:
+    # Two undecided cases and room for 1.5x their planned blocks: the first case may not take
+    # what the second needs (it once took 20 blocks, leaving the second its 8 and the total
+    # 17% over the cap).
+    fake_live.levels = {"a": 1.0, "b": 1.02}
+    fake_live.noise = 0.05
+    opts = ABOptions(
+        a="a", b="b", suite=str(planted), device="cpu", budget_ms=400, workers=1,
+        total_budget_s=2.4,
+    )  # fmt: skip
+    with Store.open(sqlite_url) as st:
+        out = run_ab(opts, st)
+    assert out.measured_s <= 2.4 + 1e-9
+    assert [len(c.blocks) for c in out.comparison.results] == [12, 12]
+
+
+@needs("torch", "triton")
 def test_a_worker_that_imports_another_triton_is_refused(
     fake_live: type[FakeLive], sqlite_url: str, planted: Path
 ) -> None:

@@ -254,7 +254,9 @@ def run_ab(
                 if progress is not None:
                     progress("case", case, {"index": n, "n": len(order)})
                 # What the cases after this one need at least: MIN_BLOCKS blocks each.
-                reserve = (len(order) - n - 1) * max(MIN_BLOCKS, opts.workers) * 4 * seg_ms
+                # This case's fair share of what is left: the budget that cases decided early
+                # did not use goes to the undecided ones after them, never a later case's own.
+                share = (total_ms - spent) / (len(order) - n)
                 cr = time_case(
                     case,
                     index[case.id],
@@ -264,7 +266,7 @@ def run_ab(
                     planned=opts.blocks,
                     threshold=threshold,
                     rng=rng,
-                    room_ms=total_ms - reserve - spent,
+                    room_ms=share,
                     progress=progress,
                 )
                 spent += cr.spent_ms
