@@ -96,7 +96,7 @@ def parse_threshold(text: str | None) -> float | None:
     default=4,
     show_default=True,
     help="Worker processes per build; each case's blocks are spread over the pairs and the "
-    "verdict is tested across pairs, since a process keeps an offset of its own (a few %% "
+    "verdict is tested across pairs, since a process keeps an offset of its own (a few % "
     "on a CPU). 1: one per build, cheaper but an A/A can then differ by that offset.",
 )
 @click.option(
