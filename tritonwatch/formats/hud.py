@@ -25,7 +25,7 @@ import orjson
 
 from ..errors import InputError
 from ..runformat import FORMAT, Run, parse_run
-from .metrics import lookup, unit_of, zero_is_failure
+from .metrics import lookup
 from .options import DEVICES, ImportOptions, Tally, content_id, device_of_gpu, obj, parse_time
 from .tritonbench import BENCHMARK_PROVIDER, shape_of
 
@@ -358,44 +358,54 @@ def _result(
     parts: dict[bytes | str, int],
     part_list: list[dict[str, Any]],
 ) -> dict[str, Any] | None:
-    bench = obj(r.get("benchmark"))
-    model = obj(r.get("model"))
+    # Runs for every record of a bulk import: each section is looked up once, and a text field
+    # that is already non-empty text is taken as it is (what _text gives for it).
+    bench = r.get("benchmark")
+    if not isinstance(bench, dict):
+        bench = _NONE
+    model = r.get("model")
+    if not isinstance(model, dict):
+        model = _NONE
     metric = r["metric"]
-    mx = obj(metric.get("extra_info"))
+    mx = metric.get("extra_info")
+    if not isinstance(mx, dict):
+        mx = _NONE
     name = _text(metric.get("name")) or "unknown"
     op = _text(model.get("name")) or _text(bench.get("name")) or "unknown"
-    tritonbench_like = str(model.get("type") or "").startswith("tritonbench")
+    model_type = model.get("type")
+    tritonbench_like = str(model_type or "").startswith("tritonbench")
     shape: dict[str, Any] = {}
-    if mx.get("input_shape") not in (None, ""):
-        text = str(mx["input_shape"])
+    input_shape = mx.get("input_shape")
+    if input_shape not in (None, ""):
+        text = str(input_shape)
         shape = shape_of(op, text, opts.shape_names) if tritonbench_like else {"input": text}
     info = lookup(name)
+    is_pass = info is not None and info.kind == "pass"
     item: dict[str, Any] = {
         "operator": op,
-        "provider": _text(model.get("backend"))
-        or (BENCHMARK_PROVIDER if info is not None and info.kind == "pass" else "default"),
+        "provider": _text(model.get("backend")) or (BENCHMARK_PROVIDER if is_pass else "default"),
         "shape": shape,
         "dtype": _text(bench.get("dtype")) or "unknown",
         "mode": _text(bench.get("mode")) or "fwd",
         "metric": name,
-        "unit": _text(mx.get("unit")) or unit_of(name),
+        "unit": _text(mx.get("unit")) or (info.unit if info is not None else ""),
     }
     values = _values(metric)
     failed: str | None = None
     if not values:
         tally.skip("no benchmark_values")
         return None
-    if info is not None and info.kind == "pass":
+    if is_pass:
         if values[0] != 1.0:
             failed = f"the benchmark did not pass (pass = {values[0]:g})"
-    elif all(v == 0.0 for v in values) and zero_is_failure(name):
+    elif info is not None and info.zero_is_failure and all(v == 0.0 for v in values):
         failed = _FAILED_ZERO
     # The rest of the record goes into the run's table of parts, shared by the records that
     # have it in common; the result keeps its part's index and its own input_shape.
     part_metric = {k: v for k, v in metric.items() if k != "benchmark_values"}
     hud: dict[str, Any] = {}
     if "input_shape" in mx:
-        hud["input_shape"] = mx["input_shape"]
+        hud["input_shape"] = input_shape
         part_metric["extra_info"] = {k: v for k, v in mx.items() if k != "input_shape"}
     part: dict[str, Any] = {k: r[k] for k in ("benchmark", "model", "inputs") if k in r}
     part["metric"] = part_metric
@@ -414,6 +424,9 @@ def _result(
         item["samples"] = values
     item["extra"] = {"hud": hud}
     return item
+
+
+_NONE: dict[str, Any] = {}  # a section the record lacks (read, never written)
 
 
 def _ref(part: dict[str, Any]) -> bytes | str:

@@ -6,6 +6,7 @@ tritonwatch database, a newer schema, a read-only place) becomes one StoreError 
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -49,6 +50,16 @@ def parse_url(url: str) -> URL:
 def display_url(u: URL) -> str:
     """The URL with any password hidden, for messages and `db info`."""
     return u.render_as_string(hide_password=True)
+
+
+class JsonText(str):
+    """A JSON column's value already written as JSON text: stored as it is (see json_text)."""
+
+
+def json_text(value: Any) -> str:
+    """The engine's JSON serializer: ``json.dumps`` (SQLAlchemy's and psycopg's default), except
+    for a :class:`JsonText`, which a bulk writer made with a faster encoder and is kept."""
+    return str(value) if type(value) is JsonText else json.dumps(value)
 
 
 WAL_CHECKPOINT_PAGES = 16384
@@ -99,7 +110,7 @@ def _prepare_sqlite_path(u: URL, create: bool) -> None:
 def connect(url: str, *, create: bool = True) -> Engine:
     """An engine for ``url`` that has answered one query; raises StoreError subclasses."""
     u = parse_url(url)
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"json_serializer": json_text}
     if u.get_backend_name() == "sqlite":
         _prepare_sqlite_path(u, create)
         kwargs["connect_args"] = {"timeout": 30}
