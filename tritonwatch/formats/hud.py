@@ -143,30 +143,6 @@ def _group_key(r: dict[str, Any]) -> tuple[Any, ...]:
     return key
 
 
-def _fingerprint(r: dict[str, Any]) -> str:
-    """What tells one record's measurement from another's, for the run's content id.
-
-    Cheaper than hashing the whole record (this runs per record of a bulk import), and the same
-    however the file was laid out, so a record exported and re-imported keeps its run id.
-    """
-    metric = r["metric"]
-    model = obj(r.get("model"))
-    bench = obj(r.get("benchmark"))
-    mx = obj(metric.get("extra_info"))
-    return repr(
-        (
-            metric.get("name"),
-            metric.get("benchmark_values"),
-            model.get("name"),
-            model.get("backend"),
-            model.get("type"),
-            bench.get("mode"),
-            bench.get("dtype"),
-            mx.get("input_shape"),
-        )
-    )
-
-
 # -- reading --------------------------------------------------------------------------------
 def read_runs(
     records: Iterable[tuple[int | None, Any]],
@@ -230,7 +206,7 @@ def _run(
     machine, device = _machine(first, opts)
     branch = str(first.get("head_branch") or "").removeprefix("refs/heads/")
     run: dict[str, Any] = {
-        "id": content_id("hud", list(key), [_fingerprint(r) for r in recs]),
+        "id": "",  # from every record's fingerprint, below
         "started_at": started,
         "source": "hud",
         "device": device,
@@ -242,10 +218,13 @@ def _run(
     results = []
     parts: dict[bytes | str, int] = {}
     part_list: list[dict[str, Any]] = []
+    fingerprints = []
     for r in recs:
-        item = _result(r, opts, tally, parts, part_list)
+        item, fingerprint = _result(r, opts, tally, parts, part_list)
+        fingerprints.append(fingerprint)
         if item is not None:
             results.append(item)
+    run["id"] = content_id("hud", list(key), fingerprints)
     run["hud"] = {"record": top, "parts": part_list}
     tally.results += len(results)
     doc = {
@@ -339,9 +318,9 @@ def _build_info(r: dict[str, Any]) -> dict[str, Any]:
     return build
 
 
-def _values(metric: dict[str, Any]) -> list[float]:
+def _values(raw: Any) -> list[float]:
     out = []
-    for v in metric.get("benchmark_values") or []:
+    for v in raw or []:
         try:
             x = float(v)
         except (TypeError, ValueError):
@@ -357,9 +336,14 @@ def _result(
     tally: Tally,
     parts: dict[bytes | str, int],
     part_list: list[dict[str, Any]],
-) -> dict[str, Any] | None:
-    # Runs for every record of a bulk import: each section is looked up once, and a text field
-    # that is already non-empty text is taken as it is (what _text gives for it).
+) -> tuple[dict[str, Any] | None, str]:
+    """The record's result (None when it has no value) and its fingerprint.
+
+    The fingerprint tells one record's measurement from another's, for the run's content id:
+    cheaper than hashing the whole record, and the same however the file was laid out, so a
+    record exported and re-imported keeps its run id. This runs for every record of a bulk
+    import: each section is looked up once.
+    """
     bench = r.get("benchmark")
     if not isinstance(bench, dict):
         bench = _NONE
@@ -370,12 +354,16 @@ def _result(
     mx = metric.get("extra_info")
     if not isinstance(mx, dict):
         mx = _NONE
-    name = _text(metric.get("name")) or "unknown"
-    op = _text(model.get("name")) or _text(bench.get("name")) or "unknown"
-    model_type = model.get("type")
+    raw_name, raw_values = metric.get("name"), metric.get("benchmark_values")
+    model_name, backend, model_type = model.get("name"), model.get("backend"), model.get("type")
+    mode, dtype, input_shape = bench.get("mode"), bench.get("dtype"), mx.get("input_shape")
+    fingerprint = repr(
+        (raw_name, raw_values, model_name, backend, model_type, mode, dtype, input_shape)
+    )
+    name = _text(raw_name) or "unknown"
+    op = _text(model_name) or _text(bench.get("name")) or "unknown"
     tritonbench_like = str(model_type or "").startswith("tritonbench")
     shape: dict[str, Any] = {}
-    input_shape = mx.get("input_shape")
     if input_shape not in (None, ""):
         text = str(input_shape)
         shape = shape_of(op, text, opts.shape_names) if tritonbench_like else {"input": text}
@@ -383,18 +371,18 @@ def _result(
     is_pass = info is not None and info.kind == "pass"
     item: dict[str, Any] = {
         "operator": op,
-        "provider": _text(model.get("backend")) or (BENCHMARK_PROVIDER if is_pass else "default"),
+        "provider": _text(backend) or (BENCHMARK_PROVIDER if is_pass else "default"),
         "shape": shape,
-        "dtype": _text(bench.get("dtype")) or "unknown",
-        "mode": _text(bench.get("mode")) or "fwd",
+        "dtype": _text(dtype) or "unknown",
+        "mode": _text(mode) or "fwd",
         "metric": name,
         "unit": _text(mx.get("unit")) or (info.unit if info is not None else ""),
     }
-    values = _values(metric)
+    values = _values(raw_values)
     failed: str | None = None
     if not values:
         tally.skip("no benchmark_values")
-        return None
+        return None, fingerprint
     if is_pass:
         if values[0] != 1.0:
             failed = f"the benchmark did not pass (pass = {values[0]:g})"
@@ -416,14 +404,14 @@ def _result(
         part_list.append(part)
     hud["part"] = index
     if failed is not None:
-        hud["benchmark_values"] = metric.get("benchmark_values")
+        hud["benchmark_values"] = raw_values
         item.update(status="error", error=failed)
     elif len(values) == 1:
         item["value"] = values[0]
     else:
         item["samples"] = values
     item["extra"] = {"hud": hud}
-    return item
+    return item, fingerprint
 
 
 _NONE: dict[str, Any] = {}  # a section the record lacks (read, never written)
