@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from datetime import datetime
@@ -104,6 +105,20 @@ def _runner(r: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+_HEAD_FIELDS = (
+    "timestamp",
+    "schema_version",
+    "name",
+    "repo",
+    "head_branch",
+    "head_sha",
+    "workflow_id",
+    "run_attempt",
+    "job_id",
+)
+_HEAD = operator.itemgetter(*_HEAD_FIELDS)
+
+
 def _hashable(v: Any) -> Any:
     return v if v is None or isinstance(v, (str, int, float)) else repr(v)
 
@@ -118,18 +133,13 @@ def _group_key(r: dict[str, Any]) -> tuple[Any, ...]:
     bench = bench if isinstance(bench, dict) else {}
     extra = bench.get("extra_info")
     device = extra.get("device") if isinstance(extra, dict) else None
-    g = r.get
+    try:
+        head = _HEAD(r)  # one call for the usual record, which has every field
+    except KeyError:
+        head = tuple(map(r.get, _HEAD_FIELDS))
     key = (
         "hud",
-        g("timestamp"),
-        g("schema_version"),
-        g("name"),
-        g("repo"),
-        g("head_branch"),
-        g("head_sha"),
-        g("workflow_id"),
-        g("run_attempt"),
-        g("job_id"),
+        *head,
         ru.get("name"),
         ru.get("type"),
         ru.get("gpu_info"),
