@@ -174,3 +174,12 @@ def test_values_the_walk_does_not_look_into_are_left_to_it() -> None:
     run.run.__pydantic_extra__["when"] = run.run.started_at  # not JSON: the walk skips it
     run.run.__pydantic_extra__["pair"] = (math.nan, "\x00")  # a tuple: the walk skips it too
     assert limits.storable_problem(run) is None
+
+
+@pytest.mark.parametrize("field", ["label", "command", "suite"])
+def test_the_quick_check_reads_declared_fields_of_a_run_without_extra_keys(field: str) -> None:
+    doc = make_run_document()
+    doc["run"][field] = "a\x00b"
+    run = parse_run(doc)
+    assert not run.run.model_extra
+    assert limits.storable_problem(run) == _walk_only(run) is not None
