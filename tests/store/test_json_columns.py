@@ -16,7 +16,7 @@ import pytest
 
 from tritonwatch.runformat import parse_run
 from tritonwatch.store import Store
-from tritonwatch.store.engine import JsonText, json_text
+from tritonwatch.store.jsoncolumns import JsonText, json_text
 from tritonwatch.testing import make_run_document
 
 HUD_LIKE = {

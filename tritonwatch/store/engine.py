@@ -6,7 +6,6 @@ tritonwatch database, a newer schema, a read-only place) becomes one StoreError 
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +26,7 @@ from ..errors import (
     SchemaTooNew,
     StoreError,
 )
+from .jsoncolumns import json_text
 
 
 def parse_url(url: str) -> URL:
@@ -50,16 +50,6 @@ def parse_url(url: str) -> URL:
 def display_url(u: URL) -> str:
     """The URL with any password hidden, for messages and `db info`."""
     return u.render_as_string(hide_password=True)
-
-
-class JsonText(str):
-    """A JSON column's value already written as JSON text: stored as it is (see json_text)."""
-
-
-def json_text(value: Any) -> str:
-    """The engine's JSON serializer: ``json.dumps`` (SQLAlchemy's and psycopg's default), except
-    for a :class:`JsonText`, which a bulk writer made with a faster encoder and is kept."""
-    return str(value) if type(value) is JsonText else json.dumps(value)
 
 
 WAL_CHECKPOINT_PAGES = 16384

@@ -11,7 +11,6 @@ from itertools import chain, repeat
 from typing import Any
 
 import numpy as np
-import orjson
 from sqlalchemy import Select, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.dml import ReturningInsert
@@ -22,7 +21,7 @@ from ..naming import canonical_shape
 from ..runformat import Run, is_failure, metric_better, outcome
 from . import schema as s
 from .database import IN_CHUNK, Caches, Database
-from .engine import JsonText
+from .jsoncolumns import JsonText, orjson_text
 from .limits import checked_offset, result_problem, run_problem, storable_problem
 from .rows import AddedRun, ResultRow, RunDetail, RunSummary, key_hash
 
@@ -547,27 +546,10 @@ def result_rows(
     )
 
 
-# orjson writes what the JSON column reads back, at a third of the stdlib encoder's cost; values
-# it would write differently or not at all (a time, a subclass, an integer past 64 bits, a key
-# that is not text) go to json.dumps as before. NaN and Infinity never get here: the store
-# refuses them before writing (limits.run_problem).
-_ORJSON_AS_STDLIB = (
-    orjson.OPT_PASSTHROUGH_DATETIME
-    | orjson.OPT_PASSTHROUGH_DATACLASS
-    | orjson.OPT_PASSTHROUGH_SUBCLASS
-)
-
-
-def _refuse(value: Any) -> Any:
-    raise TypeError(type(value).__name__)
-
-
 def _extra_text(extra: dict[str, Any]) -> str:
     """A result's ``extra`` as the JSON text the results table stores."""
-    try:
-        return orjson.dumps(extra, default=_refuse, option=_ORJSON_AS_STDLIB).decode()
-    except TypeError:
-        return json.dumps(extra)
+    text = orjson_text(extra)
+    return text if text is not None else json.dumps(extra)
 
 
 def _info_text(run: Run, info: dict[str, Any]) -> Any:
@@ -580,12 +562,10 @@ def _info_text(run: Run, info: dict[str, Any]) -> Any:
     """
     extra = run.run.model_extra
     kept = {k: v for k, v in extra.items() if v is not None} if extra else {}
-    try:
-        return JsonText(
-            orjson.dumps({**info, **kept}, default=_refuse, option=_ORJSON_AS_STDLIB).decode()
-        )
-    except TypeError:
-        full = run.run.model_dump(mode="json", exclude_none=True)
-        if "org" in info:
-            full["org"] = info["org"]
-        return full
+    text = orjson_text({**info, **kept})
+    if text is not None:
+        return JsonText(text)
+    full = run.run.model_dump(mode="json", exclude_none=True)
+    if "org" in info:
+        full["org"] = info["org"]
+    return full
