@@ -7,19 +7,23 @@ traceback, SQLite stored it. Both now refuse it with one line naming the field.
 
 from __future__ import annotations
 
+import copy
 import json
+import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from tritonwatch.cli import main
 from tritonwatch.errors import InputError, NotFoundError, UsageError
-from tritonwatch.runformat import dump_run, parse_run
-from tritonwatch.store import Store
+from tritonwatch.runformat import Run, dump_run, parse_run
+from tritonwatch.store import Store, limits
 from tritonwatch.store import schema as s
 from tritonwatch.store.limits import MAX_SHAPE, max_length, storable_problem
-from tritonwatch.testing import make_run
+from tritonwatch.testing import make_run, make_run_document
 
 
 def _long_shape_run():  # type: ignore[no-untyped-def]
@@ -106,3 +110,76 @@ def test_a_number_beyond_a_double_is_refused_on_both_backends(store: Store) -> N
     with pytest.raises(InputError, match=r"results\.0\.extra\.x: .*1e309"):
         store.runs.add(run)
     assert store.info().counts["runs"] == 0
+
+
+# -- the quick check before the walk (issue 12's import speed) answers as the walk does --------
+_BAD = ["a\x00b", "\x00", math.nan, math.inf, -math.inf, float("1e309")]
+
+
+def _documents() -> list[dict[str, Any]]:
+    """A run document with a NUL or non-finite value planted in each place the walk looks."""
+    base = make_run_document(n_results=2)
+    base["run"]["hud"] = {"record": {"runners": [{"name": "r", "x": [1, 2.5, None]}]}, "p": []}
+    base["results"][1]["extra"] = {"hud": {"part": 0, "input_shape": "(1, 2)"}, "t": (1, 2)}
+    docs = [base]
+    spots: list[Callable[[dict[str, Any], Any], None]] = [
+        lambda d, v: d["run"]["hud"]["record"]["runners"][0].__setitem__("name", v),
+        lambda d, v: d["run"]["hud"]["record"]["runners"][0]["x"].append(v),
+        lambda d, v: d["run"]["hud"]["p"].append({"k": [[v]]}),
+        lambda d, v: d["run"].__setitem__("note", v),
+        lambda d, v: d["machine"].__setitem__("driver", v),
+        lambda d, v: d["machine"].__setitem__("info", {"a": {"b": v}}),
+        lambda d, v: d["build"]["triton"].__setitem__("extra", [v]),
+        lambda d, v: d["results"][1]["extra"]["hud"].__setitem__("input_shape", v),
+        lambda d, v: d["results"][0]["shape"].__setitem__("M", v),
+        lambda d, v: d["results"][1].__setitem__("error", v),
+        lambda d, v: d["results"][0].__setitem__("variant", v),
+    ]
+    for spot in spots:
+        for v in _BAD:
+            d = copy.deepcopy(base)
+            spot(d, v)
+            docs.append(d)
+    for v in (None, "a\x00b", math.nan):  # a bad key, alone or with a second problem
+        d = copy.deepcopy(base)
+        d["run"]["hud"]["record"]["a\x00"] = 1
+        if v is not None:
+            d["results"][0]["extra"] = {"z": v}
+        docs.append(d)
+    return docs
+
+
+def _walk_only(run: Run) -> str | None:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(limits, "_clean_values", lambda run: False)
+        return limits.storable_problem(run)
+
+
+def test_the_quick_check_finds_what_the_walk_finds_at_the_same_path() -> None:
+    found = 0
+    for doc in _documents():
+        try:
+            run = parse_run(doc)
+        except ValueError:  # a value the run format refuses itself (a NaN in a shape)
+            continue
+        expected = _walk_only(run)
+        assert limits.storable_problem(run) == expected
+        found += expected is not None
+    assert found >= 50  # most plantings reach the walk
+    assert _walk_only(parse_run(_documents()[0])) is None
+
+
+def test_values_the_walk_does_not_look_into_are_left_to_it() -> None:
+    run = make_run()
+    run.run.__pydantic_extra__["when"] = run.run.started_at  # not JSON: the walk skips it
+    run.run.__pydantic_extra__["pair"] = (math.nan, "\x00")  # a tuple: the walk skips it too
+    assert limits.storable_problem(run) is None
+
+
+@pytest.mark.parametrize("field", ["label", "command", "suite"])
+def test_the_quick_check_reads_declared_fields_of_a_run_without_extra_keys(field: str) -> None:
+    doc = make_run_document()
+    doc["run"][field] = "a\x00b"
+    run = parse_run(doc)
+    assert not run.run.model_extra
+    assert limits.storable_problem(run) == _walk_only(run) is not None

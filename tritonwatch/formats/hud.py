@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from datetime import datetime
@@ -25,7 +26,7 @@ import orjson
 
 from ..errors import InputError
 from ..runformat import FORMAT, Run, parse_run
-from .metrics import lookup, unit_of, zero_is_failure
+from .metrics import lookup
 from .options import DEVICES, ImportOptions, Tally, content_id, device_of_gpu, obj, parse_time
 from .tritonbench import BENCHMARK_PROVIDER, shape_of
 
@@ -104,6 +105,20 @@ def _runner(r: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+_HEAD_FIELDS = (
+    "timestamp",
+    "schema_version",
+    "name",
+    "repo",
+    "head_branch",
+    "head_sha",
+    "workflow_id",
+    "run_attempt",
+    "job_id",
+)
+_HEAD = operator.itemgetter(*_HEAD_FIELDS)
+
+
 def _hashable(v: Any) -> Any:
     return v if v is None or isinstance(v, (str, int, float)) else repr(v)
 
@@ -118,18 +133,13 @@ def _group_key(r: dict[str, Any]) -> tuple[Any, ...]:
     bench = bench if isinstance(bench, dict) else {}
     extra = bench.get("extra_info")
     device = extra.get("device") if isinstance(extra, dict) else None
-    g = r.get
+    try:
+        head = _HEAD(r)  # one call for the usual record, which has every field
+    except KeyError:
+        head = tuple(map(r.get, _HEAD_FIELDS))
     key = (
         "hud",
-        g("timestamp"),
-        g("schema_version"),
-        g("name"),
-        g("repo"),
-        g("head_branch"),
-        g("head_sha"),
-        g("workflow_id"),
-        g("run_attempt"),
-        g("job_id"),
+        *head,
         ru.get("name"),
         ru.get("type"),
         ru.get("gpu_info"),
@@ -141,30 +151,6 @@ def _group_key(r: dict[str, Any]) -> tuple[Any, ...]:
     except TypeError:  # a field that should be text is an object: compare its text
         key = tuple(map(_hashable, key))
     return key
-
-
-def _fingerprint(r: dict[str, Any]) -> str:
-    """What tells one record's measurement from another's, for the run's content id.
-
-    Cheaper than hashing the whole record (this runs per record of a bulk import), and the same
-    however the file was laid out, so a record exported and re-imported keeps its run id.
-    """
-    metric = r["metric"]
-    model = obj(r.get("model"))
-    bench = obj(r.get("benchmark"))
-    mx = obj(metric.get("extra_info"))
-    return repr(
-        (
-            metric.get("name"),
-            metric.get("benchmark_values"),
-            model.get("name"),
-            model.get("backend"),
-            model.get("type"),
-            bench.get("mode"),
-            bench.get("dtype"),
-            mx.get("input_shape"),
-        )
-    )
 
 
 # -- reading --------------------------------------------------------------------------------
@@ -230,7 +216,7 @@ def _run(
     machine, device = _machine(first, opts)
     branch = str(first.get("head_branch") or "").removeprefix("refs/heads/")
     run: dict[str, Any] = {
-        "id": content_id("hud", list(key), [_fingerprint(r) for r in recs]),
+        "id": "",  # from every record's fingerprint, below
         "started_at": started,
         "source": "hud",
         "device": device,
@@ -242,10 +228,13 @@ def _run(
     results = []
     parts: dict[bytes | str, int] = {}
     part_list: list[dict[str, Any]] = []
+    fingerprints = []
     for r in recs:
-        item = _result(r, opts, tally, parts, part_list)
+        item, fingerprint = _result(r, opts, tally, parts, part_list)
+        fingerprints.append(fingerprint)
         if item is not None:
             results.append(item)
+    run["id"] = content_id("hud", list(key), fingerprints)
     run["hud"] = {"record": top, "parts": part_list}
     tally.results += len(results)
     doc = {
@@ -339,9 +328,9 @@ def _build_info(r: dict[str, Any]) -> dict[str, Any]:
     return build
 
 
-def _values(metric: dict[str, Any]) -> list[float]:
+def _values(raw: Any) -> list[float]:
     out = []
-    for v in metric.get("benchmark_values") or []:
+    for v in raw or []:
         try:
             x = float(v)
         except (TypeError, ValueError):
@@ -357,45 +346,64 @@ def _result(
     tally: Tally,
     parts: dict[bytes | str, int],
     part_list: list[dict[str, Any]],
-) -> dict[str, Any] | None:
-    bench = obj(r.get("benchmark"))
-    model = obj(r.get("model"))
+) -> tuple[dict[str, Any] | None, str]:
+    """The record's result (None when it has no value) and its fingerprint.
+
+    The fingerprint tells one record's measurement from another's, for the run's content id:
+    cheaper than hashing the whole record, and the same however the file was laid out, so a
+    record exported and re-imported keeps its run id. This runs for every record of a bulk
+    import: each section is looked up once.
+    """
+    bench = r.get("benchmark")
+    if not isinstance(bench, dict):
+        bench = _NONE
+    model = r.get("model")
+    if not isinstance(model, dict):
+        model = _NONE
     metric = r["metric"]
-    mx = obj(metric.get("extra_info"))
-    name = _text(metric.get("name")) or "unknown"
-    op = _text(model.get("name")) or _text(bench.get("name")) or "unknown"
-    tritonbench_like = str(model.get("type") or "").startswith("tritonbench")
+    mx = metric.get("extra_info")
+    if not isinstance(mx, dict):
+        mx = _NONE
+    raw_name, raw_values = metric.get("name"), metric.get("benchmark_values")
+    model_name, backend, model_type = model.get("name"), model.get("backend"), model.get("type")
+    mode, dtype, input_shape = bench.get("mode"), bench.get("dtype"), mx.get("input_shape")
+    fingerprint = repr(
+        (raw_name, raw_values, model_name, backend, model_type, mode, dtype, input_shape)
+    )
+    name = _text(raw_name) or "unknown"
+    op = _text(model_name) or _text(bench.get("name")) or "unknown"
+    tritonbench_like = str(model_type or "").startswith("tritonbench")
     shape: dict[str, Any] = {}
-    if mx.get("input_shape") not in (None, ""):
-        text = str(mx["input_shape"])
+    if input_shape not in (None, ""):
+        text = str(input_shape)
         shape = shape_of(op, text, opts.shape_names) if tritonbench_like else {"input": text}
     info = lookup(name)
+    is_pass = info is not None and info.kind == "pass"
     item: dict[str, Any] = {
         "operator": op,
-        "provider": _text(model.get("backend"))
-        or (BENCHMARK_PROVIDER if info is not None and info.kind == "pass" else "default"),
+        "provider": _text(backend) or (BENCHMARK_PROVIDER if is_pass else "default"),
         "shape": shape,
-        "dtype": _text(bench.get("dtype")) or "unknown",
-        "mode": _text(bench.get("mode")) or "fwd",
+        "dtype": _text(dtype) or "unknown",
+        "mode": _text(mode) or "fwd",
         "metric": name,
-        "unit": _text(mx.get("unit")) or unit_of(name),
+        "unit": _text(mx.get("unit")) or (info.unit if info is not None else ""),
     }
-    values = _values(metric)
+    values = _values(raw_values)
     failed: str | None = None
     if not values:
         tally.skip("no benchmark_values")
-        return None
-    if info is not None and info.kind == "pass":
+        return None, fingerprint
+    if is_pass:
         if values[0] != 1.0:
             failed = f"the benchmark did not pass (pass = {values[0]:g})"
-    elif all(v == 0.0 for v in values) and zero_is_failure(name):
+    elif info is not None and info.zero_is_failure and all(v == 0.0 for v in values):
         failed = _FAILED_ZERO
     # The rest of the record goes into the run's table of parts, shared by the records that
     # have it in common; the result keeps its part's index and its own input_shape.
     part_metric = {k: v for k, v in metric.items() if k != "benchmark_values"}
     hud: dict[str, Any] = {}
     if "input_shape" in mx:
-        hud["input_shape"] = mx["input_shape"]
+        hud["input_shape"] = input_shape
         part_metric["extra_info"] = {k: v for k, v in mx.items() if k != "input_shape"}
     part: dict[str, Any] = {k: r[k] for k in ("benchmark", "model", "inputs") if k in r}
     part["metric"] = part_metric
@@ -406,14 +414,17 @@ def _result(
         part_list.append(part)
     hud["part"] = index
     if failed is not None:
-        hud["benchmark_values"] = metric.get("benchmark_values")
+        hud["benchmark_values"] = raw_values
         item.update(status="error", error=failed)
     elif len(values) == 1:
         item["value"] = values[0]
     else:
         item["samples"] = values
     item["extra"] = {"hud": hud}
-    return item
+    return item, fingerprint
+
+
+_NONE: dict[str, Any] = {}  # a section the record lacks (read, never written)
 
 
 def _ref(part: dict[str, Any]) -> bytes | str:

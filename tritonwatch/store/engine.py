@@ -26,6 +26,7 @@ from ..errors import (
     SchemaTooNew,
     StoreError,
 )
+from .jsoncolumns import json_text
 
 
 def parse_url(url: str) -> URL:
@@ -99,7 +100,7 @@ def _prepare_sqlite_path(u: URL, create: bool) -> None:
 def connect(url: str, *, create: bool = True) -> Engine:
     """An engine for ``url`` that has answered one query; raises StoreError subclasses."""
     u = parse_url(url)
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"json_serializer": json_text}
     if u.get_backend_name() == "sqlite":
         _prepare_sqlite_path(u, create)
         kwargs["connect_args"] = {"timeout": 30}

@@ -142,24 +142,12 @@ def _fields_problem(run: Run) -> str | None:
 
 
 def _values_problem(run: Run) -> str | None:
+    if _clean_values(run):
+        return None
     bad = _walk(run.model_dump(mode="python", exclude={"results"}), "")
     if bad is None:
         for i, r in enumerate(run.results):
-            bad = _walk(
-                {
-                    "shape": r.shape,
-                    "extra": r.extra,
-                    "error": r.error,
-                    "unit": r.unit,
-                    "operator": r.operator,
-                    "provider": r.provider,
-                    "variant": r.variant,
-                    "dtype": r.dtype,
-                    "mode": r.mode,
-                    "metric": r.metric,
-                },
-                f".results.{i}",
-            )
+            bad = _walk(_result_values(r), f".results.{i}")
             if bad:
                 break
     if bad:
@@ -168,6 +156,76 @@ def _values_problem(run: Run) -> str | None:
             "range, such as 1e309) cannot be stored"
         )
     return None
+
+
+def _result_values(r: Result) -> dict[str, Any]:
+    return {
+        "shape": r.shape,
+        "extra": r.extra,
+        "error": r.error,
+        "unit": r.unit,
+        "operator": r.operator,
+        "provider": r.provider,
+        "variant": r.variant,
+        "dtype": r.dtype,
+        "mode": r.mode,
+        "metric": r.metric,
+    }
+
+
+def _clean_values(run: Run) -> bool:
+    """True when :func:`_walk` would find nothing in the run: the usual answer, found without
+    naming a path for every value (the walk's cost) and without copying the run section's extra
+    keys (a HUD import keeps every record there) into a dump. False leaves it to the walk."""
+    extra = run.run.__pydantic_extra__ or {}
+    head = run.model_dump(mode="python", exclude={"results": True, "run": set(extra)})
+    if not (_clean(head) and _clean(extra)):
+        return False
+    for r in run.results:
+        # The result's text fields (pydantic gives them as str) at once, then its two dicts.
+        text = f"{r.operator}{r.provider}{r.variant}{r.dtype}{r.mode}{r.metric}{r.unit}"
+        if "\x00" in text or r.error is not None and "\x00" in r.error:
+            return False
+        if type(r.error) not in (str, type(None)) or not (_clean(r.shape) and _clean(r.extra)):
+            return False
+    return True
+
+
+def _clean(node: dict[Any, Any] | list[Any]) -> bool:
+    """No string with a NUL and no non-finite float in ``node``, looked for where :func:`_walk`
+    looks (dict values and keys, list items); anything unusual (a float or str subclass, a
+    node of another type) is left to the walk."""
+    if type(node) is dict:
+        for k in node:
+            if type(k) is str:
+                if "\x00" in k:
+                    return False
+            elif isinstance(k, str):
+                return False
+        items: Any = node.values()
+    elif type(node) is list:
+        items = node
+    else:
+        return False
+    for v in items:
+        t = type(v)
+        if t is str:
+            if "\x00" in v:
+                return False
+        elif t is float:
+            if not _isfinite(v):
+                return False
+        elif t is dict or t is list:
+            if not _clean(v):
+                return False
+        elif t is int or v is None or t is bool:
+            continue
+        elif isinstance(v, (str, float, dict, list)):
+            return False
+    return True
+
+
+_isfinite = math.isfinite
 
 
 def result_problem(r: Result) -> str | None:
