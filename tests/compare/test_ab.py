@@ -88,6 +88,9 @@ class FakeLive:
     def after_error(self) -> None:
         pass
 
+    def quit(self) -> None:
+        pass
+
     def close(self) -> None:
         self.running = False
 

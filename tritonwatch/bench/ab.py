@@ -279,6 +279,8 @@ def run_ab(
             interrupted = True
         finally:
             for w in (*workers["A"], *workers["B"]):
+                w.quit()  # all exit side by side; then each is waited for
+            for w in (*workers["A"], *workers["B"]):
                 w.close()
     finished = now()
     done = {cr.case.id: cr for cr in runs_done}

@@ -143,14 +143,23 @@ class LiveWorker:
         how = f"exit code {rc}" if rc is None or rc >= 0 else f"signal {-rc}"
         return f"worker crashed ({how})" + (f"; stderr: {tail}" if tail else "")
 
+    def quit(self) -> None:
+        """Ask the worker to quit without waiting (several then exit side by side)."""
+        proc = self.proc
+        if proc is not None and proc.poll() is None and proc.stdin is not None:
+            with contextlib.suppress(OSError, ValueError):
+                proc.stdin.write('{"do": "quit"}\n')
+                proc.stdin.close()
+
     def close(self) -> None:
         """Ask the worker to quit, then make sure it is gone."""
         proc = self.proc
         if proc is not None:
             if proc.poll() is None and proc.stdin is not None:
                 try:
-                    proc.stdin.write('{"do": "quit"}\n')
-                    proc.stdin.close()
+                    if not proc.stdin.closed:
+                        proc.stdin.write('{"do": "quit"}\n')
+                        proc.stdin.close()
                     proc.wait(timeout=5)
                 except (OSError, subprocess.TimeoutExpired, ValueError):
                     pass
