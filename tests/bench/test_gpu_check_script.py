@@ -37,6 +37,11 @@ def test_gpu_check_runs_its_quick_suite_and_ab_on_a_cpu(tmp_path: Path) -> None:
     assert {c["expected"] for c in planted} == {"same", "slower 1.0%"}
     assert data["ab"]["planted_found"][1] == 1 and all(c["blocks"] >= 4 for c in planted)
     assert "| case |" in (tmp_path / "tables.md").read_text()
+    # capture: the launch hook records what the run launched, and blast compiles all of it.
+    cap = data["capture"]
+    kernels = {s["kernel"].rsplit(":", 1)[-1] for s in cap["specs"]}
+    assert kernels == {"add_kernel", "softmax_kernel"} and not cap["errors"]
+    assert cap["blast"] == f"No change in {len(cap['specs'])} specialisations."
 
 
 def test_gpu_check_on_a_machine_without_a_gpu_says_so_in_one_line() -> None:
