@@ -21,6 +21,8 @@ from tritonwatch.errors import BenchError
 from tritonwatch.runformat import MAX_SAMPLES
 from tritonwatch.store import Store
 
+OOM = "OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"
+
 
 class FakeLive:
     """Stands in for bench.live.LiveWorker: answers commands with scripted timings.
@@ -39,6 +41,8 @@ class FakeLive:
     status: dict[str, str] = {}  # provider -> status every prepare answers (default ok)
     per_segment: int = 20  # samples each "time" answers
     offsets: dict[tuple[str, int], float] = {}  # (side, worker number) -> lasting factor
+    oom: dict[tuple[str, int], bool] = {}  # (side, worker number) -> its next prepare runs out
+    oom_second_side: bool = False  # the second side's first prepare of a case runs out, once
     made: dict[str, int] = {}
 
     def __init__(self, argv: list[str], gpu: Any, cases: Any, tmp: str, timeout_s: float):
@@ -68,6 +72,13 @@ class FakeLive:
         FakeLive.log.append((self.side, do, index, {**kw, "worker": self.k}))
         case = self.cases[index]
         if do == "prepare":
+            oom = {"event": "prepared", "status": "error", "error": OOM}
+            if FakeLive.oom.pop((self.side, self.k), False):
+                return oom
+            others = [s for s, d, j, _ in FakeLive.log if d == "prepare" and j == index]
+            if self.k == 0 and FakeLive.oom_second_side and set(others) - {self.side}:
+                FakeLive.oom_second_side = False  # once: the first side's copies fill it
+                return oom
             status = self.status.get(case.provider, "ok")
             extra = {"timer": kw.get("timer") or f"timer-{self.side}"}
             err = "not timed: interpreter" if status == "skipped" else None
@@ -104,6 +115,8 @@ def fake_live(monkeypatch: pytest.MonkeyPatch) -> type[FakeLive]:
     FakeLive.noise = 0.002
     FakeLive.per_segment = 20
     FakeLive.offsets = {}
+    FakeLive.oom = {}
+    FakeLive.oom_second_side = False
     FakeLive.made = {}
     monkeypatch.setattr(ab, "LiveWorker", FakeLive)
     monkeypatch.setattr(
@@ -218,6 +231,60 @@ def test_a_worker_process_offset_is_tested_across_pairs_not_taken_for_a_change(
         assert c.to_json()["workers"] == 4 and abs(c.ratio - 1) < 0.01 and c.mde > 0.02
     assert {r.extra["workers"] for r in rb.results if r.metric == "time"} == {4}
     assert "4 worker pairs" in rb.info["compare"]["design"]
+
+
+@needs("torch", "triton")
+@pytest.mark.parametrize(
+    "workers, oom, held",
+    [
+        (4, {("b", 2): True}, 1),  # two pairs hold it: too few to test across, so one
+        (6, {("a", 4): True}, 4),  # four pairs hold it: tested across those four
+    ],
+)
+def test_a_case_too_big_for_every_worker_is_timed_on_the_pairs_that_hold_it(
+    fake_live: type[FakeLive],
+    sqlite_url: str,
+    planted: Path,
+    workers: int,
+    oom: dict[tuple[str, int], bool],
+    held: int,
+) -> None:
+    # Each worker holds its own copy of a case's inputs: on a GPU a big case may fit only a few
+    # times. Out of memory in a worker after the first is no failure of the build.
+    fake_live.oom = dict(oom)
+    opts = ABOptions(a="a", b="b", suite=str(planted), device="cpu", budget_ms=400)
+    opts.workers = workers
+    with Store.open(sqlite_url) as st:
+        out = run_ab(opts, st)
+        rb = st.runs.get(out.stored.run_b)
+    assert [c.verdict for c in out.comparison.results] == ["slower", "slower"]
+    fewer = [r for r in rb.results if r.metric == "time" and "fewer_workers" in r.extra]
+    assert len(fewer) == 1  # only the case that ran out, the first one
+    assert fewer[0].extra["fewer_workers"] == (
+        f"timed on {held} of {workers} worker pairs: out of memory with more"
+    )
+    assert fewer[0].extra["workers"] == held
+    first = fake_live.log[0][2]
+    timed_on = {kw["worker"] for _, d, j, kw in fake_live.log if d == "time" and j == first}
+    assert timed_on == set(range(held))
+    # Those that hold it but do not time it let it go before the timing starts.
+    times = [n for n, (_, d, j, _) in enumerate(fake_live.log) if d == "time" and j == first]
+    dropped = {
+        (s, kw["worker"]) for s, d, j, kw in fake_live.log[: times[0]] if d == "drop" and j == first
+    }
+    assert all(k >= held for _, k in dropped) and dropped
+
+
+@needs("torch", "triton")
+def test_the_second_side_out_of_memory_behind_the_first_sides_copies_falls_back_to_one_pair(
+    fake_live: type[FakeLive], sqlite_url: str, planted: Path
+) -> None:
+    fake_live.oom_second_side = True
+    opts = ABOptions(a="a", b="b", suite=str(planted), device="cpu", budget_ms=400)
+    with Store.open(sqlite_url) as st:
+        out = run_ab(opts, st)
+    assert [c.verdict for c in out.comparison.results] == ["slower", "slower"]
+    assert sorted(c.to_json()["workers"] for c in out.comparison.results) == [1, 4]
 
 
 @needs("torch", "triton")

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..analysis.compare import block_decision, worth_extending
+from ..analysis.compare import MIN_BLOCKS, block_decision, worth_extending
 from ..runformat import MAX_SAMPLES
 from .live import LiveWorker, WorkerLost
 from .pool import record_from_event
@@ -107,15 +107,31 @@ def time_case(
 
     The side that prepares first is drawn at random; its timer is handed to every other
     worker. A side's record is its first worker's, or the first failure among its workers.
+    A case too big for the device to hold once per worker (out of memory in a worker after
+    the first) is timed on the pairs that hold it, or on the first pair alone when fewer
+    than MIN_BLOCKS do; the record says so.
     """
     cr = CaseRun(case)
     first = rng.choice("AB")
+    held = len(workers["A"])  # pairs whose both workers hold the case
     try:
         for side in (first, "B" if first == "A" else "A"):
-            for w in workers[side]:
+            for k, w in enumerate(workers[side]):
+                if k >= held:
+                    break
                 if not w.alive:
                     w.start()
                 ev = w.ask("prepare", i, timer=timer)
+                if _out_of_memory(ev) and k > 0:
+                    held = k
+                    break
+                if _out_of_memory(ev) and side != first and held > 1:
+                    # The first side's extra copies took the room: one pair, and try again.
+                    held = 1
+                    for x in workers[first][1:]:
+                        if x.alive:
+                            x.ask("drop", i)
+                    ev = w.ask("prepare", i, timer=timer)
                 if side not in cr.recs or ev.get("status") != "ok":
                     cr.recs[side] = ev
                 if ev.get("status") != "ok":
@@ -124,7 +140,18 @@ def time_case(
                     break
                 timer = timer or (ev.get("extra") or {}).get("timer")
         if all((cr.recs.get(s) or {}).get("status") == "ok" for s in "AB"):
-            _blocks(cr, i, workers, seg_ms, planned, threshold, rng, room_ms, progress)
+            pairs = len(workers["A"])
+            if held < pairs:
+                held = held if held >= MIN_BLOCKS else 1
+                for side in "AB":
+                    cr.recs[side].setdefault("extra", {})["fewer_workers"] = (
+                        f"timed on {held} of {pairs} worker pairs: out of memory with more"
+                    )
+                for w in (*workers["A"][held:], *workers["B"][held:]):
+                    if w.alive:
+                        w.ask("drop", i)  # free what they hold while the others time
+            chosen = {s: workers[s][:held] for s in "AB"}
+            _blocks(cr, i, chosen, seg_ms, planned, threshold, rng, room_ms, progress)
     except WorkerLost as e:
         side = next((s for s in "AB" if not all(w.alive for w in workers[s])), first)
         cr.recs[side] = {"status": "error", "error": str(e)}
@@ -213,6 +240,11 @@ def _block(
         cr.segments[side].append(samples)  # kept even if the block is not completed
         cr.spent_ms += float(ev.get("elapsed_ms") or 0.0)
     return block_ratio(segs["A"], segs["B"])
+
+
+def _out_of_memory(ev: dict[str, Any]) -> bool:
+    """A prepare that failed because the device's memory is full (torch's OutOfMemoryError)."""
+    return ev.get("status") == "error" and "out of memory" in str(ev.get("error") or "").lower()
 
 
 def pair_groups(cr: CaseRun) -> tuple[int, ...]:
