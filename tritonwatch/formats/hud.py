@@ -105,17 +105,8 @@ def _runner(r: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-_HEAD_FIELDS = (
-    "timestamp",
-    "schema_version",
-    "name",
-    "repo",
-    "head_branch",
-    "head_sha",
-    "workflow_id",
-    "run_attempt",
-    "job_id",
-)
+# The upload fields that group records into a run: RUN_FIELDS up to the job.
+_HEAD_FIELDS = RUN_FIELDS[: RUN_FIELDS.index("job_id") + 1]
 _HEAD = operator.itemgetter(*_HEAD_FIELDS)
 
 

@@ -85,6 +85,21 @@ def top_opcodes(r: KernelDiff, n: int = 5) -> str:
     return ", ".join(f"{op} {'+' if b > a else ''}{b - a}" for op, (a, b) in items)
 
 
+def change_cells(r: KernelDiff) -> list[str]:
+    """A changed row's cells as the terminal table and the Markdown comment show them: kernel /
+    spec, target, first change, registers, spills, shared, instructions, key instructions."""
+    return [
+        f"{r.kernel} / {r.spec}",
+        r.target,
+        _stage(r),
+        pair(*r.metric("registers")),
+        pair(*r.metric("spills")),
+        pair(*r.metric("shared")),
+        pair(*r.metric("instructions")),
+        keys_text(r),
+    ]
+
+
 def _amd(r: KernelDiff) -> str:
     return "; ".join(
         f"{m} {pair(*r.metric(m))}"
@@ -163,17 +178,7 @@ def table(report: BlastReport, *, show_identical: bool = False) -> Group:
     for r in _sorted_rows(report.rows):
         if r.status != "changed" and not (show_identical and r.status == "identical"):
             continue
-        t.add_row(
-            escape(f"{r.kernel} / {r.spec}"),
-            r.target,
-            _stage(r),
-            pair(*r.metric("registers")),
-            pair(*r.metric("spills")),
-            pair(*r.metric("shared")),
-            pair(*r.metric("instructions")),
-            escape(keys_text(r)),
-            _ms(r.a.compile_ms, r.b.compile_ms),
-        )
+        t.add_row(*map(escape, change_cells(r)), _ms(r.a.compile_ms, r.b.compile_ms))
     parts: list[object] = [head, envs, t]
     fails = _failures(report)
     if fails:

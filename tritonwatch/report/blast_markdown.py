@@ -20,9 +20,7 @@ from .blast import (
     _env_line,
     _failures,
     _sorted_rows,
-    _stage,
-    keys_text,
-    pair,
+    change_cells,
     stats_text,
     top_opcodes,
 )
@@ -40,17 +38,7 @@ def _md(s: str) -> str:
 
 
 def _row(r: KernelDiff) -> str:
-    cells = (
-        f"{r.kernel} / {r.spec}",
-        r.target,
-        _stage(r),
-        pair(*r.metric("registers")),
-        pair(*r.metric("spills")),
-        pair(*r.metric("shared")),
-        pair(*r.metric("instructions")),
-        keys_text(r),
-        top_opcodes(r),
-    )
+    cells = (*change_cells(r), top_opcodes(r))
     return "| " + " | ".join(_md(c) for c in cells) + " |"
 
 

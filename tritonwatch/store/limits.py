@@ -181,14 +181,7 @@ def _clean_values(run: Run) -> bool:
     head = run.model_dump(mode="python", exclude={"results": True, "run": set(extra)})
     if not (_clean(head) and _clean(extra)):
         return False
-    for r in run.results:
-        # The result's text fields (pydantic gives them as str) at once, then its two dicts.
-        text = f"{r.operator}{r.provider}{r.variant}{r.dtype}{r.mode}{r.metric}{r.unit}"
-        if "\x00" in text or r.error is not None and "\x00" in r.error:
-            return False
-        if type(r.error) not in (str, type(None)) or not (_clean(r.shape) and _clean(r.extra)):
-            return False
-    return True
+    return all(_clean(_result_values(r)) for r in run.results)
 
 
 def _clean(node: dict[Any, Any] | list[Any]) -> bool:

@@ -435,14 +435,7 @@ class Runs:
             build = conn.execute(
                 select(s.builds.c.info).where(s.builds.c.id == row["build_id"])
             ).scalar_one()
-            cols = [c for c in s.results.c if samples or c.name != "samples"]
-            q = (
-                select(*cols, s.series)
-                .join(s.series, s.series.c.id == s.results.c.series_id)
-                .where(s.results.c.run_id == rid)
-                .order_by(s.results.c.id)
-                .offset(checked_offset(offset))
-            )
+            q = _results_query(rid, samples).offset(checked_offset(offset))
             if limit is not None:
                 q = q.limit(limit)
             results = [
@@ -465,13 +458,7 @@ class Runs:
         PostgreSQL): memory holds one page however large the run."""
         with self.db.connect() as conn:
             rid = self.resolve(ref, conn)
-            cols = [c for c in s.results.c if samples or c.name != "samples"]
-            q = (
-                select(*cols, s.series)
-                .join(s.series, s.series.c.id == s.results.c.series_id)
-                .where(s.results.c.run_id == rid)
-                .order_by(s.results.c.id)
-            )
+            q = _results_query(rid, samples)
             rows = conn.execution_options(yield_per=size).execute(q).mappings()
             for part in rows.partitions():
                 yield [ResultRow.from_row(r if samples else {**r, "samples": None}) for r in part]
@@ -490,6 +477,18 @@ class Runs:
         )
         with self.db.connect() as conn:
             return conn.execute(q).scalar()
+
+
+def _results_query(run_id: int, samples: bool) -> Select[Any]:
+    """A run's results with their series, in stored order; without the samples column unless
+    ``samples``."""
+    cols = [c for c in s.results.c if samples or c.name != "samples"]
+    return (
+        select(*cols, s.series)
+        .join(s.series, s.series.c.id == s.results.c.series_id)
+        .where(s.results.c.run_id == run_id)
+        .order_by(s.results.c.id)
+    )
 
 
 def result_rows(
