@@ -146,7 +146,7 @@ class LiveWorker:
     def quit(self) -> None:
         """Ask the worker to quit without waiting (several then exit side by side)."""
         proc = self.proc
-        if proc is not None and proc.poll() is None and proc.stdin is not None:
+        if proc is not None and proc.poll() is None and proc.stdin and not proc.stdin.closed:
             with contextlib.suppress(OSError, ValueError):
                 proc.stdin.write('{"do": "quit"}\n')
                 proc.stdin.close()
@@ -155,14 +155,9 @@ class LiveWorker:
         """Ask the worker to quit, then make sure it is gone."""
         proc = self.proc
         if proc is not None:
-            if proc.poll() is None and proc.stdin is not None:
-                try:
-                    if not proc.stdin.closed:
-                        proc.stdin.write('{"do": "quit"}\n')
-                        proc.stdin.close()
-                    proc.wait(timeout=5)
-                except (OSError, subprocess.TimeoutExpired, ValueError):
-                    pass
+            self.quit()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
             kill_worker(proc)
             if proc.stdin is not None and not proc.stdin.closed:
                 with contextlib.suppress(OSError):  # the other end is gone: nothing to flush
