@@ -52,52 +52,54 @@ def _install_planted(site: Path) -> Path:
 
 def _aa(args: argparse.Namespace, store: Any) -> None:
     """A/A comparisons of the same Python: every slower/faster verdict is a false positive."""
-    from tritonwatch import settings
     from tritonwatch.analysis.compare import compare_sides
     from tritonwatch.bench.ab import ABOptions, run_ab
     from tritonwatch.bench.runner import RunOptions, run_suite
 
+    # budget_ms goes in the options: the smoke suite ignores the setting (see runner.sampling).
     filters: dict[str, Any] = dict(
-        suite=args.suite, providers=args.provider.split(","), device=args.device
+        suite=args.suite,
+        providers=args.provider.split(","),
+        device=args.device,
+        budget_ms=args.budget_ms,
     )
-    with settings.scope(budget_ms=args.budget_ms):
+    t0 = time.monotonic()
+    single = run_suite(RunOptions(**filters), store)
+    t_run = time.monotonic() - t0
+    timed = sum(1 for o in single.outcomes if o.record.status == "ok")
+    print(f"single run: {timed} timed cases, {t_run:.1f} s")
+    flagged = flagged_raw = measured = 0
+    t_cmp: list[float] = []
+    for rep in range(args.reps):
         t0 = time.monotonic()
-        single = run_suite(RunOptions(**filters), store)
-        t_run = time.monotonic() - t0
-        timed = sum(1 for o in single.outcomes if o.record.status == "ok")
-        print(f"single run: {timed} timed cases, {t_run:.1f} s")
-        flagged = flagged_raw = measured = 0
-        t_cmp: list[float] = []
-        for rep in range(args.reps):
-            t0 = time.monotonic()
-            opts = ABOptions(
-                a="current",
-                b="current",
-                blocks=args.blocks,
-                workers=args.workers,
-                seed=args.first_seed + rep,
-                **filters,
-            )
-            out = run_ab(opts, store)
-            t_cmp.append(time.monotonic() - t0)
-            res = out.comparison.results
-            n = sum(c.measured for c in res)
-            f = sum(c.verdict in ("slower", "faster") for c in res)
-            measured, flagged = measured + n, flagged + f
-            # What the raw-sample test alone would call (no threshold, no round test).
-            bare = compare_sides([(c.key, c.a, c.b) for c in res], threshold=0.0)  # no blocks
-            flagged_raw += sum(
-                1
-                for c in bare.results
-                if c.q is not None and c.q < 0.05 and c.ci and (c.ci[0] > 1 or c.ci[1] < 1)
-            )
-            stops = ", ".join(f"{k} {v}" for k, v in sorted(out.stops.items()))
-            mdes = sorted(c.mde for c in res if c.mde is not None)
-            mde = f"; median MDE {mdes[len(mdes) // 2]:.2%}" if mdes else ""
-            print(
-                f"  A/A rep {rep}: {t_cmp[-1]:.1f} s (timing {out.measured_s:.1f} s), {f} of {n} "
-                f"flagged (stops: {stops}{mde})"
-            )
+        opts = ABOptions(
+            a="current",
+            b="current",
+            blocks=args.blocks,
+            workers=args.workers,
+            seed=args.first_seed + rep,
+            **filters,
+        )
+        out = run_ab(opts, store)
+        t_cmp.append(time.monotonic() - t0)
+        res = out.comparison.results
+        n = sum(c.measured for c in res)
+        f = sum(c.verdict in ("slower", "faster") for c in res)
+        measured, flagged = measured + n, flagged + f
+        # What the raw-sample test alone would call (no threshold, no round test).
+        bare = compare_sides([(c.key, c.a, c.b) for c in res], threshold=0.0)  # no blocks
+        flagged_raw += sum(
+            1
+            for c in bare.results
+            if c.q is not None and c.q < 0.05 and c.ci and (c.ci[0] > 1 or c.ci[1] < 1)
+        )
+        stops = ", ".join(f"{k} {v}" for k, v in sorted(out.stops.items()))
+        mdes = sorted(c.mde for c in res if c.mde is not None)
+        mde = f"; median MDE {mdes[len(mdes) // 2]:.2%}" if mdes else ""
+        print(
+            f"  A/A rep {rep}: {t_cmp[-1]:.1f} s (timing {out.measured_s:.1f} s), {f} of {n} "
+            f"flagged (stops: {stops}{mde})"
+        )
     mean_cmp = sum(t_cmp) / len(t_cmp)
     lo, hi = wilson(flagged, measured)
     print(
@@ -125,7 +127,7 @@ def _planted(args: argparse.Namespace, store: Any, tmp: Path) -> None:
     )
     slow.chmod(0o755)
     hits = n_planted = steady_flag = n_steady = 0
-    with settings.scope(budget_ms=args.budget_ms, target_ci=0.002):
+    with settings.scope(budget_ms=args.budget_ms or 100.0, target_ci=0.002):
         for rep in range(args.reps):
             opts = ABOptions(
                 a="current",
@@ -158,7 +160,12 @@ def main() -> None:
     ap.add_argument("--suite", default="smoke")
     ap.add_argument("--provider", default="torch", help="comma list; on a GPU: triton")
     ap.add_argument("--device", default="auto", help="A/A and cost: auto, cuda or cpu")
-    ap.add_argument("--budget-ms", type=float, default=100.0)
+    ap.add_argument(
+        "--budget-ms",
+        type=float,
+        default=None,
+        help="per case and build (default: the command's own, 200 ms for smoke; planted: 100)",
+    )
     ap.add_argument("--blocks", type=int, default=8, help="ABBA blocks planned per case")
     ap.add_argument("--workers", type=int, default=4, help="worker processes per build")
     ap.add_argument(

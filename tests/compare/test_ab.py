@@ -4,6 +4,7 @@ worker processes: a planted slowdown is found, A/A is "same", two real Triton bu
 from __future__ import annotations
 
 import io
+import os
 import json
 from pathlib import Path
 from typing import Any
@@ -597,3 +598,39 @@ def test_a_refreshed_case_times_new_inputs(planted: Path, quick: None, tmp_path:
         assert w.ask("prepare", 0)["status"] == "ok"
         seg = w.ask("time", 0, budget_ms=3.0, fresh=True)
         assert seg["event"] == "segment" and len(seg["samples"]) >= 2, seg
+
+
+@needs("torch", "triton")
+def test_a_serving_worker_told_to_quit_exits_without_the_interpreters_teardown(
+    planted: Path, quick: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Teardown with torch loaded took half a second per worker, and the driver waits for
+    each of its eight; an atexit hook that marks a file shows whether it still runs."""
+    from tritonwatch import plugins
+    from tritonwatch.bench.live import LiveWorker
+    from tritonwatch.bench.registry import expand, load_suite
+    from tritonwatch.bench.runner import probe, worker_argv
+
+    mark = tmp_path / "torn-down"
+    (tmp_path / "exitmark.py").write_text(
+        "import atexit, os\n"
+        "def register(registry):\n"
+        "    atexit.register(lambda: open(os.environ['TW_TEST_MARK'], 'w').close())\n"
+    )
+    monkeypatch.setenv("TW_TEST_MARK", str(mark))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
+    )
+    device = probe("cpu")
+    cases = expand(plugins.load(()), load_suite(str(planted)), device).cases
+    argv = worker_argv(device, 100.0, 0.01, 0, ("exitmark:register",))
+    w = LiveWorker(argv, None, cases, str(tmp_path), 60)
+    w.start()
+    assert w.ask("prepare", 0)["status"] == "ok"
+    proc = w.proc
+    assert proc is not None
+    w.quit()
+    assert proc.wait(timeout=30) == 0
+    assert '"done"' in (w.lines.get(timeout=5) or "")
+    w.close()
+    assert not mark.exists()

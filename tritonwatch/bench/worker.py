@@ -17,11 +17,11 @@ import math
 import os
 import sys
 import time
-import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
+from .failures import describe, is_device_error
 from .spec import Case, DeviceInfo, load_cases, load_timer_hints
 
 _TRITON_KINDS = ("triton",)
@@ -313,8 +313,8 @@ class Worker:
             try:
                 rec = self.run_case(case)
             except Exception as e:  # noqa: BLE001 - any failure is this case's error result
-                rec = {"case": case.to_json(), "status": "error", "error": _describe(e)}
-                sticky = _is_device_error(e)
+                rec = {"case": case.to_json(), "status": "error", "error": describe(e)}
+                sticky = is_device_error(e)
                 del e
                 # A traceback keeps the failed case's tensors alive in a cycle; only then is a
                 # full collection worth its cost (~0.5 s with torch and triton loaded).
@@ -383,8 +383,8 @@ class Worker:
 
                         torch.cuda.empty_cache()
             except Exception as e:  # noqa: BLE001 - any failure is this case's error
-                ev = {"event": reply, "index": i, "status": "error", "error": _describe(e)}
-                sticky = _is_device_error(e)
+                ev = {"event": reply, "index": i, "status": "error", "error": describe(e)}
+                sticky = is_device_error(e)
                 del e
                 live.pop(i, None)
                 _restore_torch_flags(flags)
@@ -409,25 +409,6 @@ class Worker:
         return True
 
 
-# Errors after which a CUDA/HIP context is unusable: the worker must be replaced.
-_STICKY = (
-    "illegal memory access",
-    "illegal instruction",
-    "misaligned address",
-    "unspecified launch failure",
-    "device-side assert",
-    "an illegal",
-    "cudaerrorlaunchfailure",
-    "hiperrorlaunchfailure",
-    "cuda error: unknown error",
-)
-
-
-def _is_device_error(e: BaseException) -> bool:
-    text = f"{type(e).__name__}: {e}".lower()
-    return any(s in text for s in _STICKY)
-
-
 def _torch_flags() -> dict[str, Any]:
     """torch's global precision flags, which a provider may set for its case."""
     try:
@@ -449,16 +430,6 @@ def _restore_torch_flags(flags: dict[str, Any]) -> None:
         torch.backends.cuda.matmul.allow_tf32 = flags["matmul_tf32"]
     if torch.backends.cudnn.allow_tf32 != flags["cudnn_tf32"]:
         torch.backends.cudnn.allow_tf32 = flags["cudnn_tf32"]
-
-
-def _describe(e: BaseException) -> str:
-    kind = type(e).__name__
-    if "OutOfMemory" in kind or "out of memory" in str(e).lower():
-        return f"out of memory: {str(e).splitlines()[0][:300]}"
-    tb = traceback.extract_tb(e.__traceback__)[-3:]
-    where = " <- ".join(f"{os.path.basename(f.filename)}:{f.lineno}" for f in reversed(tb))
-    first = str(e).strip().splitlines()[0][:500] if str(e).strip() else ""
-    return f"{kind}: {first} (at {where})"
 
 
 def calibrate(budget_ms: float) -> dict[str, Any]:
@@ -586,6 +557,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.serve:
             worker.serve(cases, sys.stdin, proto)
+            # Nothing is left to write: skip the interpreter's teardown (half a second with
+            # torch loaded), which the driver would otherwise wait for once per worker.
+            proto.flush()
+            sys.stderr.flush()
+            os._exit(0)
         else:
             worker.run(cases, proto)
     except KeyboardInterrupt:
