@@ -423,3 +423,38 @@ def test_records_sharing_no_run_fields_are_split_not_held(monkeypatch: pytest.Mo
     runs = list(hud.read_runs(recs, "<gen>", ImportOptions(), Tally(), datetime.now(UTC)))
     assert [len(r.results) for r in runs] == [50, 50, 20]
     assert len({r.run.id for r in runs}) == 3
+
+
+def test_records_mapped_once_per_content_read_as_records_mapped_one_by_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A bulk import maps each distinct record once (its values aside) and reuses that for
+    every night that repeats it: the runs must be the runs the record-by-record mapping gives,
+    with the cache emptied as it fills and with a record orjson cannot write (int past 64 bits)."""
+    records = json.loads(TRITONBENCH_V3.read_text())
+    records[5]["metric"]["extra_info"] = {**records[5]["metric"]["extra_info"], "big": 2**70}
+
+    def runs() -> list[dict[str, Any]]:
+        from datetime import UTC, datetime
+
+        from tritonwatch.formats.options import ImportOptions, Tally
+
+        recs = enumerate(copy.deepcopy(records))
+        got = hud.read_runs(recs, "<list>", ImportOptions(), Tally(), datetime.now(UTC))
+        return [r.model_dump(mode="json") for r in got]
+
+    cached = runs()
+    monkeypatch.setattr(hud._Mappings, "SIZE", 3)
+    assert runs() == cached
+    fresh: list[int] = []
+
+    def one_by_one(self: Any, r: dict[str, Any], metric: dict[str, Any]) -> Any:
+        fresh.append(1)
+        part = {k: r[k] for k in ("benchmark", "model", "inputs") if k in r}
+        part["metric"] = {k: v for k, v in metric.items() if k != "benchmark_values"}
+        return hud._mapped(r, metric, part, self.opts)
+
+    monkeypatch.setattr(hud._Mappings, "of", one_by_one)
+    assert runs() == cached
+    assert len(fresh) == len(records)
+    assert len({json.dumps(r["run"]["hud"]["parts"]) for r in cached}) > 1

@@ -19,6 +19,7 @@ import math
 import operator
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -158,6 +159,7 @@ def read_runs(
     derived from their content, so two nights never share one and importing twice adds nothing.
     """
     open_groups: OrderedDict[tuple[Any, ...], list[dict[str, Any]]] = OrderedDict()
+    mappings = _Mappings(opts)
     for line, rec in records:
         tally.items += 1
         if not is_record(rec):
@@ -170,14 +172,14 @@ def read_runs(
         if group is None:
             if len(open_groups) >= _OPEN_GROUPS:
                 old_key, old = open_groups.popitem(last=False)
-                yield _run(old_key, old, path, opts, tally, fallback_time)
+                yield _run(old_key, old, path, mappings, tally, fallback_time)
             group = open_groups[key] = []
         group.append(rec)
         if len(group) >= _MAX_RUN:  # records that share no run fields at all: split them
             del open_groups[key]
-            yield _run(key, group, path, opts, tally, fallback_time)
+            yield _run(key, group, path, mappings, tally, fallback_time)
     for key, recs in open_groups.items():
-        yield _run(key, recs, path, opts, tally, fallback_time)
+        yield _run(key, recs, path, mappings, tally, fallback_time)
 
 
 def _build(doc: dict[str, Any], path: str) -> Run:
@@ -191,7 +193,7 @@ def _run(
     key: tuple[Any, ...],
     recs: list[dict[str, Any]],
     path: str,
-    opts: ImportOptions,
+    mappings: _Mappings,
     tally: Tally,
     fallback_time: datetime,
 ) -> Run:
@@ -204,7 +206,7 @@ def _run(
         tally.warn("records without a timestamp: used the file's modification time")
         started = fallback_time
     bench = obj(first.get("benchmark"))
-    machine, device = _machine(first, opts)
+    machine, device = _machine(first, mappings.opts)
     branch = str(first.get("head_branch") or "").removeprefix("refs/heads/")
     run: dict[str, Any] = {
         "id": "",  # from every record's fingerprint, below
@@ -221,7 +223,7 @@ def _run(
     part_list: list[dict[str, Any]] = []
     fingerprints = []
     for r in recs:
-        item, fingerprint = _result(r, opts, tally, parts, part_list)
+        item, fingerprint = _result(r, mappings, tally, parts, part_list)
         fingerprints.append(fingerprint)
         if item is not None:
             results.append(item)
@@ -331,36 +333,71 @@ def _values(raw: Any) -> list[float]:
     return out
 
 
-def _result(
-    r: dict[str, Any],
-    opts: ImportOptions,
-    tally: Tally,
-    parts: dict[bytes | str, int],
-    part_list: list[dict[str, Any]],
-) -> tuple[dict[str, Any] | None, str]:
-    """The record's result (None when it has no value) and its fingerprint.
+@dataclass(frozen=True)
+class _Mapped:
+    """What a record's fields other than its values map to: the same for every night of a
+    history, so a bulk import works it out once per distinct record (:class:`_Mappings`)."""
 
-    The fingerprint tells one record's measurement from another's, for the run's content id:
-    cheaper than hashing the whole record, and the same however the file was laid out, so a
-    record exported and re-imported keeps its run id. This runs for every record of a bulk
-    import: each section is looked up once.
+    item: dict[str, Any]  # the result without its value, status or extra
+    part: dict[str, Any]  # the record's share of the run's table of parts
+    ref: bytes | str  # the part's identity (see _ref)
+    fp_head: str  # the fingerprint is fp_head + repr(benchmark_values) + fp_tail
+    fp_tail: str
+    input_shape: Any  # _NO_SHAPE when metric.extra_info has no input_shape
+    is_pass: bool
+    zero_is_failure: bool
+
+
+_NO_SHAPE = object()
+
+
+class _Mappings:
+    """A bulk import's records, mapped once per distinct content (everything but the values).
+
+    A year of HUD history repeats one night's few hundred records with new values; the mapping
+    (names, units, shapes, the part table's entry and its JSON) is most of an import's work.
+    The cache is keyed by the record's own JSON and emptied when full, so memory stays bounded.
     """
+
+    SIZE = 50_000
+
+    def __init__(self, opts: ImportOptions) -> None:
+        self.opts = opts
+        self.known: dict[bytes, _Mapped] = {}
+
+    def of(self, r: dict[str, Any], metric: dict[str, Any]) -> _Mapped:
+        part_metric = {k: v for k, v in metric.items() if k != "benchmark_values"}
+        part: dict[str, Any] = {k: r[k] for k in ("benchmark", "model", "inputs") if k in r}
+        part["metric"] = part_metric
+        try:
+            key = orjson.dumps(part)
+        except TypeError:  # an integer past 64 bits: map it on its own
+            return _mapped(r, metric, part, self.opts)
+        found = self.known.get(key)
+        if found is None:
+            if len(self.known) >= self.SIZE:
+                self.known.clear()
+            found = self.known[key] = _mapped(r, metric, part, self.opts)
+        return found
+
+
+def _mapped(
+    r: dict[str, Any], metric: dict[str, Any], part: dict[str, Any], opts: ImportOptions
+) -> _Mapped:
     bench = r.get("benchmark")
     if not isinstance(bench, dict):
         bench = _NONE
     model = r.get("model")
     if not isinstance(model, dict):
         model = _NONE
-    metric = r["metric"]
     mx = metric.get("extra_info")
     if not isinstance(mx, dict):
         mx = _NONE
-    raw_name, raw_values = metric.get("name"), metric.get("benchmark_values")
+    raw_name = metric.get("name")
     model_name, backend, model_type = model.get("name"), model.get("backend"), model.get("type")
     mode, dtype, input_shape = bench.get("mode"), bench.get("dtype"), mx.get("input_shape")
-    fingerprint = repr(
-        (raw_name, raw_values, model_name, backend, model_type, mode, dtype, input_shape)
-    )
+    head = repr((raw_name, None))[:-5]  # "(name, "
+    tail = repr((None, model_name, backend, model_type, mode, dtype, input_shape))[5:]
     name = _text(raw_name) or "unknown"
     op = _text(model_name) or _text(bench.get("name")) or "unknown"
     tritonbench_like = str(model_type or "").startswith("tritonbench")
@@ -379,31 +416,58 @@ def _result(
         "metric": name,
         "unit": _text(mx.get("unit")) or (info.unit if info is not None else ""),
     }
+    # The run's table of parts keeps the record less its values and its input_shape (each
+    # result keeps its own), so records that differ only in those share one part.
+    if "input_shape" in mx:
+        part = {**part, "metric": {**part["metric"]}}
+        part["metric"]["extra_info"] = {k: v for k, v in mx.items() if k != "input_shape"}
+    return _Mapped(
+        item=item,
+        part=part,
+        ref=_ref(part),
+        fp_head=head,
+        fp_tail=tail,
+        input_shape=input_shape if "input_shape" in mx else _NO_SHAPE,
+        is_pass=is_pass,
+        zero_is_failure=info is not None and info.zero_is_failure,
+    )
+
+
+def _result(
+    r: dict[str, Any],
+    mappings: _Mappings,
+    tally: Tally,
+    parts: dict[bytes | str, int],
+    part_list: list[dict[str, Any]],
+) -> tuple[dict[str, Any] | None, str]:
+    """The record's result (None when it has no value) and its fingerprint.
+
+    The fingerprint tells one record's measurement from another's, for the run's content id:
+    cheaper than hashing the whole record, and the same however the file was laid out, so a
+    record exported and re-imported keeps its run id.
+    """
+    metric = r["metric"]
+    raw_values = metric.get("benchmark_values")
+    m = mappings.of(r, metric)
+    fingerprint = m.fp_head + repr(raw_values) + m.fp_tail
     values = _values(raw_values)
-    failed: str | None = None
     if not values:
         tally.skip("no benchmark_values")
         return None, fingerprint
-    if is_pass:
+    failed: str | None = None
+    if m.is_pass:
         if values[0] != 1.0:
             failed = f"the benchmark did not pass (pass = {values[0]:g})"
-    elif info is not None and info.zero_is_failure and all(v == 0.0 for v in values):
+    elif m.zero_is_failure and all(v == 0.0 for v in values):
         failed = _FAILED_ZERO
-    # The rest of the record goes into the run's table of parts, shared by the records that
-    # have it in common; the result keeps its part's index and its own input_shape.
-    part_metric = {k: v for k, v in metric.items() if k != "benchmark_values"}
-    hud: dict[str, Any] = {}
-    if "input_shape" in mx:
-        hud["input_shape"] = input_shape
-        part_metric["extra_info"] = {k: v for k, v in mx.items() if k != "input_shape"}
-    part: dict[str, Any] = {k: r[k] for k in ("benchmark", "model", "inputs") if k in r}
-    part["metric"] = part_metric
-    ref = _ref(part)
-    index = parts.get(ref)
+    index = parts.get(m.ref)
     if index is None:
-        index = parts[ref] = len(parts)
-        part_list.append(part)
-    hud["part"] = index
+        index = parts[m.ref] = len(parts)
+        part_list.append(m.part)
+    hud: dict[str, Any] = {"part": index}
+    if m.input_shape is not _NO_SHAPE:
+        hud = {"input_shape": m.input_shape, "part": index}
+    item = dict(m.item)
     if failed is not None:
         hud["benchmark_values"] = raw_values
         item.update(status="error", error=failed)
