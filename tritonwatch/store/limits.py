@@ -9,6 +9,7 @@ a run that cannot be stored is refused with one line naming the field, never a d
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any
 
 from sqlalchemy import Column, String
@@ -158,19 +159,26 @@ def _values_problem(run: Run) -> str | None:
     return None
 
 
+# A result's text fields, and its fields that hold JSON: all the walk looks at in a result.
+_RESULT_TEXT = ("error", "unit", "operator", "provider", "variant", "dtype", "mode", "metric")
+_result_text = operator.attrgetter(*_RESULT_TEXT)
+
+
 def _result_values(r: Result) -> dict[str, Any]:
     return {
         "shape": r.shape,
         "extra": r.extra,
-        "error": r.error,
-        "unit": r.unit,
-        "operator": r.operator,
-        "provider": r.provider,
-        "variant": r.variant,
-        "dtype": r.dtype,
-        "mode": r.mode,
-        "metric": r.metric,
+        **dict(zip(_RESULT_TEXT, _result_text(r), strict=True)),
     }
+
+
+def _clean_result(r: Result) -> bool:
+    """:func:`_clean` of :func:`_result_values` without building it (a bulk import checks
+    every result): text fields are exact ``str`` or None once validated."""
+    for v in _result_text(r):
+        if v is not None and "\x00" in v:
+            return False
+    return _clean(r.shape) and _clean(r.extra)
 
 
 def _clean_values(run: Run) -> bool:
@@ -181,7 +189,7 @@ def _clean_values(run: Run) -> bool:
     head = run.model_dump(mode="python", exclude={"results": True, "run": set(extra)})
     if not (_clean(head) and _clean(extra)):
         return False
-    return all(_clean(_result_values(r)) for r in run.results)
+    return all(map(_clean_result, run.results))
 
 
 def _clean(node: dict[Any, Any] | list[Any]) -> bool:
