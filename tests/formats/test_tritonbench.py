@@ -246,3 +246,79 @@ def test_csv_operator_from_the_names_tritonbench_gives(tmp_path: Path, name: str
     shutil.copy(TB / "tb_softmax_cpu_real_output.csv", path)
     (run,) = read_file(path).runs
     assert {r.operator for r in run.results} == {op}
+
+
+# -- real CPU runs of tritonbench (meta-pytorch/tritonbench db2155c8, --device cpu) ----------
+@pytest.mark.parametrize(
+    ("name", "opts", "operator", "mode", "dtype", "shape", "errors"),
+    [
+        ("tb_layer_norm_bwd_cpu_real.json", {}, "layer_norm", "bwd", "unknown", {"x": 1024}, 1),
+        (
+            "tb_rms_norm_fwd_bwd_cpu_real.json",
+            {},
+            "rms_norm",
+            "fwd_bwd",
+            "unknown",
+            {"M": 2048, "H": 1024},
+            1,
+        ),
+        (
+            "tb_embedding_fwd_no_grad_cpu_real.json",
+            {},
+            "embedding",
+            "fwd_no_grad",
+            "unknown",
+            {"B": 32, "T": 512, "D": 768, "V": 1024},
+            1,
+        ),
+        (  # --precision fp32 --benchmark-name fp32_softmax_fwd_no_grad
+            "tb_softmax_benchmark_name_cpu_real.json",
+            {},
+            "softmax",
+            "fwd_no_grad",
+            "fp32",
+            {"N": 2176},
+            1,
+        ),
+        ("tb_sum_input_shape_cpu_real.json", {}, "sum", "fwd", "unknown", {"x": 512}, 2),
+        (  # the CSV's x label "(M, H)" names the sizes
+            "tb_rms_norm_cpu_real_output.csv",
+            {"operator": "rms_norm"},
+            "rms_norm",
+            "fwd",
+            "unknown",
+            {"M": 2048, "H": 1024},
+            2,
+        ),
+        (  # a multi-line error message, quoted over 24 lines
+            "tb_gemm_cpu_real_output.csv",
+            {"operator": "gemm"},
+            "gemm",
+            "fwd",
+            "unknown",
+            {"M": 128, "N": 128, "K": 128},
+            4,
+        ),
+    ],
+)
+def test_real_cpu_runs_import_every_id(
+    store: Store,
+    name: str,
+    opts: dict[str, str],
+    operator: str,
+    mode: str,
+    dtype: str,
+    shape: dict[str, int],
+    errors: int,
+) -> None:
+    path = TB / name
+    report = import_files(store, [str(path)], opts=ImportOptions(device="cpu", **opts))
+    _accounted(report)
+    if path.suffix == ".json":
+        assert report.files[0].tally.items == len(json.loads(path.read_text()))
+    d = _only_run(store)
+    assert {(r.operator, r.mode, r.dtype) for r in d.results} == {(operator, mode, dtype)}
+    assert shape in [r.shape for r in d.results]
+    failed = [r for r in d.results if r.status == "error"]
+    assert len(failed) == errors and all(r.error for r in failed)
+    assert all(r.value is not None for r in d.results if r.status != "error")
