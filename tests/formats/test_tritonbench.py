@@ -249,6 +249,35 @@ def test_csv_operator_from_the_names_tritonbench_gives(tmp_path: Path, name: str
 
 
 # -- real CPU runs of tritonbench (meta-pytorch/tritonbench db2155c8, --device cpu) ----------
+def test_tuple_metric_in_json_is_its_median_with_the_tuple_kept(store: Store) -> None:
+    """vector_add's gbps is a tuple (at p50, max and min latency); json.dump writes a list."""
+    report = import_files(
+        store, [str(TB / "tb_vector_add_cpu_real.json")], opts=ImportOptions(device="cpu")
+    )
+    _accounted(report)
+    assert "not a number" not in report.files[0].tally.skipped
+    d = _only_run(store)
+    gbps = {r.shape["x"]: r for r in d.results if r.metric == "gbps"}
+    assert sorted(gbps) == [4096, 8192]
+    r = gbps[4096]
+    assert (r.provider, r.status, r.unit, r.value) == ("torch_add", "ok", "GB/s", 25.16743510313539)
+    assert r.extra["gbps"] == [25.16743510313539, 12.058881737279512, 27.879749846787004]
+
+
+def test_tuple_metric_in_csv_is_a_value_not_an_error(store: Store) -> None:
+    """The CSV writes the same tuple as its text, ``(26.38..., 24.91..., 27.58...)``."""
+    report = import_files(
+        store,
+        [str(TB / "tb_vector_add_cpu_real_output.csv")],
+        opts=ImportOptions(operator="vector_add", device="cpu"),
+    )
+    _accounted(report)
+    d = _only_run(store)
+    assert {r.provider for r in d.results if r.status == "error"} == {"triton_add"}
+    gbps = {r.shape["x"]: r.value for r in d.results if r.metric == "gbps"}
+    assert gbps == {4096: 26.383253056916658, 8192: 43.43968179736449}
+
+
 @pytest.mark.parametrize(
     ("name", "opts", "operator", "mode", "dtype", "shape", "errors"),
     [

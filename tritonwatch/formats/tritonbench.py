@@ -20,6 +20,7 @@ import functools
 import io
 import math
 import re
+import statistics
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -229,6 +230,24 @@ def _as_float(raw: Any) -> float | None:
     return None
 
 
+def _tuple_values(raw: Any) -> list[float] | None:
+    """The numbers of a tuple-valued metric (vector_add's gbps at p50, max and min latency):
+    ``json.dump`` writes it as a list, the CSV as its text ``(26.3, 24.9, 27.5)``."""
+    if isinstance(raw, str):
+        s = raw.strip()
+        if len(s) < 2 or (s[0], s[-1]) not in (("(", ")"), ("[", "]")):
+            return None
+        parts: list[Any] = [p for p in s[1:-1].split(",") if p.strip()]
+    elif isinstance(raw, list):
+        parts = raw
+    else:
+        return None
+    values = [_as_float(p) for p in parts]
+    if not values or any(v is None for v in values):
+        return None
+    return values  # type: ignore[return-value]
+
+
 def results_from_metrics(
     metrics: Mapping[str, Any], opts: ImportOptions, tally: Tally
 ) -> list[dict[str, Any]]:
@@ -329,6 +348,12 @@ def _group_results(g: _Group, opts: ImportOptions, tally: Tally) -> list[dict[st
             tally.skip(f"kept in its results' extra: {metric}")
             continue
         value = _as_float(raw)
+        values = _tuple_values(raw) if value is None and kind == "number" and info else None
+        if values is not None:
+            # tritonbench's own table (_post_process_table) shows a list of numbers as its
+            # median; a tuple it leaves whole, so take the same value here and keep the tuple.
+            value = statistics.median(values)
+            extra[metric] = raw if isinstance(raw, list) else values
         if value is None:
             if error is None and isinstance(raw, str) and raw.strip():
                 error = (name, raw.strip())  # a failed backend: its message in its first metric
