@@ -278,6 +278,24 @@ def test_tuple_metric_in_csv_is_a_value_not_an_error(store: Store) -> None:
     assert gbps == {4096: 26.383253056916658, 8192: 43.43968179736449}
 
 
+def test_averages_diluted_by_the_hashes_row_are_not_stored(store: Store) -> None:
+    """With kernel_source_hash, tritonbench counts its x_hashes row as an input when it
+    averages: aten_matmul's one tflops of 0.0211 averages to 0.0141 (-avg) and 0.0070
+    (x_average)."""
+    report = import_files(
+        store,
+        [str(TB / "tb_gemm_kernel_source_hash_cpu_real.json")],
+        opts=ImportOptions(device="cpu"),
+    )
+    _accounted(report)
+    d = _only_run(store)
+    assert not [r for r in d.results if r.metric.endswith("-avg")]
+    skipped = report.files[0].tally.skipped
+    assert skipped["-avg of a file with kernel_source_hash (tritonbench counts x_hashes)"] == 2
+    tflops = [r for r in d.results if r.metric == "tflops"]
+    assert [(r.provider, r.value) for r in tflops] == [("aten_matmul", 0.02113478559693289)]
+
+
 @pytest.mark.parametrize(
     ("name", "opts", "operator", "mode", "dtype", "shape", "errors"),
     [

@@ -42,6 +42,9 @@ MODES = ("fwd_no_grad", "fwd_bwd", "fwd", "bwd")
 _STRIPPED_DTYPES = ("fp16", "fp32", "bf16")
 _KEPT_DTYPES = ("fp8", "int8", "int4")
 _PSEUDO_INPUTS = ("average", "hashes")  # rows _table() appends after the real inputs
+# _table() divides its sums by the number of rows including each x_hashes row it appended (one
+# per call, and run.py calls it to print and again to write), so these averages are too low.
+_DILUTED = "-avg of a file with kernel_source_hash (tritonbench counts x_hashes)"
 _EXTRA_KEY = {"best_config": "config"}  # tritonwatch's runner records the autotuned config so
 
 # The x_val labels of tritonbench's operators (``@register_x_val(label=...)``), so imported
@@ -254,6 +257,7 @@ def results_from_metrics(
     """Results (run/1 dicts) from one tritonbench metrics dict; every id is counted in ``tally``."""
     out: list[dict[str, Any]] = []
     groups: dict[tuple[str, str | None, str], _Group] = {}
+    hashed: set[str] = set()  # benchmarks with an x_hashes row: their averages are diluted
     for key, raw in metrics.items():
         tally.items += 1
         p = parse_id(key)
@@ -268,6 +272,8 @@ def results_from_metrics(
             out.append(_pass_result(p.benchmark, raw, opts))
             continue
         if p.x is not None and p.x in _PSEUDO_INPUTS:
+            if p.x == "hashes":
+                hashed.add(p.benchmark)
             tally.skip(f"x_{p.x} row (tritonbench's own summary, not an input)")
             continue
         g = groups.get((p.benchmark, p.x, p.provider))
@@ -275,6 +281,9 @@ def results_from_metrics(
             g = groups[(p.benchmark, p.x, p.provider)] = _Group(p.benchmark, p.x, p.provider)
         g.entries.append((p.metric, p.key, raw))
     for g in groups.values():
+        if g.x is None and g.benchmark in hashed:
+            tally.skip(_DILUTED, len(g.entries))
+            continue
         out.extend(_group_results(g, opts, tally))
     tally.results += len(out)
     return out
