@@ -246,3 +246,126 @@ def test_csv_operator_from_the_names_tritonbench_gives(tmp_path: Path, name: str
     shutil.copy(TB / "tb_softmax_cpu_real_output.csv", path)
     (run,) = read_file(path).runs
     assert {r.operator for r in run.results} == {op}
+
+
+# -- real CPU runs of tritonbench (meta-pytorch/tritonbench db2155c8, --device cpu) ----------
+def test_tuple_metric_in_json_is_its_median_with_the_tuple_kept(store: Store) -> None:
+    """vector_add's gbps is a tuple (at p50, max and min latency); json.dump writes a list."""
+    report = import_files(
+        store, [str(TB / "tb_vector_add_cpu_real.json")], opts=ImportOptions(device="cpu")
+    )
+    _accounted(report)
+    assert "not a number" not in report.files[0].tally.skipped
+    d = _only_run(store)
+    gbps = {r.shape["x"]: r for r in d.results if r.metric == "gbps"}
+    assert sorted(gbps) == [4096, 8192]
+    r = gbps[4096]
+    assert (r.provider, r.status, r.unit, r.value) == ("torch_add", "ok", "GB/s", 25.16743510313539)
+    assert r.extra["gbps"] == [25.16743510313539, 12.058881737279512, 27.879749846787004]
+
+
+def test_tuple_metric_in_csv_is_a_value_not_an_error(store: Store) -> None:
+    """The CSV writes the same tuple as its text, ``(26.38..., 24.91..., 27.58...)``."""
+    report = import_files(
+        store,
+        [str(TB / "tb_vector_add_cpu_real_output.csv")],
+        opts=ImportOptions(operator="vector_add", device="cpu"),
+    )
+    _accounted(report)
+    d = _only_run(store)
+    assert {r.provider for r in d.results if r.status == "error"} == {"triton_add"}
+    gbps = {r.shape["x"]: r.value for r in d.results if r.metric == "gbps"}
+    assert gbps == {4096: 26.383253056916658, 8192: 43.43968179736449}
+
+
+def test_averages_diluted_by_the_hashes_row_are_not_stored(store: Store) -> None:
+    """With kernel_source_hash, tritonbench counts its x_hashes row as an input when it
+    averages: aten_matmul's one tflops of 0.0211 averages to 0.0141 (-avg) and 0.0070
+    (x_average)."""
+    report = import_files(
+        store,
+        [str(TB / "tb_gemm_kernel_source_hash_cpu_real.json")],
+        opts=ImportOptions(device="cpu"),
+    )
+    _accounted(report)
+    d = _only_run(store)
+    assert not [r for r in d.results if r.metric.endswith("-avg")]
+    skipped = report.files[0].tally.skipped
+    assert skipped["-avg of a file with kernel_source_hash (tritonbench counts x_hashes)"] == 2
+    tflops = [r for r in d.results if r.metric == "tflops"]
+    assert [(r.provider, r.value) for r in tflops] == [("aten_matmul", 0.02113478559693289)]
+
+
+@pytest.mark.parametrize(
+    ("name", "opts", "operator", "mode", "dtype", "shape", "errors"),
+    [
+        ("tb_layer_norm_bwd_cpu_real.json", {}, "layer_norm", "bwd", "unknown", {"x": 1024}, 1),
+        (
+            "tb_rms_norm_fwd_bwd_cpu_real.json",
+            {},
+            "rms_norm",
+            "fwd_bwd",
+            "unknown",
+            {"M": 2048, "H": 1024},
+            1,
+        ),
+        (
+            "tb_embedding_fwd_no_grad_cpu_real.json",
+            {},
+            "embedding",
+            "fwd_no_grad",
+            "unknown",
+            {"B": 32, "T": 512, "D": 768, "V": 1024},
+            1,
+        ),
+        (  # --precision fp32 --benchmark-name fp32_softmax_fwd_no_grad
+            "tb_softmax_benchmark_name_cpu_real.json",
+            {},
+            "softmax",
+            "fwd_no_grad",
+            "fp32",
+            {"N": 2176},
+            1,
+        ),
+        ("tb_sum_input_shape_cpu_real.json", {}, "sum", "fwd", "unknown", {"x": 512}, 2),
+        (  # the CSV's x label "(M, H)" names the sizes
+            "tb_rms_norm_cpu_real_output.csv",
+            {"operator": "rms_norm"},
+            "rms_norm",
+            "fwd",
+            "unknown",
+            {"M": 2048, "H": 1024},
+            2,
+        ),
+        (  # a multi-line error message, quoted over 24 lines
+            "tb_gemm_cpu_real_output.csv",
+            {"operator": "gemm"},
+            "gemm",
+            "fwd",
+            "unknown",
+            {"M": 128, "N": 128, "K": 128},
+            4,
+        ),
+    ],
+)
+def test_real_cpu_runs_import_every_id(
+    store: Store,
+    name: str,
+    opts: dict[str, str],
+    operator: str,
+    mode: str,
+    dtype: str,
+    shape: dict[str, int],
+    errors: int,
+) -> None:
+    path = TB / name
+    report = import_files(store, [str(path)], opts=ImportOptions(device="cpu", **opts))
+    _accounted(report)
+    if path.suffix == ".json":
+        assert report.files[0].tally.items == len(json.loads(path.read_text()))
+    d = _only_run(store)
+    assert {(r.operator, r.mode, r.dtype) for r in d.results} == {(operator, mode, dtype)}
+    assert shape in [r.shape for r in d.results]
+    failed = [r for r in d.results if r.status == "error"]
+    assert len(failed) == errors and all(r.error for r in failed)
+    assert all(r.value is not None for r in d.results if r.status != "error")

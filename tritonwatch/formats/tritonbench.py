@@ -20,6 +20,7 @@ import functools
 import io
 import math
 import re
+import statistics
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,6 +42,9 @@ MODES = ("fwd_no_grad", "fwd_bwd", "fwd", "bwd")
 _STRIPPED_DTYPES = ("fp16", "fp32", "bf16")
 _KEPT_DTYPES = ("fp8", "int8", "int4")
 _PSEUDO_INPUTS = ("average", "hashes")  # rows _table() appends after the real inputs
+# _table() divides its sums by the number of rows including each x_hashes row it appended (one
+# per call, and run.py calls it to print and again to write), so these averages are too low.
+_DILUTED = "-avg of a file with kernel_source_hash (tritonbench counts x_hashes)"
 _EXTRA_KEY = {"best_config": "config"}  # tritonwatch's runner records the autotuned config so
 
 # The x_val labels of tritonbench's operators (``@register_x_val(label=...)``), so imported
@@ -229,12 +233,31 @@ def _as_float(raw: Any) -> float | None:
     return None
 
 
+def _tuple_values(raw: Any) -> list[float] | None:
+    """The numbers of a tuple-valued metric (vector_add's gbps at p50, max and min latency):
+    ``json.dump`` writes it as a list, the CSV as its text ``(26.3, 24.9, 27.5)``."""
+    if isinstance(raw, str):
+        s = raw.strip()
+        if len(s) < 2 or (s[0], s[-1]) not in (("(", ")"), ("[", "]")):
+            return None
+        parts: list[Any] = [p for p in s[1:-1].split(",") if p.strip()]
+    elif isinstance(raw, list):
+        parts = raw
+    else:
+        return None
+    values = [_as_float(p) for p in parts]
+    if not values or any(v is None for v in values):
+        return None
+    return values  # type: ignore[return-value]
+
+
 def results_from_metrics(
     metrics: Mapping[str, Any], opts: ImportOptions, tally: Tally
 ) -> list[dict[str, Any]]:
     """Results (run/1 dicts) from one tritonbench metrics dict; every id is counted in ``tally``."""
     out: list[dict[str, Any]] = []
     groups: dict[tuple[str, str | None, str], _Group] = {}
+    hashed: set[str] = set()  # benchmarks with an x_hashes row: their averages are diluted
     for key, raw in metrics.items():
         tally.items += 1
         p = parse_id(key)
@@ -249,6 +272,8 @@ def results_from_metrics(
             out.append(_pass_result(p.benchmark, raw, opts))
             continue
         if p.x is not None and p.x in _PSEUDO_INPUTS:
+            if p.x == "hashes":
+                hashed.add(p.benchmark)
             tally.skip(f"x_{p.x} row (tritonbench's own summary, not an input)")
             continue
         g = groups.get((p.benchmark, p.x, p.provider))
@@ -256,6 +281,9 @@ def results_from_metrics(
             g = groups[(p.benchmark, p.x, p.provider)] = _Group(p.benchmark, p.x, p.provider)
         g.entries.append((p.metric, p.key, raw))
     for g in groups.values():
+        if g.x is None and g.benchmark in hashed:
+            tally.skip(_DILUTED, len(g.entries))
+            continue
         out.extend(_group_results(g, opts, tally))
     tally.results += len(out)
     return out
@@ -329,6 +357,12 @@ def _group_results(g: _Group, opts: ImportOptions, tally: Tally) -> list[dict[st
             tally.skip(f"kept in its results' extra: {metric}")
             continue
         value = _as_float(raw)
+        values = _tuple_values(raw) if value is None and kind == "number" and info else None
+        if values is not None:
+            # tritonbench's own table (_post_process_table) shows a list of numbers as its
+            # median; a tuple it leaves whole, so take the same value here and keep the tuple.
+            value = statistics.median(values)
+            extra[metric] = raw if isinstance(raw, list) else values
         if value is None:
             if error is None and isinstance(raw, str) and raw.strip():
                 error = (name, raw.strip())  # a failed backend: its message in its first metric
