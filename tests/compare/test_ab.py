@@ -4,8 +4,8 @@ worker processes: a planted slowdown is found, A/A is "same", two real Triton bu
 from __future__ import annotations
 
 import io
-import os
 import json
+import os
 from pathlib import Path
 from typing import Any
 
