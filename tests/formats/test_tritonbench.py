@@ -296,6 +296,15 @@ def test_averages_diluted_by_the_hashes_row_are_not_stored(store: Store) -> None
     assert [(r.provider, r.value) for r in tflops] == [("aten_matmul", 0.02113478559693289)]
 
 
+def test_a_failed_backends_null_dict_and_text_metrics_are_counted_as_its_failure() -> None:
+    """triton_tutorial_matmul failed (its latency holds the message): its null best_config and
+    kernel_source_hash are nulls of that failure; aten_matmul's (not a Triton kernel) are nulls."""
+    skipped = read_file(TB / "tb_gemm_kernel_source_hash_cpu_real.json").tally.skipped
+    # triton: tflops, gbps, speedup, accuracy, best_config, kernel_source_hash
+    assert skipped["no value: the backend failed"] == 6
+    assert skipped["no value (null)"] == 2  # aten_matmul: best_config, kernel_source_hash
+
+
 @pytest.mark.parametrize(
     ("name", "opts", "operator", "mode", "dtype", "shape", "errors"),
     [

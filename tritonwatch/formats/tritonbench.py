@@ -338,7 +338,7 @@ def _group_results(g: _Group, opts: ImportOptions, tally: Tally) -> list[dict[st
         name = metric + (AVERAGE_SUFFIX if averages else "")
         if key is not None or kind == "dict":
             if raw is None:
-                tally.skip("no value (null)")
+                nulls.append(name)  # counted below: null, or null because the backend failed
             elif averages:
                 tally.skip(f"average of a dict metric ({metric})")
             else:
