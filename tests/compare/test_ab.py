@@ -45,8 +45,10 @@ class FakeLive:
     oom: dict[tuple[str, int], bool] = {}  # (side, worker number) -> its next prepare runs out
     oom_second_side: bool = False  # the second side's first prepare of a case runs out, once
     made: dict[str, int] = {}
+    argvs: list[list[str]] = []
 
     def __init__(self, argv: list[str], gpu: Any, cases: Any, tmp: str, timeout_s: float):
+        FakeLive.argvs.append(argv)
         self.side = argv[0][-1]
         key = f"{tmp}:{self.side}"  # numbered within one comparison
         self.k = FakeLive.made[key] = FakeLive.made.get(key, -1) + 1
@@ -119,6 +121,7 @@ def fake_live(monkeypatch: pytest.MonkeyPatch) -> type[FakeLive]:
     FakeLive.oom = {}
     FakeLive.oom_second_side = False
     FakeLive.made = {}
+    FakeLive.argvs = []
     monkeypatch.setattr(ab, "LiveWorker", FakeLive)
     monkeypatch.setattr(
         ab, "resolve", lambda ref: BuildEnv(ref, f"/py/{ref}", {"a": "3.8.0", "b": "3.9.0"}[ref])
@@ -212,6 +215,22 @@ def test_a_fast_case_with_more_samples_than_a_result_holds_is_stored_thinned(
 
 
 @needs("torch", "triton")
+def test_the_workers_of_a_build_share_one_autotuning_folder_and_the_builds_do_not(
+    fake_live: type[FakeLive], sqlite_url: str, planted: Path
+) -> None:
+    """Each build autotunes a case once (bench.tuning): its first worker's choice is what its
+    other workers time, never the other build's."""
+    opts = ABOptions(a="a", b="b", suite=str(planted), device="cpu", budget_ms=400)
+    with Store.open(sqlite_url) as st:
+        run_ab(opts, st)
+    folders: dict[str, set[str]] = {}
+    for argv in fake_live.argvs:
+        folders.setdefault(argv[0][-1], set()).add(argv[argv.index("--tuning-dir") + 1])
+    assert sum(1 for _ in fake_live.argvs) == 2 * ab.DEFAULT_WORKERS
+    assert {s: len(f) for s, f in folders.items()} == {"a": 1, "b": 1}
+    assert folders["a"] != folders["b"]
+
+
 def test_a_worker_process_offset_is_tested_across_pairs_not_taken_for_a_change(
     fake_live: type[FakeLive], sqlite_url: str, planted: Path
 ) -> None:

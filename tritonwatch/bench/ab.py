@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import tempfile
 import time
@@ -228,7 +229,11 @@ def run_ab(
         workers = {
             s: [
                 LiveWorker(
-                    worker_argv(device, budget, target_ci, seed, opts.plugins, envs[s].python),
+                    [
+                        *worker_argv(device, budget, target_ci, seed, opts.plugins, envs[s].python),
+                        "--tuning-dir",
+                        os.path.join(tmp, f"tuning-{s}"),  # autotuned once per build (.tuning)
+                    ],
                     slot,
                     order,
                     tmp,

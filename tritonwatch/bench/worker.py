@@ -518,10 +518,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--min-time-ms", type=float, default=0.0, help="GPU: sample at least this long per case"
     )
+    p.add_argument("--tuning-dir", help="A/B: this build's autotuning results (bench.tuning)")
     args = p.parse_args(argv)
+    # Both must be set before triton is imported anywhere in this process.
     if args.device == "cpu":
-        # Must be set before triton is imported anywhere in this process.
         os.environ["TRITON_INTERPRET"] = "1"
+    if args.tuning_dir:
+        from .tuning import share_tuning
+
+        share_tuning(os.environ, args.tuning_dir)
     proto = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)  # stray prints from kernels or libraries go to stderr
     sys.stdout = sys.stderr
