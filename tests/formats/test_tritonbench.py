@@ -11,7 +11,7 @@ import pytest
 
 from tritonwatch.formats.exchange import import_files, read_file
 from tritonwatch.formats.options import ImportOptions
-from tritonwatch.formats.tritonbench import parse_id
+from tritonwatch.formats.tritonbench_ids import parse_id
 from tritonwatch.store import Store
 
 TB = Path(__file__).parent.parent / "fixtures" / "interop" / "tritonbench"

@@ -29,7 +29,7 @@ from ..errors import InputError
 from ..runformat import FORMAT, Run, parse_run
 from .metrics import lookup
 from .options import DEVICES, ImportOptions, Tally, content_id, device_of_gpu, obj, parse_time
-from .tritonbench import BENCHMARK_PROVIDER, shape_of
+from .tritonbench_ids import BENCHMARK_PROVIDER, shape_of
 
 SCHEMA_VERSION = "v3"
 # Top-level columns (schema.sql) that describe the upload, not one measurement.
