@@ -43,7 +43,7 @@ from .tritonbench_ids import (
 _PSEUDO_INPUTS = ("average", "hashes")  # rows _table() appends after the real inputs
 # _table() divides its sums by the number of rows including each x_hashes row it appended (one
 # per call, and run.py calls it to print and again to write), so these averages are too low.
-_DILUTED = "-avg of a file with kernel_source_hash (tritonbench counts x_hashes)"
+_DILUTED = "a -avg too low: with kernel_source_hash, tritonbench averages over its x_hashes row too"
 _EXTRA_KEY = {"best_config": "config"}  # tritonwatch's runner records the autotuned config so
 
 
