@@ -143,6 +143,13 @@ def _planted(args: argparse.Namespace, store: Any, tmp: Path) -> None:
                 if c.key.provider == "planted":
                     n_planted += 1
                     hits += c.verdict == "slower"
+                    if c.verdict != "slower":  # what kept it from being found
+                        q = f"{c.q:.3f}" if c.q is not None else "-"
+                        mde = f"{c.mde:.1%}" if c.mde is not None else "-"
+                        print(
+                            f"  missed (seed {opts.seed}) {c.key.shape_dict}: {c.verdict}, "
+                            f"ratio {c.ratio or 0:.4f}, q {q}, mde {mde}, {len(c.blocks)} blocks"
+                        )
                 else:
                     n_steady += 1
                     steady_flag += c.verdict in ("slower", "faster")
