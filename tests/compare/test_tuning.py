@@ -51,3 +51,21 @@ def test_a_users_own_cache_manager_is_left_alone(tmp_path: Path) -> None:
 def test_the_module_makes_nothing_but_its_manager() -> None:
     with pytest.raises(AttributeError, match="no attribute 'Other'"):
         tuning.Other  # noqa: B018
+
+
+@needs("triton")
+def test_a_process_without_the_folder_keeps_tritons_own_places(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "TRITON_CACHE_DIR": str(tmp_path / "cache"),
+        "TRITON_CACHE_MANAGER": tuning.MANAGER,
+    }
+    env.pop(tuning.DIR_VAR, None)
+    code = (
+        "from triton.runtime.cache import get_cache_manager\n"
+        "print(get_cache_manager('c0ffee').put('{}', 'matmul.autotune.json', binary=False))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == str(tmp_path / "cache" / "YD764" / "matmul.autotune.json")

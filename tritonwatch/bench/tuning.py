@@ -57,15 +57,18 @@ def _side_tuning() -> type:
 
         def __init__(self, key: str, override: bool = False, dump: bool = False) -> None:
             super().__init__(key, override=override, dump=dump)
-            self.tuning_dir = os.path.join(os.environ[DIR_VAR], key)
+            # A process that inherited the manager but not the folder (a library's own
+            # subprocess started with a trimmed environment) keeps Triton's usual places.
+            folder = os.environ.get(DIR_VAR)
+            self.tuning_dir = os.path.join(folder, key) if folder else None
 
         def _make_path(self, filename: str) -> str:
-            if filename.endswith(_SUFFIX):
+            if self.tuning_dir and filename.endswith(_SUFFIX):
                 return os.path.join(self.tuning_dir, filename)
             return str(super()._make_path(filename))
 
         def put(self, data: Any, filename: str, binary: bool = True) -> str:
-            if not filename.endswith(_SUFFIX):
+            if not (self.tuning_dir and filename.endswith(_SUFFIX)):
                 return str(super().put(data, filename, binary))
             os.makedirs(self.tuning_dir, exist_ok=True)
             path = self._make_path(filename)
