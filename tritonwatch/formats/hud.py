@@ -359,7 +359,7 @@ class _Mappings:
     The cache is keyed by the record's own JSON and emptied when full, so memory stays bounded.
     """
 
-    SIZE = 50_000
+    SIZE = 2_000  # a night of HUD history has hundreds; 2,000 big tritonbench records hold ~20 MB
 
     def __init__(self, opts: ImportOptions) -> None:
         self.opts = opts
