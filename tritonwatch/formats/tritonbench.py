@@ -38,6 +38,7 @@ from .tritonbench_ids import (
     parse_id,
     shape_of,
     split_benchmark,
+    tuple_items,
 )
 
 _PSEUDO_INPUTS = ("average", "hashes")  # rows _table() appends after the real inputs
@@ -75,14 +76,8 @@ def _as_float(raw: Any) -> float | None:
 def _tuple_values(raw: Any) -> list[float] | None:
     """The numbers of a tuple-valued metric (vector_add's gbps at p50, max and min latency):
     ``json.dump`` writes it as a list, the CSV as its text ``(26.3, 24.9, 27.5)``."""
-    if isinstance(raw, str):
-        s = raw.strip()
-        if len(s) < 2 or (s[0], s[-1]) not in (("(", ")"), ("[", "]")):
-            return None
-        parts: list[Any] = [p for p in s[1:-1].split(",") if p.strip()]
-    elif isinstance(raw, list):
-        parts = raw
-    else:
+    parts = tuple_items(raw) if isinstance(raw, str) else raw
+    if not isinstance(parts, list):
         return None
     values = [_as_float(p) for p in parts]
     if not values or any(v is None for v in values):
@@ -438,11 +433,7 @@ def csv_run(text: str, path: str, opts: ImportOptions, tally: Tally) -> Run:
 
 def label_names(label: str) -> tuple[str, ...] | None:
     """Dimension names from the CSV's x label, e.g. ``(M, N, K)``."""
-    s = label.strip()
-    if not (s.startswith("(") and s.endswith(")")):
-        return None
-    names = tuple(p.strip() for p in s[1:-1].split(",") if p.strip())
-    return names or None
+    return tuple(tuple_items(label) or ()) or None
 
 
 def folder_files(root: Path) -> Iterator[tuple[Path, list[Path]]]:

@@ -136,6 +136,15 @@ def split_benchmark(name: str) -> tuple[str, str, str]:
     return op, mode, "unknown"
 
 
+def tuple_items(text: str) -> list[str] | None:
+    """The items of a tuple as tritonbench prints one (an x_val ``(4096, 4096, 512)``, a CSV
+    label ``(M, N, K)``, a tuple-valued metric in the CSV); None for any other text."""
+    s = text.strip()
+    if not (s.startswith("(") and s.endswith(")")):
+        return None
+    return [p.strip() for p in s[1:-1].split(",") if p.strip()]
+
+
 def _number(text: str) -> int | float | None:
     try:
         v = float(text)
@@ -171,8 +180,8 @@ def _shape(
     anything else is kept as ``{"input": text}``.
     """
     s = x.strip()
-    inner = s[1:-1] if s.startswith("(") and s.endswith(")") else None
-    parts = [p.strip() for p in inner.split(",") if p.strip()] if inner is not None else [s]
+    items = tuple_items(s)
+    parts = items if items is not None else [s]
     values = [_number(p) for p in parts]
     if not parts or any(v is None for v in values):
         return {"input": s}
@@ -182,5 +191,5 @@ def _shape(
             tally.warn(f"--shape-names has {len(names)} names but inputs have {len(values)}")
         chosen = None
     if chosen is None:
-        chosen = ("x",) if inner is None else tuple(f"x{i}" for i in range(len(values)))
+        chosen = ("x",) if items is None else tuple(f"x{i}" for i in range(len(values)))
     return dict(zip(chosen, values, strict=True))  # type: ignore[arg-type]
