@@ -14,6 +14,7 @@ user's own cache manager is left alone (the workers then tune as before).
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from collections.abc import MutableMapping
@@ -41,14 +42,10 @@ def __getattr__(name: str) -> Any:
     before Triton is (to set the environment), and must not import it itself."""
     if name != "SideTuning":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    if name not in _made:
-        _made[name] = _side_tuning()
-    return _made[name]
+    return _side_tuning()
 
 
-_made: dict[str, type] = {}
-
-
+@functools.cache
 def _side_tuning() -> type:
     from triton.runtime.cache import FileCacheManager
 
