@@ -450,9 +450,7 @@ def test_records_mapped_once_per_content_read_as_records_mapped_one_by_one(
 
     def one_by_one(self: Any, r: dict[str, Any], metric: dict[str, Any]) -> Any:
         fresh.append(1)
-        part = {k: r[k] for k in ("benchmark", "model", "inputs") if k in r}
-        part["metric"] = {k: v for k, v in metric.items() if k != "benchmark_values"}
-        return hud._mapped(r, metric, part, self.opts)
+        return hud._mapped(r, metric, hud._part(r, metric), self.opts)
 
     monkeypatch.setattr(hud._Mappings, "of", one_by_one)
     assert runs() == cached

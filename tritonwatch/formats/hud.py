@@ -366,9 +366,7 @@ class _Mappings:
         self.known: dict[bytes, _Mapped] = {}
 
     def of(self, r: dict[str, Any], metric: dict[str, Any]) -> _Mapped:
-        part_metric = {k: v for k, v in metric.items() if k != "benchmark_values"}
-        part: dict[str, Any] = {k: r[k] for k in ("benchmark", "model", "inputs") if k in r}
-        part["metric"] = part_metric
+        part = _part(r, metric)
         try:
             key = orjson.dumps(part)
         except TypeError:  # an integer past 64 bits: map it on its own
@@ -379,6 +377,13 @@ class _Mappings:
                 self.known.clear()
             found = self.known[key] = _mapped(r, metric, part, self.opts)
         return found
+
+
+def _part(r: dict[str, Any], metric: dict[str, Any]) -> dict[str, Any]:
+    """The record less its run fields and its values: what :class:`_Mappings` is keyed by."""
+    part: dict[str, Any] = {k: r[k] for k in ("benchmark", "model", "inputs") if k in r}
+    part["metric"] = {k: v for k, v in metric.items() if k != "benchmark_values"}
+    return part
 
 
 def _mapped(
