@@ -226,7 +226,7 @@ def test_the_workers_of_a_build_share_one_autotuning_folder_and_the_builds_do_no
     folders: dict[str, set[str]] = {}
     for argv in fake_live.argvs:
         folders.setdefault(argv[0][-1], set()).add(argv[argv.index("--tuning-dir") + 1])
-    assert sum(1 for _ in fake_live.argvs) == 2 * ab.DEFAULT_WORKERS
+    assert len(fake_live.argvs) == 2 * ab.DEFAULT_WORKERS
     assert {s: len(f) for s, f in folders.items()} == {"a": 1, "b": 1}
     assert folders["a"] != folders["b"]
 
@@ -311,17 +311,20 @@ def test_the_second_side_out_of_memory_behind_the_first_sides_copies_falls_back_
     assert sorted(c.to_json()["workers"] for c in out.comparison.results) == [1, 4]
 
 
+def _undecided(fake_live: type[FakeLive], planted: Path, **kw: Any) -> ABOptions:
+    """A true 2% change against the 2% threshold, noisy samples, one worker pair: never
+    certain either way, so the case asks for more blocks."""
+    fake_live.levels = {"a": 1.0, "b": 1.02}
+    fake_live.noise = 0.05
+    return ABOptions(a="a", b="b", suite=str(planted), device="cpu", budget_ms=400, workers=1, **kw)
+
+
 @needs("torch", "triton")
 def test_an_undecided_case_gets_more_blocks_while_the_budget_allows(
     fake_live: type[FakeLive], sqlite_url: str, planted: Path
 ) -> None:
-    # A true 2% change against a 2% threshold with noisy samples: never certain either way.
-    fake_live.levels = {"a": 1.0, "b": 1.02}
-    fake_live.noise = 0.05
     # One pair: every block is a unit (the pairs' projection is tested in test_analysis).
-    opts = ABOptions(
-        a="a", b="b", suite=str(planted), device="cpu", budget_ms=400, blocks=4, workers=1
-    )
+    opts = _undecided(fake_live, planted, blocks=4)
     with Store.open(sqlite_url) as st:
         tight = run_ab(opts, st)  # the default budget, what two runs spend: no room to grow
         opts.total_budget_s = 10.0
@@ -345,12 +348,7 @@ def test_the_budget_caps_the_comparison_and_is_shared_fairly_between_cases(
     # Two undecided cases and room for 1.5x their planned blocks: the first case may not take
     # what the second needs (it once took 20 blocks, leaving the second its 8 and the total
     # 17% over the cap).
-    fake_live.levels = {"a": 1.0, "b": 1.02}
-    fake_live.noise = 0.05
-    opts = ABOptions(
-        a="a", b="b", suite=str(planted), device="cpu", budget_ms=400, workers=1,
-        total_budget_s=2.4,
-    )  # fmt: skip
+    opts = _undecided(fake_live, planted, total_budget_s=2.4)
     with Store.open(sqlite_url) as st:
         out = run_ab(opts, st)
     assert out.measured_s <= 2.4 + 1e-9
