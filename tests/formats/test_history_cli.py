@@ -98,3 +98,13 @@ def test_import_reports_what_it_skipped_and_bad_input_is_one_line(
     assert res.exit_code != 0
     out = res.output.strip()
     assert out.startswith("error: ") and "\n" not in out and "cannot tell the format" in out
+
+
+def test_import_dtype_option_names_a_per_op_files_precision(sqlite_url: str) -> None:
+    path = NIGHTLY.parent / "tb_layer_norm_bwd_cpu_real.json"
+    res = _run("import", str(path), "--device", "cpu", "--dtype", "bf16", "--db", sqlite_url)
+    assert res.exit_code == 0, res.output
+    assert "--dtype" not in res.output  # no warning: the option named it
+    with Store.open(sqlite_url) as store:
+        (summary,) = store.runs.find()
+        assert {r.dtype for r in store.runs.get(summary.uuid).results} == {"bf16"}

@@ -383,3 +383,30 @@ def test_real_cpu_runs_import_every_id(
     failed = [r for r in d.results if r.status == "error"]
     assert len(failed) == errors and all(r.error for r in failed)
     assert all(r.value is not None for r in d.results if r.status != "error")
+
+
+@pytest.mark.parametrize(
+    "name", ["tb_layer_norm_bwd_cpu_real.json", "tb_rms_norm_cpu_real_output.csv"]
+)
+def test_dtype_names_the_precision_a_file_leaves_out_and_a_new_run(name: str) -> None:
+    """A per-op file or CSV names no dtype: --dtype fills it in, and makes another run (the same
+    file imported with another precision is another measurement); without it, a warning."""
+    opts = {"device": "cpu", "operator": "rms_norm"} if name.endswith(".csv") else {"device": "cpu"}
+    plain = read_file(TB / name, opts=ImportOptions(**opts))
+    given = read_file(TB / name, opts=ImportOptions(dtype="bf16", **opts))
+    (run,), (run_bf16,) = plain.runs, given.runs
+    assert {r.dtype for r in run.results} == {"unknown"}
+    assert {r.dtype for r in run_bf16.results} == {"bf16"}
+    assert any("--dtype" in w for w in plain.tally.warnings)
+    assert not any("--dtype" in w for w in given.tally.warnings)
+    assert run_bf16.run.id != run.run.id
+    assert read_file(TB / name, opts=ImportOptions(**opts)).runs[0].run.id == run.run.id
+
+
+def test_dtype_never_overrides_the_one_a_benchmark_name_carries() -> None:
+    got = read_file(
+        TB / "tb_softmax_benchmark_name_cpu_real.json",
+        opts=ImportOptions(device="cpu", dtype="bf16"),
+    )
+    assert {r.dtype for r in got.runs[0].results} == {"fp32"}
+    assert not any("--dtype" in w for w in got.tally.warnings)

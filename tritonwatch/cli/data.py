@@ -101,6 +101,12 @@ def db_info(db: str | None, fmt: str) -> None:
     help="The operator of a tritonbench CSV (default: the file name, as --output-dir names it).",
 )
 @click.option(
+    "--dtype",
+    metavar="DTYPE",
+    help="Data type of tritonbench results whose benchmark name has none (per-op files, CSVs):"
+    " the --precision it ran with, e.g. bf16.",
+)
+@click.option(
     "--machine",
     help="Machine name for files that record none (tritonbench per-op "
     "files); overrides the file's.",
@@ -123,6 +129,7 @@ def import_cmd(
     fmt: str,
     shape_names: str | None,
     operator: str | None,
+    dtype: str | None,
     machine: str | None,
     device: str | None,
     date: datetime | None,
@@ -143,6 +150,7 @@ def import_cmd(
     opts = ImportOptions(
         shape_names=names or None,
         operator=operator,
+        dtype=dtype.strip() if dtype else None,
         machine=machine,
         device=device,
         started_at=date,

@@ -25,13 +25,15 @@ class ImportOptions:
     """Facts a file may not carry itself; each is optional and only fills a gap.
 
     ``shape_names`` names the dimensions of tritonbench's tuple inputs (``M,N,K``); ``operator``
-    and ``mode`` name a tritonbench CSV's benchmark; ``machine``, ``device`` and ``started_at``
-    describe per-operator files, which record no environment.
+    and ``mode`` name a tritonbench CSV's benchmark; ``dtype`` is the data type of tritonbench
+    results whose benchmark name carries none (the ``--precision`` it ran with); ``machine``,
+    ``device`` and ``started_at`` describe per-operator files, which record no environment.
     """
 
     shape_names: tuple[str, ...] | None = None
     operator: str | None = None
     mode: str | None = None
+    dtype: str | None = None
     machine: str | None = None
     device: str | None = None
     started_at: datetime | None = None

@@ -103,7 +103,7 @@ def results_from_metrics(
             tally.skip("-target (a threshold, not a measurement)")
             continue
         if p.kind == "pass":
-            out.append(_pass_result(p.benchmark, raw, opts))
+            out.append(_pass_result(p.benchmark, raw, opts, tally))
             continue
         if p.x is not None and p.x in _PSEUDO_INPUTS:
             if p.x == "hashes":
@@ -123,8 +123,21 @@ def results_from_metrics(
     return out
 
 
+def _names(benchmark: str, opts: ImportOptions, tally: Tally) -> tuple[str, str, str]:
+    """(operator, mode, dtype) of a benchmark name; ``--dtype`` names a dtype it leaves out."""
+    op, mode, dtype = split_benchmark(benchmark)
+    if dtype == "unknown":
+        if opts.dtype:
+            return op, mode, opts.dtype
+        tally.warn(
+            "benchmark names without a data type: stored as dtype 'unknown' "
+            "(give --dtype, the --precision tritonbench ran with)"
+        )
+    return op, mode, dtype
+
+
 def _base(g: _Group, opts: ImportOptions, tally: Tally) -> dict[str, Any]:
-    op, mode, dtype = split_benchmark(g.benchmark)
+    op, mode, dtype = _names(g.benchmark, opts, tally)
     base: dict[str, Any] = {"operator": op, "provider": g.provider, "dtype": dtype, "mode": mode}
     if g.x is None:
         base["shape"] = {}
@@ -133,8 +146,8 @@ def _base(g: _Group, opts: ImportOptions, tally: Tally) -> dict[str, Any]:
     return base
 
 
-def _pass_result(benchmark: str, raw: Any, opts: ImportOptions) -> dict[str, Any]:
-    op, mode, dtype = split_benchmark(benchmark)
+def _pass_result(benchmark: str, raw: Any, opts: ImportOptions, tally: Tally) -> dict[str, Any]:
+    op, mode, dtype = _names(benchmark, opts, tally)
     item: dict[str, Any] = {
         "operator": op,
         "provider": BENCHMARK_PROVIDER,
@@ -299,7 +312,13 @@ def plain_run(
         # GPU model) would put GPU timings into CPU series.
         device = "unknown"
         tally.warn("the file records no device: stored as device 'unknown' (give --device)")
-    given = (opts.machine, opts.device, opts.started_at and opts.started_at.isoformat())
+    given: tuple[Any, ...] = (
+        opts.machine,
+        opts.device,
+        opts.started_at and opts.started_at.isoformat(),
+    )
+    if opts.dtype:  # only when given: the ids of files imported before --dtype existed hold
+        given += (opts.dtype,)
     doc = {
         "format": FORMAT,
         "run": {
