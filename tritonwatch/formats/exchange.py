@@ -8,8 +8,6 @@ complete.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import json
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -21,7 +19,7 @@ from ..errors import InputError, UsageError
 from ..runformat import Run
 from . import csv as csv_format
 from . import hud_export, parquet, run1
-from .jsontext import Progress
+from .jsontext import Progress, rare_collections
 from .options import ImportOptions, Tally
 from .reader import FileReport, open_runs
 
@@ -85,7 +83,7 @@ def import_files(
                 owners.append(report)
                 yield run
 
-    with _rare_collections():
+    with rare_collections():
         added = store.runs.add_many(runs())
     for a, report in zip(added, owners, strict=True):
         if a.created:
@@ -98,26 +96,6 @@ def import_files(
         skipped=sum(not a.created for a in added),
         results=sum(a.n_results for a in added if a.created),
     )
-
-
-@contextlib.contextmanager
-def _rare_collections() -> Iterator[None]:
-    """Run the cyclic garbage collector rarely while importing, as bulk loaders do.
-
-    An import allocates millions of short-lived containers (each parsed record) beside the
-    ~100,000 long-lived objects of the modules already loaded; at the default thresholds the
-    collector took about 30% of an import's time, rescanning them. Records hold no cycles (they
-    are freed by reference counting, so memory stays bounded): freezing what exists and
-    collecting every 100,000 allocations brings that under 2%.
-    """
-    old = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(100_000, 100, 1000)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*old)
-        gc.unfreeze()
 
 
 def write_export(

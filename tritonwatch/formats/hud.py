@@ -158,6 +158,19 @@ def read_runs(
     Records of one upload (same time, commit, workflow, job and runner) form one run; its id is
     derived from their content, so two nights never share one and importing twice adds nothing.
     """
+    for doc in read_docs(records, path, opts, tally, fallback_time):
+        yield build_run(doc, path)
+
+
+def read_docs(
+    records: Iterable[tuple[int | None, Any]],
+    path: str,
+    opts: ImportOptions,
+    tally: Tally,
+    fallback_time: datetime,
+) -> Iterator[dict[str, Any]]:
+    """:func:`read_runs` before validation: each run as the run/1 document it validates, which a
+    reader process hands to the importing one (:mod:`.background`)."""
     open_groups: OrderedDict[tuple[Any, ...], list[dict[str, Any]]] = OrderedDict()
     mappings = _Mappings(opts)
     for line, rec in records:
@@ -182,7 +195,8 @@ def read_runs(
         yield _run(key, recs, path, mappings, tally, fallback_time)
 
 
-def _build(doc: dict[str, Any], path: str) -> Run:
+def build_run(doc: dict[str, Any], path: str) -> Run:
+    """The run of a document :func:`read_docs` made; InputError naming ``path`` if invalid."""
     try:
         return parse_run(doc)
     except ValueError as e:
@@ -196,7 +210,7 @@ def _run(
     mappings: _Mappings,
     tally: Tally,
     fallback_time: datetime,
-) -> Run:
+) -> dict[str, Any]:
     if key[0] == "tritonwatch":
         return _own_run(recs, path, tally)
     first = recs[0]
@@ -237,7 +251,7 @@ def _run(
         "build": _build_info(first),
         "results": results,
     }
-    return _build(doc, path)
+    return doc
 
 
 def _machine(r: dict[str, Any], opts: ImportOptions) -> tuple[dict[str, Any], str]:
@@ -496,7 +510,7 @@ def _ref(part: dict[str, Any]) -> bytes | str:
         return repr(part)
 
 
-def _own_run(recs: list[dict[str, Any]], path: str, tally: Tally) -> Run:
+def _own_run(recs: list[dict[str, Any]], path: str, tally: Tally) -> dict[str, Any]:
     tw = _own(recs[0]) or {}
     results = []
     for r in recs:
@@ -519,4 +533,4 @@ def _own_run(recs: list[dict[str, Any]], path: str, tally: Tally) -> Run:
         "build": tw.get("build") or {},
         "results": results,
     }
-    return _build(doc, path)
+    return doc

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import InputError, UsageError
 from ..runformat import Run
-from . import hud, jsontext, run1, tritonbench
+from . import background, hud, jsontext, run1, tritonbench
 from .jsontext import JsonStream, Progress, loads, top_level
 from .options import ImportOptions, Tally
 
@@ -294,7 +294,7 @@ def _text_table(
     return report, _lazy(lambda: tritonbench.csv_run(text, path, opts, report.tally))
 
 
-def _json_rows(
+def json_rows(
     p: Path, kind: str, tally: Tally, progress: Progress | None
 ) -> Iterator[tuple[int, Any]]:
     """(line, object) of a JSON-each-row file, a line's list flattened as the uploader does."""
@@ -343,10 +343,14 @@ def _json_rows(
 def _row_runs(
     p: Path, kind: str, opts: ImportOptions, report: FileReport, progress: Progress | None
 ) -> Iterator[Run]:
-    rows = _json_rows(p, kind, report.tally, progress)
     if kind == "hud":
+        if background.wanted(p.stat().st_size):
+            yield from background.hud_runs(p, opts, report.tally, progress, _mtime(p))
+            return
+        rows = json_rows(p, kind, report.tally, progress)
         yield from hud.read_runs(rows, str(p), opts, report.tally, _mtime(p))
         return
+    rows = json_rows(p, kind, report.tally, progress)
     for n, obj in rows:
         if not isinstance(obj, dict):
             raise InputError("each line must be one JSON object", path=str(p), line=n)
