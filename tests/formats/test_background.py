@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +142,12 @@ def test_the_reader_stops_when_the_import_does(tmp_path: Path) -> None:
         assert tag == background._RUN
     assert reader.proc.returncode is not None
     assert not reader.thread.is_alive()
+
+
+def test_the_reader_imports_no_database_code() -> None:
+    code = (
+        "import sys; from tritonwatch.formats import background; "
+        "print(sorted(m for m in ('sqlalchemy', 'tritonwatch.store', 'torch') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
