@@ -504,10 +504,14 @@ def test_an_organisation_over_its_upload_rate_gets_429_and_the_others_do_not(
             rate_server.url("/api/v1/runs"), json=doc, headers=rate_server.auth(org), timeout=30
         )
 
-    codes = [send("globex").status_code for _ in range(4)]
-    assert codes[:2] == [201, 201] and 429 in codes[2:], codes
-    r = send("globex")
-    assert r.status_code == 429 and "org_upload_mb_per_s" in r.json()["error"]
+    # Sent until the first 429 and no further: on a slow machine a request after it could find
+    # the bucket refilled (8 KB come back in two seconds) and use what Retry-After counted on.
+    codes: list[int] = []
+    while 429 not in codes and len(codes) < 4:
+        r = send("globex")
+        codes.append(r.status_code)
+    assert codes[:2] == [201, 201] and codes[-1] == 429, codes
+    assert "org_upload_mb_per_s" in r.json()["error"]
     assert 1 <= int(r.headers["retry-after"]) <= 3  # at most 10 KB at 4 KiB/s
     assert send("initech").status_code == 201  # another organisation is not held back
     time.sleep(int(r.headers["retry-after"]))
