@@ -89,15 +89,19 @@ def test_the_table_of_parts_survives_starting_again() -> None:
     assert len(table) == 2  # started again at the third run
 
 
-def test_progress_counts_the_whole_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_import_stores_what_the_file_holds_and_counts_the_whole_file(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = _history(tmp_path / "h.jsonl")
     monkeypatch.setattr(background, "MIN_BYTES", 0)
     monkeypatch.setattr(background, "_cores", lambda: 2)
     seen: list[int] = []
-    with Store.open(f"sqlite:///{tmp_path / 'tw.db'}") as store:
-        report = import_files(store, [str(path)], progress=seen.append)
+    report = import_files(store, [str(path)], progress=seen.append)
     assert sum(seen) == path.stat().st_size
-    assert report.results == len(RECORDS) * 3 - report.files[0].tally.skipped.total()
+    (f,) = report.files
+    assert f.tally.items == f.stored + f.tally.skipped.total() == len(RECORDS) * 3
+    assert report.added == len(store.runs.find(limit=None)) > 3
+    assert import_files(store, [str(path)]).added == 0  # the same run ids: nothing twice
 
 
 @pytest.mark.parametrize(
@@ -111,17 +115,16 @@ def test_progress_counts_the_whole_file(tmp_path: Path, monkeypatch: pytest.Monk
     ],
 )
 def test_an_error_in_the_file_is_the_same_error_and_writes_nothing(
-    line: str, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    line: str, message: str, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "bad.jsonl"
     path.write_text("\n".join([json.dumps(r) for r in RECORDS[:3]] + [line]) + "\n")
     monkeypatch.setattr(background, "MIN_BYTES", 0)
     monkeypatch.setattr(background, "_cores", lambda: 2)
-    with Store.open(f"sqlite:///{tmp_path / 'tw.db'}") as store:
-        with pytest.raises(InputError, match=message) as err:
-            import_files(store, [str(path)])
-        assert str(err.value).startswith(str(path))
-        assert store.runs.find() == []
+    with pytest.raises(InputError, match=message) as err:
+        import_files(store, [str(path)])
+    assert str(err.value).startswith(str(path))
+    assert store.runs.find() == []
 
 
 def test_a_reader_that_dies_is_an_error_not_a_short_import(
