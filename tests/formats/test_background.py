@@ -154,3 +154,27 @@ def test_the_reader_imports_no_database_code() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_run_the_store_refuses_stops_the_reader_at_once(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad = {**RECORDS[0], "timestamp": RECORDS[0]["timestamp"] - 86400, "head_branch": "a\x00b"}
+    path = tmp_path / "h.jsonl"
+    _history(path, nights=300)  # 22 MB, far more than the pipe and the reader's buffer hold
+    path.write_text(json.dumps(bad) + "\n" + path.read_text())  # the first run is refused
+    monkeypatch.setattr(background, "MIN_BYTES", 0)
+    monkeypatch.setattr(background, "_cores", lambda: 2)
+    monkeypatch.setattr(background, "QUEUE", 2)  # the reader waits on the pipe, still running
+    readers: list[background._Reader] = []
+    enter = background._Reader.__enter__
+    monkeypatch.setattr(background._Reader, "__enter__", lambda r: readers.append(r) or enter(r))
+    try:
+        import_files(store, [str(path)])
+    except InputError as e:  # checked here: pytest.raises lets go of the frames (and reader)
+        assert "cannot be stored: run.label" in str(e)
+        (reader,) = readers
+        assert reader.proc.poll() is not None and not reader.thread.is_alive()
+    else:
+        pytest.fail("the run with a NUL in its label was stored")
+    assert store.runs.find() == []

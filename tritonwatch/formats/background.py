@@ -58,7 +58,7 @@ def hud_runs(
     p: Path, opts: ImportOptions, tally: Tally, progress: Progress | None, fallback: datetime
 ) -> Iterator[Run]:
     """The runs of a JSON-each-row HUD file, read by a reader process; the same runs, tally and
-    errors as :func:`.hud.read_runs` over :func:`.reader._json_rows` in this process."""
+    errors as :func:`.hud.read_runs` over :func:`.reader.json_rows` in this process."""
     path = str(p)
     parts: list[Any] = []
     with _Reader(p, opts, fallback) as reader:
@@ -146,7 +146,11 @@ class _Reader:
             if len(head) < 5:
                 self._put((b"", b""))
                 return
-            payload = out.read(int.from_bytes(head[1:], "little"))
+            n = int.from_bytes(head[1:], "little")
+            payload = out.read(n)
+            if len(payload) < n:  # the reader died in the middle of a message
+                self._put((b"", b""))
+                return
             self._put((head[:1], payload))
 
     def _put(self, item: tuple[bytes, bytes]) -> None:

@@ -8,9 +8,10 @@ complete.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -72,7 +73,7 @@ def import_files(
     reports: list[FileReport] = []
     owners: list[FileReport] = []
 
-    def runs() -> Iterator[Run]:
+    def runs() -> Generator[Run, None, None]:
         for p in paths:
             if on_file:
                 on_file(p)
@@ -83,8 +84,10 @@ def import_files(
                 owners.append(report)
                 yield run
 
-    with rare_collections():
-        added = store.runs.add_many(runs())
+    # closing: a file's reader (a process, for a large HUD file) stops as soon as the store
+    # refuses a run, not when the generator is collected.
+    with rare_collections(), contextlib.closing(runs()) as items:
+        added = store.runs.add_many(items)
     for a, report in zip(added, owners, strict=True):
         if a.created:
             report.stored += a.n_results
