@@ -108,3 +108,10 @@ def test_import_dtype_option_names_a_per_op_files_precision(sqlite_url: str) -> 
     with Store.open(sqlite_url) as store:
         (summary,) = store.runs.find()
         assert {r.dtype for r in store.runs.get(summary.uuid).results} == {"bf16"}
+
+
+def test_import_refuses_a_dtype_too_long_in_one_line(sqlite_url: str) -> None:
+    path = NIGHTLY.parent / "tb_layer_norm_bwd_cpu_real.json"
+    res = CliRunner().invoke(main, ["import", str(path), "--dtype", "x" * 51, "--db", sqlite_url])
+    assert res.exit_code == 2
+    assert res.output.strip().splitlines() == ["error: --dtype: at most 50 characters, e.g. bf16"]

@@ -11,10 +11,12 @@ from typing import Any
 import click
 
 from .. import settings
+from ..errors import UsageError
 from ..formats import exchange, hud_export, reader, run1
 from ..formats.options import DEVICES, ImportOptions
 from ..report import runs as render
 from ..store import Store
+from ..store.limits import SERIES_TEXT
 from .options import DATE, console, db_option, format_option, open_store, progress_bar
 
 
@@ -147,6 +149,8 @@ def import_cmd(
     a file twice adds nothing.
     """
     names = tuple(n.strip() for n in shape_names.split(",") if n.strip()) if shape_names else None
+    if dtype and len(dtype.strip()) > SERIES_TEXT["dtype"]:
+        raise UsageError(f"--dtype: at most {SERIES_TEXT['dtype']} characters, e.g. bf16")
     opts = ImportOptions(
         shape_names=names or None,
         operator=operator,
