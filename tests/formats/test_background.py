@@ -50,6 +50,9 @@ def test_wanted_only_for_large_files_on_two_or_more_cores(monkeypatch: pytest.Mo
     monkeypatch.setattr(background, "_cores", lambda: 2)
     assert background.wanted(background.MIN_BYTES)
     assert not background.wanted(background.MIN_BYTES - 1)
+    monkeypatch.setattr(background.sys, "executable", "")  # embedded: nothing to start
+    assert not background.wanted(1 << 40)
+    monkeypatch.undo()
     monkeypatch.setattr(background, "_cores", lambda: 1)
     assert not background.wanted(1 << 40)
 

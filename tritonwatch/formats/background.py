@@ -43,8 +43,9 @@ _RUN, _TALLY, _ERROR, _BUG = b"R", b"T", b"E", b"B"
 
 
 def wanted(size: int) -> bool:
-    """Whether a HUD file of ``size`` bytes is read in a second process (two free cores)."""
-    return size >= MIN_BYTES and _cores() >= 2
+    """Whether a HUD file of ``size`` bytes is read in a second process: two free cores, and a
+    Python to start it with (an embedded interpreter has no ``sys.executable``)."""
+    return size >= MIN_BYTES and _cores() >= 2 and bool(sys.executable)
 
 
 def _cores() -> int:
