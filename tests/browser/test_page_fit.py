@@ -141,3 +141,44 @@ def test_alert_page_says_how_it_was_detected_in_words(page: Any, server: Server)
     text = page.locator("#detection-summary").inner_text()
     assert "nights, median" in text and "night-to-night" in text
     assert not page.locator("details:has-text('the full detection record')").get_attribute("open")
+
+
+# The heat map's slanted "dtype @ machine" labels, each inside the chart's box.
+LABELS_OUTSIDE = """() => {
+  const box = document.getElementById('heatmap').getBoundingClientRect();
+  const out = [];
+  for (const t of document.querySelectorAll('#heatmap .xtick text')) {
+    const r = t.getBoundingClientRect();
+    if (r.bottom > box.bottom + 1 || r.left < box.left - 1 || r.right > box.right + 1)
+      out.push(`${t.textContent}: ${Math.round(r.bottom)} > ${Math.round(box.bottom)}`);
+  }
+  return [document.querySelectorAll('#heatmap .xtick text').length, out];
+}"""
+
+
+def test_heatmap_labels_fit_with_real_gpu_names(browser: Any, tmp_path: Any) -> None:
+    """Two nights of PyTorch HUD's real tritonbench records (H100 and B200 runners): the
+    labels name the GPUs in full, and none runs off the chart."""
+    from pathlib import Path
+
+    from support.server import ServeProcess
+
+    from tritonwatch.formats.exchange import import_files
+    from tritonwatch.store import Store
+
+    hud = Path(__file__).parents[1] / "fixtures" / "interop" / "hud" / "hud_tritonbench_v3.json"
+    url = f"sqlite:///{tmp_path / 'hud.db'}"
+    with Store.open(url) as st:
+        import_files(st, [str(hud)])
+    proc = ServeProcess(url, tmp_path / "server.log", env={}, clean_env=True, cwd=tmp_path)
+    proc.start(timeout=30)
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page = ctx.new_page()
+        page.goto(proc.url + "/")
+        page.wait_for_selector("#heatmap .xtick text")
+        n, outside = page.evaluate(LABELS_OUTSIDE)
+    finally:
+        ctx.close()
+        proc.stop()
+    assert n >= 2 and outside == []

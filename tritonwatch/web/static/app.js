@@ -71,7 +71,7 @@
       hovertemplate: "%{y} · %{x}<br>%{text}<extra></extra>", zmin: -lim, zmax: lim, zmid: 0,
       colorscale: [[0, "#2b8a3e"], [0.5, "#f8f9fa"], [1, "#c92a2a"]],
       colorbar: { title: { text: "% change" }, ticksuffix: "%" }, xgap: 2, ygap: 2,
-    }], { margin: { l: 140, r: 20, t: 10, b: 90 }, xaxis: { type: "category" },
+    }], { margin: { l: 140, r: 20, t: 10, b: 90 }, xaxis: { type: "category", automargin: true },
       yaxis: { type: "category", autorange: "reversed" } }, PLOT_CONFIG);
     el.on("plotly_click", (ev) => {
       const p = ev.points[0];
