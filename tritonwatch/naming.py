@@ -44,15 +44,26 @@ def shape_sort_key(shape: str | Mapping[str, Any]) -> tuple[Any, ...]:
     )
 
 
+def version_text(version: str | None, commit: str | None) -> str:
+    """A Triton version as people read it: the version, or the first 10 of the commit where the
+    build is known only by its commit (PyTorch HUD's records name no version, so its imports
+    store the commit as the version)."""
+    v = str(version or "?")
+    return v[:10] if commit and v == str(commit) else v
+
+
 def build_text(build: Mapping[str, Any]) -> str:
-    """A build as ``3.9.0 (a1b2c3d4e5)``: the Triton version and the first 10 of its commit.
+    """A build as ``3.9.0 (a1b2c3d4e5)``: the Triton version and the first 10 of its commit;
+    ``a1b2c3d4e5`` alone for a build known only by its commit.
 
     Takes a stored build row (``triton_version``/``triton_commit``) or a build section's
     dependency (``version``/``commit``).
     """
     version = build.get("triton_version") or build.get("version") or "?"
     commit = build.get("triton_commit") or build.get("commit")
-    return f"{version} ({str(commit)[:10]})" if commit else str(version)
+    if not commit or str(version) == str(commit):
+        return version_text(version, commit)
+    return f"{version} ({str(commit)[:10]})"
 
 
 def build_change_text(last_good: Mapping[str, Any], first_bad: Mapping[str, Any]) -> str:

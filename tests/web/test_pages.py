@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -129,3 +130,38 @@ def test_run_page_says_how_a_gpu_result_was_measured_in_one_line(site: Site) -> 
         "up to 71 °C · throttled: sw_power_cap"
     ) in html
     assert "<summary>all details</summary>" in html  # the raw record is one click away
+
+
+def test_a_build_known_only_by_its_commit_reads_as_its_short_commit(store: Any) -> None:
+    """PyTorch HUD's records name Triton by commit only: pages and the terminal show its first
+    10 characters once, not the 40-character sha as a version beside the same commit."""
+    import io
+    from pathlib import Path
+
+    from fastapi.testclient import TestClient
+    from rich.console import Console
+
+    from tritonwatch.formats.exchange import import_files
+    from tritonwatch.naming import build_text
+    from tritonwatch.report.runs import runs_table
+    from tritonwatch.web.app import create_app
+
+    hud = Path(__file__).parents[1] / "fixtures" / "interop" / "hud" / "hud_tritonbench_v3.json"
+    import_files(store, [str(hud)])
+    runs = store.runs.find()
+    shas = {r.triton_commit for r in runs if r.triton_version == r.triton_commit}
+    assert len(shas) == 2  # the fixture's two nights, each with its triton dependency's sha
+    newest = runs[0].triton_commit
+    sha = next(iter(shas))
+    assert build_text({"triton_version": sha, "triton_commit": sha}) == sha[:10]
+    assert build_text({"version": "3.9.0", "commit": sha}) == f"3.9.0 ({sha[:10]})"
+    buf = io.StringIO()
+    Console(file=buf, width=200).print(runs_table(runs))
+    with TestClient(create_app(store)) as client:
+        for name, text in (
+            ("/", client.get("/").text),
+            ("/runs", client.get("/runs").text),
+            ("tritonwatch runs", buf.getvalue()),
+        ):
+            assert newest[:10] in text and not any(s in text for s in shas), name
+    assert "NVIDIA B200 (NVIDIA B200)" not in buf.getvalue()  # a machine named by its GPU

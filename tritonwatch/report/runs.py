@@ -8,7 +8,7 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from ..naming import shape_sort_key, shape_text
+from ..naming import build_text, shape_sort_key, shape_text
 from ..runformat import OUTCOME_TEXT, outcome
 from ..store.rows import ResultRow, RunDetail, RunSummary, StoreInfo
 
@@ -66,12 +66,13 @@ def runs_table(runs: list[RunSummary]) -> Table:
     t.add_column("results", min_width=14, overflow="fold")
     t.add_column("failed", justify="right", no_wrap=True)
     for r in runs:
-        triton = r.triton_version + (f" ({r.triton_commit[:10]})" if r.triton_commit else "")
+        triton = build_text({"triton_version": r.triton_version, "triton_commit": r.triton_commit})
         device = r.gpu_model or r.device or "-"
         run = escape(r.uuid[:8]) + (" [yellow]interrupted[/]" if r.interrupted else "")
         cells = [
             r.started_at.strftime("%Y-%m-%d %H:%M"),
-            f"{r.machine} ({device})",
+            # Machines named by their GPU (HUD and tritonbench imports) say it once.
+            r.machine if device == r.machine else f"{r.machine} ({device})",
             triton,
             r.label or "",
             outcomes_text(r),

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import NotFoundError, UsageError
-from ..naming import shape_sort_key, shape_text
+from ..naming import shape_sort_key, shape_text, version_text
 from ..store import Store
 from ..store.alerts import OPEN_ALERT_STATUSES, severity_class
 from ..store.overview import HeatCell
@@ -186,7 +186,7 @@ def _points(store: Store, ref: SeriesRef, limit: int) -> list[dict[str, Any]]:
             "n": p.n,
             "run": p.run_uuid,
             "label": p.label,
-            "build": p.triton_version,
+            "build": version_text(p.triton_version, p.triton_commit),
             "commit": p.triton_commit,
         }
         for p in store.series.points(ref.series_id, ref.machine_id, limit=limit)

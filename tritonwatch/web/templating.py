@@ -14,7 +14,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from .. import __version__
-from ..naming import build_text, canonical_shape, shape_text
+from ..naming import build_text, canonical_shape, shape_text, version_text
 from ..report.blast import TEMPLATES as BLAST_TEMPLATES
 from ..runformat import FAILURES, OUTCOME_TEXT, outcome
 from ..store.alerts import severity_class
@@ -145,4 +145,5 @@ env.globals.update(
     failures=FAILURES,
     version=__version__,
     parquet=parquet_available(),
+    version_text=version_text,
 )
