@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -165,3 +166,10 @@ def test_a_build_known_only_by_its_commit_reads_as_its_short_commit(store: Any) 
         ):
             assert newest[:10] in text and not any(s in text for s in shas), name
     assert "NVIDIA B200 (NVIDIA B200)" not in buf.getvalue()  # a machine named by its GPU
+    # The run page: the build's dependencies in the same words, their commit times as dates.
+    with TestClient(create_app(store)) as client:
+        html = client.get(f"/runs/{runs[0].uuid}").text
+    build = html[html.index("<h2>Build</h2>") : html.index("Machine fingerprint")]
+    assert ">version<" not in build  # HUD names no version: the commit is said once
+    times = re.findall(r"commit_time</th><td>([^<]*)<", build)
+    assert times and all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", t) for t in times), times

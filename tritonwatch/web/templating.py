@@ -14,6 +14,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from .. import __version__
+from ..formats.options import parse_time
 from ..naming import build_text, canonical_shape, shape_text, version_text
 from ..report.blast import TEMPLATES as BLAST_TEMPLATES
 from ..runformat import FAILURES, OUTCOME_TEXT, outcome
@@ -46,6 +47,23 @@ def _fmt(v: Any, digits: int = 4) -> str:
 
 def _when(t: datetime | None) -> str:
     return "–" if t is None else t.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _build_view(info: dict[str, Any]) -> dict[str, Any]:
+    """A run's build section as a person reads it: a dependency known only by its commit (PyTorch
+    HUD names none by version) shows the commit once, and a commit time written as tritonbench
+    and HUD write it (``20250813210411``) reads as a date."""
+    out: dict[str, Any] = {}
+    for name, dep in info.items():
+        if isinstance(dep, dict):
+            dep = dict(dep)
+            if dep.get("version") and dep.get("version") == dep.get("commit"):
+                del dep["version"]
+            when = parse_time(dep["commit_time"]) if dep.get("commit_time") else None
+            if when is not None:
+                dep["commit_time"] = _when(when)
+        out[name] = dep
+    return out
 
 
 def _pct(ratio: float | None) -> str:
@@ -133,6 +151,7 @@ env.filters.update(
     severity=severity_class,
     canon=_canon,
     build=_build,
+    build_view=_build_view,
     cirange=_cirange,
     dict_without=_without,
     measured=_measured,
