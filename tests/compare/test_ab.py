@@ -231,6 +231,7 @@ def test_the_workers_of_a_build_share_one_autotuning_folder_and_the_builds_do_no
     assert folders["a"] != folders["b"]
 
 
+@needs("torch", "triton")
 def test_a_worker_process_offset_is_tested_across_pairs_not_taken_for_a_change(
     fake_live: type[FakeLive], sqlite_url: str, planted: Path
 ) -> None:
