@@ -77,10 +77,8 @@ def hud_runs(
                 tally.merge(pickle.loads(payload))
                 return
             elif tag == _ERROR:
-                error = pickle.loads(payload)
-                if isinstance(error, InputError):
-                    raise error
-                raise RuntimeError(f"the reader process of {path} sent {error!r}")
+                error: InputError = pickle.loads(payload)  # main() sends no other kind
+                raise error
             else:
                 raise RuntimeError(f"the reader process of {path} failed:\n{payload.decode()}")
         raise InputError(

@@ -483,9 +483,11 @@ def _result(
     if index is None:
         index = parts[m.ref] = len(parts)
         part_list.append(m.part)
-    hud: dict[str, Any] = {"part": index}
-    if m.input_shape is not _NO_SHAPE:
-        hud = {"input_shape": m.input_shape, "part": index}
+    hud: dict[str, Any] = (
+        {"part": index}
+        if m.input_shape is _NO_SHAPE
+        else {"input_shape": m.input_shape, "part": index}
+    )
     item = dict(m.item)
     if failed is not None:
         hud["benchmark_values"] = raw_values
