@@ -89,7 +89,7 @@ def test_the_table_of_parts_survives_starting_again() -> None:
             table.clear()
         table += new
         assert background._Parts.decode(doc, table) == want
-    assert len(table) == 2  # started again at the third run
+    assert len(table) == 2  # started again at the second run and at the third
 
 
 def test_an_import_stores_what_the_file_holds_and_counts_the_whole_file(
