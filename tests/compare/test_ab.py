@@ -18,7 +18,7 @@ from support.probes import needs
 from tritonwatch.bench import ab
 from tritonwatch.bench.ab import ABOptions, BuildEnv, run_ab
 from tritonwatch.cli import main
-from tritonwatch.errors import BenchError
+from tritonwatch.errors import BenchError, UsageError
 from tritonwatch.runformat import MAX_SAMPLES
 from tritonwatch.store import Store
 
@@ -357,6 +357,31 @@ def test_the_budget_caps_the_comparison_and_is_shared_fairly_between_cases(
 
 
 @needs("torch", "triton")
+def test_a_budget_below_the_plan_shortens_every_case_instead_of_being_ignored(
+    fake_live: type[FakeLive], sqlite_url: str, planted: Path
+) -> None:
+    # Two cases planned at 2 x 400 ms each (1.6 s); --budget 0.4s gave each its whole plan
+    # and measured 1.6 s. Now every segment is a quarter as long and the cap holds.
+    opts = ABOptions(
+        a="a", b="b", suite=str(planted), device="cpu", budget_ms=400, total_budget_s=0.4
+    )
+    designs: list[str] = []
+    with Store.open(sqlite_url) as st:
+        out = run_ab(opts, st, on_plan=lambda n, dev, design: designs.append(design))
+    segs = {kw["budget_ms"] for _, do, _, kw in fake_live.log if do == "time"}
+    assert sorted(segs) == [pytest.approx(100 / 16)]  # 100 ms per case and build, 8 x 2
+    assert out.measured_s <= 0.4 + 1e-9
+    assert out.comparison.meta["budget_ms"] == pytest.approx(100)
+    assert designs[0].endswith("--budget 0.4s: 100 ms per case and build instead of 400 ms")
+    # Too little to time anything but the commands: refused before a worker starts.
+    fake_live.log = []
+    opts.total_budget_s = 0.02
+    with Store.open(sqlite_url) as st, pytest.raises(UsageError, match=r"give at least 0.07s, fewer cases"):
+        run_ab(opts, st)
+    assert fake_live.log == []
+
+
+@needs("torch", "triton")
 def test_a_worker_that_imports_another_triton_is_refused(
     fake_live: type[FakeLive], sqlite_url: str, planted: Path
 ) -> None:
@@ -495,10 +520,20 @@ def test_cases_timed_by_neither_build_are_listed_with_why(
     summary = out.comparison.summary()
     assert summary["not_timed"] == 1 and summary["same"] == 0
     assert summary["not_timed_cases"][0]["reason"] == "not timed: interpreter"
-    assert summary["timed_providers"] == ["planted"]
+    assert summary["timed_providers"] == ["planted"] and summary["triton_timed"] == 0
     lines = scope_lines(out.comparison.summary(), 1)
-    assert "timed by both builds: planted (1 case(s))" in lines
-    assert "not timed, so not compared: 1 case(s): not timed: interpreter (1)" in lines
+    assert "timed by both builds: planted (1 case)" in lines
+    assert "not timed, so not compared: 1 case (interpreter)" in lines
+    # Two environments whose timed cases are all torch's: their Triton builds were not compared.
+    assert any(x.startswith("no Triton kernel was timed: ") for x in lines)
+    for meta in ({**summary, "triton_timed": 1}, {**summary, "same_build": True}):
+        assert not any(x.startswith("no Triton kernel") for x in scope_lines(meta))
+    old = {k: v for k, v in summary.items() if k != "triton_timed"}  # stored before the count
+    assert not any(x.startswith("no Triton kernel") for x in scope_lines(old))
+    several = [{"reason": "not timed: interpreter (x)"}, {"reason": "no GPU"}, {"reason": "no GPU"}]
+    assert scope_lines({"not_timed_cases": several}) == [
+        "not timed, so not compared: 3 cases: no GPU (2); interpreter (1)"
+    ]
     # No time command was ever sent for the untimed case.
     steady = {i for _, d, i, _ in fake_live.log if d == "prepare"} - {
         i for _, d, i, _ in fake_live.log if d == "time"
@@ -520,6 +555,22 @@ def test_cases_timed_by_neither_build_are_listed_with_why(
     assert ("what was compared", "; ".join(scope_lines(out.comparison.summary()))) in view[
         "summary"
     ]
+
+
+@needs("torch", "triton")
+def test_timed_triton_kernels_are_counted_by_their_providers_kind(
+    fake_live: type[FakeLive], sqlite_url: str
+) -> None:
+    """triton_timed counts the timed cases whose provider is a Triton kernel (by the
+    registry's kind, not by name): the softmax's triton and torch providers, both timed."""
+    opts = ABOptions(
+        a="a", b="b", suite="smoke", patterns=["softmax*M=64*"], device="cpu", budget_ms=20
+    )
+    with Store.open(sqlite_url) as st:
+        out = run_ab(opts, st)
+    summary = out.comparison.summary()
+    assert summary["timed_providers"] == ["torch", "triton"]
+    assert summary["triton_timed"] == 3 and len(out.comparison.results) == 6
 
 
 @needs("torch", "triton")

@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import random
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +67,8 @@ if TYPE_CHECKING:
     from ..store import Store
 
 DEFAULT_BLOCKS = 8  # planned ABBA blocks per case; each side gets budget_ms over them
+# A shorter segment times mostly the command that asks for it (about 1 ms on a CPU).
+MIN_SEGMENT_MS = 1.0
 DEFAULT_WORKERS = 4  # worker processes per build; block i of a case goes to pair i mod 4
 
 
@@ -196,6 +199,25 @@ def run_ab(
     design = f"ABBA blocks ({opts.blocks} planned per case, order random per block)"
     if opts.workers > 1:
         design += f", {opts.workers} worker pairs"
+    planned_ms = 2 * budget * len(p.cases)  # what two runs would spend measuring
+    total_ms = opts.total_budget_s * 1e3 if opts.total_budget_s is not None else planned_ms
+    if total_ms < planned_ms:
+        # --budget below the plan: every case gets the same smaller share, so its planned
+        # blocks fit (shorter segments), instead of the first cases taking it all.
+        squeezed = budget * total_ms / planned_ms
+        seg = squeezed / (2 * opts.blocks)
+        if seg < MIN_SEGMENT_MS:
+            least = planned_ms * MIN_SEGMENT_MS / (budget / (2 * opts.blocks)) / 1e3
+            raise UsageError(
+                f"--budget {opts.total_budget_s:g}s leaves {seg:.2g} ms per segment for "
+                f"{len(p.cases)} cases (2 builds x {opts.blocks} blocks x 2 segments each); "
+                f"give at least {math.ceil(least * 100) / 100:g}s, fewer cases (-k) or fewer --blocks"
+            )
+        design += (
+            f"; --budget {opts.total_budget_s:g}s: {squeezed:.3g} ms per case and build "
+            f"instead of {budget:g} ms"
+        )
+        budget = squeezed
     if on_plan is not None:
         on_plan(len(p.cases), device, design)
     gpus = [opts.gpu] if opts.gpu is not None else None
@@ -213,11 +235,6 @@ def run_ab(
     order = shuffled(p.cases, seed)
     index = {c.id: i for i, c in enumerate(order)}
     seg_ms = budget / (2 * opts.blocks)
-    total_ms = (
-        opts.total_budget_s * 1e3
-        if opts.total_budget_s is not None
-        else 2 * budget * len(order)  # what two runs would spend measuring
-    )
     rng = random.Random(seed)
     started = now()
     runs_done: list[CaseRun] = []
@@ -328,8 +345,14 @@ def run_ab(
             run_info={k: v for k, v in info.items() if v is not None},
             peak_source=peaks.source if peaks else None,
         )
+    # Cases whose timed code Triton generated: its own kernels, and torch.compile's on a GPU
+    # (on a CPU inductor writes C++).
+    kinds = {c.id: registry.provider(c.operator, c.provider_key).kind for c in p.cases}
+    triton_made = {
+        i for i, k in kinds.items() if k == "triton" or (k == "inductor" and device.is_gpu)
+    }
     comparison, stops = _compare(
-        p.cases, done, env_a, env_b, threshold, interrupted, device, suite.name, design
+        p.cases, done, env_a, env_b, threshold, interrupted, device, suite.name, design, triton_made
     )
     comparison.meta.update(
         blocks=opts.blocks,
@@ -367,11 +390,13 @@ def _compare(
     device: DeviceInfo,
     suite: str,
     design: str,
+    triton_made: Collection[str] = (),
 ) -> tuple[Comparison, dict[str, int]]:
     """The comparison of the cases both builds timed; the untimed ones listed with why."""
     pairs: list[Any] = []
     not_timed: list[dict[str, str]] = []
     stops: dict[str, int] = {}
+    triton_timed = 0
     for c in cases:
         cr = done.get(c.id)
         if cr is None:
@@ -386,6 +411,7 @@ def _compare(
             sides.append(Side(rec.status, rounds if rec.status == "ok" else (), rec.error))
         stops[cr.decision] = stops.get(cr.decision, 0) + 1
         pairs.append((_key(c), sides[0], sides[1], tuple(cr.blocks), pair_groups(cr)))
+        triton_timed += c.id in triton_made
     if not pairs and not interrupted:
         # Nothing was timed by both builds: a comparison of nothing must not look like "same".
         first = not_timed[0]["reason"] if not_timed else ""
@@ -406,6 +432,7 @@ def _compare(
         "not_timed": len(not_timed),
         "not_timed_cases": not_timed,
         "timed_providers": timed,
+        "triton_timed": triton_timed,
         "same_build": env_a.python == env_b.python,
         "not_timed_reason": (not_timed[0]["reason"].split(" (")[0] if not_timed else None),
     }

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
+from rich.text import Text
 
 from ..errors import InputError, UsageError
 from .options import (
@@ -113,7 +114,8 @@ def parse_threshold(text: str | None) -> float | None:
     "total_budget",
     default=None,
     metavar="TIME",
-    help="Cap on the whole comparison's measuring time, e.g. 90s, 10m, 1h "
+    help="Cap on the whole comparison's measuring time, e.g. 90s, 10m, 1h; below what the "
+    "cases' --budget-ms plans, every case gets the same shorter share "
     "[default: what two runs would spend].",
 )
 @click.option(
@@ -233,6 +235,7 @@ def _measure(store: Store, a: str, b: str, **kw: Any) -> Any:
         task = bar.add_task("starting the workers", total=None)
 
         def on_plan(n: int, dev: Any, design: str) -> None:
+            bar.console.print(Text(f"{n} cases on {dev.kind}: {design}"), highlight=False)
             bar.update(task, total=n, description=f"{dev.kind}: starting the workers")
 
         def progress(kind: str, case: Any, info: dict[str, Any]) -> None:
