@@ -68,6 +68,8 @@ def _aa(args: argparse.Namespace, store: Any) -> None:
     t_run = time.monotonic() - t0
     timed = sum(1 for o in single.outcomes if o.record.status == "ok")
     print(f"single run: {timed} timed cases, {t_run:.1f} s")
+    t_cmd = _command(args, "run")
+    print(f"the same run as a command (`tritonwatch run`, starting Python): {t_cmd:.1f} s")
     flagged = flagged_raw = measured = 0
     t_cmp: list[float] = []
     for rep in range(args.reps):
@@ -112,6 +114,32 @@ def _aa(args: argparse.Namespace, store: Any) -> None:
         f"no blocks): {flagged_raw}/{measured} = {flagged_raw / max(measured, 1):.1%}"
     )
     print(f"cost: compare {mean_cmp:.1f} s vs run {t_run:.1f} s = {mean_cmp / t_run:.2f}x")
+    # One more A/A, with a seed apart from the above.
+    design = ["--seed", str(args.first_seed + args.reps), "--workers", str(args.workers)]
+    design += ["--blocks", str(args.blocks)]
+    t_ab = _command(args, "compare", "--a", "current", "--b", "current", *design)
+    print(
+        f"  as commands: `tritonwatch compare` (A/A) {t_ab:.1f} s vs `tritonwatch run` "
+        f"{t_cmd:.1f} s = {t_ab / t_cmd:.2f}x"
+    )
+
+
+def _command(args: argparse.Namespace, *cmd: str) -> float:
+    """Wall time of one tritonwatch command over the A/A's cases as a user starts it: a new
+    Python that imports what it needs, plans, measures and stores."""
+    import subprocess
+
+    tmp = Path(tempfile.mkdtemp(prefix="tw-compare-bench-cmd-"))
+    argv = [sys.executable, "-m", "tritonwatch", *cmd, "--suite", args.suite]
+    argv += ["--provider", args.provider, "--device", args.device]
+    if args.budget_ms:
+        argv += ["--budget-ms", str(args.budget_ms)]
+    argv += ["--db", f"sqlite:///{tmp / 'run.db'}"]
+    t0 = time.monotonic()
+    subprocess.run(argv, check=True, capture_output=True)
+    took = time.monotonic() - t0
+    shutil.rmtree(tmp, ignore_errors=True)
+    return took
 
 
 def _planted(args: argparse.Namespace, store: Any, tmp: Path) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from support.probes import needs
+from support.probes import needs, needs_interpreter
 
 from tritonwatch.cli import main
 from tritonwatch.store import Store
@@ -15,6 +15,7 @@ pytestmark = needs("torch", "triton")
 
 
 @pytest.mark.slow
+@needs_interpreter()
 def test_run_stores_one_cpu_run(sqlite_url: str) -> None:
     res = CliRunner().invoke(
         main,

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.probes import needs_interpreter
 
 pytest.importorskip("torch")
 pytest.importorskip("triton")
@@ -18,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
+@needs_interpreter()
 def test_gpu_check_runs_its_quick_suite_and_ab_on_a_cpu(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRITONWATCH_")}
     proc = subprocess.run(

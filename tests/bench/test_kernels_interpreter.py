@@ -10,7 +10,7 @@ import ast
 from pathlib import Path
 
 import pytest
-from support.probes import needs
+from support.probes import needs, needs_interpreter
 
 from tritonwatch import plugins
 from tritonwatch.bench.registry import expand, load_suite
@@ -22,6 +22,7 @@ KERNELS = Path(__file__).parents[2] / "tritonwatch" / "ops" / "kernels"
 
 @pytest.mark.slow
 @needs("torch", "triton")
+@needs_interpreter()
 def test_every_triton_provider_is_correct_on_smoke_shapes() -> None:
     reg = plugins.load()
     cpu = DeviceInfo("cpu", "cpu", interpreter=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support.probes import needs
+from support.probes import needs, needs_interpreter
 
 from tritonwatch import plugins
 from tritonwatch.bench.registry import Registry, expand, load_suite, parse_suite
@@ -89,6 +89,7 @@ def test_availability_depends_on_the_device(reg: Registry) -> None:
 
 
 @needs("torch", "triton")
+@needs_interpreter()
 def test_filters_and_k_patterns(reg: Registry) -> None:
     plan = expand(
         reg, load_suite("smoke"), CPU, providers=["torch"], dtypes=["fp16"], patterns=["softmax"]
@@ -164,6 +165,7 @@ def test_suite_file_errors_name_the_line(
 
 
 @needs("torch", "triton")
+@needs_interpreter()
 def test_nightly_on_cpu_skips_what_the_interpreter_cannot_run(reg: Registry) -> None:
     plan = expand(reg, load_suite("nightly"), CPU, patterns=["matmul"])
     assert not [c for c in plan.cases if c.provider == "triton"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from support.probes import needs
+from support.probes import needs, needs_interpreter
 
 from tritonwatch.cli import main
 from tritonwatch.codegen import blast
@@ -75,6 +75,7 @@ def test_a_broken_spec_file_is_refused_in_one_line(tmp_path: Path, bad: object) 
 
 
 @pytest.mark.slow
+@needs_interpreter()
 def test_the_suite_records_its_own_specialisations_through_capture(tmp_path: Path) -> None:
     """`tritonwatch run` on a CPU runs the suite's kernels under the interpreter, so capturing
     it records the specialisations the suite really launches (here vector_add's two shapes:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from comparekit import REAL_TRITON, fake_python
-from support.probes import needs
+from support.probes import needs, needs_interpreter
 
 from tritonwatch.bench import ab
 from tritonwatch.bench.ab import ABOptions, BuildEnv, run_ab
@@ -376,7 +376,10 @@ def test_a_budget_below_the_plan_shortens_every_case_instead_of_being_ignored(
     # Too little to time anything but the commands: refused before a worker starts.
     fake_live.log = []
     opts.total_budget_s = 0.02
-    with Store.open(sqlite_url) as st, pytest.raises(UsageError, match=r"give at least 0.07s, fewer cases"):
+    with (
+        Store.open(sqlite_url) as st,
+        pytest.raises(UsageError, match=r"give at least 0.07s, fewer cases"),
+    ):
         run_ab(opts, st)
     assert fake_live.log == []
 
@@ -558,6 +561,7 @@ def test_cases_timed_by_neither_build_are_listed_with_why(
 
 
 @needs("torch", "triton")
+@needs_interpreter()
 def test_timed_triton_kernels_are_counted_by_their_providers_kind(
     fake_live: type[FakeLive], sqlite_url: str
 ) -> None:

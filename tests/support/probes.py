@@ -57,3 +57,13 @@ def needs(*names: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(
         bool(missing), reason=f"needs {' and '.join(missing)}, which {verb} not installed here"
     )
+
+
+def needs_interpreter() -> pytest.MarkDecorator:
+    """A skipif marker for tests that run Triton kernels under the CPU interpreter: skipped
+    where the installed Triton's cannot (Triton 3.6 with numpy 2.4; CI runs Triton 3.9)."""
+    from tritonwatch.bench.registry import interpreter_problem
+
+    missing = missing_modules("torch", "triton")
+    problem = f"needs {' and '.join(missing)}" if missing else interpreter_problem()
+    return pytest.mark.skipif(problem is not None, reason=str(problem))
