@@ -178,10 +178,13 @@ def test_cases_one_at_a_time_in_random_abba_blocks_over_worker_pairs_with_one_ti
     # Each segment gets budget / (2 * blocks): a side's planned total is one run's budget.
     budgets = {kw["budget_ms"] for _, d, _, kw in log if d == "time"}
     assert budgets == {400 / (2 * ab.DEFAULT_BLOCKS)}
-    # The first worker to prepare chooses the timer; every other worker is handed it.
+    # The first worker to prepare chooses the timer; every other worker is handed it. It
+    # also warms the case up; the others only run their first calls.
     for i in _by_case(log):
         preps = [(s, kw) for s, d, j, kw in log if d == "prepare" and j == i]
         assert all(kw["timer"] == f"timer-{preps[0][0]}" for _, kw in preps[1:])
+        assert "warm_ms" not in preps[0][1]
+        assert [kw["warm_ms"] for _, kw in preps[1:]] == [0.0] * (2 * pairs - 1)
     # A clear 10% is decided early (sequential stopping) and called slower.
     assert [c.verdict for c in out.comparison.results] == ["slower", "slower"]
     assert all(len(c.blocks) == ab.MIN_BLOCKS for c in out.comparison.results)
@@ -340,6 +343,12 @@ def test_an_undecided_case_gets_more_blocks_while_the_budget_allows(
     assert [len(c.blocks) for c in noisy.comparison.results] == [4, 4]
     assert noisy.stops == {"too noisy": 2}
     assert all(c.verdict == "same" and c.mde > 0.1 for c in noisy.comparison.results)
+    # Nor would its planned blocks: it stops at the first look (it ran all 8 before).
+    opts.blocks = 8
+    with Store.open(sqlite_url) as st:
+        noisy = run_ab(opts, st)
+    assert [len(c.blocks) for c in noisy.comparison.results] == [4, 4]
+    assert noisy.stops == {"too noisy": 2}
 
 
 @needs("torch", "triton")
@@ -644,10 +653,16 @@ def test_a_real_serving_worker_prepares_times_drops_and_is_restarted_after_a_kil
         assert fp["build"]["triton"]["version"]
         prep = w.ask("prepare", 0)
         assert prep["status"] == "ok" and prep["extra"]["timer"] == "wall"
+        # Warmed for 5% of the budget (5 ms of 150-300 us calls); the A/B's other workers
+        # are asked for their three calls only (warm_ms 0).
+        assert prep["extra"]["warm_calls"] > 3
         seg = w.ask("time", 0, budget_ms=5.0)
         assert len(seg["samples"]) >= 2 and all(x > 0.1 for x in seg["samples"])  # 150+ us
         assert w.ask("drop", 0)["event"] == "dropped"
         assert w.ask("time", 0, budget_ms=5.0)["status"] == "error"  # dropped: gone
+        brief = w.ask("prepare", 0, warm_ms=0.0)
+        assert brief["extra"]["warm_calls"] == 3
+        w.ask("drop", 0)
         assert w.proc is not None
         os.killpg(w.proc.pid, signal.SIGKILL)
         with pytest.raises(WorkerLost, match="worker crashed"):

@@ -130,12 +130,13 @@ class Worker:
         return rec if live is None else self.measure_case(live)
 
     def prepare_case(
-        self, case: Case, timer: str | None = None
+        self, case: Case, timer: str | None = None, warm_ms: float | None = None
     ) -> tuple[dict[str, Any], Live | None]:
         """Check ``case`` and make it ready to time: inputs, compile, correctness, warm-up and
         the timer. Returns its record so far and, when it can be timed, the live case (else the
         record is final: skipped, incorrect). ``timer`` overrides the stored hint (A/B: the
-        other build's choice, so both sides use one timer)."""
+        other build's choice, so both sides use one timer). The warm-up runs three calls, and
+        for at least ``warm_ms`` (default: 5% of the budget)."""
         op = self.registry.operator(case.operator)
         prov = self.registry.provider(case.operator, case.provider_key)
         rec: dict[str, Any] = {
@@ -182,15 +183,15 @@ class Worker:
                 f"(max error {err:.2g})",
             }, None
         # Warm up until steady: a few calls, or ~5% of the budget, whichever is longer.
+        warm = 0.05 * self.budget_ms if warm_ms is None else warm_ms
         t0 = time.perf_counter()
         calls = 0
-        while (
-            calls < 3 or (time.perf_counter() - t0) * 1e3 < 0.05 * self.budget_ms and calls < 1000
-        ):
+        while calls < 3 or (time.perf_counter() - t0) * 1e3 < warm and calls < 1000:
             prepared.fn()
             calls += 1
             self._sync()
         extra["call_ms"] = round((time.perf_counter() - t0) * 1e3 / calls, 6)
+        extra["warm_calls"] = calls
         chosen, note = self._timer(prepared.fn, timer or self.timer_hints.get(case.id))
         if note:
             extra["timer_note"] = note
@@ -337,8 +338,9 @@ class Worker:
         """A/B mode: answer the driver's commands, one JSON object per line on ``inp``, until
         ``quit`` or end of input. One case is live at a time:
 
-        - ``{"do": "prepare", "index": i, "timer": T}`` -> ``prepared``: the case's record so
-          far (status ok: ready to time; else final);
+        - ``{"do": "prepare", "index": i, "timer": T, "warm_ms": w}`` -> ``prepared``: the
+          case's record so far (status ok: ready to time; else final); ``warm_ms`` (optional)
+          replaces the warm-up's share of the budget;
         - ``{"do": "time", "index": i, "budget_ms": b, "fresh": f}`` -> ``segment``: samples
           for ~b ms (``fresh``: on new inputs, see :meth:`refresh`);
         - ``{"do": "drop", "index": i}`` -> ``dropped``: the case's memory freed.
@@ -363,7 +365,9 @@ class Worker:
             sticky = False
             try:
                 if do == "prepare":
-                    rec, lv = self.prepare_case(cases[i], cmd.get("timer"))
+                    warm = cmd.get("warm_ms")
+                    warm_ms = float(warm) if isinstance(warm, (int, float)) else None
+                    rec, lv = self.prepare_case(cases[i], cmd.get("timer"), warm_ms)
                     if lv is not None:
                         live[i] = lv
                     else:
