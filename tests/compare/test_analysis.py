@@ -261,13 +261,28 @@ def test_more_blocks_are_spent_only_where_they_could_settle_the_case() -> None:
     assert not worth_extending(close, 0.02, 8)  # already at the most blocks allowed
 
 
+def test_before_its_planned_blocks_a_case_stops_as_too_noisy_only_when_clearly_hopeless() -> None:
+    """From four units the projection is rough: a case whose projected detectable change is
+    just above the threshold (2.8% at 2%) gets its planned blocks, one far above it stops at
+    the first look (a planted 3% in such a case was missed at four blocks)."""
+    from tritonwatch.analysis.compare import stop_rule
+
+    near = [0.04, -0.04, 0.04, -0.04]  # projected to 24 blocks: 2.8%
+    assert stop_rule(near, 0.02, 8, 24) is None
+    assert stop_rule(near * 2, 0.02, 8, 24) == "too noisy"  # at its planned 8: the usual rule
+    assert stop_rule([0.1, -0.1, 0.1, -0.1], 0.02, 8, 24) == "too noisy"  # 6.9%
+    assert stop_rule(near * 6, 0.02, 8, 24) == "undecided"  # the most it may get
+    assert stop_rule([0.03, 0.031, 0.029, 0.03], 0.02, 8, 24) == "slower"
+    assert stop_rule(near[:3], 0.02, 8, 24) is None  # no look before four units
+
+
 # -- worker pairs: a process's lasting offset ---------------------------------------------------
 def _simulate_pairs(
     rng: np.random.Generator, ratio: float, sd: float, sd_proc: float, pairs: int
 ) -> tuple[list[float], tuple[int, ...]]:
     """The driver's loop over ``pairs`` worker pairs whose processes each keep an offset of
     ``sd_proc`` (so a pair's is sqrt(2) times that): a round is one block per pair."""
-    from tritonwatch.analysis.compare import block_decision, worth_extending
+    from tritonwatch.analysis.compare import stop_rule
 
     offset = sd_proc * np.sqrt(2) * rng.standard_normal(pairs)
     blocks: list[float] = []
@@ -277,10 +292,7 @@ def _simulate_pairs(
         for j in rng.permutation(pairs):
             blocks.append(float(np.log(ratio) + offset[j] + sd * rng.standard_normal()))
             groups.append(int(j))
-        k = len(blocks)
-        if block_decision(blocks, 0.02, g) != "undecided" or k >= 24:
-            break
-        if k >= 8 and not worth_extending(blocks, 0.02, 24, g):
+        if stop_rule(blocks, 0.02, 8, 24, g) is not None:
             break
     return blocks, tuple(g)
 

@@ -31,6 +31,9 @@ N_BOOT = 1000
 POWER = 0.8  # the minimum detectable effect is the change found this often at level ALPHA
 MIN_BLOCKS = 4  # sequential stopping looks only from here (3 degrees of freedom)
 STOP_LEVEL = 0.99  # the interval a sequential decision must clear (stricter than the verdict's)
+# Before its planned blocks, a case stops as too noisy only if its projected detectable change
+# is this many times the threshold (see stop_rule).
+HOPELESS = 1.5
 VERDICTS = ("slower", "faster", "same", "incorrect", "failed")
 
 
@@ -182,6 +185,35 @@ def block_decision(blocks: Sequence[float], threshold: float, groups: Sequence[i
     if threshold > 0 and lo > 1 - threshold and hi < 1 + threshold:
         return "same"
     return "undecided"
+
+
+def stop_rule(
+    blocks: Sequence[float],
+    threshold: float,
+    planned: int,
+    most: int,
+    groups: Sequence[int] = (),
+) -> str | None:
+    """After a round of blocks: why the case stops, or None if more blocks could settle it
+    (the comparison's budget aside).
+
+    ``slower``/``faster``/``same`` when :func:`block_decision` says so; ``undecided`` at
+    ``most`` blocks; ``too noisy`` when even ``most`` blocks could not settle it
+    (:func:`worth_extending`). Before its ``planned`` blocks a case stops as too noisy only when
+    the projection misses the threshold by HOPELESS times: from four units it is itself rough,
+    and a case near the line gets its planned blocks as before.
+    """
+    decision = block_decision(blocks, threshold, groups)
+    if decision != "undecided":
+        return decision
+    if len(blocks) >= most:
+        return "undecided"
+    if len(units(blocks, groups)) < MIN_BLOCKS:
+        return None
+    margin = 1.0 if len(blocks) >= planned else HOPELESS
+    if not worth_extending(blocks, threshold * margin, most, groups):
+        return "too noisy"
+    return None
 
 
 def worth_extending(

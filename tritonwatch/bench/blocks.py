@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..analysis.compare import MIN_BLOCKS, block_decision, worth_extending
+from ..analysis.compare import MIN_BLOCKS, stop_rule
 from ..runformat import MAX_SAMPLES
 from .live import LiveWorker, WorkerLost
 from .pool import record_from_event
@@ -201,13 +201,9 @@ def _blocks(
             if progress is not None:
                 progress("block", cr.case, {"k": len(cr.blocks), "decision": cr.decision})
         k = len(cr.blocks)
-        cr.decision = block_decision(cr.blocks, threshold, groups)
-        if cr.decision != "undecided":
-            return
-        if k >= MIN_BLOCKS and not worth_extending(cr.blocks, threshold, EXTEND * planned, groups):
-            # Even as many blocks as a case may ever get would leave it undecided (projected
-            # optimistically): its planned ones would not either, so they go to the others.
-            cr.decision = "undecided" if k >= EXTEND * planned else "too noisy"
+        stop = stop_rule(cr.blocks, threshold, planned, EXTEND * planned, groups)
+        if stop is not None:
+            cr.decision = stop
             return
         if k >= planned:
             per_round = cr.spent_ms / k * pairs
