@@ -173,3 +173,15 @@ def test_a_build_known_only_by_its_commit_reads_as_its_short_commit(store: Any) 
     assert ">version<" not in build  # HUD names no version: the commit is said once
     times = re.findall(r"commit_time</th><td>([^<]*)<", build)
     assert times and all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", t) for t in times), times
+
+
+def test_the_comparison_page_says_what_was_compared_a_line_each(site: Site) -> None:
+    """Torch-only cases in two environments: the page says no Triton kernel was timed, each
+    statement on a line of its own (they were one run-on line joined by semicolons)."""
+    html = site.client.get("/compare/ab00").text
+    row = re.search(r"<th>what was compared</th><td>(.*?)</td>", html, re.S)
+    assert row is not None
+    lines = re.findall(r"<div>(.*?)</div>", row.group(1), re.S)
+    assert lines[0] == "timed by both builds: torch"
+    assert lines[1].startswith("no Triton kernel was timed: ")
+    assert lines[2].startswith("not timed, so not compared: 1 case (&lt;script&gt;")

@@ -276,7 +276,13 @@ def _reports(store: Store) -> None:
                 run_b_id=r[1],
                 label_a="triton 3.8",
                 label_b=XSS,
-                summary={"geomean": 1.03, "slower": 1},
+                summary={
+                    "geomean": 1.03,
+                    "slower": 1,
+                    "timed_providers": ["torch"],
+                    "triton_timed": 0,
+                    "not_timed_cases": [{"case": "x", "reason": XSS}],
+                },
                 cases=[
                     {"operator": "matmul", "ratio": 1.05, "ci": [1.02, 1.08], "verdict": "slower"},
                     {"operator": XSS, "ratio": 0.99, "verdict": "same"},

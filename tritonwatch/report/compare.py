@@ -87,11 +87,6 @@ def scope_lines(meta: dict[str, Any], n_timed: int | None = None) -> list[str]:
     return out
 
 
-def scope_text(meta: dict[str, Any]) -> str:
-    """:func:`scope_lines` as one line (the dashboard's summary)."""
-    return "; ".join(scope_lines(meta))
-
-
 def _p(v: float | None) -> str:
     if v is None:
         return "-"
@@ -338,9 +333,9 @@ def comparison_view(summary: dict[str, Any], cases: list[Any]) -> dict[str, Any]
     else:
         lead = "Nothing was timed by both A and B"
     counts = ", ".join(f"{s[k]} {k}" for k in ORDER if s.get(k))
-    lines = []
-    if scope_text(s):
-        lines.append(("what was compared", scope_text(s)))
+    lines: list[tuple[str, str | list[str]]] = []
+    if scope_lines(s):
+        lines.append(("what was compared", scope_lines(s)))  # a line each on the page
     for key, label in SUMMARY_LABELS.items():
         v = s.get(key)
         if v in (None, "", [], {}) or key in ("cases", *ORDER):
