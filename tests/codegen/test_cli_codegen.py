@@ -132,6 +132,10 @@ def test_env_list_and_create_errors(tmp_path: Path) -> None:
     import triton
 
     assert triton.__version__ in listed.output
+    # In 100 columns the path (what --a/--b take) folds over lines instead of ending in "…".
+    narrow = runner.invoke(main, ["env", "list"], env={"COLUMNS": "100"})
+    assert "…" not in narrow.output, narrow.output
+    assert max(len(line) for line in narrow.output.splitlines()) <= 100
     wide = runner.invoke(main, ["env", "list"], terminal_width=250)
     assert "torch" in wide.output and torch.__version__ in wide.output, wide.output
     from tritonwatch import __version__

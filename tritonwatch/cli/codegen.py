@@ -77,8 +77,9 @@ def env_list_cmd() -> None:
         )
         return
     t = Table(title=f"environments in {envs_dir()}", title_justify="left")
-    for col in ("name", "triton", "torch", "tritonwatch", "python", "ptxas", "path"):
+    for col in ("name", "triton", "torch", "tritonwatch", "python", "ptxas"):
         t.add_column(col)
+    t.add_column("path", overflow="fold")  # whole, to copy into --a/--b: folded, never cut
     for e in envs:
         if e.info is not None:
             i = e.info
