@@ -88,7 +88,6 @@ def test_availability_depends_on_the_device(reg: Registry) -> None:
     assert (blk is not None and "removed block pointers" in blk) == removed
 
 
-@needs("torch", "triton")
 @needs_interpreter()
 def test_filters_and_k_patterns(reg: Registry) -> None:
     plan = expand(
@@ -164,7 +163,6 @@ def test_suite_file_errors_name_the_line(
     assert f"bad.toml:{line}:" in str(e.value)
 
 
-@needs("torch", "triton")
 @needs_interpreter()
 def test_nightly_on_cpu_skips_what_the_interpreter_cannot_run(reg: Registry) -> None:
     plan = expand(reg, load_suite("nightly"), CPU, patterns=["matmul"])

@@ -567,7 +567,6 @@ def test_cases_timed_by_neither_build_are_listed_with_why(
     assert ("what was compared", scope_lines(out.comparison.summary())) in view["summary"]
 
 
-@needs("torch", "triton")
 @needs_interpreter()
 def test_timed_triton_kernels_are_counted_by_their_providers_kind(
     fake_live: type[FakeLive], sqlite_url: str

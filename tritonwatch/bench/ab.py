@@ -207,7 +207,7 @@ def run_ab(
         squeezed = budget * total_ms / planned_ms
         seg = squeezed / (2 * opts.blocks)
         if seg < MIN_SEGMENT_MS:
-            least = planned_ms * MIN_SEGMENT_MS / (budget / (2 * opts.blocks)) / 1e3
+            least = 2 * len(p.cases) * 2 * opts.blocks * MIN_SEGMENT_MS / 1e3  # every segment
             raise UsageError(
                 f"--budget {opts.total_budget_s:g}s leaves {seg:.2g} ms per segment for "
                 f"{len(p.cases)} cases (2 builds x {opts.blocks} blocks x 2 segments each); "
@@ -347,9 +347,9 @@ def run_ab(
         )
     # Cases whose timed code Triton generated: its own kernels, and torch.compile's on a GPU
     # (on a CPU inductor writes C++).
-    kinds = {c.id: registry.provider(c.operator, c.provider_key).kind for c in p.cases}
+    triton_kinds = ("triton", "inductor") if device.is_gpu else ("triton",)
     triton_made = {
-        i for i, k in kinds.items() if k == "triton" or (k == "inductor" and device.is_gpu)
+        c.id for c in p.cases if registry.provider(c.operator, c.provider_key).kind in triton_kinds
     }
     comparison, stops = _compare(
         p.cases, done, env_a, env_b, threshold, interrupted, device, suite.name, design, triton_made
@@ -390,7 +390,7 @@ def _compare(
     device: DeviceInfo,
     suite: str,
     design: str,
-    triton_made: Collection[str] = (),
+    triton_made: Collection[str],
 ) -> tuple[Comparison, dict[str, int]]:
     """The comparison of the cases both builds timed; the untimed ones listed with why."""
     pairs: list[Any] = []

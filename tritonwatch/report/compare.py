@@ -334,8 +334,9 @@ def comparison_view(summary: dict[str, Any], cases: list[Any]) -> dict[str, Any]
         lead = "Nothing was timed by both A and B"
     counts = ", ".join(f"{s[k]} {k}" for k in ORDER if s.get(k))
     lines: list[tuple[str, str | list[str]]] = []
-    if scope_lines(s):
-        lines.append(("what was compared", scope_lines(s)))  # a line each on the page
+    scope = scope_lines(s)
+    if scope:
+        lines.append(("what was compared", scope))  # a line each on the page
     for key, label in SUMMARY_LABELS.items():
         v = s.get(key)
         if v in (None, "", [], {}) or key in ("cases", *ORDER):
