@@ -303,10 +303,14 @@ def get(name: str) -> Any:
 
 @contextlib.contextmanager
 def scope(**values: Any) -> Iterator[None]:
-    """Override settings inside a ``with`` block (the CLI's options and tests use this)."""
+    """Override settings inside a ``with`` block (the CLI's options and tests use this).
+
+    A value of None means "not given" (an option left out) and keeps what an outer scope set.
+    """
     for name in values:
         _lookup(name)
-    token = _overrides.set({**(_overrides.get() or {}), **values})
+    given = {k: v for k, v in values.items() if v is not None}
+    token = _overrides.set({**(_overrides.get() or {}), **given})
     try:
         yield
     finally:

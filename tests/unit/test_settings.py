@@ -21,8 +21,13 @@ def test_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.get("target_ci") == 0.02
     with settings.scope(target_ci=0.03):
         assert settings.get("target_ci") == 0.03
-        with settings.scope(target_ci=None):  # an option not given falls through
-            assert settings.get("target_ci") == 0.02
+        # An option not given keeps the outer scope's: a library call inside a caller's scope
+        # (run_ab's budget_ms=None inside compare_bench's budget_ms=100) used to fall through
+        # to the environment and the default, 2000 ms.
+        with settings.scope(target_ci=None):
+            assert settings.get("target_ci") == 0.03
+    with settings.scope(target_ci=None):  # no outer scope: it falls through
+        assert settings.get("target_ci") == 0.02
     assert settings.get("target_ci") == 0.02
 
 
