@@ -19,6 +19,9 @@ past its planned blocks (up to three times as many) while the comparison's budge
 more blocks could settle it (a case whose pairs disagree too much for that stops as "too
 noisy"). ``--budget`` caps the whole comparison's measuring time; by default it is what two runs
 would spend.
+
+Each build's workers are forks of one process that imported torch and triton once
+(:class:`~tritonwatch.bench.live.Forks`).
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from ..errors import BenchError, UsageError
 from ..runformat import Run, new_run_id, now
 from . import roofline
 from .blocks import ABProgress, CaseRun, pair_groups, time_case
-from .live import LiveWorker, WorkerLost
+from .live import Forks, LiveWorker, WorkerLost
 from .pool import gpu_slot
 from .runner import (
     CaseOutcome,
@@ -260,9 +263,14 @@ def run_ab(
             ]
             for s in "AB"
         }
+        forks = {s: Forks(workers[s]) for s in "AB"}
         try:
-            for w in (*workers["A"], *workers["B"]):
-                w.launch()  # side by side: start-up is most of a worker's cost
+            for f in forks.values():
+                f.start()  # side by side: start-up is most of a worker's cost
+            for side, f in forks.items():
+                if not f.adopt():
+                    for w in workers[side]:
+                        w.launch()
             for side in "AB":
                 for w in workers[side]:
                     try:
@@ -304,6 +312,8 @@ def run_ab(
                 w.quit()  # all exit side by side; then each is waited for
             for w in (*workers["A"], *workers["B"]):
                 w.close()
+            for f in forks.values():
+                f.close()
     finished = now()
     done = {cr.case.id: cr for cr in runs_done}
     stored_runs: dict[str, Run] = {}
