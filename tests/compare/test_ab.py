@@ -411,6 +411,29 @@ def test_a_budget_below_the_plan_shortens_every_case_instead_of_being_ignored(
 
 
 @needs("torch", "triton")
+def test_by_default_the_two_builds_share_one_runs_budget_per_case(
+    fake_live: type[FakeLive], sqlite_url: str, planted: Path
+) -> None:
+    # Each build took a whole run's budget per case, so a comparison planned twice what a run
+    # may spend; the verdict rests on the number of blocks, not their length.
+    from tritonwatch import settings
+
+    opts = ABOptions(a="a", b="b", suite=str(planted), device="cpu")
+    with settings.scope(budget_ms=400), Store.open(sqlite_url) as st:
+        out = run_ab(opts, st)
+    segs = {kw["budget_ms"] for _, do, _, kw in fake_live.log if do == "time"}
+    assert segs == {200 / (2 * ab.DEFAULT_BLOCKS)}
+    assert out.comparison.meta["budget_ms"] == 200
+    assert out.comparison.meta["total_budget_ms"] == 2 * 400  # two cases, one run's budget
+    # An explicit --budget-ms is per case and build, as before.
+    fake_live.log = []
+    with Store.open(sqlite_url) as st:
+        run_ab(ABOptions(a="a", b="b", suite=str(planted), device="cpu", budget_ms=400), st)
+    segs = {kw["budget_ms"] for _, do, _, kw in fake_live.log if do == "time"}
+    assert segs == {400 / (2 * ab.DEFAULT_BLOCKS)}
+
+
+@needs("torch", "triton")
 def test_a_worker_that_imports_another_triton_is_refused(
     fake_live: type[FakeLive], sqlite_url: str, planted: Path
 ) -> None:
@@ -672,6 +695,9 @@ def test_a_real_serving_worker_prepares_times_drops_and_is_restarted_after_a_kil
         assert prep["extra"]["warm_calls"] > 3
         seg = w.ask("time", 0, budget_ms=5.0)
         assert len(seg["samples"]) >= 2 and all(x > 0.1 for x in seg["samples"])  # 150+ us
+        # A segment stops at 100 samples (15-30 ms of these calls), not at its 500 ms.
+        seg = w.ask("time", 0, budget_ms=500.0)
+        assert len(seg["samples"]) == 100 and seg["elapsed_ms"] < 250
         assert w.ask("drop", 0)["event"] == "dropped"
         assert w.ask("time", 0, budget_ms=5.0)["status"] == "error"  # dropped: gone
         brief = w.ask("prepare", 0, warm_ms=0.0)

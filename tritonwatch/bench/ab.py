@@ -17,8 +17,8 @@ Sequential stopping: after each round, from the fourth unit on, a case whose 99%
 already lies wholly beyond the threshold, or wholly inside it, stops; an undecided case goes on
 past its planned blocks (up to three times as many) while the comparison's budget allows and
 more blocks could settle it (a case whose pairs disagree too much for that stops as "too
-noisy"). ``--budget`` caps the whole comparison's measuring time; by default it is what two runs
-would spend.
+noisy"). ``--budget`` caps the whole comparison's measuring time; by default it is what one run
+may spend, since without ``--budget-ms`` the two builds share a run's per-case budget.
 
 Each build's workers are forks of one process that imported torch and triton once
 (:class:`~tritonwatch.bench.live.Forks`).
@@ -95,7 +95,7 @@ class ABOptions:
     device: str | None = None
     blocks: int = DEFAULT_BLOCKS
     workers: int = DEFAULT_WORKERS
-    budget_ms: float | None = None  # per case and build, as for ``run``
+    budget_ms: float | None = None  # per case and build (None: half a run's, see run_ab)
     total_budget_s: float | None = None  # the whole comparison's measuring time (--budget)
     target_ci: float | None = None
     threshold: float | None = None
@@ -198,6 +198,10 @@ def run_ab(
         registry,
     )
     seed, target_ci, budget = sampling(opts, suite, p)
+    if opts.budget_ms is None:
+        # By default the two builds share what one run may spend on a case: the verdict rests
+        # on the blocks' number, not their length (docs/compare.md, step 4 of the method).
+        budget /= 2
     version = suite_version(p.cases)
     design = f"ABBA blocks ({opts.blocks} planned per case, order random per block)"
     if opts.workers > 1:

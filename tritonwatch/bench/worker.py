@@ -27,6 +27,10 @@ from .spec import Case, DeviceInfo, load_cases, load_timer_hints
 
 _TRITON_KINDS = ("triton",)
 SEGMENT_MIN_SAMPLES = 2  # an A/B segment of a slow kernel: two calls still give its level
+# An A/B segment of a fast kernel stops at this many samples: its median is then known far
+# better than blocks differ from each other (new inputs, drift, the worker pair), so more
+# samples would buy the verdict nothing (docs/compare.md, step 4 of the method).
+SEGMENT_MAX_SAMPLES = 100
 
 
 @dataclass
@@ -277,8 +281,8 @@ class Worker:
     def time_segment(self, live: Live, budget_ms: float, fresh: bool = False) -> dict[str, Any]:
         """One A/B segment: (with ``fresh``, new inputs: see :meth:`refresh`), a call to settle
         (the other build just ran), then samples for ``budget_ms`` (at least
-        SEGMENT_MIN_SAMPLES). No CI stop: a block's segments must be alike so that its ABBA
-        order cancels drift."""
+        SEGMENT_MIN_SAMPLES, at most SEGMENT_MAX_SAMPLES). No CI stop: a block's segments must
+        be alike so that its ABBA order cancels drift."""
         from .timing import measure
 
         if fresh:
@@ -291,6 +295,7 @@ class Worker:
             budget_ms=budget_ms,
             target_ci=0.0,
             min_samples=SEGMENT_MIN_SAMPLES,
+            max_samples=SEGMENT_MAX_SAMPLES,
         )
         live.segments += 1
         return {"samples": m.samples, "elapsed_ms": round(m.elapsed_ms, 3)}

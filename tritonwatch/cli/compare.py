@@ -106,8 +106,9 @@ def parse_threshold(text: str | None) -> float | None:
     "--budget-ms",
     type=float,
     default=None,
-    help="Measuring time per case and build in ms, split over the blocks "
-    "[default: setting budget_ms; 200 for smoke].",
+    help="Measuring time per case and build in ms, split over the blocks (a segment stops "
+    "early at 100 samples) [default: half the setting budget_ms (100 for smoke), so the two "
+    "builds share what one run may spend on a case].",
 )
 @click.option(
     "--budget",
@@ -116,7 +117,7 @@ def parse_threshold(text: str | None) -> float | None:
     metavar="TIME",
     help="Cap on the whole comparison's measuring time, e.g. 90s, 10m, 1h; below what the "
     "cases' --budget-ms plans, every case gets the same shorter share "
-    "[default: what two runs would spend].",
+    "[default: what one run may spend].",
 )
 @click.option(
     "--threshold",
