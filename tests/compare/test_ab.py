@@ -728,7 +728,8 @@ def test_a_builds_workers_are_forks_of_one_process_and_a_killed_one_says_how_it_
     import signal
 
     from tritonwatch import plugins
-    from tritonwatch.bench.live import Forks, LiveWorker, WorkerLost
+    from tritonwatch.bench.forks import Forks
+    from tritonwatch.bench.live import LiveWorker, WorkerLost
     from tritonwatch.bench.registry import expand, load_suite
     from tritonwatch.bench.runner import probe, worker_argv
 
@@ -768,7 +769,8 @@ def test_without_forks_the_workers_start_one_process_each(
     planted: Path, quick: None, tmp_path: Path
 ) -> None:
     from tritonwatch import plugins, settings
-    from tritonwatch.bench.live import Forks, LiveWorker
+    from tritonwatch.bench.forks import Forks
+    from tritonwatch.bench.live import LiveWorker
     from tritonwatch.bench.registry import expand, load_suite
     from tritonwatch.bench.runner import probe, worker_argv
 

@@ -51,7 +51,8 @@ from ..errors import BenchError, UsageError
 from ..runformat import Run, new_run_id, now
 from . import roofline
 from .blocks import ABProgress, CaseRun, pair_groups, time_case
-from .live import Forks, LiveWorker, WorkerLost
+from .forks import Forks
+from .live import LiveWorker, WorkerLost
 from .pool import gpu_slot
 from .runner import (
     CaseOutcome,

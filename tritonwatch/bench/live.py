@@ -6,10 +6,8 @@ builds never time at the same moment on one device. A crash or a hang ends the w
 driver records the case as an error for that side and :meth:`LiveWorker.start` brings up a fresh
 one for the next case.
 
-A build's workers start together (:class:`Forks`): one process imports torch and triton, then
-forks them all (``worker --forks``), instead of each importing them again; on two CPU cores that
-was most of a comparison's start-up. They are then not the driver's children: :class:`ForkedProc`
-stands in for ``Popen``. Where forking is not possible the workers start one process each.
+A build's workers usually start as forks of one process (:mod:`tritonwatch.bench.forks`); a
+restarted one is a process of its own.
 """
 
 from __future__ import annotations
@@ -18,19 +16,18 @@ import contextlib
 import json
 import os
 import queue
-import signal
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
-from typing import IO, Any
+from typing import TYPE_CHECKING, Any
 
-from .. import settings
 from ..errors import BenchError
 from .pool import STARTUP_GRACE_S, kill_worker, spawn_worker, stderr_tail
 from .spec import Case, dump_cases
+
+if TYPE_CHECKING:
+    from .forks import ForkedProc
 
 
 class WorkerLost(BenchError):
@@ -100,7 +97,7 @@ class LiveWorker:
         return self.fingerprint
 
     def adopt(self, proc: ForkedProc, errf: Any) -> None:
-        """Take over a worker forked for this one (see :class:`Forks`)."""
+        """Take over a worker forked for this one (see :class:`~tritonwatch.bench.forks.Forks`)."""
         self.close()
         self.proc, self.errf, self.lines = proc, errf, proc.lines
         self.reader = proc.reader
@@ -194,152 +191,3 @@ class LiveWorker:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _running(pid: int) -> bool:
-    """Whether process ``pid`` still runs (a zombie no longer does)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-class ForkedProc:
-    """A worker forked by its build's first process: the part of ``Popen`` that
-    :class:`LiveWorker` and ``pool.kill_worker`` use.
-
-    It is not the driver's child, so it runs while its pid does; its exit status arrives as the
-    last line on its output (written by the process that forked it), which the reader keeps
-    out of the protocol.
-    """
-
-    def __init__(self, pid: int, stdin: IO[str], stdout: IO[str]) -> None:
-        self.pid, self.stdin, self.stdout = pid, stdin, stdout
-        self.returncode: int | None = None
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        for line in self.stdout:
-            if line.startswith('{"event": "exit"'):
-                with contextlib.suppress(ValueError, TypeError, KeyError):
-                    self.returncode = int(json.loads(line)["status"])
-                continue
-            self.lines.put(line)
-        self.lines.put(None)
-
-    def poll(self) -> int | None:
-        if self.returncode is None and _running(self.pid):
-            return None
-        self.reader.join(timeout=1.0)  # its exit line, if the forking process saw it end
-        return self.returncode if self.returncode is not None else -1
-
-    def wait(self, timeout: float | None = None) -> int | None:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while _running(self.pid):
-            if deadline is not None and time.monotonic() >= deadline:
-                raise subprocess.TimeoutExpired(f"worker {self.pid}", timeout or 0.0)
-            time.sleep(0.01)
-        self.reader.join(timeout=1.0)
-        return self.returncode
-
-    def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(self.pid, signal.SIGKILL)
-
-
-class Forks:
-    """Start one build's workers as forks of one process (``worker --forks``): torch and triton
-    are imported once, not once per worker.
-
-    :meth:`start` launches that process; :meth:`adopt` waits for its forks and hands one to each
-    worker, or returns False (the caller then launches them one process each): off by setting
-    ``ab_fork``, not on Linux, or the process could not fork (an older tritonwatch in the
-    environment, CUDA initialised on import).
-    """
-
-    def __init__(self, workers: Sequence[LiveWorker]) -> None:
-        self.workers = list(workers)
-        self.proc: subprocess.Popen[str] | None = None
-        self.errf: Any = None
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.ends: list[tuple[IO[str], IO[str], Any]] = []
-        self.why = ""
-
-    def start(self) -> None:
-        if not self.workers:
-            return
-        if not settings.get("ab_fork") or not sys.platform.startswith("linux"):
-            self.why = "off" if sys.platform.startswith("linux") else "not on Linux"
-            return
-        w0 = self.workers[0]
-        theirs: list[int] = []
-        triples = []
-        for _ in self.workers:
-            cmd_r, cmd_w = os.pipe()
-            out_r, out_w = os.pipe()
-            errf = tempfile.TemporaryFile(mode="w+", dir=w0.tmp)  # noqa: SIM115 - LiveWorker closes it
-            self.ends.append((os.fdopen(cmd_w, "w"), os.fdopen(out_r, "r"), errf))
-            theirs += [cmd_r, out_w]
-            triples.append(f"{cmd_r},{out_w},{errf.fileno()}")
-        argv = [*w0.argv, "--serve", "--cases", w0.path, "--forks", ";".join(triples)]
-        try:
-            self.proc, self.errf, self.lines, _ = spawn_worker(
-                argv, w0.gpu, w0.tmp, pass_fds=[*theirs, *(e[2].fileno() for e in self.ends)]
-            )
-        finally:
-            for fd in theirs:
-                os.close(fd)
-
-    def adopt(self) -> bool:
-        """Hand each worker its fork; False if there are none (see the class)."""
-        if self.proc is None:
-            return False
-        deadline = time.monotonic() + STARTUP_GRACE_S + self.workers[0].timeout_s
-        ev: dict[str, Any] = {}
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            if line is None:
-                break
-            with contextlib.suppress(json.JSONDecodeError):
-                ev = json.loads(line)
-            if ev.get("event") == "forked":
-                break
-        pids = ev.get("pids") or []
-        if ev.get("event") != "forked" or len(pids) != len(self.workers):
-            self.why = ev.get("why") or stderr_tail(self.errf, 200) or "no forks"
-            self.close()
-            return False
-        for w, pid, (cmd_w, out_r, errf) in zip(self.workers, pids, self.ends, strict=True):
-            w.adopt(ForkedProc(int(pid), cmd_w, out_r), errf)
-        self.ends = []
-        return True
-
-    def close(self) -> None:
-        """Reap the forking process (it ends after its last fork) and free what was not adopted."""
-        for cmd_w, out_r, errf in self.ends:
-            for f in (cmd_w, out_r, errf):
-                with contextlib.suppress(OSError):
-                    f.close()
-        self.ends = []
-        if self.proc is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=5)
-            kill_worker(self.proc)
-            if self.proc.stdout is not None:
-                self.proc.stdout.close()
-            self.proc = None
-        if self.errf is not None:
-            self.errf.close()
-            self.errf = None

@@ -11,7 +11,6 @@ Imports only the stdlib, numpy, torch and triton: no database or web code.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import json
 import math
@@ -511,59 +510,6 @@ def calibrate(budget_ms: float) -> dict[str, Any]:
     return peaks
 
 
-def fork_workers(spec: str) -> None:
-    """Import torch and triton once, then fork one worker per ``IN,OUT,ERR`` triple of
-    inherited file descriptors in ``spec`` (``;`` between triples) and stay behind to reap them.
-
-    A child becomes a session of its own (so it can be killed with its group) with the triple
-    as its stdin, stdout and stderr, and returns to :func:`main` to serve. The parent prints
-    ``{"event": "forked", "pids": [...]}``, writes ``{"event": "exit", "status": rc}`` on each
-    child's OUT when it ends (``rc`` negative: the signal that ended it) and exits after the last.
-    Nothing here touches the GPU: forking is safe only before CUDA is initialised, so if an
-    import did initialise it the parent forks nothing and says why (the driver then starts the
-    workers one process each).
-    """
-    import torch
-    import triton  # noqa: F401 - imported once here for every child
-
-    triples = [tuple(int(fd) for fd in part.split(",")) for part in spec.split(";")]
-    if torch.cuda.is_initialized():
-        _emit(sys.stdout, {"event": "forked", "pids": [], "why": "CUDA initialised on import"})
-        os._exit(0)
-    pids: list[int] = []
-    for fin, fout, ferr in triples:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
-            os.setsid()
-            os.dup2(fin, 0)
-            os.dup2(fout, 1)
-            os.dup2(ferr, 2)
-            for fd in {fd for t in triples for fd in t}:
-                os.close(fd)
-            return
-        pids.append(pid)
-    for fin, _, ferr in triples:  # the children's own now; OUT stays open for the exit line
-        os.close(fin)
-        os.close(ferr)
-    _emit(sys.stdout, {"event": "forked", "pids": pids})
-    outs = {pid: t[1] for pid, t in zip(pids, triples, strict=True)}
-    while outs:
-        try:
-            pid, status = os.wait()
-        except ChildProcessError:
-            break
-        if pid not in outs:
-            continue
-        fd = outs.pop(pid)
-        line = json.dumps({"event": "exit", "status": os.waitstatus_to_exitcode(status)})
-        with contextlib.suppress(OSError):  # the driver has gone
-            os.write(fd, (line + "\n").encode())
-        os.close(fd)
-    os._exit(0)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tritonwatch.bench.worker")
     p.add_argument("--cases", required=True, help="JSON file with the cases to run, in order")
@@ -585,7 +531,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--forks",
         help="A/B: IN,OUT,ERR;...: import torch and triton once, then fork one serving worker "
-        "per triple of file descriptors (see fork_workers)",
+        "per triple of file descriptors (see forks.fork_workers)",
     )
     args = p.parse_args(argv)
     # Both must be set before triton is imported anywhere in this process.
@@ -596,6 +542,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         share_tuning(os.environ, args.tuning_dir)
     if args.forks:
+        from .forks import fork_workers
+
         fork_workers(args.forks)  # returns only in a forked worker, on its own descriptors
     proto = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)  # stray prints from kernels or libraries go to stderr
