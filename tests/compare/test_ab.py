@@ -670,6 +670,17 @@ def test_a_worker_lost_mid_case_fails_that_side_and_a_fresh_one_takes_the_next(
     assert starts.count("a") == n and starts.count("b") == n + planted_first
 
 
+def _serving(planted: Path, plugins_: tuple[str, ...] = ()) -> tuple[list[Any], list[str]]:
+    """The planted suite's cases on the CPU, and a serving worker's command line for them."""
+    from tritonwatch import plugins
+    from tritonwatch.bench.registry import expand, load_suite
+    from tritonwatch.bench.runner import probe, worker_argv
+
+    device = probe("cpu")
+    cases = expand(plugins.load(()), load_suite(str(planted)), device).cases
+    return cases, worker_argv(device, 100.0, 0.01, 0, plugins_)
+
+
 @needs("torch", "triton")
 def test_a_real_serving_worker_prepares_times_drops_and_is_restarted_after_a_kill(
     planted: Path, quick: None, tmp_path: Path
@@ -677,14 +688,9 @@ def test_a_real_serving_worker_prepares_times_drops_and_is_restarted_after_a_kil
     import os
     import signal
 
-    from tritonwatch import plugins
     from tritonwatch.bench.live import LiveWorker, WorkerLost
-    from tritonwatch.bench.registry import expand, load_suite
-    from tritonwatch.bench.runner import probe, worker_argv
 
-    device = probe("cpu")
-    cases = expand(plugins.load(()), load_suite(str(planted)), device).cases
-    argv = worker_argv(device, 100.0, 0.01, 0, ())
+    cases, argv = _serving(planted)
     with LiveWorker(argv, None, cases, str(tmp_path), 60.0) as w:
         fp = w.start()
         assert fp["build"]["triton"]["version"]
@@ -727,15 +733,10 @@ def test_a_builds_workers_are_forks_of_one_process_and_a_killed_one_says_how_it_
     yet a killed one is reported with its signal, and a fresh one replaces it."""
     import signal
 
-    from tritonwatch import plugins
     from tritonwatch.bench.forks import Forks
     from tritonwatch.bench.live import LiveWorker, WorkerLost
-    from tritonwatch.bench.registry import expand, load_suite
-    from tritonwatch.bench.runner import probe, worker_argv
 
-    device = probe("cpu")
-    cases = expand(plugins.load(()), load_suite(str(planted)), device).cases
-    argv = worker_argv(device, 100.0, 0.01, 0, ())
+    cases, argv = _serving(planted)
     ws = [LiveWorker(argv, None, cases, str(tmp_path), 60.0) for _ in range(3)]
     forks = Forks(ws)
     try:
@@ -768,15 +769,11 @@ def test_a_builds_workers_are_forks_of_one_process_and_a_killed_one_says_how_it_
 def test_without_forks_the_workers_start_one_process_each(
     planted: Path, quick: None, tmp_path: Path
 ) -> None:
-    from tritonwatch import plugins, settings
+    from tritonwatch import settings
     from tritonwatch.bench.forks import Forks
     from tritonwatch.bench.live import LiveWorker
-    from tritonwatch.bench.registry import expand, load_suite
-    from tritonwatch.bench.runner import probe, worker_argv
 
-    device = probe("cpu")
-    cases = expand(plugins.load(()), load_suite(str(planted)), device).cases
-    argv = worker_argv(device, 100.0, 0.01, 0, ())
+    cases, argv = _serving(planted)
     with settings.scope(ab_fork=False):
         off = Forks([LiveWorker(argv, None, cases, str(tmp_path), 60.0)])
         off.start()
@@ -795,14 +792,10 @@ def test_without_forks_the_workers_start_one_process_each(
 
 @needs("torch", "triton")
 def test_a_refreshed_case_times_new_inputs(planted: Path, quick: None, tmp_path: Path) -> None:
-    from tritonwatch import plugins
     from tritonwatch.bench.live import LiveWorker
-    from tritonwatch.bench.registry import expand, load_suite
-    from tritonwatch.bench.runner import probe, worker_argv
 
-    device = probe("cpu")
-    cases = expand(plugins.load(()), load_suite(str(planted)), device).cases
-    with LiveWorker(worker_argv(device, 100.0, 0.01, 0, ()), None, cases, str(tmp_path), 60) as w:
+    cases, argv = _serving(planted)
+    with LiveWorker(argv, None, cases, str(tmp_path), 60) as w:
         w.start()
         assert w.ask("prepare", 0)["status"] == "ok"
         seg = w.ask("time", 0, budget_ms=3.0, fresh=True)
@@ -815,10 +808,7 @@ def test_a_serving_worker_told_to_quit_exits_without_the_interpreters_teardown(
 ) -> None:
     """Teardown with torch loaded took half a second per worker, and the driver waits for
     each of its eight; an atexit hook that marks a file shows whether it still runs."""
-    from tritonwatch import plugins
     from tritonwatch.bench.live import LiveWorker
-    from tritonwatch.bench.registry import expand, load_suite
-    from tritonwatch.bench.runner import probe, worker_argv
 
     mark = tmp_path / "torn-down"
     (tmp_path / "exitmark.py").write_text(
@@ -830,9 +820,7 @@ def test_a_serving_worker_told_to_quit_exits_without_the_interpreters_teardown(
     monkeypatch.setenv(
         "PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
     )
-    device = probe("cpu")
-    cases = expand(plugins.load(()), load_suite(str(planted)), device).cases
-    argv = worker_argv(device, 100.0, 0.01, 0, ("exitmark:register",))
+    cases, argv = _serving(planted, ("exitmark:register",))
     w = LiveWorker(argv, None, cases, str(tmp_path), 60)
     w.start()
     assert w.ask("prepare", 0)["status"] == "ok"
