@@ -637,6 +637,39 @@ def test_a_comparison_of_nothing_timed_is_refused_and_not_stored(
 
 
 @needs("torch", "triton")
+def test_ctrl_c_keeps_the_finished_cases_and_exits_130_and_with_none_finished_stores_nothing(
+    fake_live: type[FakeLive], sqlite_url: str, planted: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An interrupted comparison exited 0 (a nightly script took it as done), and one
+    # interrupted before any case was timed was stored as an empty "nothing timed" comparison.
+    ask = FakeLive.ask
+    at = {"case": 1}  # Ctrl-C at the first segment of the case in this place of the order
+
+    def interrupted(self: FakeLive, do: str, index: int, **kw: Any) -> dict[str, Any]:
+        if do == "time":
+            order = list(dict.fromkeys(i for _, d, i, _ in FakeLive.log if d == "prepare"))
+            if order.index(index) == at["case"]:
+                raise KeyboardInterrupt
+        return ask(self, do, index, **kw)
+
+    monkeypatch.setattr(FakeLive, "ask", interrupted)
+    args = ["compare", "--a", "a", "--b", "b", "--suite", str(planted), "--device", "cpu"]
+    args += ["--budget-ms", "50", "--db", sqlite_url]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 130, r.output
+    assert "interrupted: compared the cases that finished" in r.output
+    assert "stored comparison" in r.output
+    with Store.open(sqlite_url) as st:
+        assert len(st.reports.comparison_page()) == 1 and len(st.runs.find()) == 2
+    at["case"] = 0
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 130, r.output
+    assert "interrupted before any case was timed by both builds; nothing stored" in r.output
+    with Store.open(sqlite_url) as st:
+        assert len(st.reports.comparison_page()) == 1 and len(st.runs.find()) == 2
+
+
+@needs("torch", "triton")
 def test_a_worker_lost_mid_case_fails_that_side_and_a_fresh_one_takes_the_next(
     fake_live: type[FakeLive], sqlite_url: str, planted: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

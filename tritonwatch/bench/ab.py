@@ -427,7 +427,10 @@ def _compare(
         stops[cr.decision] = stops.get(cr.decision, 0) + 1
         pairs.append((_key(c), sides[0], sides[1], tuple(cr.blocks), pair_groups(cr)))
         triton_timed += c.id in triton_made
-    if not pairs and not interrupted:
+    if not pairs and interrupted:
+        # Ctrl-C before any case was timed by both builds: nothing to keep (the CLI exits 130).
+        raise KeyboardInterrupt("before any case was timed by both builds; nothing stored")
+    if not pairs:
         # Nothing was timed by both builds: a comparison of nothing must not look like "same".
         first = not_timed[0]["reason"] if not_timed else ""
         why = f" ({first.split(' (')[0]})" if first else ""

@@ -220,7 +220,12 @@ class Forks:
         return True
 
     def close(self) -> None:
-        """Reap the forking process (it ends after its last fork) and free what was not adopted."""
+        """Reap the forking process (it ends after its last fork) and free what was not adopted.
+
+        Before its forks were adopted (Ctrl-C while it imported torch) it is killed at once; a
+        fork it already made reads the end of its input and exits."""
+        if self.ends and self.proc is not None:
+            kill_worker(self.proc)
         for cmd_w, out_r, errf in self.ends:
             for f in (cmd_w, out_r, errf):
                 with contextlib.suppress(OSError):

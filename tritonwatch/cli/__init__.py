@@ -68,8 +68,8 @@ class _Group(click.Group):
         except TritonwatchError as e:
             click.secho(f"error: {e}", err=True, fg="red")
             sys.exit(e.exit_code)
-        except KeyboardInterrupt:
-            click.secho("interrupted", err=True, fg="yellow")
+        except KeyboardInterrupt as e:
+            click.secho(f"interrupted {e}".strip(), err=True, fg="yellow")
             sys.exit(130)
 
 

@@ -179,6 +179,10 @@ def compare_cmd(
     significance (FDR 5% across cases) and a change beyond --threshold; `same` means no change
     larger than the case's detectable change. Cases neither build could time are listed with
     why. Both runs and the verdicts are stored as a comparison.
+
+    \b
+    Exit status: 0 compared; 1 a regression with --fail-on-regression; 130 interrupted
+    (Ctrl-C: the cases that finished are compared and stored; none finished, nothing stored).
     """
     thr = parse_threshold(threshold)
     if runs and (env_a or env_b):
@@ -215,6 +219,8 @@ def compare_cmd(
     finally:
         store.close()
     _emit(comparison, saved, fmt, output)
+    if comparison.meta.get("interrupted"):
+        sys.exit(130)  # what finished is stored, but the comparison is not whole
     if fail_on_regression and comparison.has_regression:
         sys.exit(1)
 
