@@ -70,7 +70,7 @@ def _aa(args: argparse.Namespace, store: Any) -> None:
     print(f"single run: {timed} timed cases, {t_run:.1f} s")
     t_cmd = _command(args, "run")
     print(f"the same run as a command (`tritonwatch run`, starting Python): {t_cmd:.1f} s")
-    flagged = flagged_raw = measured = 0
+    flagged = flagged_raw = measured = low_p = 0
     t_cmp: list[float] = []
     for rep in range(args.reps):
         t0 = time.monotonic()
@@ -88,6 +88,7 @@ def _aa(args: argparse.Namespace, store: Any) -> None:
         n = sum(c.measured for c in res)
         f = sum(c.verdict in ("slower", "faster") for c in res)
         measured, flagged = measured + n, flagged + f
+        low_p += sum(1 for c in res if c.measured and c.p is not None and c.p < 0.05)
         # What the raw-sample test alone would call (no threshold, no round test).
         bare = compare_sides([(c.key, c.a, c.b) for c in res], threshold=0.0)  # no blocks
         flagged_raw += sum(
@@ -108,6 +109,11 @@ def _aa(args: argparse.Namespace, store: Any) -> None:
         f"A/A false-positive rate ({args.suite}/{args.provider} on {single.run.run.device}, "
         f"blocks {args.blocks}, workers {args.workers}, threshold 2%): {flagged}/{measured} = "
         f"{flagged / max(measured, 1):.1%} (95% interval {lo:.1%} to {hi:.1%})"
+    )
+    lo_p, hi_p = wilson(low_p, measured)
+    print(
+        f"  calibration: p < 0.05 in {low_p}/{measured} = {low_p / max(measured, 1):.1%} of A/A "
+        f"cases (95% interval {lo_p:.1%} to {hi_p:.1%}; about 5% if the test is calibrated)"
     )
     print(
         f"  raw-sample test alone (Mann-Whitney, FDR 5%, bootstrap CI excludes 1; no threshold, "

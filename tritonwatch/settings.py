@@ -140,9 +140,11 @@ SETTINGS: dict[str, Setting] = {
         _s(
             "ab_fork",
             _bool,
-            True,
+            False,
             "A/B (compare --a --b): start each build's workers as forks of one process that "
-            "imported torch and Triton once; false: each worker is a process of its own.",
+            "imported torch and Triton once: a faster start, but the forks share what it "
+            "loaded, and A/A p-values below 0.05 rose from 6% to 10% of cases on a CPU "
+            "(docs/compare.md). Off: each worker is a process of its own.",
         ),
         _s(
             "seed",

@@ -453,17 +453,21 @@ CPU_THRESHOLD = 0.10
 # -- end to end, real worker processes -----------------------------------------------------------
 @pytest.mark.slow
 @needs("torch", "triton")
+@pytest.mark.parametrize("fork", [False, True], ids=["processes", "forks"])
 def test_planted_slowdown_is_slower_and_a_steady_provider_is_same(
-    tmp_path: Path, planted: Path, quick: None, sqlite_url: str
+    tmp_path: Path, planted: Path, quick: None, sqlite_url: str, fork: bool
 ) -> None:
+    from tritonwatch import settings
+
     slow = fake_python(
         tmp_path, "py-slow", {"TW_PLANTED_SLOW_ALWAYS": "1", "TW_PLANTED_SLOWDOWN": "0.25"}
     )
     opts = ABOptions(a="current", b=str(slow), suite=str(planted), threshold=CPU_THRESHOLD)
-    with Store.open(sqlite_url) as st:
+    with Store.open(sqlite_url) as st, settings.scope(ab_fork=fork):
         out = run_ab(opts, st)
         row = st.reports.comparison_detail(out.stored.uuid)
     by = {c.key.provider: c for c in out.comparison.results}
+    assert out.comparison.meta["forked"] == (["A", "B"] if fork else [])
     assert by["planted"].verdict == "slower", by["planted"].to_json()
     assert by["planted"].ratio == pytest.approx(1.25, abs=0.08)
     assert by["steady"].verdict == "same", by["steady"].to_json()
@@ -766,6 +770,7 @@ def test_a_builds_workers_are_forks_of_one_process_and_a_killed_one_says_how_it_
     yet a killed one is reported with its signal, and a fresh one replaces it."""
     import signal
 
+    from tritonwatch import settings
     from tritonwatch.bench.forks import Forks
     from tritonwatch.bench.live import LiveWorker, WorkerLost
 
@@ -773,7 +778,8 @@ def test_a_builds_workers_are_forks_of_one_process_and_a_killed_one_says_how_it_
     ws = [LiveWorker(argv, None, cases, str(tmp_path), 60.0) for _ in range(3)]
     forks = Forks(ws)
     try:
-        forks.start()
+        with settings.scope(ab_fork=True):
+            forks.start()
         assert forks.adopt(), forks.why
         assert forks.proc is not None
         pids = [w.proc.pid for w in ws if w.proc is not None]
@@ -783,6 +789,10 @@ def test_a_builds_workers_are_forks_of_one_process_and_a_killed_one_says_how_it_
             assert w.ready()["build"]["triton"]["version"]
             assert w.ask("prepare", 0)["status"] == "ok"
             assert len(w.ask("time", 0, budget_ms=3.0)["samples"]) >= 2
+        # Each fork shifts its later allocations (forks of one process had identical memory
+        # maps, so a build's workers would have placed a case's data alike).
+        maps = [Path(f"/proc/{pid}/maps").read_text() for pid in pids]
+        assert len(set(maps)) == 3
         os.killpg(pids[1], signal.SIGKILL)
         with pytest.raises(WorkerLost, match=r"worker crashed \(signal 9\)"):
             ws[1].ask("drop", 0)
@@ -817,7 +827,8 @@ def test_without_forks_the_workers_start_one_process_each(
     old.chmod(0o755)
     ws = [LiveWorker([str(old), *argv[1:]], None, cases, str(tmp_path), 60.0) for _ in range(2)]
     forks = Forks(ws)
-    forks.start()
+    with settings.scope(ab_fork=True):
+        forks.start()
     assert not forks.adopt()
     assert "unrecognized arguments: --forks" in forks.why
     assert all(w.proc is None for w in ws) and forks.proc is None and not forks.ends

@@ -20,8 +20,9 @@ more blocks could settle it (a case whose pairs disagree too much for that stops
 noisy"). ``--budget`` caps the whole comparison's measuring time; by default it is what one run
 may spend, since without ``--budget-ms`` the two builds share a run's per-case budget.
 
-Each build's workers are forks of one process that imported torch and triton once
-(:class:`~tritonwatch.bench.live.Forks`).
+With the setting ``ab_fork`` a build's workers are forks of one process that imported torch and
+triton once (:class:`~tritonwatch.bench.forks.Forks`): a faster start, off by default because
+forks share what that process loaded and the verdict assumes independent workers.
 """
 
 from __future__ import annotations
@@ -269,11 +270,14 @@ def run_ab(
             for s in "AB"
         }
         forks = {s: Forks(workers[s]) for s in "AB"}
+        forked: list[str] = []  # the sides whose workers are forks (setting ab_fork)
         try:
             for f in forks.values():
                 f.start()  # side by side: start-up is most of a worker's cost
             for side, f in forks.items():
-                if not f.adopt():
+                if f.adopt():
+                    forked.append(side)
+                else:
                     for w in workers[side]:
                         w.launch()
             for side in "AB":
@@ -375,6 +379,7 @@ def run_ab(
         total_budget_ms=round(total_ms, 1),
         measured_ms=round(spent, 1),
         stops=stops,
+        forked=forked,
     )
     from ..analysis.compare_runs import save_comparison
 

@@ -7,10 +7,13 @@ it the workers' ends. That process (:func:`fork_workers`) imports torch and trit
 serving worker per triple and stays behind to reap them. The workers are then not the driver's
 children: :class:`ForkedProc` stands in for ``Popen`` in :class:`~tritonwatch.bench.live.LiveWorker`.
 
-Forking is safe only before CUDA is initialised: nothing here touches the GPU, and the forking
-process checks that its imports did not either. Where forking is not possible (setting
-``ab_fork`` false, not Linux, an environment whose tritonwatch cannot fork) the driver starts
-the workers one process each.
+Off by default (setting ``ab_fork``): forks share what their parent loaded (its hash seed, the
+physical pages of everything imported), so a build's workers are less independent than the
+verdict assumes; in A/A on a CPU, p-values below 0.05 rose from 6% to 10% of cases
+(docs/compare.md). Forking is safe only before CUDA is initialised: nothing here touches the
+GPU, and the forking process checks that its imports did not either. Where forking is off or
+not possible (not Linux, an environment whose tritonwatch cannot fork) the driver starts the
+workers one process each.
 """
 
 from __future__ import annotations
@@ -35,6 +38,26 @@ if TYPE_CHECKING:
     from .live import LiveWorker
 
 
+_SHIFT: list[Any] = []  # a fork's layout shift, held for its lifetime
+
+
+def _shift_layout() -> None:
+    """Move where this fork's later allocations land by a random amount.
+
+    Separate processes get their memory at random places (address-space randomisation); forks
+    of one process all start from its layout and would place a case's data alike, so a build's
+    workers would share one placement offset instead of each drawing its own, and the spread
+    between worker pairs that the verdict is tested against would understate it. A reservation
+    of a random number of pages (never touched, so it costs no memory) shifts later mappings;
+    a heap block of random size shifts the heap.
+    """
+    import mmap
+    import random  # reseeded in each fork by Python itself
+
+    _SHIFT.append(mmap.mmap(-1, random.randrange(1, 8192) * mmap.PAGESIZE, mmap.MAP_PRIVATE))
+    _SHIFT.append(bytearray(random.randrange(16, 1 << 17)))
+
+
 def fork_workers(spec: str) -> None:
     """Import torch and triton once, then fork one worker per ``IN,OUT,ERR`` triple of
     inherited file descriptors in ``spec`` (``;`` between triples) and stay behind to reap them.
@@ -55,6 +78,11 @@ def fork_workers(spec: str) -> None:
         print(json.dumps({"event": "forked", "pids": [], "why": "CUDA initialised on import"}))
         sys.stdout.flush()  # os._exit does not
         os._exit(0)
+    import gc
+
+    # A child's collections would otherwise walk, and so copy, every page it shares with the
+    # others; frozen objects are left alone.
+    gc.freeze()
     pids: list[int] = []
     for fin, fout, ferr in triples:
         sys.stdout.flush()
@@ -67,6 +95,7 @@ def fork_workers(spec: str) -> None:
             os.dup2(ferr, 2)
             for fd in {fd for t in triples for fd in t}:
                 os.close(fd)
+            _shift_layout()
             return
         pids.append(pid)
     for fin, _, ferr in triples:  # the children's own now; OUT stays open for the exit line

@@ -6,8 +6,8 @@ builds never time at the same moment on one device. A crash or a hang ends the w
 driver records the case as an error for that side and :meth:`LiveWorker.start` brings up a fresh
 one for the next case.
 
-A build's workers usually start as forks of one process (:mod:`tritonwatch.bench.forks`); a
-restarted one is a process of its own.
+With the setting ``ab_fork`` a build's workers start as forks of one process
+(:mod:`tritonwatch.bench.forks`); a restarted one is always a process of its own.
 """
 
 from __future__ import annotations
