@@ -155,3 +155,34 @@ def test_the_detectable_change_names_the_worker_pairs_it_was_tested_across() -> 
     assert doc["cases"][0]["workers"] == 4
     view = comparison_view(doc["summary"], doc["cases"])
     assert view["rows"][0]["detect"] == f"±{cmp.results[0].mde:.1%} (8 blocks on 4 pairs)"
+
+
+def test_a_same_that_could_not_have_seen_the_threshold_is_shown_as_too_noisy() -> None:
+    """A 2-core host gave 'same' with a ±68% detectable change: read as 'no change' it is
+    wrong. The verdict stays 'same' (nothing significant); every report shows 'too noisy'."""
+    from tritonwatch.report.compare import comparison_view
+
+    side = Side("ok", (np.ones(20),) * 8)
+    k = lambda n: CaseKey.of("softmax", "torch", "", {"N": n}, "fp16")  # noqa: E731
+    quiet = [0.001, -0.002, 0.0015, -0.001, 0.0005, 0.0, -0.0005, 0.001]
+    loud = [0.2, -0.25, 0.15, -0.1, 0.3, -0.2, 0.05, -0.15]
+    cmp = compare_sides([(k(1), side, side, quiet), (k(2), side, side, loud)], threshold=0.02)
+    assert [c.verdict for c in cmp.results] == ["same", "same"]
+    assert cmp.results[0].mde < 0.02 < cmp.results[1].mde
+    console = Console(width=100, record=True)
+    render_terminal(cmp, console)
+    text = " ".join(console.export_text().split())  # the headline wraps in 100 columns
+    assert "1 same, 1 too noisy (threshold 2.0%" in text
+    assert "'too noisy': could not have seen a change of 2.0%" in text
+    assert text.count("too noisy") == 3  # the row, the count, the explanation
+    md = render_markdown(cmp)
+    assert "Other cases (2: 1 same, 1 too noisy)" in md and "| too noisy |" in md
+    doc = json.loads(render_json(cmp))
+    assert [c["verdict"] for c in doc["cases"]] == ["same", "same"]  # the stored verdict
+    assert doc["summary"]["too_noisy"] == 1
+    view = comparison_view(doc["summary"], doc["cases"])
+    assert sorted(r["verdict"] for r in view["rows"]) == ["same", "too noisy"]
+    assert {r["kind"] for r in view["rows"]} == {"same", "noisy"}
+    assert view["headline"].endswith("1 same, 1 too noisy.")
+    # The list of comparisons has no rows: the count comes from the summary.
+    assert comparison_view(doc["summary"], [])["headline"].endswith("1 same, 1 too noisy.")

@@ -495,8 +495,20 @@ class Comparison:
             "per_operator": {x.group: round(x.speedup, 4) for x in self.per_operator},
             "threshold": self.threshold,
             "alpha": self.alpha,
+            # of the "same": those that could not have seen a change of the threshold's size
+            "too_noisy": sum(too_noisy(c.mde, self.threshold) for c in self.by_verdict("same")),
             **self.meta,
         }
+
+
+def too_noisy(mde: Any, threshold: Any) -> bool:
+    """A case whose smallest detectable change exceeds the threshold: its ``same`` rules out
+    nothing that matters (the reports show it as ``too noisy``)."""
+    return (
+        isinstance(mde, (int, float))
+        and isinstance(threshold, (int, float))
+        and float(mde) > float(threshold)
+    )
 
 
 def json_safe(v: Any) -> Any:

@@ -13,16 +13,18 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from ..analysis.compare import CaseComparison, Comparison, json_safe
+from ..analysis.compare import CaseComparison, Comparison, json_safe, too_noisy
 from ..naming import shape_text
 
 COLORS = {
     "slower": "bold red",
     "faster": "bold green",
     "same": "dim",
+    "too noisy": "yellow",
     "incorrect": "yellow",
     "failed": "yellow",
 }
+NOISY = "too noisy"
 ORDER = ("slower", "faster", "incorrect", "failed", "same")
 
 
@@ -44,6 +46,17 @@ def _ci(c: CaseComparison) -> str:
 def _mde(c: CaseComparison) -> str:
     """The smallest change the case could have detected, as ``±1.2%``."""
     return "-" if c.mde is None else f"±{c.mde:.1%}"
+
+
+def shown_verdict(verdict: str, mde: Any, threshold: Any) -> str:
+    """The verdict as a reader should take it. A ``same`` whose case could not have detected a
+    change of the threshold's size (its MDE is larger) rules out nothing that matters: it is
+    shown as ``too noisy``. The stored verdict stays ``same`` (no significant change)."""
+    return NOISY if verdict == "same" and too_noisy(mde, threshold) else verdict
+
+
+def _shown(c: CaseComparison, threshold: float) -> str:
+    return shown_verdict(c.verdict, c.mde, threshold)
 
 
 def _cases(n: int) -> str:
@@ -105,17 +118,23 @@ def ordered(comparison: Comparison) -> list[CaseComparison]:
 
 def headline(comparison: Comparison) -> str:
     """One line: the geomean speedup of B over A and the verdict counts."""
-    n = comparison.counts
+    n = dict(comparison.counts)
+    thr = comparison.threshold
+    sure = [c for c in comparison.by_verdict("same") if _shown(c, thr) == "same"]
+    n[NOISY], n["same"] = n["same"] - len(sure), len(sure)
     g = comparison.geomean
     speed = f"geomean speedup of B over A {g.speedup:.3f}x ({g.n} cases)" if g else "nothing timed"
-    counts = ", ".join(f"{n[v]} {v}" for v in ORDER if n[v] or v in ("slower", "faster", "same"))
-    text = f"{speed}; {counts} (threshold {comparison.threshold:.1%}, FDR {comparison.alpha:.0%})"
-    mdes = sorted(c.mde for c in comparison.by_verdict("same") if c.mde is not None)
+    shown = (*ORDER, NOISY)
+    counts = ", ".join(f"{n[v]} {v}" for v in shown if n[v] or v in ("slower", "faster", "same"))
+    text = f"{speed}; {counts} (threshold {thr:.1%}, FDR {comparison.alpha:.0%})"
+    mdes = sorted(c.mde for c in sure if c.mde is not None)
     if mdes:
         text += (
             f"; 'same' rules out changes above {mdes[len(mdes) // 2]:.1%} "
             f"(median case; the least certain {mdes[-1]:.1%})"
         )
+    if n[NOISY]:
+        text += f"; 'too noisy': could not have seen a change of {thr:.1%}"
     return text
 
 
@@ -130,8 +149,9 @@ def render_terminal(comparison: Comparison, console: Console, *, show_same: bool
     for c in ordered(comparison):
         if c.verdict == "same" and not show_same:
             continue
-        style = COLORS[c.verdict]
-        verdict = c.verdict if c.reason is None else f"{c.verdict}: {c.reason[:60]}"
+        shown = _shown(c, comparison.threshold)
+        style = COLORS[shown]
+        verdict = shown if c.reason is None else f"{shown}: {c.reason[:60]}"
         shape = shape_text(c.key.shape_dict)
         t.add_row(
             escape(f"{c.key.operator} {shape}\n{c.key.provider_key} {c.key.dtype}"),
@@ -158,13 +178,14 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _md_table(rows: list[CaseComparison]) -> list[str]:
+def _md_table(rows: list[CaseComparison], threshold: float) -> list[str]:
     out = [
         "| case | provider | dtype | A | B | B/A | 95% CI | p | MDE | verdict |",
         "|---|---|---|---:|---:|---:|---|---:|---:|---|",
     ]
     for c in rows:
-        verdict = c.verdict if c.reason is None else f"{c.verdict} ({c.reason[:80]})"
+        shown = _shown(c, threshold)
+        verdict = shown if c.reason is None else f"{shown} ({c.reason[:80]})"
         cells = (
             _case(c),
             c.key.provider_key,
@@ -207,16 +228,18 @@ def render_markdown(comparison: Comparison) -> str:
     for verdict, title in (("slower", "Regressions"), ("faster", "Improvements")):
         rows = comparison.by_verdict(verdict)
         if rows:
-            lines += [f"### {title} ({len(rows)})", "", *_md_table(rows), ""]
+            lines += [f"### {title} ({len(rows)})", "", *_md_table(rows, comparison.threshold), ""]
     rest = [c for v in ("incorrect", "failed", "same") for c in comparison.by_verdict(v)]
     if rest:
+        shown = [_shown(c, comparison.threshold) for c in rest]
+        kinds = ("same", NOISY, "incorrect", "failed")
         lines += [
             "<details>",
             f"<summary>Other cases ({len(rest)}: "
-            + ", ".join(f"{n[v]} {v}" for v in ("same", "incorrect", "failed") if n[v])
+            + ", ".join(f"{shown.count(v)} {v}" for v in kinds if shown.count(v))
             + ")</summary>",
             "",
-            *_md_table(rest),
+            *_md_table(rest, comparison.threshold),
             "",
             "</details>",
             "",
@@ -305,6 +328,7 @@ def comparison_view(summary: dict[str, Any], cases: list[Any]) -> dict[str, Any]
         verdict = str(c.get("verdict") or "-")
         effect = abs(math.log(ratio)) if isinstance(ratio, (int, float)) and ratio > 0 else 0.0
         rank = ORDER.index(verdict) if verdict in ORDER else len(ORDER)
+        shown = shown_verdict(verdict, c.get("mde"), summary.get("threshold"))
         ranked.append(
             (
                 (rank, -effect),
@@ -318,7 +342,8 @@ def comparison_view(summary: dict[str, Any], cases: list[Any]) -> dict[str, Any]
                     "change": change_text(ratio, c.get("ci")),
                     "p": _p(c.get("p")),
                     "detect": _detect_text(c),
-                    "verdict": verdict,
+                    "verdict": shown,
+                    "kind": "noisy" if shown == NOISY else verdict,  # the page's CSS class
                     "reason": str(c.get("reason") or ""),
                 },
             )
@@ -332,7 +357,13 @@ def comparison_view(summary: dict[str, Any], cases: list[Any]) -> dict[str, Any]
         lead += f" (geometric mean over {s.get('cases', len(rows))} cases)"
     else:
         lead = "Nothing was timed by both A and B"
-    counts = ", ".join(f"{s[k]} {k}" for k in ORDER if s.get(k))
+    noisy = s.get("too_noisy")
+    if not isinstance(noisy, int):  # stored before it was counted
+        noisy = sum(1 for r in rows if r["verdict"] == NOISY)
+    n = {k: s.get(k) or 0 for k in ORDER}
+    n["same"], n[NOISY] = max(0, int(n["same"]) - noisy), noisy
+    kinds = ("slower", "faster", "incorrect", "failed", "same", NOISY)
+    counts = ", ".join(f"{n[k]} {k}" for k in kinds if n[k])
     lines: list[tuple[str, str | list[str]]] = []
     scope = scope_lines(s)
     if scope:
