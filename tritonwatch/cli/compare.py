@@ -99,8 +99,9 @@ def parse_threshold(text: str | None) -> float | None:
     help="Worker processes per build; each case's blocks are spread over the pairs and the "
     "verdict is tested across pairs, since a process keeps an offset of its own (a few % "
     "on a CPU). More pairs find smaller changes (8 instead of 4: about 40% smaller on a "
-    "noisy CPU) for more processes to start and more copies of each case in memory. 1: one "
-    "per build, cheaper but an A/A can then differ by that offset.",
+    "noisy CPU) for more processes to start (each imports torch: about 1 s of CPU; setting "
+    "ab_fork forks them instead, faster but less independent) and more copies of each case "
+    "in memory. 1: one per build, cheaper but an A/A can then differ by that offset.",
 )
 @click.option(
     "--budget-ms",
@@ -177,7 +178,8 @@ def compare_cmd(
     medians, B/A time ratio with a 95% CI and p-value from the variation between the pairs, and
     the smallest change it could have detected. `slower`/`faster` needs both
     significance (FDR 5% across cases) and a change beyond --threshold; `same` means no change
-    larger than the case's detectable change. Cases neither build could time are listed with
+    larger than the case's detectable change, shown as `too noisy` when that exceeds
+    --threshold. Cases neither build could time are listed with
     why. Both runs and the verdicts are stored as a comparison.
 
     \b
