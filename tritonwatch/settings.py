@@ -40,17 +40,6 @@ def _int(v: Any) -> int:
     return int(v)
 
 
-def _bool(v: Any) -> bool:
-    if isinstance(v, bool):
-        return v
-    text = str(v).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{v!r} is not true or false")
-
-
 def _str(v: Any) -> str:
     return str(v)
 
@@ -136,15 +125,6 @@ SETTINGS: dict[str, Setting] = {
             _int,
             1,
             "Threads torch uses in CPU timings (0 = torch's default); 1 keeps them reproducible.",
-        ),
-        _s(
-            "ab_fork",
-            _bool,
-            False,
-            "A/B (compare --a --b): start each build's workers as forks of one process that "
-            "imported torch and Triton once: a faster start, but the forks share what it "
-            "loaded, and A/A p-values below 0.05 rose from 6% to 10% of cases on a CPU "
-            "(docs/compare.md). Off: each worker is a process of its own.",
         ),
         _s(
             "seed",

@@ -109,22 +109,6 @@ class FakeLive:
         self.running = False
 
 
-class NoForks:
-    """Stands in for bench.live.Forks beside FakeLive: the workers launch one by one."""
-
-    def __init__(self, workers: Any) -> None:
-        pass
-
-    def start(self) -> None:
-        pass
-
-    def adopt(self) -> bool:
-        return False
-
-    def close(self) -> None:
-        pass
-
-
 @pytest.fixture
 def fake_live(monkeypatch: pytest.MonkeyPatch) -> type[FakeLive]:
     FakeLive.log = []
@@ -139,7 +123,6 @@ def fake_live(monkeypatch: pytest.MonkeyPatch) -> type[FakeLive]:
     FakeLive.made = {}
     FakeLive.argvs = []
     monkeypatch.setattr(ab, "LiveWorker", FakeLive)
-    monkeypatch.setattr(ab, "Forks", NoForks)
     monkeypatch.setattr(
         ab, "resolve", lambda ref: BuildEnv(ref, f"/py/{ref}", {"a": "3.8.0", "b": "3.9.0"}[ref])
     )
@@ -453,21 +436,17 @@ CPU_THRESHOLD = 0.10
 # -- end to end, real worker processes -----------------------------------------------------------
 @pytest.mark.slow
 @needs("torch", "triton")
-@pytest.mark.parametrize("fork", [False, True], ids=["processes", "forks"])
 def test_planted_slowdown_is_slower_and_a_steady_provider_is_same(
-    tmp_path: Path, planted: Path, quick: None, sqlite_url: str, fork: bool
+    tmp_path: Path, planted: Path, quick: None, sqlite_url: str
 ) -> None:
-    from tritonwatch import settings
-
     slow = fake_python(
         tmp_path, "py-slow", {"TW_PLANTED_SLOW_ALWAYS": "1", "TW_PLANTED_SLOWDOWN": "0.25"}
     )
     opts = ABOptions(a="current", b=str(slow), suite=str(planted), threshold=CPU_THRESHOLD)
-    with Store.open(sqlite_url) as st, settings.scope(ab_fork=fork):
+    with Store.open(sqlite_url) as st:
         out = run_ab(opts, st)
         row = st.reports.comparison_detail(out.stored.uuid)
     by = {c.key.provider: c for c in out.comparison.results}
-    assert out.comparison.meta["forked"] == (["A", "B"] if fork else [])
     assert by["planted"].verdict == "slower", by["planted"].to_json()
     assert by["planted"].ratio == pytest.approx(1.25, abs=0.08)
     assert by["steady"].verdict == "same", by["steady"].to_json()
@@ -753,85 +732,6 @@ def test_a_real_serving_worker_prepares_times_drops_and_is_restarted_after_a_kil
         assert not w.alive
         w.start()
         assert w.ask("prepare", 1)["status"] == "ok" and w.starts == 2
-
-
-def _parent(pid: int) -> int:
-    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-        return int(f.read().rsplit(")", 1)[1].split()[1])
-
-
-@needs("torch", "triton")
-@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads /proc (Linux)")
-def test_a_builds_workers_are_forks_of_one_process_and_a_killed_one_says_how_it_died(
-    planted: Path, quick: None, tmp_path: Path
-) -> None:
-    """One process imports torch and triton, then forks the build's workers (on two cores,
-    eight imports were most of a comparison's start-up). They are not the driver's children,
-    yet a killed one is reported with its signal, and a fresh one replaces it."""
-    import signal
-
-    from tritonwatch import settings
-    from tritonwatch.bench.forks import Forks
-    from tritonwatch.bench.live import LiveWorker, WorkerLost
-
-    cases, argv = _serving(planted)
-    ws = [LiveWorker(argv, None, cases, str(tmp_path), 60.0) for _ in range(3)]
-    forks = Forks(ws)
-    try:
-        with settings.scope(ab_fork=True):
-            forks.start()
-        assert forks.adopt(), forks.why
-        assert forks.proc is not None
-        pids = [w.proc.pid for w in ws if w.proc is not None]
-        assert len(set(pids)) == 3 and os.getpid() not in pids
-        assert {_parent(pid) for pid in pids} == {forks.proc.pid}
-        for w in ws:
-            assert w.ready()["build"]["triton"]["version"]
-            assert w.ask("prepare", 0)["status"] == "ok"
-            assert len(w.ask("time", 0, budget_ms=3.0)["samples"]) >= 2
-        # Each fork shifts its later allocations (forks of one process had identical memory
-        # maps, so a build's workers would have placed a case's data alike).
-        maps = [Path(f"/proc/{pid}/maps").read_text() for pid in pids]
-        assert len(set(maps)) == 3
-        os.killpg(pids[1], signal.SIGKILL)
-        with pytest.raises(WorkerLost, match=r"worker crashed \(signal 9\)"):
-            ws[1].ask("drop", 0)
-        assert not ws[1].alive and ws[0].alive
-        ws[1].start()  # a fresh process of its own
-        assert ws[1].proc is not None and _parent(ws[1].proc.pid) == os.getpid()
-        assert ws[1].ask("prepare", 1)["status"] == "ok"
-    finally:
-        for w in ws:
-            w.close()
-        zygote = forks.proc
-        forks.close()
-    assert zygote is not None and zygote.returncode == 0  # it ended after its last fork
-
-
-@needs("torch", "triton")
-def test_without_forks_the_workers_start_one_process_each(
-    planted: Path, quick: None, tmp_path: Path
-) -> None:
-    from tritonwatch import settings
-    from tritonwatch.bench.forks import Forks
-    from tritonwatch.bench.live import LiveWorker
-
-    cases, argv = _serving(planted)
-    with settings.scope(ab_fork=False):
-        off = Forks([LiveWorker(argv, None, cases, str(tmp_path), 60.0)])
-        off.start()
-        assert not off.adopt() and off.why == "off"
-    # An environment whose worker cannot fork (an older tritonwatch: no --forks option).
-    old = tmp_path / "old-python"
-    old.write_text("#!/bin/sh\necho 'error: unrecognized arguments: --forks' >&2\nexit 2\n")
-    old.chmod(0o755)
-    ws = [LiveWorker([str(old), *argv[1:]], None, cases, str(tmp_path), 60.0) for _ in range(2)]
-    forks = Forks(ws)
-    with settings.scope(ab_fork=True):
-        forks.start()
-    assert not forks.adopt()
-    assert "unrecognized arguments: --forks" in forks.why
-    assert all(w.proc is None for w in ws) and forks.proc is None and not forks.ends
 
 
 @needs("torch", "triton")

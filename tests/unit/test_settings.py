@@ -31,15 +31,6 @@ def test_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.get("target_ci") == 0.02
 
 
-def test_true_or_false_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    for text, value in (("0", False), ("no", False), ("True", True), ("on", True)):
-        monkeypatch.setenv("TRITONWATCH_AB_FORK", text)
-        assert settings.get("ab_fork") is value
-    monkeypatch.setenv("TRITONWATCH_AB_FORK", "maybe")
-    with pytest.raises(UsageError, match="setting ab_fork from TRITONWATCH_AB_FORK"):
-        settings.get("ab_fork")
-
-
 def test_tritonwatch_table_in_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     toml = tmp_path / "cfg.toml"
     toml.write_text('[tritonwatch]\norg = "acme"\n\n[nightly]\nsuite = "smoke"\n')

@@ -19,10 +19,6 @@ past its planned blocks (up to three times as many) while the comparison's budge
 more blocks could settle it (a case whose pairs disagree too much for that stops as "too
 noisy"). ``--budget`` caps the whole comparison's measuring time; by default it is what one run
 may spend, since without ``--budget-ms`` the two builds share a run's per-case budget.
-
-With the setting ``ab_fork`` a build's workers are forks of one process that imported torch and
-triton once (:class:`~tritonwatch.bench.forks.Forks`): a faster start, off by default because
-forks share what that process loaded and the verdict assumes independent workers.
 """
 
 from __future__ import annotations
@@ -52,7 +48,6 @@ from ..errors import BenchError, UsageError
 from ..runformat import Run, new_run_id, now
 from . import roofline
 from .blocks import ABProgress, CaseRun, pair_groups, time_case
-from .forks import Forks
 from .live import LiveWorker, WorkerLost
 from .pool import gpu_slot
 from .runner import (
@@ -269,17 +264,9 @@ def run_ab(
             ]
             for s in "AB"
         }
-        forks = {s: Forks(workers[s]) for s in "AB"}
-        forked: list[str] = []  # the sides whose workers are forks (setting ab_fork)
         try:
-            for f in forks.values():
-                f.start()  # side by side: start-up is most of a worker's cost
-            for side, f in forks.items():
-                if f.adopt():
-                    forked.append(side)
-                else:
-                    for w in workers[side]:
-                        w.launch()
+            for w in (*workers["A"], *workers["B"]):
+                w.launch()  # side by side: start-up is most of a worker's cost
             for side in "AB":
                 for w in workers[side]:
                     try:
@@ -321,8 +308,6 @@ def run_ab(
                 w.quit()  # all exit side by side; then each is waited for
             for w in (*workers["A"], *workers["B"]):
                 w.close()
-            for f in forks.values():
-                f.close()
     finished = now()
     done = {cr.case.id: cr for cr in runs_done}
     stored_runs: dict[str, Run] = {}
@@ -379,7 +364,6 @@ def run_ab(
         total_budget_ms=round(total_ms, 1),
         measured_ms=round(spent, 1),
         stops=stops,
-        forked=forked,
     )
     from ..analysis.compare_runs import save_comparison
 

@@ -5,9 +5,6 @@ The driver waits for each answer before it sends the next command to either work
 builds never time at the same moment on one device. A crash or a hang ends the worker; the
 driver records the case as an error for that side and :meth:`LiveWorker.start` brings up a fresh
 one for the next case.
-
-With the setting ``ab_fork`` a build's workers start as forks of one process
-(:mod:`tritonwatch.bench.forks`); a restarted one is always a process of its own.
 """
 
 from __future__ import annotations
@@ -20,14 +17,11 @@ import subprocess
 import threading
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import BenchError
 from .pool import STARTUP_GRACE_S, kill_worker, spawn_worker, stderr_tail
 from .spec import Case, dump_cases
-
-if TYPE_CHECKING:
-    from .forks import ForkedProc
 
 
 class WorkerLost(BenchError):
@@ -63,7 +57,7 @@ class LiveWorker:
         self.path = os.path.join(tmp, f"cases-{id(self)}.json")
         with open(self.path, "w", encoding="utf-8") as f:
             f.write(dump_cases(list(cases), {}))
-        self.proc: subprocess.Popen[str] | ForkedProc | None = None
+        self.proc: subprocess.Popen[str] | None = None
         self.errf: Any = None
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.reader: threading.Thread | None = None
@@ -95,13 +89,6 @@ class LiveWorker:
             raise WorkerLost(f"worker did not start: {json.dumps(ev)[:300]}")
         self.fingerprint = ev.get("fingerprint") or {}
         return self.fingerprint
-
-    def adopt(self, proc: ForkedProc, errf: Any) -> None:
-        """Take over a worker forked for this one (see :class:`~tritonwatch.bench.forks.Forks`)."""
-        self.close()
-        self.proc, self.errf, self.lines = proc, errf, proc.lines
-        self.reader = proc.reader
-        self.starts += 1
 
     def ask(self, do: str, index: int, **kw: Any) -> dict[str, Any]:
         """Send one command and wait for its answer (:meth:`Worker.serve` lists them)."""
@@ -153,10 +140,7 @@ class LiveWorker:
         rc = proc.wait() if proc is not None else None
         tail = stderr_tail(self.errf) if self.errf is not None else ""
         self.close()
-        if rc is None:
-            how = "exit status unknown"
-        else:
-            how = f"exit code {rc}" if rc >= 0 else f"signal {-rc}"
+        how = f"exit code {rc}" if rc is None or rc >= 0 else f"signal {-rc}"
         return f"worker crashed ({how})" + (f"; stderr: {tail}" if tail else "")
 
     def quit(self) -> None:

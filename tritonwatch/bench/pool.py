@@ -48,18 +48,12 @@ Progress = Callable[[str, Case | None, Record | None], None]
 
 
 def spawn_worker(
-    argv: list[str],
-    gpu: tuple[str | None, int] | None,
-    tmp: str,
-    *,
-    commands: bool = False,
-    pass_fds: Sequence[int] = (),
+    argv: list[str], gpu: tuple[str | None, int] | None, tmp: str, *, commands: bool = False
 ) -> tuple[subprocess.Popen[str], Any, queue.Queue[str | None], threading.Thread]:
     """Start a worker in its own session: pinned to ``gpu`` (CUDA_VISIBLE_DEVICES, NVML index)
     or on the CPU under the Triton interpreter. Its protocol lines arrive on the returned queue
     (None at end of output); stderr goes to a temporary file for crash reports. ``commands``
-    opens its stdin for the A/B driver's commands (``--serve``); ``pass_fds`` are inherited
-    (the A/B's forked workers' pipes, see ``live.Forks``)."""
+    opens its stdin for the A/B driver's commands (``--serve``)."""
     env = dict(os.environ)
     if gpu is not None:
         pin, nvml_index = gpu
@@ -82,7 +76,6 @@ def spawn_worker(
         text=True,
         env=env,
         start_new_session=True,
-        pass_fds=tuple(pass_fds),
     )
     lines: queue.Queue[str | None] = queue.Queue()
 
@@ -97,7 +90,7 @@ def spawn_worker(
     return proc, errf, lines, reader
 
 
-def kill_worker(proc: subprocess.Popen[str] | Any) -> None:
+def kill_worker(proc: subprocess.Popen[str] | None) -> None:
     """Kill a worker and anything it started (its process group), and reap it."""
     if proc is not None and proc.poll() is None:
         try:

@@ -528,11 +528,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--min-time-ms", type=float, default=0.0, help="GPU: sample at least this long per case"
     )
     p.add_argument("--tuning-dir", help="A/B: this build's autotuning results (bench.tuning)")
-    p.add_argument(
-        "--forks",
-        help="A/B: IN,OUT,ERR;...: import torch and triton once, then fork one serving worker "
-        "per triple of file descriptors (see forks.fork_workers)",
-    )
     args = p.parse_args(argv)
     # Both must be set before triton is imported anywhere in this process.
     if args.device == "cpu":
@@ -541,10 +536,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .tuning import share_tuning
 
         share_tuning(os.environ, args.tuning_dir)
-    if args.forks:
-        from .forks import fork_workers
-
-        fork_workers(args.forks)  # returns only in a forked worker, on its own descriptors
     proto = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)  # stray prints from kernels or libraries go to stderr
     sys.stdout = sys.stderr

@@ -99,9 +99,9 @@ def parse_threshold(text: str | None) -> float | None:
     help="Worker processes per build; each case's blocks are spread over the pairs and the "
     "verdict is tested across pairs, since a process keeps an offset of its own (a few % "
     "on a CPU). More pairs find smaller changes (8 instead of 4: about 40% smaller on a "
-    "noisy CPU) for more processes to start (each imports torch: about 1 s of CPU; setting "
-    "ab_fork forks them instead, faster but less independent) and more copies of each case "
-    "in memory. 1: one per build, cheaper but an A/A can then differ by that offset.",
+    "noisy CPU) for more processes to start (each imports torch: about 1 s of CPU) and more "
+    "copies of each case in memory. 1: one per build, cheaper but an A/A can then differ by "
+    "that offset.",
 )
 @click.option(
     "--budget-ms",
