@@ -734,6 +734,28 @@ def test_a_real_serving_worker_prepares_times_drops_and_is_restarted_after_a_kil
         assert w.ask("prepare", 1)["status"] == "ok" and w.starts == 2
 
 
+def test_a_worker_that_never_said_ready_is_killed_at_once_not_after_the_quit_wait(
+    tmp_path: Path,
+) -> None:
+    # Ctrl-C while eight workers imported torch took 4.7 s to return: each close() waited 5 s
+    # for a quit that a starting worker cannot read yet.
+    import time
+
+    from tritonwatch.bench.live import LiveWorker
+
+    slow = tmp_path / "slow-python"
+    slow.write_text("#!/bin/sh\nsleep 30\n")
+    slow.chmod(0o755)
+    w = LiveWorker([str(slow)], None, [], str(tmp_path), 60.0)
+    w.launch()
+    proc = w.proc
+    assert proc is not None
+    t0 = time.monotonic()
+    w.close()
+    assert time.monotonic() - t0 < 3.0  # the old wait alone was 5 s
+    assert proc.returncode is not None and w.proc is None
+
+
 @needs("torch", "triton")
 def test_a_refreshed_case_times_new_inputs(planted: Path, quick: None, tmp_path: Path) -> None:
     from tritonwatch.bench.live import LiveWorker

@@ -79,6 +79,7 @@ class LiveWorker:
         self.proc, self.errf, self.lines, self.reader = spawn_worker(
             [*self.argv, "--serve", "--cases", self.path], self.gpu, self.tmp, commands=True
         )
+        self.fingerprint = None  # this process has not said ready yet
         self.starts += 1
 
     def ready(self) -> dict[str, Any]:
@@ -152,12 +153,15 @@ class LiveWorker:
                 proc.stdin.close()
 
     def close(self) -> None:
-        """Ask the worker to quit, then make sure it is gone."""
+        """Ask the worker to quit, then make sure it is gone. One that never said ready (Ctrl-C
+        while it imports torch) cannot read the request yet and has nothing to finish: it is
+        killed at once instead of after a 5 s wait."""
         proc = self.proc
         if proc is not None:
             self.quit()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=5)
+            if self.fingerprint is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=5)
             kill_worker(proc)
             if proc.stdin is not None and not proc.stdin.closed:
                 with contextlib.suppress(OSError):  # the other end is gone: nothing to flush
