@@ -757,6 +757,22 @@ def test_a_worker_that_never_said_ready_is_killed_at_once_not_after_the_quit_wai
 
 
 @needs("torch", "triton")
+def test_a_fresh_workers_first_segment_is_as_long_as_its_next(
+    planted: Path, quick: None, tmp_path: Path
+) -> None:
+    # The first median a worker took imported numpy.ma (7-10 ms): the first segment of every
+    # worker stopped after its first two samples, so the first case's first blocks were noise.
+    from tritonwatch.bench.live import LiveWorker
+
+    cases, argv = _serving(planted)
+    with LiveWorker(argv, None, cases, str(tmp_path), 60) as w:
+        w.start()
+        assert w.ask("prepare", 0)["status"] == "ok"
+        first, second = (len(w.ask("time", 0, budget_ms=5.0)["samples"]) for _ in range(2))
+        assert first >= second / 2, (first, second)
+
+
+@needs("torch", "triton")
 def test_a_refreshed_case_times_new_inputs(planted: Path, quick: None, tmp_path: Path) -> None:
     from tritonwatch.bench.live import LiveWorker
 
