@@ -360,6 +360,7 @@ def run_ab(
     )
     comparison.meta.update(
         blocks=opts.blocks,
+        workers=opts.workers,
         budget_ms=budget,
         total_budget_ms=round(total_ms, 1),
         measured_ms=round(spent, 1),

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shlex
+import shutil
 import sys
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -284,10 +286,39 @@ def _emit(comparison: Any, saved: Any, fmt: str, output: str | None) -> None:
         render_terminal(comparison, console())
     else:
         click.echo(text, nl=False)
+    hint = noisy_hint(comparison)
+    if hint:
+        width = min(shutil.get_terminal_size().columns, 100)
+        click.secho(textwrap.fill(hint, width=width), err=True, fg="yellow")
     click.echo(
         f"stored comparison {saved.uuid[:8]} (runs {saved.run_a[:8]} and {saved.run_b[:8]}); "
         f"`tritonwatch serve` shows it under /compare",
         err=True,
+    )
+
+
+def noisy_hint(comparison: Any) -> str | None:
+    """For a measured comparison with too-noisy cases: what this machine could tell apart
+    (their median detectable change) and the knobs that narrow it. A stored-runs comparison
+    has neither workers nor blocks to raise, so gets none."""
+    from ..analysis.compare import too_noisy
+
+    workers, blocks = comparison.meta.get("workers"), comparison.meta.get("blocks")
+    if not isinstance(workers, int) or not isinstance(blocks, int):
+        return None
+    thr = comparison.threshold
+    mdes = sorted(
+        c.mde for c in comparison.by_verdict("same") if c.mde is not None and too_noisy(c.mde, thr)
+    )
+    if not mdes:
+        return None
+    timed = sum(1 for c in comparison.cases if c.measured)
+    mde = mdes[len(mdes) // 2]
+    return (
+        f"{len(mdes)} of {timed} cases too noisy for a {thr:.1%} threshold: on this machine "
+        f"they could have seen changes above {mde:.1%} (median). Narrow that with more worker "
+        f"pairs (--workers {max(2 * workers, 4)}) and blocks (--blocks {2 * blocks}) or with "
+        f"nothing else running, or ask what this machine can tell (--threshold {mde:.0%})"
     )
 
 
