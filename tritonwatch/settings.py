@@ -124,7 +124,8 @@ SETTINGS: dict[str, Setting] = {
             "cpu_threads",
             _int,
             1,
-            "Threads torch uses in CPU timings (0 = torch's default); 1 keeps them reproducible.",
+            "Threads torch uses in CPU timings (0 = torch's default); 1 keeps them reproducible. "
+            "An A/B comparison pins its workers to this many cores (none with 0).",
         ),
         _s(
             "seed",

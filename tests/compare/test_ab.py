@@ -15,8 +15,10 @@ from click.testing import CliRunner
 from comparekit import REAL_TRITON, fake_python
 from support.probes import needs, needs_interpreter
 
+from tritonwatch import settings
 from tritonwatch.bench import ab
 from tritonwatch.bench.ab import ABOptions, BuildEnv, run_ab
+from tritonwatch.bench.spec import DeviceInfo
 from tritonwatch.cli import main
 from tritonwatch.errors import BenchError, UsageError
 from tritonwatch.runformat import MAX_SAMPLES
@@ -232,6 +234,45 @@ def test_the_workers_of_a_build_share_one_autotuning_folder_and_the_builds_do_no
     assert len(fake_live.argvs) == 2 * ab.DEFAULT_WORKERS
     assert {s: len(f) for s, f in folders.items()} == {"a": 1, "b": 1}
     assert folders["a"] != folders["b"]
+
+
+@needs("torch", "triton")
+def test_on_a_cpu_every_worker_times_on_one_core_the_last_the_command_may_use(
+    fake_live: type[FakeLive], sqlite_url: str, planted: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On a shared 2-vCPU host one core ran a layernorm at 110 us for seconds while the other ran
+    # it at 75: two workers of a pair on different cores differed by that, block after block.
+    monkeypatch.setattr(ab.os, "sched_getaffinity", lambda pid: {0, 2, 5, 7}, raising=False)
+    opts = ABOptions(a="a", b="b", suite=str(planted), device="cpu", budget_ms=400)
+    with Store.open(sqlite_url) as st:
+        out = run_ab(opts, st)
+    assert all(argv[argv.index("--pin-cpus") + 1] == "7" for argv in fake_live.argvs)
+    assert len(fake_live.argvs) == 2 * ab.DEFAULT_WORKERS
+    assert "timed on CPU core 7" in out.comparison.meta["design"]
+    gpu = DeviceInfo("cuda", "sm90", "H200")
+    with settings.scope(cpu_threads=2):
+        assert ab.timing_cpus(DeviceInfo("cpu", "cpu")) == [5, 7]
+        assert ab.timing_cpus(gpu) is None  # a GPU's workers are not pinned
+    for threads in (0, 4):  # torch's own thread count; as many as there are cores
+        with settings.scope(cpu_threads=threads):
+            assert ab.timing_cpus(DeviceInfo("cpu", "cpu")) is None
+
+
+@needs("torch", "triton")
+def test_a_worker_told_to_pin_keeps_all_its_threads_on_those_cores(
+    planted: Path, quick: None, tmp_path: Path
+) -> None:
+    from tritonwatch.bench.live import LiveWorker
+
+    last = max(os.sched_getaffinity(0))
+    cases, argv = _serving(planted)
+    with LiveWorker([*argv, "--pin-cpus", str(last)], None, cases, str(tmp_path), 60) as w:
+        w.start()
+        prep = w.ask("prepare", 0)
+        assert prep["status"] == "ok" and prep["extra"]["cpus"] == [last]
+        assert w.proc is not None
+        tasks = os.listdir(f"/proc/{w.proc.pid}/task")
+        assert tasks and all(os.sched_getaffinity(int(t)) == {last} for t in tasks)
 
 
 @needs("torch", "triton")

@@ -11,7 +11,8 @@ cancels drift that is linear over the block; each pair's mean is one unit of the
 a worker process keeps an offset of its own for as long as it lives (up to ~4% on a CPU in
 A/A), and the spread *between* pairs is what the verdict is tested against
 (:mod:`tritonwatch.analysis.compare`). The driver waits for each segment before starting the
-next, so no two workers ever time at the same moment.
+next, so no two workers ever time at the same moment; on a CPU they all time on one core
+(:func:`timing_cpus`).
 
 Sequential stopping: after each round, from the fourth unit on, a case whose 99% interval
 already lies wholly beyond the threshold, or wholly inside it, stops; an undecided case goes on
@@ -127,6 +128,24 @@ def resolve(ref: str) -> BuildEnv:
     return BuildEnv(name=ref, python=info.python, triton_version=info.triton_version)
 
 
+def timing_cpus(device: DeviceInfo) -> list[int] | None:
+    """On a CPU, the cores every worker times on: the last ``cpu_threads`` this process may use.
+
+    A core's speed changes for seconds at a time on a shared host (its sibling hyperthread
+    busy, say) while its neighbour's does not; two workers the scheduler put on different cores
+    then differ by that, which the ABBA order cannot cancel. On one core both builds of a block
+    see the same state. None where pinning is moot: on a GPU, with ``cpu_threads`` 0 (torch's
+    own count) or at least the cores there are, or where the OS has no affinity call.
+    """
+    if device.is_gpu or not hasattr(os, "sched_getaffinity"):
+        return None
+    n = int(settings.get("cpu_threads"))
+    allowed = sorted(os.sched_getaffinity(0))
+    if n < 1 or n >= len(allowed):
+        return None
+    return allowed[-n:]
+
+
 def suite_version(cases: Sequence[Case]) -> str:
     """A short hash of the planned cases: two runs of the same suite version measured the same."""
     text = json.dumps(sorted(json.dumps(c.to_json(), sort_keys=True) for c in cases))
@@ -203,6 +222,9 @@ def run_ab(
     design = f"ABBA blocks ({opts.blocks} planned per case, order random per block)"
     if opts.workers > 1:
         design += f", {opts.workers} worker pairs"
+    cpus = timing_cpus(device)
+    if cpus:
+        design += f", timed on CPU core{'s' if len(cpus) > 1 else ''} {','.join(map(str, cpus))}"
     planned_ms = 2 * budget * len(p.cases)  # what two runs would spend measuring
     total_ms = opts.total_budget_s * 1e3 if opts.total_budget_s is not None else planned_ms
     if total_ms < planned_ms:
@@ -254,6 +276,7 @@ def run_ab(
                         *worker_argv(device, budget, target_ci, seed, opts.plugins, envs[s].python),
                         "--tuning-dir",
                         os.path.join(tmp, f"tuning-{s}"),  # autotuned once per build (.tuning)
+                        *(["--pin-cpus", ",".join(map(str, cpus))] if cpus else []),
                     ],
                     slot,
                     order,

@@ -88,6 +88,7 @@ class Worker:
         self.gpu = gpu
         self._event_timer: Any = None
         self.cpu_threads: int | None = None
+        self.cpus: list[int] | None = None  # A/B on a CPU: the cores every worker is pinned to
         # case id -> the timer its results were measured with before (sticky timer choice)
         self.timer_hints: dict[str, str] = {}
         self.min_time_ms = 0.0  # GPU: sample at least this long (see settings.min_time_ms)
@@ -154,6 +155,8 @@ class Worker:
         extra: dict[str, Any] = (
             {"gpu": self.gpu} if self.device.is_gpu else {"cpu_threads": self.cpu_threads}
         )
+        if self.cpus:
+            extra["cpus"] = self.cpus
         state_before = self._gpu_state()
         inputs = op.make_inputs(case.shape, case.dtype, self.dev, self.seed)
         prepared = prov.prepare(inputs, case, self.device)
@@ -519,6 +522,16 @@ def _warm_measuring() -> None:
     measure(lambda: None, WallTimer(), budget_ms=0.1, target_ci=0.0)
 
 
+def pin(cpus: Sequence[int]) -> None:
+    """Keep every thread of this process on ``cpus`` (a thread's affinity is its own on Linux;
+    threads started later inherit it)."""
+    import contextlib
+
+    for tid in os.listdir("/proc/self/task"):
+        with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
+            os.sched_setaffinity(int(tid), set(cpus))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tritonwatch.bench.worker")
     p.add_argument("--cases", required=True, help="JSON file with the cases to run, in order")
@@ -537,6 +550,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--min-time-ms", type=float, default=0.0, help="GPU: sample at least this long per case"
     )
     p.add_argument("--tuning-dir", help="A/B: this build's autotuning results (bench.tuning)")
+    p.add_argument(
+        "--pin-cpus", help="A/B on a CPU: comma list of cores to time on, pinned after start-up"
+    )
     args = p.parse_args(argv)
     # Both must be set before triton is imported anywhere in this process.
     if args.device == "cpu":
@@ -561,6 +577,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     cases = load_cases(text)
     registry = plugins.load(args.plugin)
     _warm_measuring()
+    cpus = [int(c) for c in args.pin_cpus.split(",")] if args.pin_cpus else None
+    if cpus and not device.is_gpu:
+        pin(cpus)  # after the imports, which the workers of an A/B run side by side
     _emit(
         proto,
         {
@@ -578,6 +597,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Intra-op threads that wait on each other turn a busy machine's noise into 1000x outliers.
         torch.set_num_threads(args.cpu_threads)
         worker.cpu_threads = args.cpu_threads
+    if cpus and not device.is_gpu:
+        worker.cpus = cpus
     try:
         if args.serve:
             worker.serve(cases, sys.stdin, proto)
