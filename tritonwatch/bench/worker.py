@@ -315,7 +315,7 @@ class Worker:
         }
 
     def run(self, cases: Sequence[Case], out: IO[str]) -> None:
-        flags = _torch_flags()
+        flags = torch_flags()
         for i, case in enumerate(cases):
             _emit(out, {"event": "start", "index": i, "id": case.id})
             sticky = False
@@ -330,7 +330,7 @@ class Worker:
                 gc.collect()
                 sticky = not self._recover() or sticky
             finally:
-                _restore_torch_flags(flags)  # a provider's TF32 choice ends with its case
+                restore_torch_flags(flags)  # a provider's TF32 choice ends with its case
             _emit(out, {"event": "result", "index": i, **rec})
             if sticky and i + 1 < len(cases):
                 # A CUDA error poisons the context for good: every later case here would fail.
@@ -356,7 +356,7 @@ class Worker:
         A failure answers the same event with status ``error``; after a sticky device error a
         ``restart`` event follows and the worker exits (the driver starts a fresh one).
         """
-        flags = _torch_flags()
+        flags = torch_flags()
         live: dict[int, Live] = {}
         for line in inp:
             try:
@@ -379,7 +379,7 @@ class Worker:
                     if lv is not None:
                         live[i] = lv
                     else:
-                        _restore_torch_flags(flags)
+                        restore_torch_flags(flags)
                     ev = {"event": reply, "index": i, **rec}
                 elif do == "time":
                     fresh = bool(cmd.get("fresh"))
@@ -389,7 +389,7 @@ class Worker:
                     lv = live.pop(i, None)
                     ev = {"event": reply, "index": i, **(self.finish_live(lv) if lv else {})}
                     del lv
-                    _restore_torch_flags(flags)  # a provider's TF32 choice ends with its case
+                    restore_torch_flags(flags)  # a provider's TF32 choice ends with its case
                     if self.device.is_gpu:
                         import torch
 
@@ -399,7 +399,7 @@ class Worker:
                 sticky = is_device_error(e)
                 del e
                 live.pop(i, None)
-                _restore_torch_flags(flags)
+                restore_torch_flags(flags)
                 gc.collect()
                 sticky = not self._recover() or sticky
             _emit(out, ev)
@@ -421,7 +421,7 @@ class Worker:
         return True
 
 
-def _torch_flags() -> dict[str, Any]:
+def torch_flags() -> dict[str, Any]:
     """torch's global precision flags, which a provider may set for its case."""
     try:
         import torch
@@ -433,7 +433,7 @@ def _torch_flags() -> dict[str, Any]:
     }
 
 
-def _restore_torch_flags(flags: dict[str, Any]) -> None:
+def restore_torch_flags(flags: dict[str, Any]) -> None:
     if not flags:
         return
     import torch
@@ -442,75 +442,6 @@ def _restore_torch_flags(flags: dict[str, Any]) -> None:
         torch.backends.cuda.matmul.allow_tf32 = flags["matmul_tf32"]
     if torch.backends.cudnn.allow_tf32 != flags["cudnn_tf32"]:
         torch.backends.cudnn.allow_tf32 = flags["cudnn_tf32"]
-
-
-def calibrate(budget_ms: float) -> dict[str, Any]:
-    """Achievable copy bandwidth (GB/s) and matmul TFLOP/s per dtype on this GPU.
-
-    Bandwidth: a 1 GiB device-to-device copy (read + write counted). Compute: 8192^3 matmuls
-    through torch (cuBLAS/hipBLASLt), fp8 through ``torch._scaled_mm`` where the GPU has fp8.
-    """
-    import torch
-
-    from .environment import probe_device
-    from .timing import EventTimer, cache_bytes, measure
-
-    dev = probe_device("cuda")
-    l2 = cache_bytes(torch.cuda.get_device_properties(0))
-    timer = EventTimer(l2)
-    src = torch.empty(1 << 28, dtype=torch.float32, device="cuda").normal_()
-    dst = torch.empty_like(src)
-
-    def copy(s: Any = src, d: Any = dst) -> Any:
-        return d.copy_(s)
-
-    m = measure(copy, timer, budget_ms=budget_ms, target_ci=0.005)
-    from .timing import median_ci
-
-    med = median_ci(m.samples)[0]
-    peaks: dict[str, Any] = {
-        "bandwidth_gbps": 2 * src.numel() * 4 / (med / 1e3) / 1e9,
-        "tflops": {},
-    }
-    del src, dst
-    n = 8192
-    kinds = (
-        ("fp16", torch.float16, False),
-        ("bf16", torch.bfloat16, False),
-        ("fp32", torch.float32, False),  # true fp32
-        ("tf32", torch.float32, True),  # fp32 data on the TF32 matrix units
-    )
-    flags = _torch_flags()
-    for name, dt, tf32 in kinds:
-        a = torch.randn(n, n, device="cuda").to(dt)
-        b = torch.randn(n, n, device="cuda").to(dt)
-
-        def mm_fn(a: Any = a, b: Any = b) -> Any:
-            return a @ b
-
-        torch.backends.cuda.matmul.allow_tf32 = tf32
-        try:
-            mm = measure(mm_fn, timer, budget_ms=budget_ms, target_ci=0.005)
-        finally:
-            _restore_torch_flags(flags)
-        peaks["tflops"][name] = 2 * n**3 / (median_ci(mm.samples)[0] / 1e3) / 1e12
-    if dev.has_fp8:
-        f8 = torch.float8_e4m3fnuz if dev.arch == "gfx942" else torch.float8_e4m3fn
-        a = torch.randn(n, n, device="cuda").to(f8)
-        b = torch.randn(n, n, device="cuda").to(f8).t()
-        one = torch.ones((), device="cuda")
-        fast = dev.kind == "cuda"  # the fastest fp8 rate: no promotion of the accumulator
-        mm = measure(
-            lambda: torch._scaled_mm(
-                a, b, scale_a=one, scale_b=one, out_dtype=torch.float16, use_fast_accum=fast
-            ),
-            timer,
-            budget_ms=budget_ms,
-            target_ci=0.005,
-        )
-        peaks["tflops"]["fp8e4m3"] = 2 * n**3 / (median_ci(mm.samples)[0] / 1e3) / 1e12
-    peaks["method"] = "1 GiB copy; 8192^3 torch matmul (medians of event-timed samples)"
-    return peaks
 
 
 def _warm_measuring() -> None:
@@ -570,6 +501,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     device = probe_device(args.device)
     if args.calibrate:
         _emit(proto, {"event": "ready", "fingerprint": fingerprint(device, gpu=args.gpu)})
+        from .calibration import calibrate
+
         _emit(proto, {"event": "calibration", "peaks": calibrate(args.budget_ms)})
         return 0
     with open(args.cases, encoding="utf-8") as f:
