@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -403,15 +404,17 @@ def test_too_noisy_cases_come_with_what_would_decide_them(
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0, r.output
     hint = " ".join(r.output.split())  # wrapped to the terminal
-    assert "2 of 2 cases too noisy for a 2.0% threshold: on this machine they could" in hint
+    assert "2 of 2 cases too noisy for a 2.0% threshold on this machine" in hint
     with Store.open(sqlite_url) as st:
         ref = r.output.split("stored comparison ")[1][:8]
         mde = sorted(c["mde"] for c in st.reports.comparison(ref).cases)
-    assert f"changes above {mde[1]:.1%} (median)" in hint
+    assert f"only one above {mde[1]:.1%} (median case)" in hint  # the headline says it
     assert "(--workers 8) and blocks (--blocks 16)" in hint
+    assert f"(--threshold {math.ceil(mde[1] * 100)}%)" in hint  # rounded up: what it can tell
     fake_live.noise = 0.002
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0 and "too noisy for" not in r.output, r.output
+    assert "only one above" not in r.output
 
 
 @needs("torch", "triton")

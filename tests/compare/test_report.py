@@ -173,7 +173,10 @@ def test_a_same_that_could_not_have_seen_the_threshold_is_shown_as_too_noisy() -
     render_terminal(cmp, console)
     text = " ".join(console.export_text().split())  # the headline wraps in 100 columns
     assert "1 same, 1 too noisy (threshold 2.0%" in text
-    assert "'too noisy': could not have seen a change of 2.0%" in text
+    loud_mde = cmp.results[1].mde
+    assert (
+        f"'too noisy': could not have seen a change of 2.0%, only one above {loud_mde:.1%}" in text
+    )
     assert text.count("too noisy") == 3  # the row, the count, the explanation
     md = render_markdown(cmp)
     assert "Other cases (2: 1 same, 1 too noisy)" in md and "| too noisy |" in md
@@ -184,5 +187,7 @@ def test_a_same_that_could_not_have_seen_the_threshold_is_shown_as_too_noisy() -
     assert sorted(r["verdict"] for r in view["rows"]) == ["same", "too noisy"]
     assert {r["kind"] for r in view["rows"]} == {"same", "noisy"}
     assert view["headline"].endswith("1 same, 1 too noisy.")
+    said = f"1 case could not have seen a 2.0% change; the median one could see only changes above {loud_mde:.1%}"
+    assert ("too noisy", said) in view["summary"]
     # The list of comparisons has no rows: the count comes from the summary.
     assert comparison_view(doc["summary"], [])["headline"].endswith("1 same, 1 too noisy.")

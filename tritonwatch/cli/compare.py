@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shlex
 import shutil
 import sys
@@ -298,27 +299,22 @@ def _emit(comparison: Any, saved: Any, fmt: str, output: str | None) -> None:
 
 
 def noisy_hint(comparison: Any) -> str | None:
-    """For a measured comparison with too-noisy cases: what this machine could tell apart
-    (their median detectable change) and the knobs that narrow it. A stored-runs comparison
-    has neither workers nor blocks to raise, so gets none."""
-    from ..analysis.compare import too_noisy
+    """For a measured comparison with too-noisy cases: the knobs that narrow what this machine
+    can tell apart (the headline gives the figure). A stored-runs comparison has neither
+    workers nor blocks to raise, so gets none."""
+    from ..report.compare import noisy_mde
 
     workers, blocks = comparison.meta.get("workers"), comparison.meta.get("blocks")
-    if not isinstance(workers, int) or not isinstance(blocks, int):
+    mde = noisy_mde(comparison)
+    if not isinstance(workers, int) or not isinstance(blocks, int) or mde is None:
         return None
-    thr = comparison.threshold
-    mdes = sorted(
-        c.mde for c in comparison.by_verdict("same") if c.mde is not None and too_noisy(c.mde, thr)
-    )
-    if not mdes:
-        return None
+    noisy = comparison.summary().get("too_noisy") or 0
     timed = sum(1 for c in comparison.cases if c.measured)
-    mde = mdes[len(mdes) // 2]
     return (
-        f"{len(mdes)} of {timed} cases too noisy for a {thr:.1%} threshold: on this machine "
-        f"they could have seen changes above {mde:.1%} (median). Narrow that with more worker "
-        f"pairs (--workers {max(2 * workers, 4)}) and blocks (--blocks {2 * blocks}) or with "
-        f"nothing else running, or ask what this machine can tell (--threshold {mde:.0%})"
+        f"{noisy} of {timed} cases too noisy for a {comparison.threshold:.1%} threshold on "
+        f"this machine. To narrow what it can see: more worker pairs (--workers "
+        f"{max(2 * workers, 4)}) and blocks (--blocks {2 * blocks}), nothing else running; or "
+        f"ask what it can tell (--threshold {math.ceil(mde * 100)}%)"
     )
 
 

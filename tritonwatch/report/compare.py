@@ -135,7 +135,20 @@ def headline(comparison: Comparison) -> str:
         )
     if n[NOISY]:
         text += f"; 'too noisy': could not have seen a change of {thr:.1%}"
+        m = noisy_mde(comparison)
+        if m is not None:
+            text += f", only one above {m:.1%} (median case)"
     return text
+
+
+def noisy_mde(comparison: Comparison) -> float | None:
+    """The median detectable change of the cases shown as too noisy: what this machine could
+    tell apart for them."""
+    thr = comparison.threshold
+    mdes = sorted(
+        c.mde for c in comparison.by_verdict("same") if c.mde is not None and too_noisy(c.mde, thr)
+    )
+    return mdes[len(mdes) // 2] if mdes else None
 
 
 def render_terminal(comparison: Comparison, console: Console, *, show_same: bool = True) -> None:
@@ -321,6 +334,7 @@ def comparison_view(summary: dict[str, Any], cases: list[Any]) -> dict[str, Any]
     rows with human headers, units and rounded changes, regressions first, largest change first.
     """
     ranked: list[tuple[tuple[int, float], dict[str, str]]] = []
+    noisy_mdes: list[float] = []
     for c in cases:
         if not isinstance(c, dict):
             continue
@@ -329,6 +343,8 @@ def comparison_view(summary: dict[str, Any], cases: list[Any]) -> dict[str, Any]
         effect = abs(math.log(ratio)) if isinstance(ratio, (int, float)) and ratio > 0 else 0.0
         rank = ORDER.index(verdict) if verdict in ORDER else len(ORDER)
         shown = shown_verdict(verdict, c.get("mde"), summary.get("threshold"))
+        if shown == NOISY:
+            noisy_mdes.append(float(c["mde"]))
         ranked.append(
             (
                 (rank, -effect),
@@ -381,6 +397,16 @@ def comparison_view(summary: dict[str, Any], cases: list[Any]) -> dict[str, Any]
         elif isinstance(v, dict):
             v = ", ".join(f"{k} {n}" for k, n in sorted(v.items()))
         lines.append((label, str(v)))
+    if noisy_mdes:
+        m = sorted(noisy_mdes)[len(noisy_mdes) // 2]
+        thr = float(s.get("threshold") or 0)
+        lines.append(
+            (
+                "too noisy",
+                f"{_cases(len(noisy_mdes))} could not have seen a {thr:.1%} change; the median "
+                f"one could see only changes above {m:.1%}",
+            )
+        )
     per_op = s.get("per_operator")
     if isinstance(per_op, dict) and per_op:
         lines.append(
