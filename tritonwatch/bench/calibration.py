@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from .worker import restore_torch_flags, torch_flags
-
 
 def calibrate(budget_ms: float) -> dict[str, Any]:
     """Achievable copy bandwidth (GB/s) and matmul TFLOP/s per dtype on this GPU.
@@ -45,7 +43,7 @@ def calibrate(budget_ms: float) -> dict[str, Any]:
         ("fp32", torch.float32, False),  # true fp32
         ("tf32", torch.float32, True),  # fp32 data on the TF32 matrix units
     )
-    flags = torch_flags()
+    tf32_before = torch.backends.cuda.matmul.allow_tf32
     for name, dt, tf32 in kinds:
         a = torch.randn(n, n, device="cuda").to(dt)
         b = torch.randn(n, n, device="cuda").to(dt)
@@ -57,7 +55,7 @@ def calibrate(budget_ms: float) -> dict[str, Any]:
         try:
             mm = measure(mm_fn, timer, budget_ms=budget_ms, target_ci=0.005)
         finally:
-            restore_torch_flags(flags)
+            torch.backends.cuda.matmul.allow_tf32 = tf32_before
         peaks["tflops"][name] = 2 * n**3 / (median_ci(mm.samples)[0] / 1e3) / 1e12
     if dev.has_fp8:
         f8 = torch.float8_e4m3fnuz if dev.arch == "gfx942" else torch.float8_e4m3fn

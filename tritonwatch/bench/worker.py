@@ -315,7 +315,7 @@ class Worker:
         }
 
     def run(self, cases: Sequence[Case], out: IO[str]) -> None:
-        flags = torch_flags()
+        flags = _torch_flags()
         for i, case in enumerate(cases):
             _emit(out, {"event": "start", "index": i, "id": case.id})
             sticky = False
@@ -330,7 +330,7 @@ class Worker:
                 gc.collect()
                 sticky = not self._recover() or sticky
             finally:
-                restore_torch_flags(flags)  # a provider's TF32 choice ends with its case
+                _restore_torch_flags(flags)  # a provider's TF32 choice ends with its case
             _emit(out, {"event": "result", "index": i, **rec})
             if sticky and i + 1 < len(cases):
                 # A CUDA error poisons the context for good: every later case here would fail.
@@ -356,7 +356,7 @@ class Worker:
         A failure answers the same event with status ``error``; after a sticky device error a
         ``restart`` event follows and the worker exits (the driver starts a fresh one).
         """
-        flags = torch_flags()
+        flags = _torch_flags()
         live: dict[int, Live] = {}
         for line in inp:
             try:
@@ -379,7 +379,7 @@ class Worker:
                     if lv is not None:
                         live[i] = lv
                     else:
-                        restore_torch_flags(flags)
+                        _restore_torch_flags(flags)
                     ev = {"event": reply, "index": i, **rec}
                 elif do == "time":
                     fresh = bool(cmd.get("fresh"))
@@ -389,7 +389,7 @@ class Worker:
                     lv = live.pop(i, None)
                     ev = {"event": reply, "index": i, **(self.finish_live(lv) if lv else {})}
                     del lv
-                    restore_torch_flags(flags)  # a provider's TF32 choice ends with its case
+                    _restore_torch_flags(flags)  # a provider's TF32 choice ends with its case
                     if self.device.is_gpu:
                         import torch
 
@@ -399,7 +399,7 @@ class Worker:
                 sticky = is_device_error(e)
                 del e
                 live.pop(i, None)
-                restore_torch_flags(flags)
+                _restore_torch_flags(flags)
                 gc.collect()
                 sticky = not self._recover() or sticky
             _emit(out, ev)
@@ -421,7 +421,7 @@ class Worker:
         return True
 
 
-def torch_flags() -> dict[str, Any]:
+def _torch_flags() -> dict[str, Any]:
     """torch's global precision flags, which a provider may set for its case."""
     try:
         import torch
@@ -433,7 +433,7 @@ def torch_flags() -> dict[str, Any]:
     }
 
 
-def restore_torch_flags(flags: dict[str, Any]) -> None:
+def _restore_torch_flags(flags: dict[str, Any]) -> None:
     if not flags:
         return
     import torch

@@ -302,16 +302,16 @@ def noisy_hint(comparison: Any) -> str | None:
     """For a measured comparison with too-noisy cases: the knobs that narrow what this machine
     can tell apart (the headline gives the figure). A stored-runs comparison has neither
     workers nor blocks to raise, so gets none."""
-    from ..report.compare import noisy_mde
+    from ..report.compare import noisy_mdes
 
     workers, blocks = comparison.meta.get("workers"), comparison.meta.get("blocks")
-    mde = noisy_mde(comparison)
-    if not isinstance(workers, int) or not isinstance(blocks, int) or mde is None:
+    noisy = noisy_mdes(comparison)
+    if not isinstance(workers, int) or not isinstance(blocks, int) or not noisy:
         return None
-    noisy = comparison.summary().get("too_noisy") or 0
     timed = sum(1 for c in comparison.cases if c.measured)
+    mde = noisy[len(noisy) // 2]
     return (
-        f"{noisy} of {timed} cases too noisy for a {comparison.threshold:.1%} threshold on "
+        f"{len(noisy)} of {timed} cases too noisy for a {comparison.threshold:.1%} threshold on "
         f"this machine. To narrow what it can see: more worker pairs (--workers "
         f"{max(2 * workers, 4)}) and blocks (--blocks {2 * blocks}), nothing else running; or "
         f"ask what it can tell (--threshold {math.ceil(mde * 100)}%)"

@@ -120,35 +120,35 @@ def headline(comparison: Comparison) -> str:
     """One line: the geomean speedup of B over A and the verdict counts."""
     n = dict(comparison.counts)
     thr = comparison.threshold
-    sure = [c for c in comparison.by_verdict("same") if _shown(c, thr) == "same"]
-    n[NOISY], n["same"] = n["same"] - len(sure), len(sure)
+    noisy = noisy_mdes(comparison)
+    n[NOISY], n["same"] = len(noisy), n["same"] - len(noisy)
     g = comparison.geomean
     speed = f"geomean speedup of B over A {g.speedup:.3f}x ({g.n} cases)" if g else "nothing timed"
     shown = (*ORDER, NOISY)
     counts = ", ".join(f"{n[v]} {v}" for v in shown if n[v] or v in ("slower", "faster", "same"))
     text = f"{speed}; {counts} (threshold {thr:.1%}, FDR {comparison.alpha:.0%})"
+    sure = [c for c in comparison.by_verdict("same") if _shown(c, thr) == "same"]
     mdes = sorted(c.mde for c in sure if c.mde is not None)
     if mdes:
         text += (
             f"; 'same' rules out changes above {mdes[len(mdes) // 2]:.1%} "
             f"(median case; the least certain {mdes[-1]:.1%})"
         )
-    if n[NOISY]:
-        text += f"; 'too noisy': could not have seen a change of {thr:.1%}"
-        m = noisy_mde(comparison)
-        if m is not None:
-            text += f", only one above {m:.1%} (median case)"
+    if noisy:
+        text += (
+            f"; 'too noisy': could not have seen a change of {thr:.1%}, only one above "
+            f"{noisy[len(noisy) // 2]:.1%} (median case)"
+        )
     return text
 
 
-def noisy_mde(comparison: Comparison) -> float | None:
-    """The median detectable change of the cases shown as too noisy: what this machine could
-    tell apart for them."""
+def noisy_mdes(comparison: Comparison) -> list[float]:
+    """The detectable changes of the cases shown as too noisy, smallest first: what this
+    machine could tell apart for them."""
     thr = comparison.threshold
-    mdes = sorted(
+    return sorted(
         c.mde for c in comparison.by_verdict("same") if c.mde is not None and too_noisy(c.mde, thr)
     )
-    return mdes[len(mdes) // 2] if mdes else None
 
 
 def render_terminal(comparison: Comparison, console: Console, *, show_same: bool = True) -> None:
