@@ -47,6 +47,7 @@ class FakeLive:
     offsets: dict[tuple[str, int], float] = {}  # (side, worker number) -> lasting factor
     oom: dict[tuple[str, int], bool] = {}  # (side, worker number) -> its next prepare runs out
     oom_second_side: bool = False  # the second side's first prepare of a case runs out, once
+    bursts: dict[tuple[str, int, int], float] = {}  # (side, worker, its n-th segment) -> factor
     made: dict[str, int] = {}
     argvs: list[list[str]] = []
 
@@ -58,6 +59,7 @@ class FakeLive:
         self.cases = FakeLive.cases = list(cases)
         self.rng = np.random.default_rng(ord(self.side) + 1000 * self.k)
         self.running = False
+        self.segments = 0
 
     @property
     def alive(self) -> bool:
@@ -97,6 +99,8 @@ class FakeLive:
             }
         if do == "time":
             level = self.levels[self.side] * self.offsets.get((self.side, self.k), 1.0)
+            level *= self.bursts.get((self.side, self.k, self.segments), 1.0)
+            self.segments += 1
             n = self.per_segment
             x = level * np.exp(self.noise * self.rng.standard_normal(n))
             return {"event": "segment", "samples": x.tolist(), "elapsed_ms": kw["budget_ms"]}
@@ -123,6 +127,7 @@ def fake_live(monkeypatch: pytest.MonkeyPatch) -> type[FakeLive]:
     FakeLive.offsets = {}
     FakeLive.oom = {}
     FakeLive.oom_second_side = False
+    FakeLive.bursts = {}
     FakeLive.made = {}
     FakeLive.argvs = []
     monkeypatch.setattr(ab, "LiveWorker", FakeLive)
@@ -301,6 +306,32 @@ def test_a_worker_process_offset_is_tested_across_pairs_not_taken_for_a_change(
         assert c.ci[0] < 1 < c.ci[1] and c.mde > 0.025
     assert {r.extra["workers"] for r in rb.results if r.metric == "time"} == {4}
     assert "4 worker pairs" in rb.info["compare"]["design"]
+
+
+@needs("torch", "triton")
+def test_a_block_a_transient_hit_is_timed_again_and_does_not_count(
+    fake_live: type[FakeLive], sqlite_url: str, planted: Path
+) -> None:
+    # A/A. A few milliseconds of another process slow one segment of B's third worker by 30%
+    # (its second: the first case's first block on that pair). That block's ratio moves by
+    # half of it, which its ABBA order cannot cancel; but B's two segments of the block then
+    # disagree by 30%, which tells the driver to time the block again.
+    fake_live.levels = {"a": 1.0, "b": 1.0}
+    fake_live.bursts = {("b", 2, 1): 1.3}
+    opts = ABOptions(a="a", b="b", suite=str(planted), device="cpu", budget_ms=400, seed=3)
+    with Store.open(sqlite_url) as st:
+        out = run_ab(opts, st)
+        rb = st.runs.get(out.stored.run_b)
+    first = fake_live.cases[0].provider  # the suite's two cases differ by provider
+    for c in out.comparison.results:
+        assert c.verdict == "same" and max(abs(b) for b in c.blocks) < 0.01
+    retimed = {r.provider: r.extra.get("blocks_retimed") for r in rb.results if r.metric == "time"}
+    assert retimed[first] == 1 and set(retimed.values()) == {1, None}
+    # The pair timed one block more than it counts: four segments more.
+    on_pair = [e for s, do, i, e in fake_live.log if do == "time" and i == 0 and e["worker"] == 2]
+    (case,) = [c for c in out.comparison.results if c.key.provider == first]
+    counted = case.groups.count(2)
+    assert len(on_pair) == 2 * 2 * (counted + 1)
 
 
 @needs("torch", "triton")

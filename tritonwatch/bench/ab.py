@@ -12,7 +12,8 @@ a worker process keeps an offset of its own for as long as it lives (up to ~4% o
 A/A), and the spread *between* pairs is what the verdict is tested against
 (:mod:`tritonwatch.analysis.compare`). The driver waits for each segment before starting the
 next, so no two workers ever time at the same moment; on a CPU they all time on one core
-(:func:`timing_cpus`).
+(:func:`timing_cpus`). A block that a transient hit (one side's two segments disagree) is timed
+again once (:func:`tritonwatch.bench.blocks.time_case`).
 
 Sequential stopping: after each round, from the fourth unit on, a case whose 99% interval
 already lies wholly beyond the threshold, or wholly inside it, stops; an undecided case goes on

@@ -20,6 +20,9 @@ from .runner import Record
 from .spec import Case
 
 EXTEND = 3  # an undecided case may run up to this many times its planned blocks
+# A block one of whose sides disagrees with itself by more than this many times the case's
+# median such disagreement (and by more than half the threshold) is timed again: see _blocks.
+RETIME = 4.0
 
 # progress(kind, case, info): kind is "case" (info: index, n), "block" (k, decision) or
 # "done" (status, blocks, decision).
@@ -37,6 +40,8 @@ class CaseRun:
     groups: list[int] = field(default_factory=list)  # the worker pair of each block
     decision: str = "undecided"
     spent_ms: float = 0.0
+    retimed: int = 0  # blocks timed again after a transient hit them (see _blocks)
+    timed_on: set[int] = field(default_factory=set)  # pairs that timed a block of it so far
 
     def record(self, side: str) -> Record:
         """The side's stored record: every segment's samples, or why it has none."""
@@ -54,6 +59,8 @@ class CaseRun:
                 "workers": len(set(self.groups)) or 1,
                 "stop": self.decision,
             }
+            if self.retimed:
+                rec.extra["blocks_retimed"] = self.retimed
             timed = sum(len(seg) for seg in self.segments[side])
             if timed > len(rec.samples):
                 rec.extra["samples_timed"] = timed  # the stored samples are a thinned subset
@@ -88,6 +95,22 @@ def block_ratio(segs_a: Sequence[Sequence[float]], segs_b: Sequence[Sequence[flo
     ma = [math.log(float(np.median(s))) for s in segs_a]
     mb = [math.log(float(np.median(s))) for s in segs_b]
     return sum(mb) / len(mb) - sum(ma) / len(ma)
+
+
+def self_disagreement(
+    segs_a: Sequence[Sequence[float]], segs_b: Sequence[Sequence[float]]
+) -> float:
+    """How far one block's build disagrees with itself: the larger, over the two sides, of the
+    absolute log ratio of its two segment medians.
+
+    It does not depend on how the builds differ (both segments of a side time the same code
+    on the same inputs), only on what changed in the machine during the block.
+    """
+    worst = 0.0
+    for segs in (segs_a, segs_b):
+        logs = [math.log(float(np.median(s))) for s in segs]
+        worst = max(worst, max(logs) - min(logs))
+    return worst
 
 
 def time_case(
@@ -186,16 +209,48 @@ def _blocks(
     room_ms: float,
     progress: ABProgress | None,
 ) -> None:
+    """Rounds of blocks until the case stops. After each round, a block that a transient hit is
+    timed again on its pair, once, and the one of the two that disagrees less with itself
+    counts.
+
+    A transient (another process, a core's speed changing for a few milliseconds) that covers
+    one to three segments of a block moves its ratio by up to half its size, and the order
+    cannot cancel it; it also makes a side's two segments disagree (only one that covers
+    exactly the middle two of ``ABBA`` does not). How much a side disagrees with itself does
+    not depend on how the builds differ, so choosing blocks by it cannot make a difference
+    appear or vanish: the pairs' units stay independent and the test keeps its level. A
+    transient shows as a disagreement RETIME times the case's median, and more than half the
+    threshold (a smaller one cannot move a ratio enough to matter).
+    """
     for side in "AB":
         cr.recs[side]["extra"] = dict(cr.recs[side].get("extra") or {})
     pairs = len(workers["A"])
     groups = cr.groups if pairs > 1 else ()
+    seen: list[float] = []  # every block's self-disagreement so far, this case
+
+    def block(j: int) -> tuple[float, float] | None:
+        return _block(cr, i, workers["A"][j], workers["B"][j], j, seg_ms, rng)
+
     while True:
         # A round: one block on every worker pair, the pairs in random order.
+        got: list[tuple[int, float, float]] = []
         for j in rng.sample(range(pairs), pairs):
-            ratio = _block(cr, i, workers["A"][j], workers["B"][j], j, seg_ms, rng)
-            if ratio is None:
+            b = block(j)
+            if b is None:
                 return
+            got.append((j, *b))
+        seen += [s for _, _, s in got]
+        cut = max(threshold / 2, RETIME * float(np.median(seen)))
+        for n, (j, _, s) in enumerate(got):
+            if s > cut:
+                b = block(j)
+                if b is None:
+                    return
+                cr.retimed += 1
+                seen.append(b[1])
+                if b[1] < s:
+                    got[n] = (j, *b)
+        for j, ratio, _ in got:
             cr.blocks.append(ratio)
             cr.groups.append(j)
             if progress is not None:
@@ -219,11 +274,13 @@ def _block(
     pair: int,
     seg_ms: float,
     rng: random.Random,
-) -> float | None:
-    """One ABBA or BAAB block on one worker pair: its log ratio, or None if a side failed."""
+) -> tuple[float, float] | None:
+    """One ABBA or BAAB block on one worker pair: its log ratio and how far a side disagreed
+    with itself (:func:`self_disagreement`), or None if a side failed."""
     order = "ABBA" if rng.random() < 0.5 else "BAAB"
     segs: dict[str, list[list[float]]] = {"A": [], "B": []}
-    timed_before = pair in cr.groups
+    timed_before = pair in cr.timed_on
+    cr.timed_on.add(pair)
     for side in order:
         w = wa if side == "A" else wb
         # Each block on new inputs, placed anew in memory (see Worker.refresh).
@@ -240,7 +297,7 @@ def _block(
         segs[side].append(samples)
         cr.segments[side].append(samples)  # kept even if the block is not completed
         cr.spent_ms += float(ev.get("elapsed_ms") or 0.0)
-    return block_ratio(segs["A"], segs["B"])
+    return block_ratio(segs["A"], segs["B"]), self_disagreement(segs["A"], segs["B"])
 
 
 def _out_of_memory(ev: dict[str, Any]) -> bool:
