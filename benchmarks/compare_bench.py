@@ -72,6 +72,7 @@ def _aa(args: argparse.Namespace, store: Any) -> None:
     print(f"the same run as a command (`tritonwatch run`, starting Python): {t_cmd:.1f} s")
     flagged = flagged_raw = measured = low_p = 0
     t_cmp: list[float] = []
+    t_start: list[float] = []
     for rep in range(args.reps):
         t0 = time.monotonic()
         opts = ABOptions(
@@ -84,6 +85,7 @@ def _aa(args: argparse.Namespace, store: Any) -> None:
         )
         out = run_ab(opts, store)
         t_cmp.append(time.monotonic() - t0)
+        t_start.append(out.startup_s)
         res = out.comparison.results
         n = sum(c.measured for c in res)
         f = sum(c.verdict in ("slower", "faster") for c in res)
@@ -100,7 +102,8 @@ def _aa(args: argparse.Namespace, store: Any) -> None:
         mdes = sorted(c.mde for c in res if c.mde is not None)
         mde = f"; median MDE {mdes[len(mdes) // 2]:.2%}" if mdes else ""
         print(
-            f"  A/A rep {rep}: {t_cmp[-1]:.1f} s (timing {out.measured_s:.1f} s), {f} of {n} "
+            f"  A/A rep {rep}: {t_cmp[-1]:.1f} s (workers ready after {out.startup_s:.1f} s, "
+            f"timing {out.measured_s:.1f} s), {f} of {n} "
             f"flagged (stops: {stops}{mde})"
         )
     mean_cmp = sum(t_cmp) / len(t_cmp)
@@ -120,6 +123,11 @@ def _aa(args: argparse.Namespace, store: Any) -> None:
         f"no blocks): {flagged_raw}/{measured} = {flagged_raw / max(measured, 1):.1%}"
     )
     print(f"cost: compare {mean_cmp:.1f} s vs run {t_run:.1f} s = {mean_cmp / t_run:.2f}x")
+    startup = sum(t_start) / len(t_start)
+    print(
+        f"  of which starting the {2 * args.workers} workers (each imports torch; "
+        f"{os.cpu_count()} CPUs): {startup:.1f} s = {startup / t_run:.2f} runs by itself"
+    )
     # One more A/A, with a seed apart from the above.
     design = ["--seed", str(args.first_seed + args.reps), "--workers", str(args.workers)]
     design += ["--blocks", str(args.blocks)]

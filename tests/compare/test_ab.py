@@ -548,6 +548,8 @@ def test_planted_slowdown_is_slower_and_a_steady_provider_is_same(
     assert by["planted"].ratio == pytest.approx(1.25, abs=0.08)
     assert by["steady"].verdict == "same", by["steady"].to_json()
     assert {r["verdict"] for r in row.rows} == {"slower", "same"} and row.extra == "ab"
+    # Starting the eight workers (each imports torch) is part of the time, told apart.
+    assert 0 < out.startup_s < out.elapsed_s - out.measured_s
 
 
 @pytest.mark.slow

@@ -119,6 +119,7 @@ class ABOutcome:
     n_cases: int = 0
     measured_s: float = 0.0
     stops: dict[str, int] = field(default_factory=dict)
+    startup_s: float = 0.0  # from the first worker's launch until every worker said ready
 
 
 def resolve(ref: str) -> BuildEnv:
@@ -267,6 +268,7 @@ def run_ab(
     runs_done: list[CaseRun] = []
     fps: dict[str, dict[str, Any]] = {}
     spent = 0.0
+    startup_s = 0.0
     interrupted = False
     timeout = float(settings.get("case_timeout_s"))
     with tempfile.TemporaryDirectory(prefix="tritonwatch-ab-") as tmp:
@@ -289,6 +291,7 @@ def run_ab(
             for s in "AB"
         }
         try:
+            launched = time.monotonic()
             for w in (*workers["A"], *workers["B"]):
                 w.launch()  # side by side: start-up is most of a worker's cost
             for side in "AB":
@@ -300,6 +303,7 @@ def run_ab(
                         raise
                     _check_side(envs[side], fp)
                     fps.setdefault(side, fp)
+            startup_s = time.monotonic() - launched
             for n, case in enumerate(order):
                 if progress is not None:
                     progress("case", case, {"index": n, "n": len(order)})
@@ -406,6 +410,7 @@ def run_ab(
         n_cases=len(p.cases),
         measured_s=spent / 1e3,
         stops=stops,
+        startup_s=startup_s,
     )
 
 
