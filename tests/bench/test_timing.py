@@ -68,3 +68,18 @@ def test_a_narrow_ci_does_not_stop_sampling_before_min_time() -> None:
     assert quick.stop == "ci" and len(quick.samples) == 10
     m = measure(lambda: None, FakeTimer([1.0]), budget_ms=1000, target_ci=0.005, min_time_ms=50)
     assert m.stop == "ci" and m.elapsed_ms >= 50 and len(m.samples) >= 50
+
+
+def test_the_flush_buffer_moves_to_a_new_place_of_the_same_size() -> None:
+    # A/B moves it once per block (Worker.refresh): a buffer made once per worker would give
+    # each process a lasting offset. The new one is made while the old still holds its place.
+    torch = pytest.importorskip("torch")
+    from tritonwatch.bench.timing import EventTimer
+
+    timer = EventTimer(0, device="cpu", hold=False)  # the buffer logic, without a GPU
+    before = timer.cache.data_ptr()
+    size = timer.cache.numel() * timer.cache.element_size()
+    timer.move_flush()
+    assert timer.cache.data_ptr() != before
+    assert timer.cache.numel() * timer.cache.element_size() == size == timer.flush_bytes
+    assert timer.cache.dtype == torch.int32

@@ -89,3 +89,21 @@ def test_event_timer_holds_launch_gaps_out_of_the_samples() -> None:
     assert med(m_bare.samples) > 0.15  # the gap is in the unheld samples
     assert med(m_held.samples) < 0.1  # 32 MB moved: tens of microseconds, not the launch
     assert held.batches >= 1
+
+
+def test_each_ab_block_moves_the_flush_buffer_with_the_inputs() -> None:
+    # The flush buffer was made once per worker: a place of its own for each process's life.
+    from tritonwatch import plugins
+    from tritonwatch.bench.runner import RunOptions, plan
+    from tritonwatch.bench.worker import Worker
+
+    registry = plugins.load([])
+    opts = RunOptions(suite="smoke", patterns=["softmax"], providers=["torch"], device="cuda")
+    _, device, p = plan(opts, registry)
+    worker = Worker(device, registry, 100.0, 0.01, 1)
+    rec, live = worker.prepare_case(p.cases[0])
+    assert live is not None and worker._event_timer is not None, rec
+    before = worker._event_timer.cache.data_ptr()
+    worker.refresh(live)
+    assert worker._event_timer.cache.data_ptr() != before
+    assert worker.time_segment(live, 5.0)["samples"]

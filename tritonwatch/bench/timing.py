@@ -238,6 +238,19 @@ class EventTimer:
     def clock_ms(self) -> float:
         return time.perf_counter_ns() / 1e6
 
+    def move_flush(self) -> None:
+        """Put the flush buffer somewhere else in device memory (A/B: once per block).
+
+        The flush leaves the L2 full of the buffer's dirty lines, which the timed kernel's own
+        traffic writes back to memory; where the buffer lies then shapes that traffic. A buffer
+        made once per worker would give each worker process a lasting offset of its own, so
+        A/B moves it with the inputs (``Worker.refresh``). The new buffer is made before the old
+        one is freed, so the allocator cannot hand back the same place.
+        """
+        old = self.cache
+        self.cache = self.torch.empty_like(old)
+        del old
+
     def _pairs(self, n: int) -> list[tuple[Any, Any]]:
         ev = self.torch.cuda.Event
         while len(self._events) < n:
