@@ -90,27 +90,19 @@ def thinned(segs: Sequence[Sequence[float]], most: int = MAX_SAMPLES) -> list[Se
     return [s[::k] for s in segs]
 
 
-def block_ratio(segs_a: Sequence[Sequence[float]], segs_b: Sequence[Sequence[float]]) -> float:
-    """The log time ratio (B over A) of one block: mean log segment median, B's minus A's."""
-    ma = [math.log(float(np.median(s))) for s in segs_a]
-    mb = [math.log(float(np.median(s))) for s in segs_b]
-    return sum(mb) / len(mb) - sum(ma) / len(ma)
-
-
-def self_disagreement(
+def block_ratio(
     segs_a: Sequence[Sequence[float]], segs_b: Sequence[Sequence[float]]
-) -> float:
-    """How far one block's build disagrees with itself: the larger, over the two sides, of the
-    absolute log ratio of its two segment medians.
+) -> tuple[float, float]:
+    """One block's log time ratio (B over A: mean log segment median, B's minus A's), and how
+    far a build disagreed with itself in it: the larger, over the two sides, of the spread of
+    its log segment medians.
 
-    It does not depend on how the builds differ (both segments of a side time the same code
-    on the same inputs), only on what changed in the machine during the block.
+    The second does not depend on how the builds differ (both segments of a side time the same
+    code on the same inputs), only on what changed in the machine during the block.
     """
-    worst = 0.0
-    for segs in (segs_a, segs_b):
-        logs = [math.log(float(np.median(s))) for s in segs]
-        worst = max(worst, max(logs) - min(logs))
-    return worst
+    logs = [[math.log(float(np.median(s))) for s in segs] for segs in (segs_a, segs_b)]
+    ratio = sum(logs[1]) / len(logs[1]) - sum(logs[0]) / len(logs[0])
+    return ratio, max(max(side) - min(side) for side in logs)
 
 
 def time_case(
@@ -276,7 +268,7 @@ def _block(
     rng: random.Random,
 ) -> tuple[float, float] | None:
     """One ABBA or BAAB block on one worker pair: its log ratio and how far a side disagreed
-    with itself (:func:`self_disagreement`), or None if a side failed."""
+    with itself (:func:`block_ratio`), or None if a side failed."""
     order = "ABBA" if rng.random() < 0.5 else "BAAB"
     segs: dict[str, list[list[float]]] = {"A": [], "B": []}
     timed_before = pair in cr.timed_on
@@ -297,7 +289,7 @@ def _block(
         segs[side].append(samples)
         cr.segments[side].append(samples)  # kept even if the block is not completed
         cr.spent_ms += float(ev.get("elapsed_ms") or 0.0)
-    return block_ratio(segs["A"], segs["B"]), self_disagreement(segs["A"], segs["B"])
+    return block_ratio(segs["A"], segs["B"])
 
 
 def _out_of_memory(ev: dict[str, Any]) -> bool:

@@ -247,9 +247,7 @@ class EventTimer:
         A/B moves it with the inputs (``Worker.refresh``). The new buffer is made before the old
         one is freed, so the allocator cannot hand back the same place.
         """
-        old = self.cache
-        self.cache = self.torch.empty_like(old)
-        del old
+        self.cache = self.torch.empty_like(self.cache)  # the old one is freed on assignment
 
     def _pairs(self, n: int) -> list[tuple[Any, Any]]:
         ev = self.torch.cuda.Event

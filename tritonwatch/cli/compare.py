@@ -179,12 +179,12 @@ def compare_cmd(
     all), then the case is timed in blocks of four short segments, ABBA or BAAB at random, one
     at a time, each block on one pair of workers (A's i-th and B's i-th); a block in which a
     build disagrees with itself (a transient: another process, a core slowing) is timed again
-    once. Per case: both medians, B/A time ratio with a 95% CI and p-value from the variation between the pairs, and
-    the smallest change it could have detected. `slower`/`faster` needs both
-    significance (FDR 5% across cases) and a change beyond --threshold; `same` means no change
-    larger than the case's detectable change, shown as `too noisy` when that exceeds
-    --threshold. Cases neither build could time are listed with
-    why. Both runs and the verdicts are stored as a comparison.
+    once. Per case: both medians, B/A time ratio with a 95% CI and p-value from the variation
+    between the pairs, and the smallest change it could have detected. `slower`/`faster` needs
+    both significance (FDR 5% across cases) and a change beyond --threshold; `same` means no
+    change larger than the case's detectable change, shown as `too noisy` when that exceeds
+    --threshold. Cases neither build could time are listed with why. Both runs and the
+    verdicts are stored as a comparison.
 
     \b
     Exit status: 0 compared; 1 a regression with --fail-on-regression; 130 interrupted

@@ -334,7 +334,7 @@ def comparison_view(summary: dict[str, Any], cases: list[Any]) -> dict[str, Any]
     rows with human headers, units and rounded changes, regressions first, largest change first.
     """
     ranked: list[tuple[tuple[int, float], dict[str, str]]] = []
-    noisy_mdes: list[float] = []
+    noisy_seen: list[float] = []  # the detectable changes of the cases shown as too noisy
     for c in cases:
         if not isinstance(c, dict):
             continue
@@ -344,7 +344,7 @@ def comparison_view(summary: dict[str, Any], cases: list[Any]) -> dict[str, Any]
         rank = ORDER.index(verdict) if verdict in ORDER else len(ORDER)
         shown = shown_verdict(verdict, c.get("mde"), summary.get("threshold"))
         if shown == NOISY:
-            noisy_mdes.append(float(c["mde"]))
+            noisy_seen.append(float(c["mde"]))
         ranked.append(
             (
                 (rank, -effect),
@@ -397,13 +397,13 @@ def comparison_view(summary: dict[str, Any], cases: list[Any]) -> dict[str, Any]
         elif isinstance(v, dict):
             v = ", ".join(f"{k} {n}" for k, n in sorted(v.items()))
         lines.append((label, str(v)))
-    if noisy_mdes:
-        m = sorted(noisy_mdes)[len(noisy_mdes) // 2]
+    if noisy_seen:
+        m = sorted(noisy_seen)[len(noisy_seen) // 2]
         thr = float(s.get("threshold") or 0)
         lines.append(
             (
                 "too noisy",
-                f"{_cases(len(noisy_mdes))} could not have seen a {thr:.1%} change; the median "
+                f"{_cases(len(noisy_seen))} could not have seen a {thr:.1%} change; the median "
                 f"one could see only changes above {m:.1%}",
             )
         )
