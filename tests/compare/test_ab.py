@@ -17,7 +17,7 @@ from comparekit import REAL_TRITON, fake_python
 from support.probes import needs, needs_interpreter
 
 from tritonwatch import settings
-from tritonwatch.bench import ab
+from tritonwatch.bench import ab, live
 from tritonwatch.bench.ab import ABOptions, BuildEnv, run_ab
 from tritonwatch.bench.spec import DeviceInfo
 from tritonwatch.cli import main
@@ -50,16 +50,27 @@ class FakeLive:
     bursts: dict[tuple[str, int, int], float] = {}  # (side, worker, its n-th segment) -> factor
     made: dict[str, int] = {}
     argvs: list[list[str]] = []
+    instances: list[FakeLive] = []
 
     def __init__(self, argv: list[str], gpu: Any, cases: Any, tmp: str, timeout_s: float):
-        FakeLive.argvs.append(argv)
+        FakeLive.argvs.append(argv)  # what it was launched with, then told (configure)
+        FakeLive.instances.append(self)
+        self.argv = argv
         self.side = argv[0][-1]
         key = f"{tmp}:{self.side}"  # numbered within one comparison
         self.k = FakeLive.made[key] = FakeLive.made.get(key, -1) + 1
-        self.cases = FakeLive.cases = list(cases)
+        self.cases: list[Any] = []
         self.rng = np.random.default_rng(ord(self.side) + 1000 * self.k)
         self.running = False
         self.segments = 0
+        self.device = {"kind": "cpu"}
+
+    def configure(self, setup: list[str]) -> None:
+        from tritonwatch.bench.spec import load_cases
+
+        self.argv += setup
+        with open(setup[setup.index("--cases") + 1], encoding="utf-8") as f:
+            self.cases = FakeLive.cases = load_cases(f.read())
 
     @property
     def alive(self) -> bool:
@@ -130,7 +141,8 @@ def fake_live(monkeypatch: pytest.MonkeyPatch) -> type[FakeLive]:
     FakeLive.bursts = {}
     FakeLive.made = {}
     FakeLive.argvs = []
-    monkeypatch.setattr(ab, "LiveWorker", FakeLive)
+    FakeLive.instances = []
+    monkeypatch.setattr(live, "LiveWorker", FakeLive)
     monkeypatch.setattr(
         ab, "resolve", lambda ref: BuildEnv(ref, f"/py/{ref}", {"a": "3.8.0", "b": "3.9.0"}[ref])
     )
@@ -514,6 +526,74 @@ def test_by_default_the_two_builds_share_one_runs_budget_per_case(
 
 
 @needs("torch", "triton")
+def test_compare_starts_its_workers_before_it_opens_the_store_and_plans(
+    fake_live: type[FakeLive], sqlite_url: str, planted: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Eight workers importing torch took 6.4 s on a 2-core host, and they were started only
+    # once the command had imported, opened the store and planned (2.9 s on one core).
+    from tritonwatch.cli import compare as cli
+
+    running: dict[str, list[bool]] = {}
+    opened, planned = cli.open_store, ab.plan
+
+    def open_store(db: str | None) -> Any:
+        running["store"] = [w.running for w in fake_live.instances]
+        return opened(db)
+
+    def plan(*a: Any, **kw: Any) -> Any:
+        running["plan"] = [w.running for w in fake_live.instances]
+        return planned(*a, **kw)
+
+    monkeypatch.setattr(cli, "open_store", open_store)
+    monkeypatch.setattr(ab, "plan", plan)
+    args = ["compare", "--a", "a", "--b", "b", "--suite", str(planted), "--device", "cpu"]
+    r = CliRunner().invoke(main, [*args, "--budget-ms", "50", "--db", sqlite_url])
+    assert r.exit_code == 0, r.output
+    assert running["store"] == running["plan"] == [True] * (2 * ab.DEFAULT_WORKERS)
+    # What to measure comes after the plan; the launch itself knows only what the start needs.
+    for argv in fake_live.argvs:
+        assert argv.index("--cases") > argv.index("--tuning-dir")
+        assert "--budget-ms" in argv[argv.index("--cases") :]
+    assert not any(w.running for w in fake_live.instances)  # all closed at the end
+
+
+@needs("torch", "triton")
+def test_workers_started_early_are_closed_when_the_store_cannot_be_opened(
+    fake_live: type[FakeLive], tmp_path: Path, planted: Path
+) -> None:
+    bad = tmp_path / "corrupt.db"
+    bad.write_bytes(b"this is not a database" * 100)
+    args = ["compare", "--a", "a", "--b", "b", "--suite", str(planted), "--device", "cpu"]
+    r = CliRunner().invoke(main, [*args, "--db", f"sqlite:///{bad}"])
+    assert r.exit_code != 0 and "Traceback" not in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1, r.output
+    assert fake_live.instances and not any(w.running for w in fake_live.instances)
+    # A design that cannot give a verdict is refused before anything starts.
+    r = CliRunner().invoke(main, [*args, "--workers", "40", "--db", f"sqlite:///{bad}"])
+    assert r.exit_code != 0 and "--workers 40: at most --blocks" in r.output, r.output
+    assert len(fake_live.instances) == 2 * ab.DEFAULT_WORKERS  # none more
+
+
+@needs("torch", "triton")
+def test_workers_that_measure_on_another_device_than_the_plan_are_refused(
+    fake_live: type[FakeLive], sqlite_url: str, planted: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With --device auto each worker finds the device itself (before it imports Triton).
+    opts = ABOptions(a="a", b="b", suite=str(planted), device="cpu", budget_ms=50)
+    real_ready = FakeLive.ready
+
+    def ready(self: FakeLive) -> dict[str, Any]:
+        fp = real_ready(self)
+        self.device = {"kind": "cuda"}
+        return fp
+
+    monkeypatch.setattr(FakeLive, "ready", ready)
+    with Store.open(sqlite_url) as st, pytest.raises(BenchError, match="measures on cuda"):
+        run_ab(opts, st)
+    assert not any(w.running for w in fake_live.instances)
+
+
+@needs("torch", "triton")
 def test_a_worker_that_imports_another_triton_is_refused(
     fake_live: type[FakeLive], sqlite_url: str, planted: Path
 ) -> None:
@@ -794,6 +874,48 @@ def _serving(planted: Path, plugins_: tuple[str, ...] = ()) -> tuple[list[Any], 
     device = probe("cpu")
     cases = expand(plugins.load(()), load_suite(str(planted)), device).cases
     return cases, worker_argv(device, 100.0, 0.01, 0, plugins_)
+
+
+@needs("torch", "triton")
+def test_a_worker_started_before_the_plan_finds_its_device_and_takes_its_cases_later(
+    planted: Path, quick: None, tmp_path: Path
+) -> None:
+    # The driver starts its workers before it knows the cases (bench.live.Crew): a worker
+    # imports torch and Triton, then reads what to measure as its first line. With --device
+    # auto and no GPU it must still run Triton under the interpreter, which it has to decide
+    # before Triton is imported (nothing told it to: the driver passes a GPU slot for auto).
+    from tritonwatch import plugins
+    from tritonwatch.bench.live import LiveWorker, write_cases
+    from tritonwatch.bench.pool import launch_argv, timing_argv
+    from tritonwatch.bench.registry import expand, load_suite
+    from tritonwatch.bench.runner import probe
+
+    cases, _ = _serving(planted)
+    smoke = expand(plugins.load(()), load_suite("smoke"), probe("cpu")).cases
+    kernel = next(c for c in smoke if c.provider == "triton")
+    w = LiveWorker(launch_argv("auto", ()), (None, 0), None, str(tmp_path), 60.0)
+    with w:
+        w.launch()
+        assert w.setup is None and w.alive
+        w.configure(["--cases", write_cases([*cases, kernel], str(tmp_path))])
+        with pytest.raises(BenchError, match="already told"):  # it reads one setup line
+            w.configure(["--seed", "1"])
+        w.close()
+        w.configure([*(w.setup or []), *timing_argv(100.0, 0.01, 0)])  # for the next start
+        fp = w.start()
+        assert fp["build"]["triton"]["version"] and w.device["kind"] == "cpu"
+        assert w.ask("prepare", 0)["status"] == "ok"
+        w.ask("drop", 0)
+        under = w.ask("prepare", len(cases))  # a Triton kernel: the interpreter, not a GPU
+        assert under["status"] == "skipped" and "interpreter" in under["error"], under
+    # A worker the driver stops before it has planned leaves quietly.
+    w = LiveWorker(launch_argv("cpu", ()), None, None, str(tmp_path), 60.0)
+    w.launch()
+    proc = w.proc
+    assert proc is not None
+    w.quit()
+    assert proc.wait(timeout=60) == 0
+    w.close()
 
 
 @needs("torch", "triton")

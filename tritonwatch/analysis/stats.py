@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import special as _special
-from scipy import stats as _st
 
 # 1.4826 * MAD estimates the standard deviation of a normal distribution.
 MAD_SCALE = 1.4826
@@ -120,7 +119,11 @@ def mann_whitney(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarra
     y = np.asarray(b, dtype=np.float64)
     if x.size == 0 or y.size == 0:
         raise ValueError("mann_whitney needs at least one value in each sample")
-    r = _st.mannwhitneyu(x, y, alternative="two-sided", method="auto")
+    # scipy.stats takes half a second to import; only this test needs it, and `compare`
+    # imports this module before its workers start (bench.live.Crew).
+    from scipy import stats
+
+    r = stats.mannwhitneyu(x, y, alternative="two-sided", method="auto")
     return TestResult(statistic=float(r.statistic), p=float(r.pvalue))
 
 

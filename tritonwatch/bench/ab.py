@@ -2,6 +2,8 @@
 
 Each build gets ``workers`` persistent worker processes (default 4), started with its own Python
 (so two Triton builds never share a process) and warmed once; A's i-th and B's i-th form pair i.
+They start before the driver plans (:class:`tritonwatch.bench.live.Crew`) and are told the plan
+once it is made.
 Cases are taken one at a time, in the seed's shuffled order: every worker prepares the case
 (compile, check, warm up; one timer for all), then it is timed in blocks of four short segments,
 ``ABBA`` or ``BAAB`` at random per block, each block on one pair and on new inputs placed anew
@@ -30,7 +32,6 @@ import json
 import math
 import os
 import random
-import tempfile
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
@@ -50,8 +51,8 @@ from ..errors import BenchError, UsageError
 from ..runformat import Run, new_run_id, now
 from . import roofline
 from .blocks import ABProgress, CaseRun, pair_groups, time_case
-from .live import LiveWorker, WorkerLost
-from .pool import gpu_slot
+from .live import BuildEnv, Crew, WorkerLost, resolve
+from .pool import timing_argv
 from .runner import (
     CaseOutcome,
     Record,
@@ -61,7 +62,6 @@ from .runner import (
     previous_timers,
     sampling,
     shuffled,
-    worker_argv,
 )
 from .spec import Case, DeviceInfo
 
@@ -72,15 +72,6 @@ DEFAULT_BLOCKS = 8  # planned ABBA blocks per case; each side gets budget_ms ove
 # A shorter segment times mostly the command that asks for it (about 1 ms on a CPU).
 MIN_SEGMENT_MS = 1.0
 DEFAULT_WORKERS = 4  # worker processes per build; block i of a case goes to pair i mod 4
-
-
-@dataclass(frozen=True)
-class BuildEnv:
-    """One side of a comparison: what the user typed and the Python that runs its workers."""
-
-    name: str
-    python: str
-    triton_version: str
 
 
 @dataclass
@@ -120,14 +111,6 @@ class ABOutcome:
     measured_s: float = 0.0
     stops: dict[str, int] = field(default_factory=dict)
     startup_s: float = 0.0  # from the first worker's launch until every worker said ready
-
-
-def resolve(ref: str) -> BuildEnv:
-    """An environment name, venv folder, python path or ``current`` (see ``tritonwatch env``)."""
-    from ..codegen.envs import resolve_env
-
-    info = resolve_env(ref)
-    return BuildEnv(name=ref, python=info.python, triton_version=info.triton_version)
 
 
 def timing_cpus(device: DeviceInfo) -> list[int] | None:
@@ -175,17 +158,33 @@ def _check_side(env: BuildEnv, fp: dict[str, Any] | None, why: str = "") -> None
         )
 
 
+def start_crew(opts: ABOptions) -> Crew:
+    """Both builds' workers, launched (:class:`bench.live.Crew`), once the options are
+    checked: ``run_ab`` without a crew starts one itself; ``tritonwatch compare`` starts it
+    before it opens the store."""
+    check_options(opts)
+    probed = {ref: resolve(ref) for ref in dict.fromkeys((opts.a, opts.b))}  # A/A: once
+    envs = {"A": probed[opts.a], "B": probed[opts.b]}
+    return Crew(envs, opts.workers, opts.device, opts.gpu, opts.plugins)
+
+
 def run_ab(
     opts: ABOptions,
     store: Store,
     progress: ABProgress | None = None,
     on_plan: Callable[[int, DeviceInfo, str], None] | None = None,
+    crew: Crew | None = None,
 ) -> ABOutcome:
     """Plan once, measure both builds case by case in ABBA blocks, store two runs and the
-    comparison (see the module docstring for the design)."""
-    from .. import plugins
-
+    comparison (see the module docstring for the design). ``crew``: the workers, started
+    early by :func:`start_crew` (else started here); closed when this returns or fails."""
     t0 = time.monotonic()
+    with crew or start_crew(opts) as started:
+        return _run_ab(opts, store, started, progress, on_plan, t0)
+
+
+def check_options(opts: ABOptions) -> None:
+    """Refuse a design that cannot give a verdict, before any worker starts."""
     if opts.blocks < MIN_BLOCKS:
         raise UsageError(f"--blocks {opts.blocks}: give at least {MIN_BLOCKS} blocks per case")
     if opts.workers != 1 and opts.workers < MIN_BLOCKS:
@@ -197,7 +196,19 @@ def run_ab(
         raise UsageError(f"--workers {opts.workers}: at most --blocks ({opts.blocks}) per build")
     if opts.total_budget_s is not None and opts.total_budget_s <= 0:
         raise UsageError("--budget must be positive")
-    env_a, env_b = resolve(opts.a), resolve(opts.b)
+
+
+def _run_ab(
+    opts: ABOptions,
+    store: Store,
+    crew: Crew,
+    progress: ABProgress | None,
+    on_plan: Callable[[int, DeviceInfo, str], None] | None,
+    t0: float,
+) -> ABOutcome:
+    from .. import plugins
+
+    env_a, env_b = crew.envs["A"], crew.envs["B"]
     with settings.scope(threshold=opts.threshold):
         threshold = float(settings.get("threshold"))
     if not 0 <= threshold < 1:
@@ -249,12 +260,6 @@ def run_ab(
     if on_plan is not None:
         on_plan(len(p.cases), device, design)
     gpus = [opts.gpu] if opts.gpu is not None else None
-    if not device.is_gpu:
-        slot: tuple[str | None, int] | None = None
-    elif gpus:
-        slot = gpu_slot(gpus[0])
-    else:
-        slot = (None, gpu_slot(0)[1])  # leave the user's CUDA_VISIBLE_DEVICES alone
     envs = {"A": env_a, "B": env_b}
     # One timer per case for both builds: the stored choice if this machine has one, else the
     # first side's. Comparing an event-timed side with a graph-timed one would report the
@@ -270,72 +275,55 @@ def run_ab(
     spent = 0.0
     startup_s = 0.0
     interrupted = False
-    timeout = float(settings.get("case_timeout_s"))
-    with tempfile.TemporaryDirectory(prefix="tritonwatch-ab-") as tmp:
-        workers = {
-            s: [
-                LiveWorker(
-                    [
-                        *worker_argv(device, budget, target_ci, seed, opts.plugins, envs[s].python),
-                        "--tuning-dir",
-                        os.path.join(tmp, f"tuning-{s}"),  # autotuned once per build (.tuning)
-                        *(["--pin-cpus", ",".join(map(str, cpus))] if cpus else []),
-                    ],
-                    slot,
-                    order,
-                    tmp,
-                    timeout,
-                )
-                for _ in range(opts.workers)
-            ]
-            for s in "AB"
-        }
-        try:
-            launched = time.monotonic()
-            for w in (*workers["A"], *workers["B"]):
-                w.launch()  # side by side: start-up is most of a worker's cost
-            for side in "AB":
-                for w in workers[side]:
-                    try:
-                        fp = w.ready()
-                    except WorkerLost as e:
-                        _check_side(envs[side], None, str(e))
-                        raise
-                    _check_side(envs[side], fp)
-                    fps.setdefault(side, fp)
-            startup_s = time.monotonic() - launched
-            for n, case in enumerate(order):
-                if progress is not None:
-                    progress("case", case, {"index": n, "n": len(order)})
-                # What the cases after this one need at least: MIN_BLOCKS blocks each.
-                # This case's fair share of what is left: the budget that cases decided early
-                # did not use goes to the undecided ones after them, never a later case's own.
-                share = (total_ms - spent) / (len(order) - n)
-                cr = time_case(
-                    case,
-                    index[case.id],
-                    workers,
-                    timer=timers.get(case.id),
-                    seg_ms=seg_ms,
-                    planned=opts.blocks,
-                    threshold=threshold,
-                    rng=rng,
-                    room_ms=share,
-                    progress=progress,
-                )
-                spent += cr.spent_ms
-                runs_done.append(cr)
-                if progress is not None:
-                    status = "/".join(cr.record(s).status for s in "AB")
-                    got = {"status": status, "blocks": len(cr.blocks), "decision": cr.decision}
-                    progress("done", case, got)
-        except KeyboardInterrupt:
-            interrupted = True
-        finally:
-            for w in (*workers["A"], *workers["B"]):
-                w.quit()  # all exit side by side; then each is waited for
-            for w in (*workers["A"], *workers["B"]):
-                w.close()
+    workers = crew.workers
+    pin = ["--pin-cpus", ",".join(map(str, cpus))] if cpus else []
+    crew.configure(order, [*timing_argv(budget, target_ci, seed), *pin])
+    try:
+        for side in "AB":
+            for w in workers[side]:
+                try:
+                    fp = w.ready()
+                except WorkerLost as e:
+                    _check_side(envs[side], None, str(e))
+                    raise
+                _check_side(envs[side], fp)
+                if w.device.get("kind") != device.kind:
+                    raise BenchError(
+                        f"environment {envs[side].name}: its worker measures on "
+                        f"{w.device.get('kind')}, where this comparison planned for "
+                        f"{device.kind}; give --device"
+                    )
+                fps.setdefault(side, fp)
+        startup_s = time.monotonic() - crew.launched
+        for n, case in enumerate(order):
+            if progress is not None:
+                progress("case", case, {"index": n, "n": len(order)})
+            # What the cases after this one need at least: MIN_BLOCKS blocks each.
+            # This case's fair share of what is left: the budget that cases decided early
+            # did not use goes to the undecided ones after them, never a later case's own.
+            share = (total_ms - spent) / (len(order) - n)
+            cr = time_case(
+                case,
+                index[case.id],
+                workers,
+                timer=timers.get(case.id),
+                seg_ms=seg_ms,
+                planned=opts.blocks,
+                threshold=threshold,
+                rng=rng,
+                room_ms=share,
+                progress=progress,
+            )
+            spent += cr.spent_ms
+            runs_done.append(cr)
+            if progress is not None:
+                status = "/".join(cr.record(s).status for s in "AB")
+                got = {"status": status, "blocks": len(cr.blocks), "decision": cr.decision}
+                progress("done", case, got)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        crew.close()
     finished = now()
     done = {cr.case.id: cr for cr in runs_done}
     stored_runs: dict[str, Run] = {}

@@ -1,5 +1,12 @@
-"""A persistent worker the A/B driver talks to: started once per build, warmed once, then asked
-to prepare, time and drop one case at a time (``python -m tritonwatch.bench.worker --serve``).
+"""The persistent workers the A/B driver talks to: started once per build, warmed once, then
+asked to prepare, time and drop one case at a time (``python -m tritonwatch.bench.worker
+--serve``).
+
+A :class:`Crew` starts both builds' workers before the driver has planned: a worker's start-up
+(importing torch and Triton, about 1 s of CPU each) is most of what it costs, and it runs while
+the driver imports, opens the store and plans. What to measure (the cases file, budget, seed,
+cores to pin) follows as the first line on the worker's stdin (:meth:`LiveWorker.configure`),
+which it reads once its imports are done; it says ``ready`` after that.
 
 The driver waits for each answer before it sends the next command to either worker, so the two
 builds never time at the same moment on one device. A crash or a hang ends the worker; the
@@ -14,13 +21,16 @@ import json
 import os
 import queue
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from .. import settings
 from ..errors import BenchError
-from .pool import STARTUP_GRACE_S, kill_worker, spawn_worker, stderr_tail
+from .pool import STARTUP_GRACE_S, gpu_slot, kill_worker, launch_argv, spawn_worker, stderr_tail
 from .spec import Case, dump_cases
 
 
@@ -34,11 +44,13 @@ class LiveWorker:
     Parameters
     ----------
     argv : list of str
-        The worker's command line (``pool.worker_argv``) without ``--cases``.
+        The worker's command line (``pool.launch_argv``, or all of ``pool.worker_argv``)
+        without ``--cases``.
     gpu : (pin, NVML index) or None
         As for ``pool.spawn_worker``; None runs on the CPU under the Triton interpreter.
-    cases : sequence of Case
-        Every case of the comparison; commands name them by index.
+    cases : sequence of Case, or None
+        Every case of the comparison; commands name them by index. None: :meth:`configure`
+        says what to measure later (the worker can start meanwhile).
     tmp : str
         A folder for the cases file and stderr.
     timeout_s : float
@@ -49,19 +61,21 @@ class LiveWorker:
         self,
         argv: list[str],
         gpu: tuple[str | None, int] | None,
-        cases: Sequence[Case],
+        cases: Sequence[Case] | None,
         tmp: str,
         timeout_s: float,
     ) -> None:
         self.argv, self.gpu, self.tmp, self.timeout_s = argv, gpu, tmp, timeout_s
-        self.path = os.path.join(tmp, f"cases-{id(self)}.json")
-        with open(self.path, "w", encoding="utf-8") as f:
-            f.write(dump_cases(list(cases), {}))
+        self.setup: list[str] | None = None
+        if cases is not None:
+            self.setup = ["--cases", write_cases(cases, tmp)]
         self.proc: subprocess.Popen[str] | None = None
         self.errf: Any = None
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.reader: threading.Thread | None = None
         self.fingerprint: dict[str, Any] | None = None
+        self.device: dict[str, Any] = {}  # what the worker measures on (its ready line)
+        self.told = False  # the running process has its setup line
         self.starts = 0
 
     @property
@@ -74,21 +88,48 @@ class LiveWorker:
         return self.ready()
 
     def launch(self) -> None:
-        """Start the process without waiting for it (several start side by side)."""
+        """Start the process without waiting for it (several start side by side). It imports
+        torch and Triton, then waits for :meth:`configure`'s line (sent now if known)."""
         self.close()
         self.proc, self.errf, self.lines, self.reader = spawn_worker(
-            [*self.argv, "--serve", "--cases", self.path], self.gpu, self.tmp, commands=True
+            [*self.argv, "--serve"], self.gpu, self.tmp, commands=True
         )
         self.fingerprint = None  # this process has not said ready yet
+        self.told = False  # nor been told what to measure
         self.starts += 1
+        if self.setup is not None:
+            self._send_setup()
+
+    def configure(self, setup: list[str]) -> None:
+        """What the worker measures: worker options (``--cases FILE`` and those of
+        ``pool.timing_argv``, ``--pin-cpus``), sent to the running process and to every
+        restart. The worker reads them once its imports are done, then says ready."""
+        if self.told:
+            raise BenchError("this worker was already told what to measure; close it first")
+        self.setup = list(setup)
+        if self.proc is not None:
+            self._send_setup()
+
+    def _send_setup(self) -> None:
+        proc = self.proc
+        if proc is None or proc.stdin is None:
+            return
+        self.told = True
+        # A worker that already died cannot take it: ready() reports how it died.
+        with contextlib.suppress(OSError, ValueError):
+            proc.stdin.write(json.dumps({"do": "setup", "argv": self.setup}) + "\n")
+            proc.stdin.flush()
 
     def ready(self) -> dict[str, Any]:
-        """Wait for a launched worker's ``ready``; returns its fingerprint."""
+        """Wait for a launched worker's ``ready`` (after its setup); returns its fingerprint."""
+        if self.setup is None:
+            raise BenchError("a worker was asked to be ready before it was told what to measure")
         ev = self._next(STARTUP_GRACE_S + self.timeout_s, "start")
         if ev.get("event") != "ready":
             self.close()
             raise WorkerLost(f"worker did not start: {json.dumps(ev)[:300]}")
         self.fingerprint = ev.get("fingerprint") or {}
+        self.device = dict(ev.get("device") or {})
         return self.fingerprint
 
     def ask(self, do: str, index: int, **kw: Any) -> dict[str, Any]:
@@ -173,8 +214,117 @@ class LiveWorker:
         if self.errf is not None:
             self.errf.close()
         self.proc, self.errf, self.reader = None, None, None
+        self.told = False
 
     def __enter__(self) -> LiveWorker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_cases(cases: Sequence[Case], tmp: str) -> str:
+    """The cases file workers read (commands name cases by their index in it)."""
+    fd, path = tempfile.mkstemp(prefix="cases-", suffix=".json", dir=tmp)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(dump_cases(list(cases), {}))
+    return path
+
+
+@dataclass(frozen=True)
+class BuildEnv:
+    """One side of a comparison: what the user typed and the Python that runs its workers."""
+
+    name: str
+    python: str
+    triton_version: str
+
+
+def resolve(ref: str) -> BuildEnv:
+    """An environment name, venv folder, python path or ``current`` (see ``tritonwatch env``)."""
+    from ..codegen.envs import resolve_env
+
+    info = resolve_env(ref)
+    return BuildEnv(name=ref, python=info.python, triton_version=info.triton_version)
+
+
+class Crew:
+    """Both builds' workers (``workers`` each), launched at once, before anything is planned.
+
+    The driver starts them first (``tritonwatch compare`` does so before it opens the store),
+    then plans, then tells every worker what to measure (:meth:`configure`) and waits for each
+    to say ready. A worker's start-up (importing torch and Triton) then runs alongside the
+    driver's own imports and planning instead of after them. ``device`` is ``--device`` as
+    given (None: the setting): ``auto`` lets each worker find the GPU itself, and the driver
+    checks that its workers measure on the device it planned for. Close it (or use it as a
+    context manager) however the comparison ends: a worker that never said ready is killed
+    at once.
+    """
+
+    def __init__(
+        self,
+        envs: dict[str, BuildEnv],
+        workers: int,
+        device: str | None,
+        gpu: int | None,
+        plugins: Sequence[str],
+    ) -> None:
+        with settings.scope(device=device):
+            flag = str(settings.get("device"))
+        if flag == "cpu":
+            slot: tuple[str | None, int] | None = None
+        elif gpu is not None:
+            slot = gpu_slot(gpu)
+        else:
+            slot = (None, gpu_slot(0)[1])  # leave the user's CUDA_VISIBLE_DEVICES alone
+        self.envs = envs
+        self._tmp = tempfile.TemporaryDirectory(prefix="tritonwatch-ab-")
+        self.tmp = self._tmp.name
+        timeout = float(settings.get("case_timeout_s"))
+        self.workers = {
+            s: [
+                LiveWorker(
+                    [
+                        *launch_argv(flag, plugins, envs[s].python),
+                        # This comparison's autotuning results, per build (bench.tuning).
+                        "--tuning-dir",
+                        os.path.join(self.tmp, f"tuning-{s}"),
+                    ],
+                    slot,
+                    None,
+                    self.tmp,
+                    timeout,
+                )
+                for _ in range(max(workers, 0))
+            ]
+            for s in envs
+        }
+        self.launched = time.monotonic()
+        try:
+            for w in self.all:
+                w.launch()  # side by side: start-up is most of a worker's cost
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def all(self) -> list[LiveWorker]:
+        return [w for ws in self.workers.values() for w in ws]
+
+    def configure(self, cases: Sequence[Case], setup: list[str]) -> None:
+        """Tell every worker the cases (one file for all) and how to measure them."""
+        path = write_cases(cases, self.tmp)
+        for w in self.all:
+            w.configure(["--cases", path, *setup])
+
+    def close(self) -> None:
+        for w in self.all:
+            w.quit()  # all exit side by side; then each is waited for
+        for w in self.all:
+            w.close()
+        self._tmp.cleanup()
+
+    def __enter__(self) -> Crew:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -283,12 +283,22 @@ def worker_argv(
     python: str | None = None,
 ) -> list[str]:
     """The worker's command line; ``python`` runs it in another environment (A/B compare)."""
-    argv = [
-        python or sys.executable,
-        "-m",
-        "tritonwatch.bench.worker",
-        "--device",
-        "cuda" if device.is_gpu else "cpu",
+    flag = "cuda" if device.is_gpu else "cpu"
+    return [*launch_argv(flag, plugins, python), *timing_argv(budget_ms, target_ci, seed)]
+
+
+def launch_argv(device: str, plugins: Sequence[str], python: str | None = None) -> list[str]:
+    """What a worker needs before it imports torch and Triton: which Python, the device
+    (``cpu``, ``cuda``, or ``auto`` for the worker to decide) and the plugins to load."""
+    argv = [python or sys.executable, "-m", "tritonwatch.bench.worker", "--device", device]
+    for p in plugins:
+        argv += ["--plugin", p]
+    return argv
+
+
+def timing_argv(budget_ms: float, target_ci: float, seed: int) -> list[str]:
+    """How a worker measures: what a run's plan decides (an A/B worker gets it after start-up)."""
+    return [
         "--budget-ms",
         repr(budget_ms),
         "--target-ci",
@@ -300,9 +310,6 @@ def worker_argv(
         "--min-time-ms",
         repr(float(settings.get("min_time_ms"))),
     ]
-    for p in plugins:
-        argv += ["--plugin", p]
-    return argv
 
 
 def execute(

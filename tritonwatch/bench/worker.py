@@ -4,7 +4,10 @@ Started by the runner as ``python -m tritonwatch.bench.worker --cases FILE --dev
 Protocol (one JSON object per line): ``{"event": "ready", "fingerprint": ...}`` once, then per
 case ``{"event": "start", "index": i}`` and ``{"event": "result", "index": i, ...}``, then
 ``{"event": "done"}``. With ``--serve`` (A/B) it instead answers commands read from stdin, one
-case at a time (see :meth:`Worker.serve`). Anything the measured code prints goes to stderr, never into the protocol.
+case at a time (see :meth:`Worker.serve`); without ``--cases`` its first line is
+``{"do": "setup", "argv": [...]}``, the options that say what to measure, which the driver sends
+once it has planned (the worker imports torch and Triton meanwhile, and says ready after it).
+Anything the measured code prints goes to stderr, never into the protocol.
 Imports only the stdlib, numpy, torch and triton: no database or web code.
 """
 
@@ -466,14 +469,22 @@ def pin(cpus: Sequence[int]) -> None:
             os.sched_setaffinity(int(tid), set(cpus))
 
 
+def _require(p: argparse.ArgumentParser, args: argparse.Namespace, names: list[str]) -> None:
+    missing = ["--" + n.replace("_", "-") for n in names if getattr(args, n) is None]
+    if missing:
+        p.error(f"the following arguments are required: {', '.join(missing)}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tritonwatch.bench.worker")
-    p.add_argument("--cases", required=True, help="JSON file with the cases to run, in order")
-    p.add_argument("--device", choices=("cpu", "cuda"), required=True)
+    p.add_argument("--cases", help="JSON file with the cases to run, in order")
+    p.add_argument(
+        "--device", choices=("cpu", "cuda", "auto"), required=True, help="auto: the GPU if any"
+    )
     p.add_argument("--gpu", type=int, default=0, help="physical GPU index (for NVML)")
-    p.add_argument("--budget-ms", type=float, required=True)
-    p.add_argument("--target-ci", type=float, required=True)
-    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--budget-ms", type=float)
+    p.add_argument("--target-ci", type=float)
+    p.add_argument("--seed", type=int)
     p.add_argument("--plugin", action="append", default=[])
     p.add_argument("--calibrate", action="store_true", help="measure device peaks instead")
     p.add_argument(
@@ -487,7 +498,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--pin-cpus", help="A/B on a CPU: comma list of cores to time on, pinned after start-up"
     )
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = p.parse_args(argv)
+    # --serve without --cases: the rest comes in the first line on stdin, once the imports are
+    # done (``{"do": "setup", "argv": [...]}``), so the driver can start its workers before it
+    # has planned (bench.live.Crew).
+    late = args.serve and args.cases is None
+    if not late:
+        _require(p, args, ["cases", "budget_ms", "target_ci", "seed"])
+    if args.device == "auto":  # decided here, before anything imports triton
+        import torch
+
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
     # Both must be set before triton is imported anywhere in this process.
     if args.device == "cpu":
         os.environ["TRITON_INTERPRET"] = "1"
@@ -508,11 +530,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         _emit(proto, {"event": "calibration", "peaks": calibrate(args.budget_ms)})
         return 0
+    registry = plugins.load(args.plugin)
+    _warm_measuring()
+    if late:
+        line = sys.stdin.readline()
+        setup = json.loads(line) if line.strip() else {"do": "quit"}
+        if setup.get("do") == "quit":
+            return 0  # the driver stopped (a bad option, Ctrl-C) before it had planned
+        if setup.get("do") != "setup":
+            p.error(f"--serve without --cases: expected a setup line first, got {line[:200]!r}")
+        device_flag = args.device
+        args = p.parse_args([*argv, *setup["argv"]])
+        args.device = device_flag
+        _require(p, args, ["cases", "budget_ms", "target_ci", "seed"])
     with open(args.cases, encoding="utf-8") as f:
         text = f.read()
     cases = load_cases(text)
-    registry = plugins.load(args.plugin)
-    _warm_measuring()
     cpus = [int(c) for c in args.pin_cpus.split(",")] if args.pin_cpus else None
     if cpus and not device.is_gpu:
         pin(cpus)  # after the imports, which the workers of an A/B run side by side

@@ -198,32 +198,42 @@ def compare_cmd(
             "give --a ENV and --b ENV (or --runs RUN_A RUN_B); `tritonwatch env list` "
             "shows environments, `current` is this Python"
         )
-    store = open_store(db)
-    try:
-        if runs:
+    if runs:
+        store = open_store(db)
+        try:
             comparison, saved = _runs(store, runs, thr, force)
-        else:
-            comparison, saved = _measure(
-                store,
-                env_a or "",
-                env_b or "",
-                suite=suite,
-                patterns=patterns,
-                providers=split_names(providers),
-                dtypes=split_names(dtypes),
-                device=device,
-                gpu=gpu,
-                blocks=blocks,
-                workers=workers,
-                budget_ms=budget_ms,
-                total_budget_s=parse_duration(total_budget),
-                threshold=thr,
-                seed=seed,
-                label=label,
-                plugins=plugins,
-            )
-    finally:
-        store.close()
+        finally:
+            store.close()
+    else:
+        from ..bench.ab import ABOptions, start_crew
+
+        opts = ABOptions(
+            a=env_a or "",
+            b=env_b or "",
+            suite=suite,
+            patterns=patterns,
+            providers=split_names(providers),
+            dtypes=split_names(dtypes),
+            device=device,
+            gpu=gpu,
+            blocks=blocks,
+            workers=workers,
+            budget_ms=budget_ms,
+            total_budget_s=parse_duration(total_budget),
+            threshold=thr,
+            seed=seed,
+            label=label,
+            plugins=plugins,
+            command=shlex.join(["tritonwatch", *sys.argv[1:]]),
+        )
+        # The workers import torch and Triton (most of their cost) while this process opens
+        # the store and plans; run_ab closes them however it ends.
+        with start_crew(opts) as crew:
+            store = open_store(db)
+            try:
+                comparison, saved = _measure(store, opts, crew)
+            finally:
+                store.close()
     _emit(comparison, saved, fmt, output)
     if comparison.meta.get("interrupted"):
         sys.exit(130)  # what finished is stored, but the comparison is not whole
@@ -240,10 +250,9 @@ def _runs(store: Store, runs: tuple[str, str], thr: float | None, force: bool) -
     return compare_stored_runs(store, runs[0], runs[1], threshold=threshold, force=force)
 
 
-def _measure(store: Store, a: str, b: str, **kw: Any) -> Any:
-    from ..bench.ab import ABOptions, run_ab
+def _measure(store: Store, opts: Any, crew: Any) -> Any:
+    from ..bench.ab import run_ab
 
-    opts = ABOptions(a=a, b=b, command=shlex.join(["tritonwatch", *sys.argv[1:]]), **kw)
     with progress_bar() as bar:
         task = bar.add_task("starting the workers", total=None)
 
@@ -259,7 +268,7 @@ def _measure(store: Store, a: str, b: str, **kw: Any) -> Any:
             elif kind == "done":
                 bar.advance(task)
 
-        out = run_ab(opts, store, progress=progress, on_plan=on_plan)
+        out = run_ab(opts, store, progress=progress, on_plan=on_plan, crew=crew)
     if out.interrupted:
         click.secho("interrupted: compared the cases that finished", err=True, fg="yellow")
     return out.comparison, out.stored
