@@ -119,8 +119,8 @@ def mann_whitney(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarra
     y = np.asarray(b, dtype=np.float64)
     if x.size == 0 or y.size == 0:
         raise ValueError("mann_whitney needs at least one value in each sample")
-    # scipy.stats takes half a second to import; only this test needs it, and `compare`
-    # imports this module before its workers start (bench.live.Crew).
+    # scipy.stats takes half a second to import and only this test needs it: a measured A/B
+    # comparison (which imports this module) never runs it.
     from scipy import stats
 
     r = stats.mannwhitneyu(x, y, alternative="two-sided", method="auto")

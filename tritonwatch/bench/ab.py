@@ -322,8 +322,6 @@ def _run_ab(
                 progress("done", case, got)
     except KeyboardInterrupt:
         interrupted = True
-    finally:
-        crew.close()
     finished = now()
     done = {cr.case.id: cr for cr in runs_done}
     stored_runs: dict[str, Run] = {}

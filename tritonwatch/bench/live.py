@@ -94,8 +94,7 @@ class LiveWorker:
         self.proc, self.errf, self.lines, self.reader = spawn_worker(
             [*self.argv, "--serve"], self.gpu, self.tmp, commands=True
         )
-        self.fingerprint = None  # this process has not said ready yet
-        self.told = False  # nor been told what to measure
+        self.fingerprint = None  # this process has not said ready yet (close() reset told)
         self.starts += 1
         if self.setup is not None:
             self._send_setup()
@@ -295,7 +294,7 @@ class Crew:
                     self.tmp,
                     timeout,
                 )
-                for _ in range(max(workers, 0))
+                for _ in range(workers)
             ]
             for s in envs
         }
