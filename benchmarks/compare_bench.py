@@ -232,7 +232,9 @@ def main() -> None:
         help="per case and build (default: the command's own, 200 ms for smoke; planted: 100)",
     )
     ap.add_argument("--blocks", type=int, default=8, help="ABBA blocks planned per case")
-    ap.add_argument("--workers", type=int, default=4, help="worker processes per build")
+    ap.add_argument(
+        "--workers", type=int, default=None, help="worker processes per build (compare's default)"
+    )
     ap.add_argument(
         "--first-seed", type=int, default=0, help="A/A seeds from here; planted from 100 + it"
     )
@@ -240,7 +242,11 @@ def main() -> None:
     ap.add_argument("--parts", default="aa,planted", help="aa (A/A and cost), planted, or both")
     args = ap.parse_args()
 
+    from tritonwatch.bench.ab import default_workers
     from tritonwatch.store import Store
+
+    if args.workers is None:
+        args.workers = default_workers(args.device)
 
     tmp = Path(tempfile.mkdtemp(prefix="tw-compare-bench-"))
     store = Store.open(f"sqlite:///{tmp / 'tw.db'}")

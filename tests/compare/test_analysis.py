@@ -276,6 +276,23 @@ def test_before_its_planned_blocks_a_case_stops_as_too_noisy_only_when_clearly_h
     assert stop_rule(near[:3], 0.02, 8, 24) is None  # no look before four units
 
 
+def test_a_case_that_shows_a_change_gets_the_blocks_that_could_find_it() -> None:
+    """At its planned blocks, a case whose noise could find 3.6% with all its blocks but not
+    settle 2%: if it shows +3% it goes on (the change it shows is worth finding), if it shows
+    nothing it stops as too noisy, as before (so an A/A costs what it did). On an H200 a
+    planted 1% in short copies was missed at a 0.5% threshold by stopping such cases."""
+    from tritonwatch.analysis.compare import stop_rule, worth_extending
+
+    noise = [0.055, -0.055] * 4
+    shows = [0.03 + x for x in noise]
+    assert not worth_extending(shows, 0.02, 24) and worth_extending(shows, 0.04, 24)
+    assert stop_rule(shows, 0.02, 8, 24) is None
+    assert stop_rule(noise, 0.02, 8, 24) == "too noisy"
+    assert stop_rule([-x for x in shows], 0.02, 8, 24) is None  # faster, alike
+    # At most twice the threshold: a case too noisy to find even that still stops.
+    assert stop_rule([0.03 + 2 * x for x in noise], 0.02, 8, 24) == "too noisy"
+
+
 # -- worker pairs: a process's lasting offset ---------------------------------------------------
 def _simulate_pairs(
     rng: np.random.Generator, ratio: float, sd: float, sd_proc: float, pairs: int

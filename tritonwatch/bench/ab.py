@@ -1,6 +1,6 @@
 """The interleaved A/B driver behind ``tritonwatch compare --a ENV --b ENV``.
 
-Each build gets ``workers`` persistent worker processes (default 4), started with its own Python
+Each build gets ``workers`` persistent worker processes (default 8 on a GPU, 4 on a CPU), started with its own Python
 (so two Triton builds never share a process) and warmed once; A's i-th and B's i-th form pair i.
 They start before the driver plans (:class:`tritonwatch.bench.live.Crew`) and are told the plan
 once it is made.
@@ -20,7 +20,8 @@ again once (:func:`tritonwatch.bench.blocks.time_case`).
 Sequential stopping: after each round, from the fourth unit on, a case whose 99% interval
 already lies wholly beyond the threshold, or wholly inside it, stops; an undecided case goes on
 past its planned blocks (up to three times as many) while the comparison's budget allows and
-more blocks could settle it (a case whose pairs disagree too much for that stops as "too
+more blocks could find the change worth finding: the threshold, or the change the case shows,
+up to twice the threshold (a case whose pairs disagree too much for that stops as "too
 noisy"). ``--budget`` caps the whole comparison's measuring time; by default it is what one run
 may spend, since without ``--budget-ms`` the two builds share a run's per-case budget.
 """
@@ -51,7 +52,7 @@ from ..errors import BenchError, UsageError
 from ..runformat import Run, new_run_id, now
 from . import roofline
 from .blocks import ABProgress, CaseRun, pair_groups, time_case
-from .live import BuildEnv, Crew, WorkerLost, resolve
+from .live import BuildEnv, Crew, WorkerLost, gpu_visible, resolve
 from .pool import timing_argv
 from .runner import (
     CaseOutcome,
@@ -71,7 +72,11 @@ if TYPE_CHECKING:
 DEFAULT_BLOCKS = 8  # planned ABBA blocks per case; each side gets budget_ms over them
 # A shorter segment times mostly the command that asks for it (about 1 ms on a CPU).
 MIN_SEGMENT_MS = 1.0
-DEFAULT_WORKERS = 4  # worker processes per build; block i of a case goes to pair i mod 4
+# Worker processes per build when --workers is not given; block i of a case goes to pair i mod n.
+# On a GPU the pairs' own offsets (0.1-0.9% on an H200, with inputs re-placed every block) need
+# more pairs to test across than four (3 degrees of freedom), and a GPU host starts them side by
+# side; a CPU host of two cores pays for every start (docs/compare.md, "Worker pairs").
+DEFAULT_WORKERS = {"gpu": 8, "cpu": 4}
 
 
 @dataclass
@@ -84,7 +89,7 @@ class ABOptions:
     dtypes: Sequence[str] | None = None
     device: str | None = None
     blocks: int = DEFAULT_BLOCKS
-    workers: int = DEFAULT_WORKERS
+    workers: int | None = None  # per build (None: default_workers)
     budget_ms: float | None = None  # per case and build (None: half a run's, see run_ab)
     total_budget_s: float | None = None  # the whole comparison's measuring time (--budget)
     target_ci: float | None = None
@@ -158,14 +163,28 @@ def _check_side(env: BuildEnv, fp: dict[str, Any] | None, why: str = "") -> None
         )
 
 
+def default_workers(device: str | None) -> int:
+    """Worker pairs when none are asked for: DEFAULT_WORKERS for the device the workers will
+    find. It is decided before any of them starts, so with ``auto`` from whether this host
+    shows a GPU at all (:func:`bench.live.gpu_visible`); a wrong guess changes only the count."""
+    with settings.scope(device=device):
+        flag = str(settings.get("device"))
+    gpu = flag == "cuda" or (flag == "auto" and gpu_visible())
+    return DEFAULT_WORKERS["gpu" if gpu else "cpu"]
+
+
 def start_crew(opts: ABOptions) -> Crew:
     """Both builds' workers, launched (:class:`bench.live.Crew`), once the options are
     checked: ``run_ab`` without a crew starts one itself; ``tritonwatch compare`` starts it
     before it opens the store."""
-    check_options(opts)
+    # Not given: the device's default, but no more pairs than blocks (each gets one a round).
+    workers = opts.workers
+    if workers is None:
+        workers = min(default_workers(opts.device), opts.blocks)
+    check_options(opts, workers)
     probed = {ref: resolve(ref) for ref in dict.fromkeys((opts.a, opts.b))}  # A/A: once
     envs = {"A": probed[opts.a], "B": probed[opts.b]}
-    return Crew(envs, opts.workers, opts.device, opts.gpu, opts.plugins)
+    return Crew(envs, workers, opts.device, opts.gpu, opts.plugins)
 
 
 def run_ab(
@@ -183,17 +202,17 @@ def run_ab(
         return _run_ab(opts, store, started, progress, on_plan, t0)
 
 
-def check_options(opts: ABOptions) -> None:
+def check_options(opts: ABOptions, workers: int) -> None:
     """Refuse a design that cannot give a verdict, before any worker starts."""
     if opts.blocks < MIN_BLOCKS:
         raise UsageError(f"--blocks {opts.blocks}: give at least {MIN_BLOCKS} blocks per case")
-    if opts.workers != 1 and opts.workers < MIN_BLOCKS:
+    if workers != 1 and workers < MIN_BLOCKS:
         raise UsageError(
-            f"--workers {opts.workers}: give 1, or at least {MIN_BLOCKS} (the verdict is tested "
+            f"--workers {workers}: give 1, or at least {MIN_BLOCKS} (the verdict is tested "
             "across worker pairs, and needs that many)"
         )
-    if opts.workers > opts.blocks:
-        raise UsageError(f"--workers {opts.workers}: at most --blocks ({opts.blocks}) per build")
+    if workers > opts.blocks:
+        raise UsageError(f"--workers {workers}: at most --blocks ({opts.blocks}) per build")
     if opts.total_budget_s is not None and opts.total_budget_s <= 0:
         raise UsageError("--budget must be positive")
 
@@ -233,8 +252,9 @@ def _run_ab(
         budget /= 2
     version = suite_version(p.cases)
     design = f"ABBA blocks ({opts.blocks} planned per case, order random per block)"
-    if opts.workers > 1:
-        design += f", {opts.workers} worker pairs"
+    pairs = len(crew.workers["A"])
+    if pairs > 1:
+        design += f", {pairs} worker pairs"
     cpus = timing_cpus(device)
     if cpus:
         design += f", timed on CPU core{'s' if len(cpus) > 1 else ''} {','.join(map(str, cpus))}"
@@ -374,7 +394,7 @@ def _run_ab(
     )
     comparison.meta.update(
         blocks=opts.blocks,
-        workers=opts.workers,
+        workers=pairs,
         budget_ms=budget,
         total_budget_ms=round(total_ms, 1),
         measured_ms=round(spent, 1),

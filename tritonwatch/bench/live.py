@@ -247,6 +247,15 @@ def resolve(ref: str) -> BuildEnv:
     return BuildEnv(name=ref, python=info.python, triton_version=info.triton_version)
 
 
+def gpu_visible() -> bool:
+    """Whether this host shows a GPU (NVIDIA's or AMD's device node), without importing torch:
+    asked before the workers start, which is before anything imports it. CUDA_VISIBLE_DEVICES
+    set to nothing (or -1) hides every GPU, as it does from torch."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", "unset").strip() in ("", "-1"):
+        return False
+    return os.path.exists("/dev/nvidiactl") or os.path.exists("/dev/kfd")
+
+
 class Crew:
     """Both builds' workers (``workers`` each), launched at once, before anything is planned.
 

@@ -97,12 +97,11 @@ def parse_threshold(text: str | None) -> float | None:
 @click.option(
     "--workers",
     type=int,
-    default=4,
-    show_default=True,
-    help="Worker processes per build; each case's blocks are spread over the pairs and the "
-    "verdict is tested across pairs, since a process keeps an offset of its own (a few % "
-    "on a CPU). More pairs find smaller changes (8 instead of 4: about 40% smaller on a "
-    "noisy CPU) for more processes to start (each imports torch: about 1 s of CPU) and more "
+    default=None,
+    help="Worker processes per build [default: 8 on a GPU, 4 on a CPU]; each case's blocks are "
+    "spread over the pairs and the verdict is tested across pairs, since a process keeps an "
+    "offset of its own (a few % on a CPU, up to ~1% on an H200). More pairs find smaller "
+    "changes for more processes to start (each imports torch: about 1 s of CPU) and more "
     "copies of each case in memory. 1: one per build, cheaper but an A/A can then differ by "
     "that offset.",
 )
@@ -156,7 +155,7 @@ def compare_cmd(
     device: str | None,
     gpu: int | None,
     blocks: int,
-    workers: int,
+    workers: int | None,
     budget_ms: float | None,
     total_budget: str | None,
     threshold: str | None,
