@@ -611,6 +611,9 @@ def test_gpu_visible_follows_cuda_visible_devices(monkeypatch: pytest.MonkeyPatc
         assert not live.gpu_visible()
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
     assert live.gpu_visible()
+    for node in ("/dev/kfd", "/dev/dxg"):  # AMD's, and WSL's for CUDA
+        monkeypatch.setattr(os.path, "exists", lambda p, node=node: p == node)
+        assert live.gpu_visible()
     monkeypatch.setattr(os.path, "exists", lambda p: False)
     assert not live.gpu_visible()
 

@@ -248,12 +248,12 @@ def resolve(ref: str) -> BuildEnv:
 
 
 def gpu_visible() -> bool:
-    """Whether this host shows a GPU (NVIDIA's or AMD's device node), without importing torch:
-    asked before the workers start, which is before anything imports it. CUDA_VISIBLE_DEVICES
-    set to nothing (or -1) hides every GPU, as it does from torch."""
+    """Whether this host shows a GPU (NVIDIA's or AMD's device node, or WSL's), without
+    importing torch: asked before the workers start, which is before anything imports it.
+    CUDA_VISIBLE_DEVICES set to nothing (or -1) hides every GPU, as it does from torch."""
     if os.environ.get("CUDA_VISIBLE_DEVICES", "unset").strip() in ("", "-1"):
         return False
-    return os.path.exists("/dev/nvidiactl") or os.path.exists("/dev/kfd")
+    return any(os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/kfd", "/dev/dxg"))
 
 
 class Crew:
