@@ -121,6 +121,24 @@ def judge(cases: list[tuple[str, list[float], list[int], float]], threshold: flo
     return [(cc.verdict, change, len(b)) for cc, (_, b, _, change) in zip(ccs, cases, strict=True)]
 
 
+class Tally:
+    """Planted changes found and A/A cases flagged over judged comparisons."""
+
+    def __init__(self) -> None:
+        self.found = self.planted = self.flagged = self.null = 0
+        self.blocks: list[int] = []
+
+    def add(self, judged: list[Any]) -> None:
+        for verdict, change, n in judged:
+            self.blocks.append(n)
+            if change:
+                self.planted += 1
+                self.found += verdict == "slower"
+            else:
+                self.null += 1
+                self.flagged += verdict in ("slower", "faster")
+
+
 def simulate(
     model: list[tuple[str, float, float, float]],
     pairs: int,
@@ -129,15 +147,14 @@ def simulate(
     reps: int,
     seed: int,
     fixed: int | None = None,
-) -> tuple[int, int, int, int, float]:
-    """(planted found, planted, A/A flagged, A/A cases, mean blocks) over ``reps`` comparisons;
-    ``fixed``: exactly that many blocks per case, no stopping (the measured design)."""
+) -> Tally:
+    """What ``reps`` simulated comparisons found; ``fixed``: exactly that many blocks per case,
+    no stopping (the measured design)."""
     from tritonwatch.analysis.compare import stop_rule
     from tritonwatch.bench.blocks import EXTEND
 
     rng = np.random.default_rng(seed)
-    found = planted = flagged = null = 0
-    spent: list[int] = []
+    tally = Tally()
     for _ in range(reps):
         cases = []
         for name, sw, sb, change in model:
@@ -156,15 +173,8 @@ def simulate(
                 if stop_rule(blocks, threshold, planned, EXTEND * planned, g) is not None:
                     break
             cases.append((name, blocks, groups, change))
-        for verdict, change, n in judge(cases, threshold):
-            spent.append(n)
-            if change:
-                planted += 1
-                found += verdict == "slower"
-            else:
-                null += 1
-                flagged += verdict in ("slower", "faster")
-    return found, planted, flagged, null, float(np.mean(spent))
+        tally.add(judge(cases, threshold))
+    return tally
 
 
 def main() -> int:
@@ -192,7 +202,7 @@ def main() -> int:
     for pairs in sorted({c["pairs"] for c in comparisons}):
         same = [c for c in comparisons if c["pairs"] == pairs]
         n = len(same[0]["cases"][0]["blocks"])
-        hit = tot = fp = nn = 0
+        measured = Tally()
         for comp in same:
             got = judge(
                 [
@@ -206,27 +216,21 @@ def main() -> int:
                 ],
                 args.threshold,
             )
-            for verdict, planted, _ in got:
-                if planted:
-                    tot += 1
-                    hit += verdict == "slower"
-                else:
-                    nn += 1
-                    fp += verdict in ("slower", "faster")
-        f, p, fl, nu, _ = simulate(model, pairs, n, args.threshold, args.reps, args.seed, fixed=n)
+            measured.add(got)
+        t = simulate(model, pairs, n, args.threshold, args.reps, args.seed, fixed=n)
         print(
-            f"  {pairs} pairs x {n} fixed blocks: measured found {hit}/{tot}, A/A {fp}/{nn}; "
-            f"simulated found {f / p:.0%}, A/A {fl / nu:.1%}"
+            f"  {pairs} pairs x {n} fixed blocks: measured found {measured.found}/"
+            f"{measured.planted}, A/A {measured.flagged}/{measured.null}; "
+            f"simulated found {t.found / t.planted:.0%}, A/A {t.flagged / t.null:.1%}"
         )
     print(f"\nsimulated, {args.reps} comparisons a design (stop_rule as shipped):")
     for pairs in (int(x) for x in args.pairs.split(",")):
         for planned in (int(x) for x in args.planned.split(",")):
-            f, p, fl, nu, blocks = simulate(
-                model, pairs, planned, args.threshold, args.reps, args.seed
-            )
+            t = simulate(model, pairs, planned, args.threshold, args.reps, args.seed)
             print(
-                f"  {pairs} pairs, {planned} planned blocks: planted found {f}/{p} = {f / p:.0%}; "
-                f"A/A flagged {fl}/{nu} = {fl / nu:.1%}; {blocks:.1f} blocks per case"
+                f"  {pairs} pairs, {planned} planned blocks: planted found {t.found}/{t.planted} = "
+                f"{t.found / t.planted:.0%}; A/A flagged {t.flagged}/{t.null} = "
+                f"{t.flagged / t.null:.1%}; {float(np.mean(t.blocks)):.1f} blocks per case"
             )
     return 0
 
