@@ -67,6 +67,11 @@ def load(path: Path) -> list[dict[str, Any]]:
     return out
 
 
+def planted(case: dict[str, Any]) -> bool:
+    """Whether B planted a change into the case (gpu-check's ``expected``: ``slower 1.0%``)."""
+    return str(case["expected"]).startswith("slower")
+
+
 def parts(blocks: list[float], pairs: list[int]) -> tuple[float, float]:
     """Within-pair and between-pair standard deviations of one case's block ratios."""
     b, g = np.asarray(blocks, dtype=np.float64), np.asarray(pairs)
@@ -85,8 +90,7 @@ def noise_model(comparisons: list[dict[str, Any]]) -> list[tuple[str, float, flo
     for comp in comparisons:
         for c in comp["cases"]:
             sw, sb = parts(c["blocks"], c["pairs"])
-            planted = str(c["expected"]).startswith("slower")
-            by.setdefault(c["case"], []).append((sw, sb, float(np.mean(c["blocks"])), planted))
+            by.setdefault(c["case"], []).append((sw, sb, float(np.mean(c["blocks"])), planted(c)))
     return [
         (
             case,
@@ -205,15 +209,7 @@ def main() -> int:
         measured = Tally()
         for comp in same:
             got = judge(
-                [
-                    (
-                        c["case"],
-                        c["blocks"],
-                        c["pairs"],
-                        float(str(c["expected"]).startswith("slower")),
-                    )
-                    for c in comp["cases"]
-                ],
+                [(c["case"], c["blocks"], c["pairs"], float(planted(c))) for c in comp["cases"]],
                 args.threshold,
             )
             measured.add(got)

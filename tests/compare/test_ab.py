@@ -583,7 +583,6 @@ def test_a_gpu_gets_eight_worker_pairs_by_default_and_a_cpu_four(
     host of two cores pays for every start, so it keeps four. --workers wins over both."""
     counts = {}
     for device, shown in (("cuda", False), ("cpu", True), ("auto", True), ("auto", False)):
-        monkeypatch.setattr(live, "gpu_visible", lambda shown=shown: shown)
         monkeypatch.setattr(ab, "gpu_visible", lambda shown=shown: shown)
         with ab.start_crew(ab.ABOptions(a="a", b="b", device=device)) as crew:
             counts[device, shown] = [len(crew.workers[s]) for s in "AB"]

@@ -220,7 +220,7 @@ def stop_rule(
     if len(u) < MIN_BLOCKS:
         return None
     st = BlockStats.of(u)
-    wanted = min(max(threshold, abs(float(np.expm1(abs(st.mean) + st.se)))), WORTH * threshold)
+    wanted = min(max(threshold, float(np.expm1(abs(st.mean) + st.se))), WORTH * threshold)
     margin = 1.0 if len(blocks) >= planned else HOPELESS
     if not worth_extending(blocks, wanted * margin, most, groups):
         return "too noisy"

@@ -52,7 +52,7 @@ from ..errors import BenchError, UsageError
 from ..runformat import Run, new_run_id, now
 from . import roofline
 from .blocks import ABProgress, CaseRun, pair_groups, time_case
-from .live import BuildEnv, Crew, WorkerLost, gpu_visible, resolve
+from .live import BuildEnv, Crew, WorkerLost, device_flag, gpu_visible, resolve
 from .pool import timing_argv
 from .runner import (
     CaseOutcome,
@@ -167,8 +167,7 @@ def default_workers(device: str | None) -> int:
     """Worker pairs when none are asked for: DEFAULT_WORKERS for the device the workers will
     find. It is decided before any of them starts, so with ``auto`` from whether this host
     shows a GPU at all (:func:`bench.live.gpu_visible`); a wrong guess changes only the count."""
-    with settings.scope(device=device):
-        flag = str(settings.get("device"))
+    flag = device_flag(device)
     gpu = flag == "cuda" or (flag == "auto" and gpu_visible())
     return DEFAULT_WORKERS["gpu" if gpu else "cpu"]
 

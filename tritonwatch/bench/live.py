@@ -247,6 +247,12 @@ def resolve(ref: str) -> BuildEnv:
     return BuildEnv(name=ref, python=info.python, triton_version=info.triton_version)
 
 
+def device_flag(device: str | None) -> str:
+    """``--device`` as the workers get it (cpu, cuda or auto), the setting where not given."""
+    with settings.scope(device=device):
+        return str(settings.get("device"))
+
+
 def gpu_visible() -> bool:
     """Whether this host shows a GPU (NVIDIA's or AMD's device node, or WSL's), without
     importing torch: asked before the workers start, which is before anything imports it.
@@ -277,8 +283,7 @@ class Crew:
         gpu: int | None,
         plugins: Sequence[str],
     ) -> None:
-        with settings.scope(device=device):
-            flag = str(settings.get("device"))
+        flag = device_flag(device)
         if flag == "cpu":
             slot: tuple[str | None, int] | None = None
         elif gpu is not None:

@@ -26,6 +26,8 @@ from .options import (
 )
 
 if TYPE_CHECKING:
+    from ..bench.ab import ABOptions
+    from ..bench.live import Crew
     from ..store import Store
 
 
@@ -249,7 +251,7 @@ def _runs(store: Store, runs: tuple[str, str], thr: float | None, force: bool) -
     return compare_stored_runs(store, runs[0], runs[1], threshold=threshold, force=force)
 
 
-def _measure(store: Store, opts: Any, crew: Any) -> Any:
+def _measure(store: Store, opts: ABOptions, crew: Crew) -> Any:
     from ..bench.ab import run_ab
 
     with progress_bar() as bar:
