@@ -52,9 +52,7 @@ class FakeLive:
     argvs: list[list[str]] = []
     instances: list[FakeLive] = []
 
-    def __init__(
-        self, argv: list[str], gpu: Any, cases: Any, tmp: str, timeout_s: float, server: Any = None
-    ):
+    def __init__(self, argv: list[str], gpu: Any, cases: Any, tmp: str, timeout_s: float):
         FakeLive.argvs.append(argv)  # what it was launched with, then told (configure)
         FakeLive.instances.append(self)
         self.argv = argv
@@ -129,16 +127,6 @@ class FakeLive:
         self.running = False
 
 
-class FakeServer:
-    """Stands in for bench.forkserver.ForkServer (the fake workers are never forked)."""
-
-    def __init__(self, argv: list[str], tmp: str) -> None:
-        self.argv = argv
-
-    def close(self) -> None:
-        pass
-
-
 @pytest.fixture
 def fake_live(monkeypatch: pytest.MonkeyPatch) -> type[FakeLive]:
     FakeLive.log = []
@@ -155,7 +143,6 @@ def fake_live(monkeypatch: pytest.MonkeyPatch) -> type[FakeLive]:
     FakeLive.argvs = []
     FakeLive.instances = []
     monkeypatch.setattr(live, "LiveWorker", FakeLive)
-    monkeypatch.setattr(live, "ForkServer", FakeServer)
     monkeypatch.setattr(
         ab, "resolve", lambda ref: BuildEnv(ref, f"/py/{ref}", {"a": "3.8.0", "b": "3.9.0"}[ref])
     )

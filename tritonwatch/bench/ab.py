@@ -149,12 +149,7 @@ def _key(c: Case) -> CaseKey:
 def _check_side(env: BuildEnv, fp: dict[str, Any] | None, why: str = "") -> None:
     """The worker really ran ``env``'s Triton (not the host's it could have inherited)."""
     if fp is None:
-        head, sep, tail = (why or "no worker started").partition(
-            "Traceback (most recent call last)"
-        )
-        if sep:  # a Python error: what it says, not where (the last line)
-            head += tail.strip().splitlines()[-1]
-        reason = head[:300]
+        reason = (why or "no worker started")[:300]
         raise BenchError(
             f"environment {env.name} cannot run the benchmark worker ({reason}); it needs torch "
             "and tritonwatch too: make it with `tritonwatch env create NAME --triton VERSION "

@@ -30,7 +30,6 @@ from typing import Any
 
 from .. import settings
 from ..errors import BenchError
-from .forkserver import ForkedProc, ForkServer
 from .pool import STARTUP_GRACE_S, gpu_slot, kill_worker, launch_argv, spawn_worker, stderr_tail
 from .spec import Case, dump_cases
 
@@ -56,9 +55,6 @@ class LiveWorker:
         A folder for the cases file and stderr.
     timeout_s : float
         How long one command may take (``case_timeout_s``).
-    server : ForkServer or None
-        Fork the worker from this build's fork server (a CPU A/B, :mod:`bench.forkserver`)
-        instead of spawning it; a server that has died falls back to spawning.
     """
 
     def __init__(
@@ -68,14 +64,12 @@ class LiveWorker:
         cases: Sequence[Case] | None,
         tmp: str,
         timeout_s: float,
-        server: ForkServer | None = None,
     ) -> None:
         self.argv, self.gpu, self.tmp, self.timeout_s = argv, gpu, tmp, timeout_s
-        self.server = server
         self.setup: list[str] | None = None
         if cases is not None:
             self.setup = ["--cases", write_cases(cases, tmp)]
-        self.proc: subprocess.Popen[str] | ForkedProc | None = None
+        self.proc: subprocess.Popen[str] | None = None
         self.errf: Any = None
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.reader: threading.Thread | None = None
@@ -97,12 +91,9 @@ class LiveWorker:
         """Start the process without waiting for it (several start side by side). It imports
         torch and Triton, then waits for :meth:`configure`'s line (sent now if known)."""
         self.close()
-        if self.server is not None and not self.server.dead:
-            self.proc, self.errf, self.lines, self.reader = self.server.spawn(self.tmp)
-        else:
-            self.proc, self.errf, self.lines, self.reader = spawn_worker(
-                [*self.argv, "--serve"], self.gpu, self.tmp, commands=True
-            )
+        self.proc, self.errf, self.lines, self.reader = spawn_worker(
+            [*self.argv, "--serve"], self.gpu, self.tmp, commands=True
+        )
         self.fingerprint = None  # this process has not said ready yet (close() reset told)
         self.starts += 1
         if self.setup is not None:
@@ -189,8 +180,6 @@ class LiveWorker:
         proc = self.proc
         rc = proc.wait() if proc is not None else None
         tail = stderr_tail(self.errf) if self.errf is not None else ""
-        if not tail and isinstance(proc, ForkedProc):
-            tail = proc.server.stderr_tail()  # it died before the fork: the server's imports
         self.close()
         how = f"exit code {rc}" if rc is None or rc >= 0 else f"signal {-rc}"
         return f"worker crashed ({how})" + (f"; stderr: {tail}" if tail else "")
@@ -217,13 +206,10 @@ class LiveWorker:
             if proc.stdin is not None and not proc.stdin.closed:
                 with contextlib.suppress(OSError):  # the other end is gone: nothing to flush
                     proc.stdin.close()
-            # A worker cancelled before its fork server forked it: its output ends (and its
-            # reader closes it) when the server forks or stops; nothing to wait for here.
-            if not (isinstance(proc, ForkedProc) and proc.pid is None):
-                if self.reader is not None:
-                    self.reader.join(timeout=5)
-                if proc.stdout is not None:
-                    proc.stdout.close()
+            if self.reader is not None:
+                self.reader.join(timeout=5)
+            if proc.stdout is not None:
+                proc.stdout.close()
         if self.errf is not None:
             self.errf.close()
         self.proc, self.errf, self.reader = None, None, None
@@ -298,11 +284,6 @@ class Crew:
         plugins: Sequence[str],
     ) -> None:
         flag = device_flag(device)
-        # On a CPU each build's workers are forked from one process that imported torch
-        # (bench.forkserver); "auto" on a host that shows no GPU is the CPU, as gpu_visible says.
-        forked = flag == "cpu" or (flag == "auto" and not gpu_visible())
-        if forked:
-            flag = "cpu"
         if flag == "cpu":
             slot: tuple[str | None, int] | None = None
         elif gpu is not None:
@@ -313,30 +294,26 @@ class Crew:
         self._tmp = tempfile.TemporaryDirectory(prefix="tritonwatch-ab-")
         self.tmp = self._tmp.name
         timeout = float(settings.get("case_timeout_s"))
-        argv = {
+        self.workers = {
             s: [
-                *launch_argv(flag, plugins, envs[s].python),
-                # This comparison's autotuning results, per build (bench.tuning).
-                "--tuning-dir",
-                os.path.join(self.tmp, f"tuning-{s}"),
+                LiveWorker(
+                    [
+                        *launch_argv(flag, plugins, envs[s].python),
+                        # This comparison's autotuning results, per build (bench.tuning).
+                        "--tuning-dir",
+                        os.path.join(self.tmp, f"tuning-{s}"),
+                    ],
+                    slot,
+                    None,
+                    self.tmp,
+                    timeout,
+                )
+                for _ in range(workers)
             ]
             for s in envs
         }
-        self.servers: dict[str, ForkServer] = {}
-        self.workers: dict[str, list[LiveWorker]] = {}
         self.launched = time.monotonic()
         try:
-            if forked:
-                # One per build, even for an A/A: each build's workers share one import's
-                # address space, as they will in an A/B of two builds.
-                self.servers = {s: ForkServer([*argv[s], "--serve"], self.tmp) for s in envs}
-            self.workers = {
-                s: [
-                    LiveWorker(argv[s], slot, None, self.tmp, timeout, self.servers.get(s))
-                    for _ in range(workers)
-                ]
-                for s in envs
-            }
             for w in self.all:
                 w.launch()  # side by side: start-up is most of a worker's cost
         except BaseException:
@@ -358,8 +335,6 @@ class Crew:
             w.quit()  # all exit side by side; then each is waited for
         for w in self.all:
             w.close()
-        for server in self.servers.values():
-            server.close()  # after its workers: it reports their ends
         self._tmp.cleanup()
 
     def __enter__(self) -> Crew:

@@ -20,14 +20,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any
+from typing import Any
 
 from .. import settings
 from ..errors import BenchError
 from .spec import Case, DeviceInfo, dump_cases
-
-if TYPE_CHECKING:
-    from .forkserver import ForkedProc
 
 STARTUP_GRACE_S = 120.0
 EXIT_GRACE_S = 10.0  # a worker that said "done" and still runs after this is killed
@@ -50,40 +47,6 @@ class Record:
 Progress = Callable[[str, Case | None, Record | None], None]
 
 
-def worker_env(gpu: tuple[str | None, int] | None) -> dict[str, str]:
-    """A worker's environment: pinned to ``gpu`` (CUDA_VISIBLE_DEVICES, or none to leave the
-    user's) or, with None, on the CPU under the Triton interpreter."""
-    env = dict(os.environ)
-    if gpu is not None:
-        pin, _ = gpu
-        if pin is not None:
-            env.update(
-                CUDA_VISIBLE_DEVICES=pin,
-                HIP_VISIBLE_DEVICES=pin,
-                CUDA_DEVICE_ORDER="PCI_BUS_ID",
-            )
-    else:
-        env["TRITON_INTERPRET"] = "1"
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    return env
-
-
-def read_lines(stream: IO[str]) -> tuple[queue.Queue[str | None], threading.Thread]:
-    """A thread that puts each line of a worker's output on the returned queue (None at its
-    end)."""
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def read() -> None:
-        for line in stream:
-            lines.put(line)
-        lines.put(None)
-        stream.close()  # a forked worker's reader may be the only one left to close it
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    return lines, reader
-
-
 def spawn_worker(
     argv: list[str], gpu: tuple[str | None, int] | None, tmp: str, *, commands: bool = False
 ) -> tuple[subprocess.Popen[str], Any, queue.Queue[str | None], threading.Thread]:
@@ -91,8 +54,19 @@ def spawn_worker(
     or on the CPU under the Triton interpreter. Its protocol lines arrive on the returned queue
     (None at end of output); stderr goes to a temporary file for crash reports. ``commands``
     opens its stdin for the A/B driver's commands (``--serve``)."""
+    env = dict(os.environ)
     if gpu is not None:
-        argv = [*argv, "--gpu", str(gpu[1])]
+        pin, nvml_index = gpu
+        if pin is not None:
+            env.update(
+                CUDA_VISIBLE_DEVICES=pin,
+                HIP_VISIBLE_DEVICES=pin,
+                CUDA_DEVICE_ORDER="PCI_BUS_ID",
+            )
+        argv = [*argv, "--gpu", str(nvml_index)]
+    else:
+        env["TRITON_INTERPRET"] = "1"
+    env.setdefault("PYTHONUNBUFFERED", "1")
     errf = tempfile.TemporaryFile(mode="w+", dir=tmp)  # noqa: SIM115 - the caller closes it
     proc = subprocess.Popen(
         argv,
@@ -100,24 +74,29 @@ def spawn_worker(
         stderr=errf,
         stdin=subprocess.PIPE if commands else subprocess.DEVNULL,
         text=True,
-        env=worker_env(gpu),
+        env=env,
         start_new_session=True,
     )
-    assert proc.stdout is not None
-    lines, reader = read_lines(proc.stdout)
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     return proc, errf, lines, reader
 
 
-def kill_worker(proc: subprocess.Popen[str] | ForkedProc | None) -> None:
+def kill_worker(proc: subprocess.Popen[str] | None) -> None:
     """Kill a worker and anything it started (its process group), and reap it."""
     if proc is not None and proc.poll() is None:
-        if isinstance(proc, subprocess.Popen):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                proc.kill()
-        else:
-            proc.kill()  # a forked worker: its own group, or not forked yet
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            proc.kill()
         proc.wait()
 
 

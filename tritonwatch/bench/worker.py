@@ -498,13 +498,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--pin-cpus", help="A/B on a CPU: comma list of cores to time on, pinned after start-up"
     )
-    p.add_argument(
-        "--fork-server",
-        type=int,
-        metavar="FD",
-        help="A/B on a CPU: import once, then fork a worker per request on this socket "
-        "(bench.forkserver)",
-    )
     argv = list(sys.argv[1:] if argv is None else argv)
     args = p.parse_args(argv)
     # --serve without --cases: the rest comes in the first line on stdin, once the imports are
@@ -524,16 +517,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .tuning import share_tuning
 
         share_tuning(os.environ, args.tuning_dir)
-    if args.fork_server is not None:
-        # What every worker of this build imports, once; each fork goes on from here with its
-        # own stdin, stdout and stderr. Nothing may run torch code before the fork.
-        import torch  # noqa: F401
-
-        from .. import plugins as preload
-        from .forkserver import serve_forks
-
-        preload.load(args.plugin)
-        serve_forks(args.fork_server)
     proto = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)  # stray prints from kernels or libraries go to stderr
     sys.stdout = sys.stderr
