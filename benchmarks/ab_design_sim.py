@@ -104,7 +104,7 @@ def noise_model(comparisons: list[dict[str, Any]]) -> list[tuple[str, float, flo
 
 def judge(cases: list[tuple[str, list[float], list[int], float]], threshold: float) -> list[Any]:
     """One comparison's cases as `compare` judges them: (id, blocks, pairs, change) in,
-    (verdict, change, blocks) out, with BH across the cases."""
+    (id, verdict, change, blocks) out, with BH across the cases."""
     from tritonwatch.analysis.compare import CaseComparison, CaseKey, Side
     from tritonwatch.analysis.stats import benjamini_hochberg
 
@@ -122,22 +122,30 @@ def judge(cases: list[tuple[str, list[float], list[int], float]], threshold: flo
     ]
     for cc, q in zip(ccs, benjamini_hochberg([cc.p for cc in ccs]), strict=True):
         cc.q = float(q)
-    return [(cc.verdict, change, len(b)) for cc, (_, b, _, change) in zip(ccs, cases, strict=True)]
+    return [
+        (name, cc.verdict, change, len(b))
+        for cc, (name, b, _, change) in zip(ccs, cases, strict=True)
+    ]
 
 
 class Tally:
-    """Planted changes found and A/A cases flagged over judged comparisons."""
+    """Planted changes found and A/A cases flagged over judged comparisons, in all and per
+    planted case (``per``: id -> [found, planted])."""
 
     def __init__(self) -> None:
         self.found = self.planted = self.flagged = self.null = 0
         self.blocks: list[int] = []
+        self.per: dict[str, list[int]] = {}
 
     def add(self, judged: list[Any]) -> None:
-        for verdict, change, n in judged:
+        for name, verdict, change, n in judged:
             self.blocks.append(n)
             if change:
                 self.planted += 1
                 self.found += verdict == "slower"
+                got = self.per.setdefault(name, [0, 0])
+                got[0] += verdict == "slower"
+                got[1] += 1
             else:
                 self.null += 1
                 self.flagged += verdict in ("slower", "faster")
@@ -228,6 +236,9 @@ def main() -> int:
                 f"{t.found / t.planted:.0%}; A/A flagged {t.flagged}/{t.null} = "
                 f"{t.flagged / t.null:.1%}; {float(np.mean(t.blocks)):.1f} blocks per case"
             )
+            for name, (found, n) in t.per.items():
+                change = next(c for x, _, _, c in model if x == name)
+                print(f"      {name:52} change {100 * change:+.2f}%: found {found / n:.0%}")
     return 0
 
 

@@ -38,6 +38,8 @@ def test_gpu_check_runs_its_quick_suite_and_ab_on_a_cpu(tmp_path: Path) -> None:
     planted = [c for c in data["ab"]["cases"] if "planted_copy" in c["case"]]
     assert {c["expected"] for c in planted} == {"same", "slower 1.0%"}
     assert data["ab"]["planted_found"][1] == 1 and all(c["blocks"] >= 4 for c in planted)
+    (case,) = data["ab"]["planted_by_case"]  # each planted size says what it found
+    assert "planted_copy" in case and data["ab"]["planted_by_case"][case]["of"] == 1
     # How often a transient made a block be timed again, per case (0 on a quiet GPU).
     assert all(isinstance(c["timed_again"], int) for c in data["ab"]["cases"])
     assert "| case |" in (tmp_path / "tables.md").read_text()

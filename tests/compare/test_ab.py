@@ -757,6 +757,9 @@ def test_an_environment_that_cannot_run_the_worker_is_named(
     )
     assert r.exit_code != 0 and "Traceback" not in r.output
     assert "cannot run the benchmark worker" in r.stderr and "--system-site-packages" in r.stderr
+    # What went wrong, in the error's own words: not 300 characters cut out of its traceback.
+    assert "stderr: ImportError: no torch in this environment)" in r.stderr, r.stderr
+    assert 'File "' not in r.stderr, r.stderr
     with Store.open(sqlite_url) as st:
         assert st.reports.comparison_page() == []
 
@@ -1077,3 +1080,21 @@ def test_a_serving_worker_told_to_quit_exits_without_the_interpreters_teardown(
     assert '"done"' in (w.lines.get(timeout=5) or "")
     w.close()
     assert not mark.exists()
+
+
+def test_a_startup_crash_report_names_the_python_error_and_keeps_anything_else() -> None:
+    tb = (
+        'worker crashed (exit code 1); stderr: ame__", mod_spec)\n'
+        '  File "/x/worker.py", line 526, in main\n    device = probe_device(args.device)\n'
+        "             ^^^^^^\nModuleNotFoundError: No module named 'torch'\n"
+    )
+    assert ab._error_line(tb) == (
+        "worker crashed (exit code 1); stderr: ModuleNotFoundError: No module named 'torch'"
+    )
+    # A fault handler's dump ends in frames: nothing to pick, the report stays as it is.
+    dump = (
+        "worker crashed (signal 11); stderr: Fatal Python error: Segmentation fault\n\n"
+        'Current thread 0x7f (most recent call first):\n  File "/x/k.py", line 3 in run\n'
+    )
+    assert ab._error_line(dump) == dump
+    assert ab._error_line("worker crashed (signal 9)") == "worker crashed (signal 9)"

@@ -27,6 +27,9 @@ def test_the_kept_blocks_are_judged_as_on_the_gpu_and_a_design_is_simulated() ->
     assert "4 pairs x 24 fixed blocks: measured found 6/9, A/A 0/21" in r.stdout
     assert "8 pairs x 24 fixed blocks: measured found 3/3, A/A 0/7" in r.stdout
     assert "4 pairs, 8 planned blocks: planted found" in r.stdout
+    # Each planted size on its own line: its change in time is not the 1% more bytes planted.
+    assert "planted_copy[N=16777216]/fp32/planted" in r.stdout.split("simulated, 3")[1]
+    assert "change +0.77%: found" in r.stdout
 
 
 def test_gpu_check_results_are_read_and_a_file_without_blocks_is_refused(tmp_path: Path) -> None:

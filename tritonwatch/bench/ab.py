@@ -146,10 +146,25 @@ def _key(c: Case) -> CaseKey:
     return CaseKey.of(c.operator, c.provider, c.variant, c.shape, c.dtype, c.mode)
 
 
+def _error_line(why: str) -> str:
+    """A worker's crash report with the Python traceback in its stderr cut down to the error it
+    ended with (the first unindented line after its last frame); else unchanged. The report
+    keeps stderr's last 600 characters, which start anywhere inside a traceback."""
+    lines = why.splitlines()
+    frames = [i for i, x in enumerate(lines) if x.lstrip().startswith('File "')]
+    after = (
+        [x for x in lines[frames[-1] + 1 :] if x.strip() and x[0] not in " \t"] if frames else []
+    )
+    if not after:
+        return why
+    head, sep, _ = why.partition("stderr: ")
+    return f"{head}{sep}{after[0].strip()}"
+
+
 def _check_side(env: BuildEnv, fp: dict[str, Any] | None, why: str = "") -> None:
     """The worker really ran ``env``'s Triton (not the host's it could have inherited)."""
     if fp is None:
-        reason = (why or "no worker started")[:300]
+        reason = _error_line(why or "no worker started")[:300]
         raise BenchError(
             f"environment {env.name} cannot run the benchmark worker ({reason}); it needs torch "
             "and tritonwatch too: make it with `tritonwatch env create NAME --triton VERSION "
