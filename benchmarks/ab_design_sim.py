@@ -2,6 +2,7 @@
 
     python benchmarks/ab_design_sim.py                    # the H200 blocks of 2026-11-28
     python benchmarks/ab_design_sim.py --blocks-from OUT/results.json --pairs 4,8 --planned 8,16
+    python benchmarks/ab_design_sim.py --pairs 8,16 --planned 8,16 --plant-each 1
 
 The blocks come from `scripts/gpu-check --fixed-blocks` (every block's log ratio and worker pair
 in its results.json), or from the file kept here (benchmarks/h200-ab-blocks-2026-11-28.json).
@@ -197,6 +198,13 @@ def main() -> int:
     ap.add_argument("--threshold", type=float, default=0.005, help="as gpu-check's A/B: 0.5%%")
     ap.add_argument("--reps", type=int, default=400, help="comparisons simulated per design")
     ap.add_argument("--seed", type=int, default=20261128)
+    ap.add_argument(
+        "--plant-each",
+        type=float,
+        metavar="PCT",
+        help="also plant a PCT%% change into each A/A case's noise in turn (the others stay A/A): "
+        "what each kind of kernel would find",
+    )
     args = ap.parse_args()
     if not args.blocks_from.is_file():
         print(f"ab_design_sim: {args.blocks_from}: no such file", file=sys.stderr)
@@ -239,7 +247,27 @@ def main() -> int:
             for name, (found, n) in t.per.items():
                 change = next(c for x, _, _, c in model if x == name)
                 print(f"      {name:52} change {100 * change:+.2f}%: found {found / n:.0%}")
+    if args.plant_each is not None:
+        plant_each(model, args)
     return 0
+
+
+def plant_each(model: list[tuple[str, float, float, float]], args: argparse.Namespace) -> None:
+    """A change of --plant-each % in each A/A case's measured noise, one case at a time."""
+    change = float(np.log1p(args.plant_each / 100))
+    aa = [m for m in model if not m[3]]
+    designs = [(int(p), int(b)) for p in args.pairs.split(",") for b in args.planned.split(",")]
+    print(
+        f"\na {args.plant_each:g}% change planted into each A/A case in turn, {args.reps} "
+        f"comparisons a design; found by (pairs x planned blocks):"
+    )
+    for name, sw, sb, _ in aa:
+        got = []
+        for pairs, planned in designs:
+            one = [(n, w, b, change if n == name else 0.0) for n, w, b, _ in aa]
+            t = simulate(one, pairs, planned, args.threshold, args.reps, args.seed)
+            got.append(f"{pairs}x{planned} {t.found / t.planted:.0%}")
+        print(f"  {name:52} within {100 * sw:.2f} between {100 * sb:.2f}: {', '.join(got)}")
 
 
 if __name__ == "__main__":

@@ -1,14 +1,23 @@
 """A planted slowdown on a real GPU kernel, for `scripts/gpu-check`'s A/B check.
 
-Operator ``planted_copy`` copies ``N`` fp32 values (a bandwidth-bound kernel, so time is
-proportional to bytes). Provider ``planted`` copies ``N * (1 + TW_PLANTED_SLOWDOWN)`` values
-(the extra values land past the ``N`` that are checked), so an environment that sets the
-variable is that much slower; provider ``steady`` always copies ``N``: its A/B is an A/A.
+Operator ``planted_copy`` copies ``N`` fp32 values (bandwidth-bound: time follows bytes, less
+than in proportion for a short copy: on an H200 the 16 M copy's 1% more bytes was +0.77% in
+time, the 32 M and 64 M ones' +0.96-0.98%). Provider ``planted`` copies
+``N * (1 + TW_PLANTED_SLOWDOWN)`` values (the extra values land past the ``N`` that are
+checked), so an environment that sets the variable is about that much slower; provider
+``steady`` always copies ``N``: its A/B is an A/A.
+
+Operator ``planted_softmax`` is the same with tritonwatch's Triton row softmax (``M`` rows of
+``N`` fp16, ``planted`` runs ``M * (1 + TW_PLANTED_SLOWDOWN)`` rows): on an H200 this kernel's
+timings were the noisiest of the A/B's cases (its worker pairs' offsets 0.2-0.9%), so a change
+planted into it shows what the design finds where finding is hardest.
+
 Loaded as a plugin: ``--plugin gpu_planted:register`` with this folder on ``PYTHONPATH``.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -50,6 +59,41 @@ def _prov(name: str, planted: bool) -> Provider:
     )
 
 
+def _softmax_inputs(shape: dict[str, int], dtype: str, device: str, seed: int) -> dict[str, Any]:
+    g = torch.Generator(device=device).manual_seed(seed)
+    rows = math.ceil(shape["M"] * (1 + MAX_SLOWDOWN))
+    x = torch.randn((rows, shape["N"]), generator=g, device=device, dtype=torch.float32)
+    return {"x": x.to(torch.float16)}
+
+
+def _softmax_prov(name: str, planted: bool) -> Provider:
+    def prepare(inputs: dict[str, Any], case: Case, device: DeviceInfo) -> Prepared:
+        from tritonwatch.ops.bandwidth import softmax_launch
+        from tritonwatch.ops.kernels.bandwidth import softmax_kernel
+
+        x = inputs["x"]
+        m, n = case.shape["M"], case.shape["N"]
+        rows = math.ceil(m * (1 + slowdown())) if planted else m
+        y = torch.empty_like(x)
+        block, warps = softmax_launch(n)
+
+        def fn() -> torch.Tensor:
+            softmax_kernel[(rows,)](
+                x, y, n, x.stride(0), y.stride(0), BLOCK_N=block, num_warps=warps
+            )
+            return y[:m]
+
+        return Prepared(fn, config=lambda: {"rows": rows, "slowdown": rows / m - 1})
+
+    return Provider(
+        "planted_softmax",
+        name,
+        prepare,
+        kind="triton",
+        description=f"Triton row softmax ({name} slowdown)",
+    )
+
+
 def register(reg: Registry) -> None:
     reg.add_operator(
         Operator(
@@ -70,3 +114,19 @@ def register(reg: Registry) -> None:
     )
     reg.add_provider(_prov("steady", False))
     reg.add_provider(_prov("planted", True))
+    reg.add_operator(
+        Operator(
+            name="planted_softmax",
+            family="test",
+            shapes={"smoke": [{"M": 37, "N": 200}], "nightly": [{"M": 4096, "N": 4096}]},
+            dtypes=("fp16",),
+            make_inputs=_softmax_inputs,
+            reference=lambda i, s, d: torch.softmax(i["x"][: s["M"]].float(), dim=-1),
+            flops=lambda s: 5.0 * s["M"] * s["N"],
+            bytes=lambda s, d: 4.0 * s["M"] * s["N"],
+            tolerance={"fp16": 4e-3},
+            description="row softmax (M x N fp16); the planted provider runs more rows",
+        )
+    )
+    reg.add_provider(_softmax_prov("steady", False))
+    reg.add_provider(_softmax_prov("planted", True))

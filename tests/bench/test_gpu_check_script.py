@@ -57,3 +57,33 @@ def test_gpu_check_on_a_machine_without_a_gpu_says_so_in_one_line() -> None:
     )  # fmt: skip
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "no GPU visible" in proc.stderr
+
+
+@needs_interpreter()
+def test_the_planted_softmax_is_correct_and_the_planted_side_runs_more_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gpu-check's planted Triton softmax, under the interpreter (its kernel is not timed on a
+    CPU, but checked): both providers give the reference's rows; the planted one runs 10% more."""
+    from tritonwatch import plugins
+    from tritonwatch.bench.registry import expand, load_suite
+    from tritonwatch.bench.runner import execute
+    from tritonwatch.bench.spec import DeviceInfo
+
+    scripts = str(ROOT / "scripts")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([scripts, os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("TW_PLANTED_SLOWDOWN", "0.1")
+    monkeypatch.syspath_prepend(scripts)
+    suite = tmp_path / "s.toml"
+    suite.write_text('[[cases]]\noperator = "planted_softmax"\nproviders = ["steady", "planted"]\n')
+    cpu = DeviceInfo("cpu", "cpu", interpreter=True)
+    plan = expand(plugins.load(["gpu_planted:register"]), load_suite(str(suite)), cpu)
+    assert len(plan.cases) == 2
+    records, _, interrupted = execute(
+        plan.cases, cpu, budget_ms=1, target_ci=0.5, seed=0, gpus=None,
+        plugins=["gpu_planted:register"],
+    )  # fmt: skip
+    assert not interrupted
+    rows = {r.case.provider: r.extra["config"]["rows"] for r in records}
+    assert all(r.status == "skipped" and r.correct is True for r in records), records
+    assert rows == {"steady": 37, "planted": 41}  # 37 rows, and ceil(37 * 1.1)

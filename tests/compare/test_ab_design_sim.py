@@ -56,3 +56,13 @@ def test_gpu_check_results_are_read_and_a_file_without_blocks_is_refused(tmp_pat
     assert r.returncode != 0 and "no blocks in it" in r.stderr
     r = _run("--blocks-from", str(tmp_path / "missing.json"))
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_a_change_is_planted_into_each_aa_cases_noise_in_turn() -> None:
+    r = _run("--reps", "3", "--pairs", "8", "--planned", "8,16", "--plant-each", "1")
+    assert r.returncode == 0, r.stderr
+    part = r.stdout.split("a 1% change planted into each A/A case in turn")[1]
+    lines = [x for x in part.splitlines() if "within" in x]
+    # The kept file's seven A/A cases (its three planted copies are left out), two designs each.
+    assert len(lines) == 7 and all("8x8 " in x and "8x16 " in x for x in lines), lines
+    assert any(x.lstrip().startswith("softmax[") for x in lines)
