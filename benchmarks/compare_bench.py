@@ -172,18 +172,24 @@ def _command(args: argparse.Namespace, *cmd: str) -> float:
     return took
 
 
+def _slow_python(tmp: Path, slowdown: float) -> Path:
+    """A wrapper 'environment': this Python, whose planted provider spins ``slowdown`` longer."""
+    slow = tmp / "py-slow"
+    slow.write_text(
+        "#!/bin/sh\nexport TW_PLANTED_SLOW_ALWAYS=1\n"
+        f'export TW_PLANTED_SLOWDOWN={slowdown}\nexec {sys.executable} "$@"\n'
+    )
+    slow.chmod(0o755)
+    return slow
+
+
 def _planted(args: argparse.Namespace, store: Any, tmp: Path) -> None:
     """A wrapper 'environment' whose planted provider spins ``--slowdown`` longer."""
     from tritonwatch import settings
     from tritonwatch.bench.ab import ABOptions, run_ab
 
     suite = _install_planted(tmp / "site")
-    slow = tmp / "py-slow"
-    slow.write_text(
-        "#!/bin/sh\nexport TW_PLANTED_SLOW_ALWAYS=1\n"
-        f'export TW_PLANTED_SLOWDOWN={args.slowdown}\nexec {sys.executable} "$@"\n'
-    )
-    slow.chmod(0o755)
+    slow = _slow_python(tmp, args.slowdown)
     hits = n_planted = steady_flag = n_steady = 0
     with settings.scope(budget_ms=args.budget_ms or 100.0, target_ci=0.002):
         for rep in range(args.reps):

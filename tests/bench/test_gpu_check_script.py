@@ -15,6 +15,8 @@ from support.probes import needs_interpreter
 pytest.importorskip("torch")
 pytest.importorskip("triton")
 
+from tritonwatch.bench.blocks import LEVEL_CANDIDATES  # noqa: E402 (after the skips)
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -42,6 +44,22 @@ def test_gpu_check_runs_its_quick_suite_and_ab_on_a_cpu(tmp_path: Path) -> None:
     assert "planted_copy" in case and data["ab"]["planted_by_case"][case]["of"] == 1
     # How often a transient made a block be timed again, per case (0 on a quiet GPU).
     assert all(isinstance(c["timed_again"], int) for c in data["ab"]["cases"])
+    # Every block as timed, under each statistic a block could take of its segments: the ones
+    # that counted are among them (the fastest half, what the verdict takes), and
+    # benchmarks/segment_level_bench.py scores them.
+    for c in planted:
+        timed = c["timed_blocks"]
+        assert len(timed) >= c["blocks"] and set(timed[0]["ratios"]) == set(LEVEL_CANDIDATES)
+        fast = {round(b["ratios"]["fastest half"], 12) for b in timed}
+        assert {round(r, 12) for r in c["block_ratios"]} <= fast
+    bench = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "segment_level_bench.py"),
+         "--from", str(tmp_path / "results.json")],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+    assert bench.returncode == 0, bench.stderr[-2000:]
+    line = next(x for x in bench.stdout.splitlines() if x.strip().startswith("fastest half"))
+    assert "A/A " in line and "planted 1: spread" in line and "found" in line, bench.stdout
     assert "| case |" in (tmp_path / "tables.md").read_text()
     # capture: the launch hook records what the run launched, and blast compiles all of it.
     cap = data["capture"]

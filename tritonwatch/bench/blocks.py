@@ -4,9 +4,10 @@ a round at a time, until the case is decided, out of blocks or out of budget
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,14 @@ EXTEND = 3  # an undecided case may run up to this many times its planned blocks
 # A block one of whose sides disagrees with itself by more than this many times the case's
 # median such disagreement (and by more than half the threshold) is timed again: see _blocks.
 RETIME = 4.0
+# What a block takes of each segment: the mean of its fastest half. Interference (another
+# process, the VM's host taking the core, a core slowing down) only ever adds time to a call and
+# hits some of a segment's calls and not others: the fast half is where the code's own time
+# shows, while the median moves whenever the calls hit come near half. Where the noise is
+# symmetric instead (a GPU's event timings) the fast half's mean spreads a little less than the
+# median (0.26 against 0.27 standard deviations for 20 normal samples). Not the minimum nor a low
+# percentile: they spread more and depend on how many calls a segment held, which differs between
+# a slower build and a faster one. Measured in docs/compare.md, "The fast half of a segment".
 
 # progress(kind, case, info): kind is "case" (info: index, n), "block" (k, decision) or
 # "done" (status, blocks, decision).
@@ -90,17 +99,62 @@ def thinned(segs: Sequence[Sequence[float]], most: int = MAX_SAMPLES) -> list[Se
     return [s[::k] for s in segs]
 
 
+def segment_level(samples: Sequence[float]) -> float:
+    """A segment's time as a block compares it: the mean of its fastest half (of one sample,
+    two or three: the fastest)."""
+    x = np.sort(np.asarray(samples, dtype=np.float64))
+    return float(x[: max(1, len(x) // 2)].mean())
+
+
+# Statistics a block could take of its segments instead, scored on the same blocks against
+# segment_level by benchmarks/segment_level_bench.py (CPU) and scripts/gpu-check (GPU).
+LEVEL_CANDIDATES: dict[str, Callable[[Sequence[float]], float]] = {
+    "median": lambda x: float(np.median(x)),
+    "fastest half": segment_level,
+    "25th percentile": lambda x: float(np.quantile(x, 0.25)),
+    "10th percentile": lambda x: float(np.quantile(x, 0.10)),
+    "minimum": lambda x: float(np.min(x)),
+}
+
+
+def ratios_by_level(
+    segs_a: Sequence[Sequence[float]], segs_b: Sequence[Sequence[float]]
+) -> dict[str, float]:
+    """One block's log time ratio (B over A) under each of LEVEL_CANDIDATES."""
+    return {
+        name: float(np.mean([math.log(level(s)) for s in segs_b]))
+        - float(np.mean([math.log(level(s)) for s in segs_a]))
+        for name, level in LEVEL_CANDIDATES.items()
+    }
+
+
+_RECORDERS: list[list[dict[str, Any]]] = []
+
+
+@contextlib.contextmanager
+def record_blocks() -> Iterator[list[dict[str, Any]]]:
+    """Every block timed inside (those timed again too), as it was timed: its case id, worker
+    pair and log ratio under each of LEVEL_CANDIDATES. For measuring the statistic
+    (benchmarks/segment_level_bench.py, scripts/gpu-check); the comparison does not use it."""
+    seen: list[dict[str, Any]] = []
+    _RECORDERS.append(seen)
+    try:
+        yield seen
+    finally:
+        _RECORDERS.remove(seen)
+
+
 def block_ratio(
     segs_a: Sequence[Sequence[float]], segs_b: Sequence[Sequence[float]]
 ) -> tuple[float, float]:
-    """One block's log time ratio (B over A: mean log segment median, B's minus A's), and how
-    far a build disagreed with itself in it: the larger, over the two sides, of the spread of
-    its log segment medians.
+    """One block's log time ratio (B over A: the mean log :func:`segment_level`, B's minus
+    A's), and how far a build disagreed with itself in it: the larger, over the two sides, of
+    the spread of its log segment levels.
 
     The second does not depend on how the builds differ (both segments of a side time the same
     code on the same inputs), only on what changed in the machine during the block.
     """
-    logs = [[math.log(float(np.median(s))) for s in segs] for segs in (segs_a, segs_b)]
+    logs = [[math.log(segment_level(s)) for s in segs] for segs in (segs_a, segs_b)]
     ratio = sum(logs[1]) / len(logs[1]) - sum(logs[0]) / len(logs[0])
     return ratio, max(max(side) - min(side) for side in logs)
 
@@ -289,6 +343,10 @@ def _block(
         segs[side].append(samples)
         cr.segments[side].append(samples)  # kept even if the block is not completed
         cr.spent_ms += float(ev.get("elapsed_ms") or 0.0)
+    if _RECORDERS:
+        seen = {"case": cr.case.id, "pair": pair, "ratios": ratios_by_level(segs["A"], segs["B"])}
+        for rec in _RECORDERS:
+            rec.append(seen)
     return block_ratio(segs["A"], segs["B"])
 
 

@@ -29,9 +29,9 @@ from .spec import Case, DeviceInfo, load_cases, load_timer_hints
 
 _TRITON_KINDS = ("triton",)
 SEGMENT_MIN_SAMPLES = 2  # an A/B segment of a slow kernel: two calls still give its level
-# An A/B segment of a fast kernel stops at this many samples: its median is then known far
-# better than blocks differ from each other (new inputs, drift, the worker pair), so more
-# samples would buy the verdict nothing (docs/compare.md, step 4 of the method).
+# An A/B segment of a fast kernel stops at this many samples: its level (blocks.segment_level)
+# is then known far better than blocks differ from each other (new inputs, drift, the worker
+# pair), so more samples would buy the verdict nothing (docs/compare.md, step 4 of the method).
 SEGMENT_MAX_SAMPLES = 100
 
 
