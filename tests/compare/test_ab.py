@@ -222,6 +222,7 @@ def test_cases_one_at_a_time_in_random_abba_blocks_over_worker_pairs_with_one_ti
     assert ra.build_info["triton"]["version"] == "3.8.0"
     assert rb.build_info["triton"]["version"] == "3.9.0"
     assert ra.info["compare"]["side"] == "A" and "ABBA" in rb.info["compare"]["design"]
+    assert "each segment by its fastest half" in rb.info["compare"]["design"]  # the statistic
     assert ra.info["suite_version"] == rb.info["suite_version"]
     times = [r for r in rb.results if r.metric == "time"]
     assert times[0].n == 4 * 2 * 20 and times[0].extra["segments"] == [20] * 8

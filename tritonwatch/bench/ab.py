@@ -8,7 +8,8 @@ Cases are taken one at a time, in the seed's shuffled order: every worker prepar
 (compile, check, warm up; one timer for all), then it is timed in blocks of four short segments,
 ``ABBA`` or ``BAAB`` at random per block, each block on one pair and on new inputs placed anew
 in memory (placement moves a kernel's time by up to ~2% on an H200). A round gives every pair
-one block. A block's log time ratio (the mean of B's two segment medians over A's, in logs)
+one block. A block's log time ratio (B's two segments over A's, each by the mean of its fastest
+half, in logs: :func:`tritonwatch.bench.blocks.segment_level`)
 cancels drift that is linear over the block; each pair's mean is one unit of the test, because
 a worker process keeps an offset of its own for as long as it lives (up to ~4% on a CPU in
 A/A), and the spread *between* pairs is what the verdict is tested against
@@ -265,7 +266,11 @@ def _run_ab(
         # on the blocks' number, not their length (docs/compare.md, step 4 of the method).
         budget /= 2
     version = suite_version(p.cases)
-    design = f"ABBA blocks ({opts.blocks} planned per case, order random per block)"
+    # The statistic goes in the stored design: comparisons before 2026-11-28 took segment medians.
+    design = (
+        f"ABBA blocks ({opts.blocks} planned per case, order random per block; "
+        "each segment by its fastest half)"
+    )
     pairs = len(crew.workers["A"])
     if pairs > 1:
         design += f", {pairs} worker pairs"
