@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import compare_bench  # noqa: E402 (the planted plugin and its wrapper Python)
 
+from tritonwatch.analysis.compare import BlockStats, units  # noqa: E402
 from tritonwatch.bench.blocks import LEVEL_CANDIDATES, record_blocks  # noqa: E402
 
 Cases = dict[tuple[int, str], list[dict[str, Any]]]  # (comparison, case id) -> its blocks
@@ -41,17 +41,13 @@ Cases = dict[tuple[int, str], list[dict[str, Any]]]  # (comparison, case id) -> 
 
 def _score(blocks: list[dict[str, Any]], level: str) -> tuple[float, float, float, float] | None:
     """A case's mean log ratio, its p, its minimum detectable change and its blocks' spread,
-    over pair units as the verdict takes them."""
+    over pair units as the verdict takes them (analysis.compare's units and BlockStats)."""
     lr = np.array([b["ratios"][level] for b in blocks])
-    g = np.array([b["pair"] for b in blocks])
-    u = np.array([lr[g == j].mean() for j in np.unique(g)])
+    u = units(lr, [b["pair"] for b in blocks])
     if len(u) < 2:
         return None
-    se = u.std(ddof=1) / np.sqrt(len(u))
-    df = len(u) - 1
-    p = 2 * stats.t.sf(abs(u.mean() / se), df) if se > 0 else 1.0
-    mde = float(np.expm1((stats.t.ppf(0.975, df) + stats.t.ppf(0.8, df)) * se))
-    return float(u.mean()), float(p), mde, float(lr.std(ddof=1))
+    st = BlockStats.of(u)
+    return st.mean, st.p, st.mde(), float(lr.std(ddof=1))
 
 
 def _report(title: str, cases: Cases, kinds: dict[tuple[int, str], str], threshold: float) -> None:

@@ -488,7 +488,7 @@ def test_too_noisy_cases_come_with_what_would_decide_them(
     assert f"only one above {mde[1]:.1%} (median case)" in hint  # the headline says it
     assert "(--workers 8) and blocks (--blocks 16)" in hint
     assert f"(--threshold {math.ceil(mde[1] * 100)}%)" in hint  # rounded up: what it can tell
-    fake_live.noise = 0.05
+    fake_live.noise = 0.002
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0 and "too noisy for" not in r.output, r.output
     assert "only one above" not in r.output

@@ -24,14 +24,6 @@ EXTEND = 3  # an undecided case may run up to this many times its planned blocks
 # A block one of whose sides disagrees with itself by more than this many times the case's
 # median such disagreement (and by more than half the threshold) is timed again: see _blocks.
 RETIME = 4.0
-# What a block takes of each segment: the mean of its fastest half. Interference (another
-# process, the VM's host taking the core, a core slowing down) only ever adds time to a call and
-# hits some of a segment's calls and not others: the fast half is where the code's own time
-# shows, while the median moves whenever the calls hit come near half. Where the noise is
-# symmetric instead (a GPU's event timings) the fast half's mean spreads a little less than the
-# median (0.26 against 0.27 standard deviations for 20 normal samples). Not the minimum nor a low
-# percentile: they spread more and depend on how many calls a segment held, which differs between
-# a slower build and a faster one. Measured in docs/compare.md, "The fast half of a segment".
 
 # progress(kind, case, info): kind is "case" (info: index, n), "block" (k, decision) or
 # "done" (status, blocks, decision).
@@ -101,7 +93,17 @@ def thinned(segs: Sequence[Sequence[float]], most: int = MAX_SAMPLES) -> list[Se
 
 def segment_level(samples: Sequence[float]) -> float:
     """A segment's time as a block compares it: the mean of its fastest half (of one sample,
-    two or three: the fastest)."""
+    two or three: the fastest).
+
+    Interference (another process, the VM's host taking the core, a core slowing down) only
+    ever adds time to a call and hits some of a segment's calls and not others: the fast half
+    is where the code's own time shows, while the median moves whenever the share of calls hit
+    nears half. Where the noise is symmetric instead (a GPU's event timings) the fast half's
+    mean spreads a little less than the median (0.26 against 0.27 standard deviations for 20
+    normal samples). Not the minimum nor a low percentile: they spread more and depend on how
+    many calls a segment held, which differs between a slower build and a faster one.
+    Measured in docs/compare.md, "The fast half of a segment".
+    """
     x = np.sort(np.asarray(samples, dtype=np.float64))
     return float(x[: max(1, len(x) // 2)].mean())
 
@@ -122,10 +124,15 @@ def ratios_by_level(
 ) -> dict[str, float]:
     """One block's log time ratio (B over A) under each of LEVEL_CANDIDATES."""
     return {
-        name: float(np.mean([math.log(level(s)) for s in segs_b]))
-        - float(np.mean([math.log(level(s)) for s in segs_a]))
+        name: float(np.mean(_log_levels(segs_b, level)) - np.mean(_log_levels(segs_a, level)))
         for name, level in LEVEL_CANDIDATES.items()
     }
+
+
+def _log_levels(
+    segs: Sequence[Sequence[float]], level: Callable[[Sequence[float]], float] = segment_level
+) -> list[float]:
+    return [math.log(level(s)) for s in segs]
 
 
 _RECORDERS: list[list[dict[str, Any]]] = []
@@ -154,7 +161,7 @@ def block_ratio(
     The second does not depend on how the builds differ (both segments of a side time the same
     code on the same inputs), only on what changed in the machine during the block.
     """
-    logs = [[math.log(segment_level(s)) for s in segs] for segs in (segs_a, segs_b)]
+    logs = [_log_levels(segs_a), _log_levels(segs_b)]
     ratio = sum(logs[1]) / len(logs[1]) - sum(logs[0]) / len(logs[0])
     return ratio, max(max(side) - min(side) for side in logs)
 
